@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+// The `vouch` command. Each subcommand loads and validates the configuration, does one job and
+// exits non-zero with a clear message on failure.
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
+import { createLogger, type Logger } from '../config/logger.js';
+import { imageLimits, openCore, startServer } from '../main.js';
+import { HashPool } from '../scanning/hash-pool.js';
+import { Sweeper } from '../scanning/sweep.js';
+import { HashListError, parseHashList } from '../verdicts/hash-list.js';
+import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
+
+class CliError extends Error {}
+
+function settings(command: Command): { config: Config; logger: Logger } {
+  const opts = command.optsWithGlobals<{ config?: string; dataDir?: string }>();
+  const config = loadConfig(process.env, { configFile: opts.config, dataDir: opts.dataDir });
+  // Commands print their results on stdout; logs go to stderr so the two never mix.
+  const logger = createLogger({ logLevel: command.name() === 'serve' ? config.logLevel : 'warn' }, command.name() === 'serve' ? process.stdout : process.stderr);
+  return { config, logger };
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function label(value: string): Label {
+  if (!isLabel(value)) throw new InvalidArgumentError('must be one of csam, sexual, gore, hate, spam, ok');
+  return value;
+}
+
+function algorithm(value: string): Algorithm {
+  if (!isAlgorithm(value)) throw new InvalidArgumentError('must be pdq, sha256 or phash64');
+  return value;
+}
+
+function confidence(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('must be a number from 0 to 1');
+  return n;
+}
+
+/** A progress bar with rate and ETA on a terminal; nothing at all when stderr is not one. */
+function progressBar(unit: string) {
+  if (!process.stderr.isTTY) return { update: () => {}, stop: () => {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `{bar} {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`,
+      etaBuffer: 200,
+      hideCursor: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = performance.now();
+  let running = false;
+  return {
+    update(done: number, total: number | undefined) {
+      if (!running) {
+        bar.start(total ?? 0, 0, { rate: '0' });
+        running = true;
+      }
+      if (total !== undefined) bar.setTotal(total);
+      const seconds = (performance.now() - started) / 1000;
+      bar.update(done, { rate: seconds > 0 ? (done / seconds).toFixed(1) : '0' });
+    },
+    stop() {
+      if (running) bar.stop();
+    },
+  };
+}
+
+const program = new Command()
+  .name('vouch')
+  .description('Federated hash-attestation server for fediverse admins.')
+  .option('-c, --config <file>', 'JSON config file (also VOUCH_CONFIG)')
+  .option('--data-dir <dir>', 'data directory for the embedded database (also VOUCH_DATA_DIR; default ./data)')
+  .addHelpText('after', `\nEnvironment variables: ${ENVIRONMENT_VARIABLES.join(', ')}.\nSee docs/operator-guide.md for each one.`)
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the HTTP server (API, health check) until SIGTERM/SIGINT')
+  .action(async (_opts, command: Command) => {
+    const { config, logger } = settings(command);
+    const server = await startServer(config, logger);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      await server.close();
+      logger.info('stopped');
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+
+program
+  .command('hash')
+  .description('print the hashes of image files, one JSON object per line')
+  .argument('<files...>', 'image files')
+  .action(async (files: string[], _opts, command: Command) => {
+    const { config } = settings(command);
+    const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? 64));
+    let failed = 0;
+    try {
+      // Hash in parallel, print in the order given.
+      const outcomes = files.map((file) => pool.hashFile(file));
+      for (const [i, pending] of outcomes.entries()) {
+        const outcome = await pending;
+        if (outcome.ok) {
+          const h = outcome.hashes;
+          process.stdout.write(
+            `${JSON.stringify({ file: files[i], sha256: h.sha256, pdq: h.pdq, pdq_quality: h.pdqQuality, phash64: h.phash64, pipeline: h.pipeline })}\n`,
+          );
+        } else {
+          failed++;
+          process.stderr.write(`vouch hash: ${files[i]}: ${outcome.message}\n`);
+          process.stdout.write(`${JSON.stringify({ file: files[i], error: { code: outcome.code, message: outcome.message } })}\n`);
+        }
+      }
+    } finally {
+      await pool.close();
+    }
+    if (failed > 0) process.exitCode = 1;
+  });
+
+program
+  .command('scan')
+  .description('sweep a directory tree: hash, record and look up every file; resumes where it stopped')
+  .argument('<dir>', 'directory to sweep (e.g. the pict-rs files directory)')
+  .option('-r, --report <file>', 'append the JSONL report here instead of stdout')
+  .option('-q, --quarantine <dir>', 'move files matching an abuse verdict here (kept, with a metadata sidecar)')
+  .option('--delete-matches', 'DELETE files matching an abuse verdict instead of quarantining them (destroys evidence)')
+  .option('--threads <n>', 'hashing threads (default: all cores)', positiveInteger)
+  .option('--source <name>', 'source name recorded with each media row')
+  .action(async (dir: string, opts: { report?: string; quarantine?: string; deleteMatches?: boolean; threads?: number; source?: string }, command: Command) => {
+    if (opts.quarantine && opts.deleteMatches) throw new CliError('choose --quarantine or --delete-matches, not both');
+    const { config, logger } = settings(command);
+    const core = await openCore(config, logger);
+    const pool = new HashPool(imageLimits(config), opts.threads ?? config.hashThreads);
+    const out = opts.report ? createWriteStream(opts.report, { flags: 'a' }) : process.stdout;
+    const bar = progressBar('files');
+    try {
+      const sweeper = new Sweeper(core.store.db, core.verdicts, pool);
+      const summary = await sweeper.sweep({
+        root: dir,
+        quarantineDir: opts.quarantine,
+        deleteMatches: opts.deleteMatches,
+        source: opts.source,
+        report: (line) => {
+          if (!out.write(`${JSON.stringify(line)}\n`)) return new Promise((r) => out.once('drain', () => r()));
+        },
+        progress: (done, total) => bar.update(done, total),
+      });
+      bar.stop();
+      process.stderr.write(
+        `vouch scan: ${summary.files} files: ${summary.unknown} unknown, ${summary.matched} matched, ` +
+          `${summary.quarantined} quarantined, ${summary.deleted} deleted, ${summary.errors} errors, ${summary.skipped} already done\n`,
+      );
+    } finally {
+      bar.stop();
+      if (out !== process.stdout) await new Promise<void>((r) => out.end(() => r()));
+      await pool.close();
+      await core.close();
+    }
+  });
+
+program
+  .command('import-hashes')
+  .description('import a hash list (one pdq/sha256 hash per line, optional label and confidence columns) as local verdicts')
+  .argument('<file>', 'the list; lines are HASH[,LABEL[,CONFIDENCE]] where HASH is pdq:HEX, sha256:HEX or bare HEX with --algorithm')
+  .addOption(new Option('-a, --algorithm <name>', 'algorithm of bare hashes (pdq, sha256, phash64)').argParser(algorithm))
+  .addOption(new Option('-l, --label <label>', 'label of lines without one').argParser(label))
+  .addOption(new Option('--confidence <p>', 'confidence of lines without one (default 1)').argParser(confidence))
+  .option('--source <name>', 'where the list came from (default: hashlist:<file name>)')
+  .action(async (file: string, opts: { algorithm?: Algorithm; label?: Label; confidence?: number; source?: string }, command: Command) => {
+    const { config, logger } = settings(command);
+    const text = await readFile(file, 'utf8').catch((err: Error) => {
+      throw new CliError(`cannot read ${file}: ${err.message}`);
+    });
+    const entries = parseHashList(text, opts);
+    const core = await openCore(config, logger);
+    try {
+      const result = await core.verdicts.importHashList(entries, opts.source ?? `hashlist:${basename(file)}`);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    } finally {
+      await core.close();
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const known = err instanceof CliError || err instanceof ConfigError || err instanceof HashListError;
+  process.stderr.write(`vouch: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 2;
+}

@@ -1,0 +1,122 @@
+// Configuration: an optional JSON file (VOUCH_CONFIG or --config) overlaid by environment
+// variables, validated once at start so a typo fails loudly instead of half-working.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+
+const configSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./data'),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    databaseSchema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
+      .optional(),
+    redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: port.default(8080),
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    adminToken: z
+      .string()
+      .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)')
+      .optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    limits: z
+      .object({
+        maxUploadBytes: positiveInt.default(50 * 1024 * 1024),
+        maxPixels: positiveInt.default(100_000_000),
+        maxFrames: positiveInt.default(1_000),
+      })
+      .prefault({}),
+    hashThreads: positiveInt.max(256).optional(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema> & { publicUrl: string };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+// Environment variable -> config path. Only these are read: an unknown VOUCH_* variable is ignored
+// rather than guessed at.
+const ENV_KEYS: Record<string, string[]> = {
+  VOUCH_DATA_DIR: ['dataDir'],
+  DATABASE_URL: ['databaseUrl'],
+  VOUCH_DATABASE_SCHEMA: ['databaseSchema'],
+  REDIS_URL: ['redisUrl'],
+  VOUCH_HOST: ['host'],
+  VOUCH_PORT: ['port'],
+  VOUCH_PUBLIC_URL: ['publicUrl'],
+  VOUCH_ADMIN_TOKEN: ['adminToken'],
+  VOUCH_LOG_LEVEL: ['logLevel'],
+  VOUCH_MAX_UPLOAD_BYTES: ['limits', 'maxUploadBytes'],
+  VOUCH_MAX_PIXELS: ['limits', 'maxPixels'],
+  VOUCH_MAX_FRAMES: ['limits', 'maxFrames'],
+  VOUCH_HASH_THREADS: ['hashThreads'],
+};
+
+/** The environment variables Vouch reads, for `--help` and the docs. */
+export const ENVIRONMENT_VARIABLES = Object.keys(ENV_KEYS);
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const child = node[key];
+    node[key] = typeof child === 'object' && child !== null ? child : {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Loads and validates the configuration. `overrides` (from CLI flags) win over the environment,
+ * which wins over the file. Errors name every bad field at once, never a secret's value.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Record<string, unknown> = {},
+): Config {
+  const filePath = (overrides.configFile as string | undefined) ?? env.VOUCH_CONFIG;
+  const raw: Record<string, unknown> = filePath ? readConfigFile(resolve(filePath)) : {};
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key !== 'configFile' && value !== undefined) setPath(raw, key.split('.'), value);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = result.data;
+  const publicUrl = (config.publicUrl ?? `http://${config.host}:${config.port}`).replace(/\/+$/, '');
+  return { ...config, publicUrl };
+}

@@ -1,0 +1,28 @@
+// Structured JSON logs (pino). Secrets are redacted by path so a logged request or config object
+// can never leak a token or a key.
+import { pino, type Logger } from 'pino';
+import type { Config } from './index.js';
+
+export type { Logger } from 'pino';
+
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers.signature',
+  'res.headers["set-cookie"]',
+  'adminToken',
+  'config.adminToken',
+  'databaseUrl',
+  'config.databaseUrl',
+  'redisUrl',
+  'config.redisUrl',
+  '*.privateKey',
+  '*.privatePem',
+];
+
+export function createLogger(config: Pick<Config, 'logLevel'>, destination: NodeJS.WritableStream = process.stdout): Logger {
+  return pino(
+    { level: config.logLevel, base: { service: 'vouch' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    destination as pino.DestinationStream,
+  );
+}

@@ -1,0 +1,209 @@
+// The HTTP API. Every error leaves as {"error": {"code", "message"}} with a 4xx/5xx status; input
+// is checked before it is used; request bodies are size-capped before they are read.
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../config/logger.js';
+import type { Store } from '../store/index.js';
+import { pingStore } from '../store/index.js';
+import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
+import { HashListError, parseHashList } from '../verdicts/hash-list.js';
+import type { HashPool } from '../scanning/hash-pool.js';
+import { recordMedia } from '../scanning/media.js';
+import { MAX_PDQ_DISTANCE } from '../matching/matcher.js';
+import { isAlgorithm, isLabel, parseDigest } from '../../shared/vocab/verdict.js';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  verdicts: VerdictService;
+  hashPool: HashPool;
+}
+
+/** An error the client caused or should see, with its HTTP status and a stable code. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
+
+function verdictJson(v: VerdictMatch) {
+  return {
+    id: v.uri,
+    issuer: v.issuer,
+    local: v.local,
+    label: v.label,
+    confidence: v.confidence,
+    method: v.method,
+    classifier: v.classifier,
+    source: v.source,
+    published: v.published,
+    expires: v.expires,
+    supersedes: v.supersedes,
+    subjects: v.subjects,
+    matched_by: v.matchedBy,
+    distance: v.distance,
+  };
+}
+
+function singleQuery(req: Request, name: string): string | undefined {
+  const value = req.query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new HttpError(400, 'bad_query', `query parameter "${name}" must be given once`);
+  return value;
+}
+
+function requireAdmin(config: Config) {
+  const expected = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : undefined;
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (!expected) {
+      return next(new HttpError(503, 'admin_disabled', 'admin API is disabled: set VOUCH_ADMIN_TOKEN'));
+    }
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer (.+)$/.exec(header);
+    // Compare digests, not strings: constant time whatever the presented length.
+    const presented = createHash('sha256').update(match?.[1] ?? '').digest();
+    if (!match || !timingSafeEqual(presented, expected)) {
+      return next(new HttpError(401, 'unauthorized', 'a valid admin bearer token is required'));
+    }
+    next();
+  };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { config, logger, store, verdicts, hashPool } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const id = randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      autoLogging: { ignore: (req) => req.url === '/healthz' },
+    }),
+  );
+
+  app.get('/healthz', async (_req, res) => {
+    try {
+      await pingStore(store);
+      res.json({ status: 'ok', store: store.kind, index: verdicts.matcher.size });
+    } catch {
+      res.status(503).json({ status: 'unavailable', store: store.kind });
+    }
+  });
+
+  const imageBody = express.raw({ type: () => true, limit: config.limits.maxUploadBytes });
+
+  app.post('/api/v1/hash', imageBody, async (req, res) => {
+    const body = req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) {
+      throw new HttpError(400, 'empty', 'request body must hold the image bytes');
+    }
+    const outcome = await hashPool.hashBytes(body);
+    if (!outcome.ok) throw new HttpError(REJECTION_STATUS[outcome.code] ?? 422, outcome.code, outcome.message);
+    const h = outcome.hashes;
+    if (singleQuery(req, 'record') === 'true') await recordMedia(store.db, h, outcome.byteSize, 'api');
+    res.json({
+      sha256: h.sha256,
+      pdq: h.pdq,
+      pdq_quality: h.pdqQuality,
+      phash64: h.phash64,
+      pipeline: h.pipeline,
+      width: h.width,
+      height: h.height,
+    });
+  });
+
+  app.get('/api/v1/verdicts', async (req, res) => {
+    const pdqHex = singleQuery(req, 'pdq');
+    const shaHex = singleQuery(req, 'sha256');
+    if (!pdqHex && !shaHex) throw new HttpError(400, 'bad_query', 'give pdq=HEX or sha256=HEX');
+    const maxRaw = singleQuery(req, 'max_distance');
+    const maxDistance = maxRaw === undefined ? MAX_PDQ_DISTANCE : Number(maxRaw);
+    if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > MAX_PDQ_DISTANCE) {
+      throw new HttpError(400, 'bad_query', `max_distance must be an integer from 0 to ${MAX_PDQ_DISTANCE}`);
+    }
+    let pdq: Uint8Array | undefined;
+    let sha256: Uint8Array | undefined;
+    try {
+      if (pdqHex) pdq = parseDigest('pdq', pdqHex);
+      if (shaHex) sha256 = parseDigest('sha256', shaHex);
+    } catch (err) {
+      throw new HttpError(400, 'bad_hash', (err as Error).message);
+    }
+    const matches = await verdicts.find({ pdq: pdq ? [pdq] : undefined, sha256, maxDistance });
+    res.json({ matches: matches.map(verdictJson) });
+  });
+
+  const admin = express.Router();
+  admin.use(requireAdmin(config));
+  admin.post(
+    '/hashes',
+    express.text({ type: ['text/plain', 'text/csv'], limit: '64mb' }),
+    async (req, res) => {
+      if (typeof req.body !== 'string') {
+        throw new HttpError(415, 'unsupported_media_type', 'send the hash list as text/plain or text/csv');
+      }
+      const algorithm = singleQuery(req, 'algorithm');
+      const label = singleQuery(req, 'label');
+      const confidenceRaw = singleQuery(req, 'confidence');
+      if (algorithm !== undefined && !isAlgorithm(algorithm)) throw new HttpError(400, 'bad_query', `unknown algorithm "${algorithm}"`);
+      if (label !== undefined && !isLabel(label)) throw new HttpError(400, 'bad_query', `unknown label "${label}"`);
+      const confidence = confidenceRaw === undefined ? undefined : Number(confidenceRaw);
+      if (confidence !== undefined && !(confidence >= 0 && confidence <= 1)) {
+        throw new HttpError(400, 'bad_query', 'confidence must be a number from 0 to 1');
+      }
+      const source = singleQuery(req, 'source') ?? 'hashlist:api';
+      let entries;
+      try {
+        entries = parseHashList(req.body, { algorithm, label, confidence });
+      } catch (err) {
+        if (err instanceof HashListError) throw new HttpError(400, 'bad_hash_list', err.message);
+        throw err;
+      }
+      const result = await verdicts.importHashList(entries, source.slice(0, 200));
+      res.status(201).json(result);
+    },
+  );
+  app.use('/api/v1/admin', admin);
+
+  app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
+
+  // Express 5 forwards rejected promises from async handlers here.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let status = 500;
+    let code = 'internal';
+    let message = 'internal error';
+    if (err instanceof HttpError) {
+      ({ status, code, message } = err);
+    } else if (typeof err === 'object' && err !== null && 'type' in err && 'status' in err) {
+      // body-parser errors: too large, malformed, bad charset.
+      const e = err as { type: string; status: number; message: string };
+      status = e.status;
+      code = e.type === 'entity.too.large' ? 'too_large' : e.type.replace(/\W+/g, '_');
+      message = e.type === 'entity.too.large' ? `request body exceeds ${config.limits.maxUploadBytes} bytes` : e.message;
+    } else if (err instanceof Error && /queue is at limit/i.test(err.message)) {
+      status = 503;
+      code = 'busy';
+      message = 'hashing queue is full, retry shortly';
+      res.setHeader('retry-after', '1');
+    }
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    res.status(status).json({ error: { code, message } });
+  });
+
+  return app;
+}

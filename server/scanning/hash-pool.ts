@@ -1,0 +1,45 @@
+// A pool of worker threads for hashing, so decoding never blocks the event loop and a sweep uses
+// every core. piscina does the pooling; the worker is hash-worker.ts compiled next to this file.
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import type { ImageLimits } from '../../shared/hashing/index.js';
+import type { HashOutcome, HashTask } from './hash-worker.js';
+
+export type { HashOutcome } from './hash-worker.js';
+
+export class HashPool {
+  private readonly pool: Piscina<HashTask, HashOutcome>;
+
+  constructor(private readonly limits: ImageLimits, threads = availableParallelism()) {
+    this.pool = new Piscina({
+      filename: new URL('./hash-worker.js', import.meta.url).href,
+      minThreads: 1,
+      maxThreads: threads,
+      // Each task holds one decoded image (<= 512 px after normalisation, but the original bytes
+      // too): a short queue bounds memory when producers are faster than the workers.
+      maxQueue: threads * 4,
+      idleTimeout: 30_000,
+    });
+  }
+
+  get threads(): number {
+    return this.pool.options.maxThreads;
+  }
+
+  /** True while the queue is full; producers should wait for a completion before submitting. */
+  get saturated(): boolean {
+    return this.pool.queueSize >= this.pool.options.maxQueue;
+  }
+
+  hashFile(path: string): Promise<HashOutcome> {
+    return this.pool.run({ kind: 'file', path, limits: this.limits });
+  }
+
+  hashBytes(bytes: Uint8Array): Promise<HashOutcome> {
+    return this.pool.run({ kind: 'bytes', bytes, limits: this.limits });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}

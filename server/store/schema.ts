@@ -1,0 +1,86 @@
+// Row types for Kysely, mirroring migrations/. bytea arrives as Buffer from pg and Uint8Array from
+// PGlite: both are Uint8Array. jsonb is written as a JSON string (pg would turn JS arrays into
+// PostgreSQL arrays) and read back parsed.
+import type { ColumnType, Generated } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface MediaTable {
+  id: Generated<number>;
+  sha256: Uint8Array;
+  pdq: Uint8Array | null;
+  pdq_quality: number | null;
+  phash64: Uint8Array | null;
+  pipeline: string;
+  width: number | null;
+  height: number | null;
+  byte_size: number;
+  source: string;
+  first_seen: Timestamp;
+  last_seen: Timestamp;
+  seen_count: Generated<number>;
+}
+
+export interface VerdictTable {
+  id: Generated<number>;
+  uri: string;
+  issuer: string;
+  is_local: boolean;
+  label: string;
+  confidence: number;
+  method: string;
+  classifier: string | null;
+  source: string | null;
+  published: Timestamp;
+  expires: Timestamp | null;
+  supersedes: string | null;
+  retracted_at: Timestamp | null;
+  received_at: Timestamp;
+  document: Json<unknown> | null;
+}
+
+export interface VerdictSubjectTable {
+  verdict_id: number;
+  algorithm: string;
+  digest: Uint8Array;
+  quality: number | null;
+}
+
+export interface PeerTable {
+  id: Generated<number>;
+  actor_uri: string;
+  inbox: string | null;
+  shared_inbox: string | null;
+  state: Generated<string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SweepFileTable {
+  root: string;
+  path: string;
+  byte_size: number;
+  mtime_ms: number;
+  sha256: Uint8Array | null;
+  status: string;
+  error: string | null;
+  handled_at: Timestamp;
+}
+
+export interface DecisionTable {
+  id: Generated<number>;
+  media_id: number;
+  outcome: string;
+  explanation: Json<unknown>;
+  created_at: Timestamp;
+}
+
+export interface Database {
+  media: MediaTable;
+  verdicts: VerdictTable;
+  verdict_subjects: VerdictSubjectTable;
+  peers: PeerTable;
+  sweep_files: SweepFileTable;
+  decisions: DecisionTable;
+}

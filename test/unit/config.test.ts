@@ -1,0 +1,54 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../server/config/index.js';
+import { tempDir } from '../helpers/services.js';
+
+describe('config', () => {
+  it('has working defaults', () => {
+    const config = loadConfig({});
+    expect(config.dataDir).toBe('./data');
+    expect(config.port).toBe(8080);
+    expect(config.publicUrl).toBe('http://127.0.0.1:8080');
+    expect(config.limits.maxPixels).toBe(100_000_000);
+    expect(config.databaseUrl).toBeUndefined();
+  });
+
+  it('reads the environment over the file, and flags over both', () => {
+    const dir = tempDir();
+    const file = join(dir, 'vouch.json');
+    writeFileSync(file, JSON.stringify({ port: 9000, host: '0.0.0.0', limits: { maxFrames: 10 } }));
+    const config = loadConfig({ VOUCH_CONFIG: file, VOUCH_PORT: '9100', VOUCH_MAX_PIXELS: '1000' }, { dataDir: '/srv/vouch' });
+    expect(config.port).toBe(9100);
+    expect(config.host).toBe('0.0.0.0');
+    expect(config.limits).toMatchObject({ maxFrames: 10, maxPixels: 1000 });
+    expect(config.dataDir).toBe('/srv/vouch');
+  });
+
+  it('names every bad field, and never echoes a secret', () => {
+    const secret = 'short-secret';
+    let error: unknown;
+    try {
+      loadConfig({ VOUCH_PORT: '70000', DATABASE_URL: 'mysql://x', VOUCH_ADMIN_TOKEN: secret });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/port/);
+    expect(message).toMatch(/databaseUrl: must be a postgres/);
+    expect(message).toMatch(/adminToken: must be at least 32 characters/);
+    expect(message).not.toContain(secret);
+  });
+
+  it('rejects unknown keys in the file and files that are not JSON objects', () => {
+    const dir = tempDir();
+    const typo = join(dir, 'typo.json');
+    writeFileSync(typo, JSON.stringify({ prot: 80 }));
+    expect(() => loadConfig({ VOUCH_CONFIG: typo })).toThrow(/Unrecognized key.*prot/);
+    const notJson = join(dir, 'bad.json');
+    writeFileSync(notJson, '{ port: ');
+    expect(() => loadConfig({ VOUCH_CONFIG: notJson })).toThrow(/not valid JSON/);
+    expect(() => loadConfig({ VOUCH_CONFIG: join(dir, 'missing.json') })).toThrow(/cannot read config file/);
+  });
+});
