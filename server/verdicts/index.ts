@@ -89,7 +89,7 @@ export class VerdictService {
   ) {}
 
   /** Loads every live subject into the matcher; run once at start. */
-  async loadIndex(): Promise<void> {
+  async loadIndex(pageSize = LOAD_PAGE): Promise<void> {
     const builder = this.matcher.rebuild();
     // Keyset pagination over the primary key (verdict_id, algorithm, digest).
     let after: { id: number; algorithm: string; digest: Uint8Array } | undefined;
@@ -106,9 +106,9 @@ export class VerdictService {
           eb(eb.refTuple('s.verdict_id', 's.algorithm', 's.digest'), '>', eb.tuple(key.id, key.algorithm, key.digest)),
         );
       }
-      const page = await query.orderBy('s.verdict_id').orderBy('s.algorithm').orderBy('s.digest').limit(LOAD_PAGE).execute();
+      const page = await query.orderBy('s.verdict_id').orderBy('s.algorithm').orderBy('s.digest').limit(pageSize).execute();
       for (const r of page) builder.push(r.verdict_id, { algorithm: r.algorithm, digest: r.digest, quality: r.quality });
-      if (page.length < LOAD_PAGE) break;
+      if (page.length < pageSize) break;
       const last = page[page.length - 1];
       after = { id: last.verdict_id, algorithm: last.algorithm, digest: last.digest };
     }

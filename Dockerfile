@@ -1,0 +1,24 @@
+# Build stage: full dependencies, TypeScript compiled to dist/.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json ./
+COPY server server
+COPY shared shared
+COPY bench bench
+RUN npm run build
+
+# Runtime stage: production dependencies only.
+FROM node:22-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production VOUCH_DATA_DIR=/data
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && mkdir -p /data && chown node:node /data
+COPY --from=build /app/dist dist
+COPY migrations migrations
+USER node
+VOLUME ["/data"]
+EXPOSE 8080
+ENTRYPOINT ["node", "dist/server/cli/main.js"]
+CMD ["serve"]

@@ -1,0 +1,94 @@
+// Runs the compiled `vouch` binary (dist/, built by `npm test` before vitest starts) as a real
+// child process: servers on 127.0.0.x ports, CLI commands with their exit codes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const VOUCH_BIN = fileURLToPath(new URL('../../dist/server/cli/main.js', import.meta.url));
+
+function ensureBuilt(): void {
+  if (!existsSync(VOUCH_BIN)) throw new Error(`${VOUCH_BIN} is missing: run \`npm run build\` (npm test does)`);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined> = {}, stdin?: string): Promise<CliResult> {
+  ensureBuilt();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [VOUCH_BIN, ...args], {
+      env: { ...process.env, VOUCH_LOG_LEVEL: 'warn', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  logs: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `vouch serve` and resolves once it logs its listening address. */
+export function startServerProcess(env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<ServerProcess> {
+  ensureBuilt();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [VOUCH_BIN, 'serve'], {
+      env: { ...process.env, VOUCH_HOST: '127.0.0.1', VOUCH_PORT: '0', VOUCH_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const logs: string[] = [];
+    let buffered = '';
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error(`server did not start in ${timeoutMs} ms:\n${logs.join('\n')}`)), timeoutMs);
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(err);
+    };
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    child.stderr.on('data', (d) => logs.push(String(d)));
+    child.stdout.on('data', (d) => {
+      buffered += d;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        logs.push(line);
+        if (settled) continue;
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === 'vouch listening' && entry.url) {
+            settled = true;
+            clearTimeout(timer);
+            resolve({
+              url: entry.url,
+              child,
+              logs,
+              async stop(signal = 'SIGTERM') {
+                if (child.exitCode === null) child.kill(signal);
+                return exited;
+              },
+            });
+          }
+        } catch {
+          // not a JSON log line
+        }
+      }
+    });
+    child.on('exit', (code) => fail(new Error(`server exited with ${code} before listening:\n${logs.join('\n')}`)));
+  });
+}

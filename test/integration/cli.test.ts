@@ -1,0 +1,113 @@
+// The `vouch` CLI as a user runs it: real processes, real files, the embedded store.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
+import { runCli } from '../helpers/process.js';
+import { tempDir } from '../helpers/services.js';
+
+const TESTDATA = new URL('../../../shared/testdata/pdq/', import.meta.url);
+
+describe('vouch hash', () => {
+  it('prints one JSON line per file, and fails with a JSON error for a bad one', async () => {
+    const dir = tempDir();
+    const bad = join(dir, 'not-an-image.jpg');
+    writeFileSync(bad, 'hello');
+    const bridge = new URL('dih_bridge-1-original.jpg', TESTDATA).pathname;
+    const result = await runCli(['hash', bridge, bad, join(dir, 'missing.png')]);
+    expect(result.code).toBe(1);
+    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(3);
+    expect(Object.keys(lines[0]).sort()).toEqual(['file', 'pdq', 'pdq_quality', 'phash64', 'pipeline', 'sha256']);
+    expect(lines[0].file).toBe(bridge);
+    expect(lines[0].sha256).toBe(
+      (await import('node:crypto')).createHash('sha256').update(readFileSync(bridge)).digest('hex'),
+    );
+    expect(lines[1]).toMatchObject({ file: bad, error: { code: 'unsupported_format' } });
+    expect(lines[2]).toMatchObject({ error: { code: 'unreadable' } });
+    expect(result.stderr).toContain('not-an-image.jpg');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('documents every command in --help', async () => {
+    const result = await runCli(['--help']);
+    expect(result.code).toBe(0);
+    for (const command of ['serve', 'hash', 'scan', 'import-hashes']) expect(result.stdout).toContain(command);
+    expect(result.stdout).toContain('VOUCH_DATA_DIR');
+  });
+});
+
+describe('vouch scan and import-hashes', () => {
+  let root: string;
+  let media: string;
+  let env: Record<string, string>;
+  const files: Record<string, Buffer> = {};
+
+  beforeAll(async () => {
+    root = tempDir();
+    media = join(root, 'pictrs', 'files');
+    mkdirSync(join(media, 'a', 'b'), { recursive: true });
+    files['a/known.jpg'] = await syntheticJpeg(11);
+    files['a/b/unknown.png'] = await syntheticPng(12);
+    files['a/b/other.jpg'] = await syntheticJpeg(13);
+    files['broken.jpg'] = Buffer.from('definitely not a jpeg');
+    for (const [rel, bytes] of Object.entries(files)) writeFileSync(join(media, rel), bytes);
+    env = { VOUCH_DATA_DIR: join(root, 'data') };
+  });
+
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('imports a list, sweeps, quarantines matches with their metadata, and resumes', async () => {
+    const hashed = JSON.parse((await runCli(['hash', join(media, 'a/known.jpg')], env)).stdout);
+    // A near-duplicate of the known image, as a partner would have hashed it.
+    const list = join(root, 'partner.csv');
+    writeFileSync(list, `hash,label,confidence\npdq:${hashed.pdq},csam,0.95\nsha256:${randomBytes(32).toString('hex')},spam\n`);
+    const imported = await runCli(['import-hashes', list], env);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ imported: 2, skipped: 0 });
+
+    const report = join(root, 'report.jsonl');
+    const quarantine = join(root, 'quarantine');
+    const first = await runCli(['scan', media, '--report', report, '--quarantine', quarantine], env);
+    expect(first.code, first.stderr).toBe(0);
+    const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const byFile = Object.fromEntries(lines.map((l) => [l.file, l]));
+    expect(Object.keys(byFile).sort()).toEqual(Object.keys(files).sort());
+    expect(byFile['a/known.jpg']).toMatchObject({ status: 'quarantined', matches: [{ label: 'csam', distance: 0 }] });
+    expect(byFile['a/b/unknown.png']).toMatchObject({ status: 'unknown', matches: [] });
+    expect(byFile['broken.jpg']).toMatchObject({ status: 'error', error: { code: 'unsupported_format' } });
+
+    // Moved, not deleted: the bytes are intact under their SHA-256, with a sidecar.
+    expect(existsSync(join(media, 'a/known.jpg'))).toBe(false);
+    const kept = join(quarantine, byFile['a/known.jpg'].sha256);
+    expect(readFileSync(kept).equals(files['a/known.jpg'])).toBe(true);
+    expect(JSON.parse(readFileSync(`${kept}.json`, 'utf8'))).toMatchObject({ original_path: 'a/known.jpg' });
+
+    // A second run skips what is done and handles only the new file.
+    writeFileSync(join(media, 'new.jpg'), await syntheticJpeg(14));
+    const second = await runCli(['scan', media, '--report', report], env);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/1 unknown.*3 already done/);
+    const all = readFileSync(report, 'utf8').trim().split('\n');
+    expect(all).toHaveLength(lines.length + 1);
+    expect(JSON.parse(all[all.length - 1]).file).toBe('new.jpg');
+  });
+
+  it('refuses a bad list without importing any of it', async () => {
+    const list = join(root, 'bad.csv');
+    writeFileSync(list, `pdq:${'ab'.repeat(32)},csam\npdq:xyz,csam\n`);
+    const result = await runCli(['import-hashes', list], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/line 2: pdq hash must be 64 hex characters/);
+    const again = await runCli(['import-hashes', list.replace('bad', 'missing')], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/cannot read/);
+  });
+
+  it('rejects bad configuration with a clear message and a non-zero exit', async () => {
+    const result = await runCli(['scan', media], { ...env, DATABASE_URL: 'mysql://nope' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/invalid configuration:\n\s+databaseUrl: must be a postgres/);
+  });
+});
