@@ -102,7 +102,7 @@ export type SafeFetch = (url: string | URL, init?: SafeFetchInit) => Promise<Saf
 export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_REDIRECTS = 3;
-export const DEFAULT_USER_AGENT = 'Vouch/0.1 (+https://github.com/vouch)';
+export const DEFAULT_USER_AGENT = 'Vouch/0.1.0';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Dropped on a cross-origin redirect. */
@@ -382,6 +382,9 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetch {
           throw new OutboundRequestError('connection_failed', host, `outbound request to ${host} failed: connection failed${typeof code === 'string' ? ` (${code})` : ''}`, { cause: err });
         }
 
+        // Destroying an unread body makes undici emit 'error' (RequestAborted); without a
+        // listener that would be an uncaught exception. Reads still see errors via the iterator.
+        res.body.on('error', () => {});
         const status = res.statusCode;
         const resHeaders = flattenHeaders(res.headers as Record<string, string | string[] | undefined>);
         const location = resHeaders['location'];
@@ -412,7 +415,7 @@ export function createSafeFetcher(options: SafeFetcherOptions = {}): SafeFetch {
         }
 
         const declared = resHeaders['content-length'];
-        if (declared !== undefined && /^\d+$/.test(declared.trim()) && Number(declared.trim()) > maxBody) {
+        if (method !== 'HEAD' && declared !== undefined && /^\d+$/.test(declared.trim()) && Number(declared.trim()) > maxBody) {
           res.body.destroy();
           throw new OutboundRequestError('too_large', host, `outbound request to ${host} failed: Content-Length ${declared.trim()} exceeds ${maxBody} bytes`);
         }
