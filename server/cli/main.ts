@@ -196,6 +196,85 @@ program
     }
   });
 
+/** The admin API of a running server: PGlite allows one process, so live changes go through it. */
+async function adminRequest(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
+  const { config } = settings(command);
+  const opts = command.optsWithGlobals<{ server?: string }>();
+  const base = (opts.server ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`).replace(/\/+$/, '');
+  if (!config.adminToken) throw new CliError('set VOUCH_ADMIN_TOKEN to the server\'s admin token');
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${config.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach the Vouch server at ${base}: ${(err as Error).message}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : {};
+  } catch {
+    throw new CliError(`${method} ${path}: ${res.status} (not JSON)`);
+  }
+  if (!res.ok) {
+    const error = (json as { error?: { code?: string; message?: string } }).error;
+    throw new CliError(`${method} ${path}: ${res.status} ${error?.code ?? ''}: ${error?.message ?? text}`);
+  }
+  return json;
+}
+
+const peers = program
+  .command('peers')
+  .description('federation peers of a running server (through its admin API; needs VOUCH_ADMIN_TOKEN)')
+  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+
+peers
+  .command('list')
+  .description('list peers with the state of following in both directions')
+  .action(async (_opts, command: Command) => {
+    const { peers: list } = (await adminRequest(command, 'GET', '/api/v1/admin/peers')) as {
+      peers: Array<{ actor: string; following: string; follower: string }>;
+    };
+    if (list.length === 0) process.stdout.write('no peers yet\n');
+    for (const p of list) process.stdout.write(`${p.actor}\tyou follow: ${p.following}\tfollows you: ${p.follower}\n`);
+  });
+
+peers
+  .command('follow')
+  .description('subscribe to a peer\'s verdict feed (its admin must approve)')
+  .argument('<target>', 'actor URL or handle (vouch@host)')
+  .action(async (target: string, _opts, command: Command) => {
+    const result = await adminRequest(command, 'POST', '/api/v1/admin/peers/follow', { target });
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  });
+
+for (const [action, description] of [
+  ['approve', 'approve a peer\'s follow request: it may then read our restricted feed'],
+  ['reject', 'reject a peer\'s follow request (or revoke an approval)'],
+  ['unfollow', 'unsubscribe from a peer\'s feed'],
+] as const) {
+  peers
+    .command(action)
+    .description(description)
+    .argument('<actor>', 'the peer\'s actor URL')
+    .action(async (actor: string, _opts, command: Command) => {
+      const result = await adminRequest(command, 'POST', `/api/v1/admin/peers/${action}`, { actor });
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
+}
+
+program
+  .command('deliveries')
+  .description('delivery queue depths and failed (dead-letter) deliveries of a running server')
+  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
+  .action(async (_opts, command: Command) => {
+    process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', '/api/v1/admin/deliveries'), null, 2)}\n`);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
+const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
 const configSchema = z
   .object({
@@ -35,6 +36,22 @@ const configSchema = z
       })
       .prefault({}),
     hashThreads: positiveInt.max(256).optional(),
+    federation: z
+      .object({
+        autoApproveFollowers: booleanish.default(false),
+        publicOkFeed: booleanish.default(false),
+        /** http:// peers: test meshes and private networks only. */
+        allowHttp: booleanish.default(false),
+        /** CIDRs outgoing requests may reach despite being private (SSRF guard exceptions). */
+        allowPrivateNetworks: z
+          .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be a CIDR like 10.0.0.0/8')))
+          .default([]),
+        deliveryAttempts: positiveInt.max(100).default(12),
+        deliveryBackoffBaseMs: positiveInt.default(2_000),
+        deliveryBackoffMaxMs: positiveInt.default(3_600_000),
+        deliveryConcurrency: positiveInt.max(256).default(8),
+      })
+      .prefault({}),
   })
   .strict();
 
@@ -60,6 +77,14 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_MAX_PIXELS: ['limits', 'maxPixels'],
   VOUCH_MAX_FRAMES: ['limits', 'maxFrames'],
   VOUCH_HASH_THREADS: ['hashThreads'],
+  VOUCH_AUTO_APPROVE_FOLLOWERS: ['federation', 'autoApproveFollowers'],
+  VOUCH_PUBLIC_OK_FEED: ['federation', 'publicOkFeed'],
+  VOUCH_FEDERATION_ALLOW_HTTP: ['federation', 'allowHttp'],
+  VOUCH_ALLOW_PRIVATE_NETWORKS: ['federation', 'allowPrivateNetworks'],
+  VOUCH_DELIVERY_ATTEMPTS: ['federation', 'deliveryAttempts'],
+  VOUCH_DELIVERY_BACKOFF_BASE_MS: ['federation', 'deliveryBackoffBaseMs'],
+  VOUCH_DELIVERY_BACKOFF_MAX_MS: ['federation', 'deliveryBackoffMaxMs'],
+  VOUCH_DELIVERY_CONCURRENCY: ['federation', 'deliveryConcurrency'],
 };
 
 /** The environment variables Vouch reads, for `--help` and the docs. */

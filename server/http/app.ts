@@ -7,12 +7,15 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Store } from '../store/index.js';
 import { pingStore } from '../store/index.js';
-import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
+import { VerdictNotFoundError, type Verdict, type VerdictService, type VerdictMatch } from '../verdicts/index.js';
+import { FederationError, type Federation } from '../federation/index.js';
+import { OutboundRequestError } from '../federation/safe-fetch.js';
+import { z } from 'zod';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
 import type { HashPool } from '../scanning/hash-pool.js';
 import { recordMedia } from '../scanning/media.js';
 import { MAX_PDQ_DISTANCE } from '../matching/matcher.js';
-import { isAlgorithm, isLabel, parseDigest } from '../../shared/vocab/verdict.js';
+import { ALGORITHMS, LABELS, METHODS, isAlgorithm, isLabel, parseDigest } from '../../shared/vocab/verdict.js';
 
 export interface AppDeps {
   config: Config;
@@ -20,6 +23,7 @@ export interface AppDeps {
   store: Store;
   verdicts: VerdictService;
   hashPool: HashPool;
+  federation: Federation;
 }
 
 /** An error the client caused or should see, with its HTTP status and a stable code. */
@@ -34,6 +38,65 @@ export class HttpError extends Error {
 }
 
 const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
+
+const subjectSchema = z
+  .object({
+    algorithm: z.enum(Object.keys(ALGORITHMS) as [keyof typeof ALGORITHMS]),
+    digest: z.string().regex(/^[0-9a-f]+$/, 'lower-case hex'),
+    quality: z.number().int().min(0).max(100).optional(),
+  })
+  .refine((s) => s.digest.length === ALGORITHMS[s.algorithm] * 2, { message: 'digest has the wrong length for its algorithm' });
+
+const newVerdictSchema = z
+  .object({
+    subjects: z.array(subjectSchema).min(1).max(16),
+    label: z.enum(LABELS),
+    confidence: z.number().min(0).max(1),
+    method: z.enum(METHODS),
+    classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).optional(),
+    expires: z.iso.datetime({ offset: true }).optional(),
+    supersedes: z.url().optional(),
+  })
+  .strict()
+  .refine((v) => v.method !== 'classifier' || v.classifier, { message: 'method "classifier" needs a classifier {name, version}' });
+
+const verdictPatchSchema = z
+  .object({
+    label: z.enum(LABELS).optional(),
+    confidence: z.number().min(0).max(1).optional(),
+    expires: z.iso.datetime({ offset: true }).nullable().optional(),
+  })
+  .strict();
+
+const actorSchema = z.object({ actor: z.url() }).strict();
+const followSchema = z.object({ target: z.string().min(3).max(500) }).strict();
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const detail = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw new HttpError(400, 'bad_request', detail);
+  }
+  return result.data;
+}
+
+function publicVerdictJson(v: Verdict) {
+  return {
+    id: v.uri,
+    issuer: v.issuer,
+    local: v.local,
+    label: v.label,
+    confidence: v.confidence,
+    method: v.method,
+    classifier: v.classifier,
+    source: v.source,
+    published: v.published,
+    expires: v.expires,
+    supersedes: v.supersedes,
+    retracted: v.retracted,
+    subjects: v.subjects,
+  };
+}
 
 function verdictJson(v: VerdictMatch) {
   return {
@@ -79,7 +142,7 @@ function requireAdmin(config: Config) {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool } = deps;
+  const { config, logger, store, verdicts, hashPool, federation } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -178,7 +241,59 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(201).json(result);
     },
   );
+  const json = express.json({ limit: '256kb', type: ['application/json', 'application/*+json'] });
+  const localUri = (id: string) => {
+    if (!/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, 'bad_id', 'verdict ids are UUIDs');
+    return `${config.publicUrl}/verdicts/${id}`;
+  };
+
+  admin.post('/verdicts', json, async (req, res) => {
+    const input = parseBody(newVerdictSchema, req.body);
+    const verdict = await verdicts.issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' });
+    res.status(201).json(publicVerdictJson(verdict));
+  });
+  admin.patch('/verdicts/:id', json, async (req, res) => {
+    const patch = parseBody(verdictPatchSchema, req.body);
+    const verdict = await verdicts.updateLocal(localUri(String(req.params.id)), {
+      ...patch,
+      expires: patch.expires === undefined ? undefined : patch.expires === null ? null : new Date(patch.expires),
+    });
+    res.json(publicVerdictJson(verdict));
+  });
+  admin.delete('/verdicts/:id', async (req, res) => {
+    await verdicts.retractLocal(localUri(String(req.params.id)));
+    res.status(204).end();
+  });
+
+  admin.get('/peers', async (_req, res) => {
+    const peers = await federation.peers.list();
+    res.json({
+      peers: peers.map((p) => ({ actor: p.actor, following: p.following, follower: p.follower, inbox: p.inbox, fetched_at: p.fetchedAt, caught_up_to: p.caughtUpTo })),
+    });
+  });
+  admin.post('/peers/follow', json, async (req, res) => {
+    const { target } = parseBody(followSchema, req.body);
+    const peer = await federation.follow(target);
+    res.status(202).json({ actor: peer.actor, following: peer.following });
+  });
+  for (const action of ['approve', 'reject', 'unfollow'] as const) {
+    admin.post(`/peers/${action}`, json, async (req, res) => {
+      const { actor } = parseBody(actorSchema, req.body);
+      await federation[action](actor);
+      const peer = await federation.peers.get(actor);
+      res.json({ actor, following: peer?.following, follower: peer?.follower });
+    });
+  }
+  admin.get('/deliveries', async (_req, res) => {
+    res.json(await federation.deliveryStatus());
+  });
+  admin.post('/deliveries/:id/retry', async (req, res) => {
+    const retried = await federation.retryDelivery(String(req.params.id));
+    if (!retried) throw new HttpError(404, 'not_found', 'no such dead delivery');
+    res.json({ retried });
+  });
   app.use('/api/v1/admin', admin);
+  app.use(federation.router());
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
 
@@ -187,8 +302,16 @@ export function createApp(deps: AppDeps): express.Express {
     let status = 500;
     let code = 'internal';
     let message = 'internal error';
-    if (err instanceof HttpError) {
+    if (err instanceof HttpError || err instanceof FederationError) {
       ({ status, code, message } = err);
+    } else if (err instanceof VerdictNotFoundError) {
+      status = 404;
+      code = 'not_found';
+      message = err.message;
+    } else if (err instanceof OutboundRequestError) {
+      status = 502;
+      code = `outbound_${err.reason}`;
+      message = err.message;
     } else if (typeof err === 'object' && err !== null && 'type' in err && 'status' in err) {
       // body-parser errors: too large, malformed, bad charset.
       const e = err as { type: string; status: number; message: string };

@@ -1,7 +1,13 @@
 // Runs in a worker thread: reads and hashes one image. Errors come back as data, so one bad file
 // never takes the pool down.
 import { readFile, stat } from 'node:fs/promises';
+import sharp from 'sharp';
 import { hashImage, ImageRejectedError, type ImageHashes, type ImageLimits } from '../../shared/hashing/index.js';
+
+// One libvips thread per worker: the pool already runs one worker per core, and every upload is
+// new, so libvips' operation cache only costs memory.
+sharp.concurrency(1);
+sharp.cache(false);
 
 export type HashTask =
   | { kind: 'file'; path: string; limits: ImageLimits }

@@ -1,21 +1,9 @@
 // Migrations are plain SQL files in <repo>/migrations, applied in name order on start by Kysely's
 // migrator (which records them and takes a lock, so concurrent replicas do not race).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MIGRATIONS_DIR } from '../config/paths.js';
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
-
-/** The folder holding the SQL migrations, found from this module whether it runs from src or dist. */
-function migrationsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'migrations');
-    if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the migrations/ folder next to package.json');
-    dir = parent;
-  }
-}
 
 /**
  * PGlite runs one statement per query (extended protocol), so files are split on a `;` that ends
@@ -47,7 +35,7 @@ class SqlFileMigrationProvider implements MigrationProvider {
 }
 
 export async function migrateToLatest(db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({ db, provider: new SqlFileMigrationProvider(migrationsDir()) });
+  const migrator = new Migrator({ db, provider: new SqlFileMigrationProvider(MIGRATIONS_DIR) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) {

@@ -36,6 +36,7 @@ export interface VerdictTable {
   expires: Timestamp | null;
   supersedes: string | null;
   retracted_at: Timestamp | null;
+  updated: Timestamp | null;
   received_at: Timestamp;
   document: Json<unknown> | null;
 }
@@ -52,9 +53,43 @@ export interface PeerTable {
   actor_uri: string;
   inbox: string | null;
   shared_inbox: string | null;
-  state: Generated<string>;
+  outbox: string | null;
+  following_state: Generated<string>;
+  follower_state: Generated<string>;
+  follow_activity_id: string | null;
+  incoming_follow_id: string | null;
+  key_id: string | null;
+  public_key_pem: string | null;
+  proof_keys: Json<Record<string, string>> | null;
+  fetched_at: Timestamp | null;
+  caught_up_to: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+export interface InstanceKeyTable {
+  id: string;
+  kind: 'rsa' | 'ed25519';
+  public_pem: string;
+  private_pem: string;
+  active: Generated<boolean>;
+  created_at: Timestamp;
+}
+
+export interface OutboxTable {
+  seq: Generated<number>;
+  id: string;
+  type: string;
+  object_id: string | null;
+  restricted: boolean;
+  activity: Json<Record<string, unknown>>;
+  published: Timestamp;
+}
+
+export interface InboxSeenTable {
+  id: string;
+  actor: string;
+  received_at: Timestamp;
 }
 
 export interface SweepFileTable {
@@ -76,11 +111,31 @@ export interface DecisionTable {
   created_at: Timestamp;
 }
 
+/** Jobs of the in-process queue backend (server/queue/postgres.ts); see migrations/0002_jobs.sql. */
+export interface JobTable {
+  queue: string;
+  id: string;
+  name: string;
+  data: Json<unknown>;
+  state: ColumnType<'waiting' | 'active' | 'dead' | 'completed', 'waiting' | 'active' | 'dead' | 'completed' | undefined, 'waiting' | 'active' | 'dead' | 'completed'>;
+  attempts: Generated<number>;
+  run_at: Timestamp;
+  lock_token: string | null;
+  locked_until: Timestamp | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
   verdict_subjects: VerdictSubjectTable;
   peers: PeerTable;
+  instance_keys: InstanceKeyTable;
+  outbox: OutboxTable;
+  inbox_seen: InboxSeenTable;
   sweep_files: SweepFileTable;
   decisions: DecisionTable;
+  jobs: JobTable;
 }

@@ -4,6 +4,19 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/index.js';
 import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
+import {
+  classifierText,
+  indexable,
+  parseClassifierText,
+  verdictObject,
+  VerdictNotFoundError,
+  VerdictOwnershipError,
+  type Classifier,
+  type RemoteVerdict,
+  type VerdictPublisher,
+} from './objects.js';
+
+export { VerdictNotFoundError, VerdictOwnershipError, type VerdictPublisher, type Classifier } from './objects.js';
 import { ALGORITHMS, type Algorithm, type Label, type Method } from '../../shared/vocab/verdict.js';
 
 export interface Subject {
@@ -18,7 +31,8 @@ export interface NewVerdict {
   label: Label;
   confidence: number;
   method: Method;
-  classifier?: string;
+  classifier?: Classifier;
+  supersedes?: string;
   /** Where a local verdict came from: 'hashlist:partner.csv', 'moderator:alice', ... */
   source?: string;
   published?: Date;
@@ -86,6 +100,8 @@ export class VerdictService {
     /** This instance's actor id; local verdicts are issued under it. */
     private readonly localIssuer: string,
     private readonly publicUrl: string,
+    /** Signs and federates what `issue`/`update`/`retractLocal` produce; absent in offline CLI runs. */
+    private readonly publisher?: VerdictPublisher,
   ) {}
 
   /** Loads every live subject into the matcher; run once at start. */
@@ -132,7 +148,7 @@ export class VerdictService {
               label: v.label,
               confidence: v.confidence,
               method: v.method,
-              classifier: v.classifier ?? null,
+              classifier: v.classifier ? classifierText(v.classifier) : null,
               source: v.source ?? null,
               published: v.published ?? new Date(),
               expires: v.expires ?? null,
@@ -213,6 +229,146 @@ export class VerdictService {
       .executeTakeFirst();
     this.matcher.remove(id);
     return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Issues a verdict of our own: stored, signed, indexed, and published to followers. */
+  async issue(input: NewVerdict): Promise<Verdict> {
+    const publisher = this.requirePublisher();
+    const uri = `${this.publicUrl}/verdicts/${randomUUID()}`;
+    const published = input.published ?? new Date();
+    const document = publisher.sign(
+      verdictObject({ ...input, uri, issuer: this.localIssuer, published, updated: undefined, supersedes: input.supersedes }),
+    );
+    const id = await this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('verdicts')
+        .values({
+          uri,
+          issuer: this.localIssuer,
+          is_local: true,
+          label: input.label,
+          confidence: input.confidence,
+          method: input.method,
+          classifier: input.classifier ? classifierText(input.classifier) : null,
+          source: input.source ?? null,
+          published,
+          expires: input.expires ?? null,
+          supersedes: input.supersedes ?? null,
+          retracted_at: null,
+          document: JSON.stringify(document),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await this.insertSubjects(trx, row.id, input.subjects);
+      return row.id;
+    });
+    this.matcher.add(id, indexable(input.subjects));
+    await publisher.publish('Create', document, input.label !== 'ok');
+    return (await this.byIds([id])).get(id)!;
+  }
+
+  /** Corrects one of our verdicts (label, confidence, expiry) and publishes an Update. */
+  async updateLocal(uri: string, patch: { label?: Label; confidence?: number; expires?: Date | null }): Promise<Verdict> {
+    const publisher = this.requirePublisher();
+    const current = await this.byUri(uri);
+    if (!current || !current.local) throw new VerdictNotFoundError(uri);
+    if (current.retracted) throw new VerdictNotFoundError(uri, 'retracted');
+    const updated = new Date();
+    const next = {
+      subjects: current.subjects,
+      label: patch.label ?? current.label,
+      confidence: patch.confidence ?? current.confidence,
+      method: current.method,
+      classifier: current.classifier ? parseClassifierText(current.classifier) : undefined,
+      expires: patch.expires === undefined ? (current.expires ? new Date(current.expires) : undefined) : (patch.expires ?? undefined),
+      supersedes: current.supersedes ?? undefined,
+    };
+    const document = publisher.sign(
+      verdictObject({ ...next, uri, issuer: this.localIssuer, published: new Date(current.published), updated }),
+    );
+    await this.db
+      .updateTable('verdicts')
+      .set({ label: next.label, confidence: next.confidence, expires: next.expires ?? null, updated, document: JSON.stringify(document) })
+      .where('id', '=', current.id)
+      .execute();
+    await publisher.publish('Update', document, next.label !== 'ok' || current.label !== 'ok');
+    return (await this.byIds([current.id])).get(current.id)!;
+  }
+
+  /** Retracts one of our verdicts (kept as evidence) and publishes a Delete with a Tombstone. */
+  async retractLocal(uri: string): Promise<void> {
+    const publisher = this.requirePublisher();
+    const current = await this.byUri(uri);
+    if (!current || !current.local) throw new VerdictNotFoundError(uri);
+    if (current.retracted) return;
+    await this.retract(current.id);
+    const tombstone = { id: uri, type: 'Tombstone', formerType: 'Verdict', deleted: new Date().toISOString() };
+    await publisher.publish('Delete', tombstone, current.label !== 'ok');
+  }
+
+  /**
+   * Stores a peer's verdict (already authenticated by federation). An update or a re-sent create
+   * of an object stored under another issuer is refused: the stored owner decides.
+   */
+  async receive(verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<void> {
+    const existing = await this.db.selectFrom('verdicts').select(['id', 'issuer', 'retracted_at']).where('uri', '=', verdict.id).executeTakeFirst();
+    if (existing && existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
+    if (existing?.retracted_at) return; // a retraction is final; a late Create/Update does not revive it
+    const subjects: Subject[] = verdict.subject.map((s) => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) }));
+    const values = {
+      label: verdict.label,
+      confidence: verdict.confidence,
+      method: verdict.method,
+      classifier: verdict.classifier ? classifierText(verdict.classifier) : null,
+      published: new Date(verdict.published),
+      updated: verdict.updated ? new Date(verdict.updated) : null,
+      expires: verdict.expires ? new Date(verdict.expires) : null,
+      supersedes: verdict.supersedes ?? null,
+      document: JSON.stringify(document),
+    };
+    const id = await this.db.transaction().execute(async (trx) => {
+      if (existing) {
+        await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
+        await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
+        await this.insertSubjects(trx, existing.id, subjects);
+        return existing.id;
+      }
+      const row = await trx
+        .insertInto('verdicts')
+        .values({ uri: verdict.id, issuer: actor, is_local: false, source: `peer:${actor}`, retracted_at: null, ...values })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      await this.insertSubjects(trx, row.id, subjects);
+      return row.id;
+    });
+    if (existing) this.matcher.remove(id);
+    this.matcher.add(id, indexable(subjects));
+  }
+
+  /** Retracts a peer's verdict on its Delete; only its stored issuer may. */
+  async receiveRetraction(uri: string, actor: string): Promise<void> {
+    const existing = await this.db.selectFrom('verdicts').select(['id', 'issuer']).where('uri', '=', uri).executeTakeFirst();
+    if (!existing) return;
+    if (existing.issuer !== actor) throw new VerdictOwnershipError(`${uri} belongs to ${existing.issuer}`);
+    await this.retract(existing.id);
+  }
+
+  async byUri(uri: string): Promise<Verdict | undefined> {
+    const row = await this.db.selectFrom('verdicts').select('id').where('uri', '=', uri).executeTakeFirst();
+    return row ? (await this.byIds([row.id])).get(row.id) : undefined;
+  }
+
+  private requirePublisher(): VerdictPublisher {
+    if (!this.publisher) throw new Error('verdict publishing is not available in this process (run it on the server)');
+    return this.publisher;
+  }
+
+  private async insertSubjects(trx: Db, verdictId: number, subjects: Subject[]): Promise<void> {
+    await trx
+      .insertInto('verdict_subjects')
+      .values(subjects.map((s) => ({ verdict_id: verdictId, algorithm: s.algorithm, digest: toBytes(s), quality: s.quality ?? null })))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
   }
 
   /** Live verdicts matching the query, closest first. */

@@ -1,0 +1,221 @@
+// The inbox: authenticates each POST (HTTP signature by a key on the actor's own origin, then the
+// object's own Ed25519 proof) and applies the inbox rules before anything is stored.
+import type { Request } from 'express';
+import type { Db } from '../store/index.js';
+import type { Logger } from '../config/logger.js';
+import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
+import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js';
+import { parseActivity, parseVerdict, parseTombstone, VocabError, type VerdictObject } from '../../shared/vocab/objects.js';
+import type { Identity } from './identity.js';
+import { FederationError, type PeerDirectory } from './peers.js';
+
+/** What federation hands accepted verdicts to; `main` wires it to the verdicts module. */
+export interface InboundVerdictHandler {
+  /** Stores a peer's verdict. For `update`, must refuse (OwnershipError) when the stored owner differs. */
+  verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string): Promise<void>;
+  /** Retracts a peer's verdict, refusing (OwnershipError) when the stored owner differs. */
+  retract(objectId: string, actor: string): Promise<void>;
+}
+
+/** Thrown by a handler when an actor touches an object it does not own. */
+export class OwnershipError extends Error {}
+
+export interface FollowEvents {
+  follow(actor: string, activityId: string): Promise<void>;
+  undoFollow(actor: string): Promise<void>;
+  accepted(actor: string, followId: string | undefined): Promise<void>;
+  rejected(actor: string): Promise<void>;
+}
+
+export interface InboxOptions {
+  allowHttp: boolean;
+}
+
+export type InboxResult = { status: 'accepted' | 'ignored'; type: string };
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    throw new FederationError(400, 'bad_activity', `"${url}" is not a URL`);
+  }
+}
+
+export class Inbox {
+  constructor(
+    private readonly db: Db,
+    private readonly identity: Identity,
+    private readonly peers: PeerDirectory,
+    private readonly follows: FollowEvents,
+    private readonly handler: () => InboundVerdictHandler | undefined,
+    private readonly logger: Logger,
+    private readonly options: InboxOptions,
+  ) {}
+
+  /** Verifies the HTTP signature of an inbox POST; returns the authenticated actor. */
+  async authenticate(req: Request, body: Buffer, claimedActor: string): Promise<string> {
+    const header = req.get('signature');
+    if (!header) throw new FederationError(401, 'missing_signature', 'inbox POSTs must carry an HTTP Signature');
+    let keyId: string;
+    try {
+      keyId = parseSignatureHeader(header).keyId;
+      if (keyIdOrigin(keyId) !== originOf(claimedActor)) {
+        throw new FederationError(401, 'foreign_key', 'the signing keyId is not on the actor\'s own origin');
+      }
+    } catch (err) {
+      if (err instanceof HttpSignatureError) throw new FederationError(401, err.reason, err.message);
+      throw err;
+    }
+    if (req.get('host') !== this.identity.host) {
+      throw new FederationError(401, 'wrong_host', `the request was addressed to ${req.get('host')}, not ${this.identity.host}`);
+    }
+    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
+    const verify = async (refresh: boolean) => {
+      const publicKey = await this.peers.keyFor(keyId, claimedActor, { refresh });
+      verifyRequest({ method: req.method, path: req.originalUrl, headers, body, publicKey });
+    };
+    try {
+      try {
+        await verify(false);
+      } catch (err) {
+        // A peer that rotated its key: re-fetch the actor once and try again.
+        if (err instanceof HttpSignatureError && err.reason === 'bad_signature') await verify(true);
+        else throw err;
+      }
+    } catch (err) {
+      if (err instanceof HttpSignatureError) throw new FederationError(401, err.reason, err.message);
+      throw err;
+    }
+    return claimedActor;
+  }
+
+  /** Parses, authenticates and applies one inbox POST. */
+  async receive(req: Request, body: Buffer): Promise<InboxResult> {
+    let json: unknown;
+    try {
+      json = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new FederationError(400, 'not_json', 'the body is not JSON');
+    }
+    const activity = this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp }));
+    const actor = await this.authenticate(req, body, activity.actor);
+    return this.apply(json as Record<string, unknown>, actor);
+  }
+
+  /**
+   * Applies an activity from an authenticated actor (from the inbox, or from its own outbox
+   * during catch-up). A replayed id is refused before anything else happens.
+   */
+  async apply(json: Record<string, unknown>, actor: string, options: { replay: 'reject' | 'skip' } = { replay: 'reject' }): Promise<InboxResult> {
+    const activity = this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp }));
+    if (activity.actor !== actor) throw new FederationError(403, 'actor_mismatch', 'the activity\'s actor is not the signer');
+    const actorOrigin = originOf(actor);
+    if (originOf(activity.id) !== actorOrigin) throw new FederationError(403, 'foreign_id', 'the activity id is not on the actor\'s origin');
+
+    const claimed = await this.db
+      .insertInto('inbox_seen')
+      .values({ id: activity.id, actor })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    if (!claimed) {
+      if (options.replay === 'skip') return { status: 'ignored', type: activity.type };
+      throw new FederationError(409, 'replayed', `activity ${activity.id} was already received`);
+    }
+    try {
+      return await this.dispatch(activity, json, actor, actorOrigin);
+    } catch (err) {
+      // Not applied: forget the id so a corrected redelivery is not mistaken for a replay.
+      await this.db.deleteFrom('inbox_seen').where('id', '=', activity.id).execute();
+      throw err;
+    }
+  }
+
+  private async dispatch(
+    activity: ReturnType<typeof parseActivity>,
+    json: Record<string, unknown>,
+    actor: string,
+    actorOrigin: string,
+  ): Promise<InboxResult> {
+    const objectId = typeof activity.object === 'string' ? activity.object : (activity.object as { id?: string } | undefined)?.id;
+    const objectType = typeof activity.object === 'object' && activity.object ? (activity.object as { type?: string }).type : undefined;
+    switch (activity.type) {
+      case 'Follow':
+        if (objectId !== this.identity.actorId) throw new FederationError(422, 'bad_follow', 'Follow must name this instance\'s actor');
+        await this.follows.follow(actor, activity.id);
+        return { status: 'accepted', type: 'Follow' };
+      case 'Undo':
+        if (objectType === 'Follow' || objectType === undefined) {
+          await this.follows.undoFollow(actor);
+          return { status: 'accepted', type: 'Undo' };
+        }
+        return { status: 'ignored', type: 'Undo' };
+      case 'Accept':
+      case 'Reject': {
+        const follow = activity.object as { type?: string; object?: unknown } | string;
+        const followId = typeof follow === 'string' ? follow : (follow as { id?: string }).id;
+        if (activity.type === 'Accept') await this.follows.accepted(actor, followId);
+        else await this.follows.rejected(actor);
+        return { status: 'accepted', type: activity.type };
+      }
+      case 'Create':
+      case 'Update':
+      case 'Delete':
+        await this.verdictActivity(activity.type, json, actor, actorOrigin);
+        return { status: 'accepted', type: activity.type };
+      default:
+        return { status: 'ignored', type: activity.type };
+    }
+  }
+
+  private async verdictActivity(type: 'Create' | 'Update' | 'Delete', json: Record<string, unknown>, actor: string, actorOrigin: string) {
+    const peer = await this.peers.get(actor);
+    if (peer?.following !== 'accepted') {
+      throw new FederationError(403, 'not_followed', 'verdicts are accepted only from peers this instance follows');
+    }
+    const handler = this.handler();
+    if (!handler) throw new FederationError(503, 'not_ready', 'verdict handling is not wired');
+    const object = json.object;
+    if (type === 'Delete') {
+      const id = typeof object === 'string' ? object : this.parse(() => parseTombstone(object, { allowHttp: this.options.allowHttp })).id;
+      if (originOf(id) !== actorOrigin) throw new FederationError(403, 'foreign_object', 'the object is not on the actor\'s origin');
+      await this.owned(() => handler.retract(id, actor));
+      return;
+    }
+    if (typeof object !== 'object' || object === null || (object as { type?: unknown }).type !== 'Verdict') {
+      // Only Verdicts are ours to store; other object types are acknowledged and ignored.
+      return;
+    }
+    const verdict = this.parse(() => parseVerdict(object, { allowHttp: this.options.allowHttp }));
+    if (originOf(verdict.id) !== actorOrigin) throw new FederationError(403, 'foreign_object', 'the verdict id is not on the actor\'s origin');
+    if (verdict.attributedTo !== actor) throw new FederationError(403, 'foreign_object', 'the verdict is attributed to another actor');
+    try {
+      await verifyObject(object as Record<string, unknown>, (method) => {
+        if (originOf(method) !== actorOrigin) throw new FederationError(403, 'foreign_key', 'the proof key is not on the actor\'s origin');
+        return this.peers.proofKeyFor(method, actor);
+      });
+    } catch (err) {
+      if (err instanceof ProofError) throw new FederationError(401, `proof_${err.reason}`, `object proof rejected: ${err.message}`);
+      throw err;
+    }
+    await this.owned(() => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor));
+  }
+
+  private parse<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof VocabError) throw new FederationError(422, 'invalid_object', err.message);
+      throw err;
+    }
+  }
+
+  private async owned(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof OwnershipError) throw new FederationError(403, 'not_owner', err.message);
+      throw err;
+    }
+  }
+}

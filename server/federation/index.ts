@@ -1,0 +1,392 @@
+// Federation: the instance actor, its inbox and outbox, subscriptions between peers and durable
+// delivery. It knows nothing of verdict storage: accepted verdicts go to an InboundVerdictHandler
+// that `main` wires in, and the verdicts module calls `publish`.
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import express, { type Request, type Response, type Router } from 'express';
+import type { Db } from '../store/index.js';
+import type { Logger } from '../config/logger.js';
+import type { JobQueue } from '../queue/index.js';
+import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
+import { signObject } from '../../shared/crypto/data-integrity.js';
+import { AS_CONTEXT_URL, bundledContext, VOUCH_CONTEXT_URL } from '../../shared/vocab/contexts.js';
+import { actorDocument, loadIdentity, nodeinfoDocument, webfingerDocument, ACTOR_USERNAME, type Identity } from './identity.js';
+import { FederationError, PeerDirectory, type Peer } from './peers.js';
+import { Inbox, type InboundVerdictHandler } from './inbox.js';
+import { Delivery, DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
+import type { SafeFetch } from './safe-fetch.js';
+
+export { FederationError } from './peers.js';
+export { OwnershipError, type InboundVerdictHandler } from './inbox.js';
+export { DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
+export type { Peer } from './peers.js';
+export type { Identity } from './identity.js';
+
+export interface FederationOptions {
+  publicUrl: string;
+  /** Approve every Follow without the admin (small private meshes). */
+  autoApproveFollowers: boolean;
+  /** Serve `ok` verdicts to anyone; everything else is for approved followers only. */
+  publicOkFeed: boolean;
+  /** http:// peers (tests, private meshes); production federation is https only. */
+  allowHttp: boolean;
+  deliveryConcurrency: number;
+  softwareVersion: string;
+}
+
+const ACTIVITY_JSON = 'application/activity+json';
+const MAX_INBOX_BYTES = 256 * 1024;
+const PAGE_SIZE = 50;
+
+type OutboxRow = { seq: number; activity: Record<string, unknown>; published: Date; restricted: boolean };
+
+export class Federation {
+  readonly peers: PeerDirectory;
+  private readonly inbox: Inbox;
+  private readonly delivery: Delivery;
+  private handler: InboundVerdictHandler | undefined;
+
+  private constructor(
+    private readonly db: Db,
+    readonly identity: Identity,
+    private readonly options: FederationOptions,
+    safeFetch: SafeFetch,
+    private readonly queue: JobQueue<DeliveryJob>,
+    private readonly logger: Logger,
+  ) {
+    this.peers = new PeerDirectory(db, identity, safeFetch, logger);
+    this.delivery = new Delivery(db, identity, queue, safeFetch, logger);
+    this.inbox = new Inbox(
+      db,
+      identity,
+      this.peers,
+      {
+        follow: (actor, id) => this.onFollow(actor, id),
+        undoFollow: (actor) => this.peers.setFollower(actor, 'none'),
+        accepted: (actor) => this.onAccepted(actor),
+        rejected: (actor) => this.peers.setFollowing(actor, 'rejected'),
+      },
+      () => this.handler,
+      logger,
+      { allowHttp: options.allowHttp },
+    );
+  }
+
+  static async open(deps: {
+    db: Db;
+    options: FederationOptions;
+    safeFetch: SafeFetch;
+    queue: JobQueue<DeliveryJob>;
+    logger: Logger;
+  }): Promise<Federation> {
+    const identity = await loadIdentity(deps.db, deps.options.publicUrl);
+    return new Federation(deps.db, identity, deps.options, deps.safeFetch, deps.queue, deps.logger);
+  }
+
+  setInboundHandler(handler: InboundVerdictHandler): void {
+    this.handler = handler;
+  }
+
+  /** Starts the delivery workers. */
+  start(): void {
+    this.delivery.start(this.options.deliveryConcurrency);
+  }
+
+  /** Adds an Ed25519 DataIntegrityProof (eddsa-jcs-2022) made with this instance's key. */
+  sign<T extends Record<string, unknown>>(object: T): T & { proof: unknown } {
+    return signObject(object, { privateKey: this.identity.proofPrivateKey, verificationMethod: this.identity.proofKeyId });
+  }
+
+  /** Records an activity in the outbox and queues its delivery to every approved follower. */
+  async publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown> | string, restricted: boolean): Promise<string> {
+    const activity = this.activity(type, object);
+    await this.record(activity, restricted);
+    await this.delivery.enqueue(activity.id as string, await this.peers.followerInboxes());
+    return activity.id as string;
+  }
+
+  // --- subscriptions -------------------------------------------------------------------------
+
+  async follow(target: string): Promise<Peer> {
+    const actor = await this.peers.resolve(target, this.options.allowHttp && target.startsWith('http:') ? 'http' : 'https');
+    if (actor === this.identity.actorId) throw new FederationError(400, 'self_follow', 'an instance cannot follow itself');
+    const peer = await this.peers.refresh(actor);
+    const follow = this.activity('Follow', actor);
+    await this.peers.setFollowing(actor, 'pending', follow.id as string);
+    await this.send(follow, peer);
+    return (await this.peers.get(actor))!;
+  }
+
+  async unfollow(actor: string): Promise<void> {
+    const peer = await this.requirePeer(actor);
+    if (peer.followActivityId) {
+      const undo = this.activity('Undo', { id: peer.followActivityId, type: 'Follow', actor: this.identity.actorId, object: actor });
+      await this.send(undo, peer);
+    }
+    await this.peers.setFollowing(actor, 'none');
+  }
+
+  async approve(actor: string): Promise<void> {
+    const peer = await this.requirePeer(actor);
+    if (peer.follower === 'none') throw new FederationError(409, 'no_follow_request', `${actor} has not asked to follow`);
+    await this.peers.setFollower(actor, 'approved');
+    await this.send(this.activity('Accept', await this.incomingFollow(actor)), peer);
+  }
+
+  async reject(actor: string): Promise<void> {
+    const peer = await this.requirePeer(actor);
+    await this.peers.setFollower(actor, 'rejected');
+    await this.send(this.activity('Reject', await this.incomingFollow(actor)), peer);
+  }
+
+  /** Fetches what a followed peer published since we last caught up (after downtime). */
+  async catchUp(actor: string): Promise<number> {
+    const peer = await this.requirePeer(actor);
+    if (peer.following !== 'accepted' || !peer.outbox) return 0;
+    let url: string | undefined = `${peer.outbox}?since=${encodeURIComponent((peer.caughtUpTo ?? new Date(0)).toISOString())}`;
+    let applied = 0;
+    let last = peer.caughtUpTo;
+    const outboxOrigin = new URL(peer.outbox).origin;
+    for (let pages = 0; url && pages < 10_000; pages++) {
+      const page = (await this.peers.signedGetJson(url)) as { orderedItems?: unknown[]; next?: unknown };
+      for (const item of page.orderedItems ?? []) {
+        try {
+          const result = await this.inbox.apply(item as Record<string, unknown>, actor, { replay: 'skip' });
+          if (result.status === 'accepted') applied++;
+        } catch (err) {
+          this.logger.warn({ actor, err: (err as Error).message }, 'catch-up: activity refused');
+        }
+        const published = Date.parse(String((item as { published?: unknown }).published));
+        if (Number.isFinite(published) && (!last || published > last.getTime())) last = new Date(published);
+      }
+      url = typeof page.next === 'string' && new URL(page.next).origin === outboxOrigin ? page.next : undefined;
+    }
+    if (last) await this.peers.setCaughtUpTo(actor, last);
+    return applied;
+  }
+
+  /** Catches up with every followed peer; failures are logged, not thrown (peers may be down). */
+  async catchUpAll(): Promise<void> {
+    for (const peer of await this.peers.list()) {
+      if (peer.following !== 'accepted') continue;
+      try {
+        const applied = await this.catchUp(peer.actor);
+        if (applied > 0) this.logger.info({ actor: peer.actor, applied }, 'caught up with peer');
+      } catch (err) {
+        this.logger.warn({ actor: peer.actor, err: (err as Error).message }, 'catch-up failed');
+      }
+    }
+  }
+
+  /** Queue depths and the dead-letter list, for the admin. */
+  async deliveryStatus(limit = 100) {
+    const [counts, dead] = await Promise.all([this.queue.counts(), this.queue.deadLetters(limit)]);
+    return { counts, dead };
+  }
+
+  retryDelivery(id: string): Promise<boolean> {
+    return this.queue.retryDead(id);
+  }
+
+  // --- HTTP ----------------------------------------------------------------------------------
+
+  router(): Router {
+    const router = express.Router();
+    const send = (res: Response, body: unknown, type = ACTIVITY_JSON) => res.type(type).send(JSON.stringify(body));
+
+    router.get('/.well-known/webfinger', (req, res) => {
+      const resource = req.query.resource;
+      const mine = [`acct:${ACTOR_USERNAME}@${this.identity.host}`, this.identity.actorId];
+      if (typeof resource !== 'string' || !mine.includes(resource)) {
+        throw new FederationError(404, 'not_found', 'no such resource here');
+      }
+      send(res, webfingerDocument(this.identity), 'application/jrd+json');
+    });
+    router.get('/.well-known/nodeinfo', (_req, res) => {
+      res.json({ links: [{ rel: 'http://nodeinfo.diaspora.software/ns/schema/2.1', href: `${this.identity.publicUrl}/nodeinfo/2.1` }] });
+    });
+    router.get('/nodeinfo/2.1', (_req, res) => {
+      send(res, nodeinfoDocument(this.options.softwareVersion), 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"');
+    });
+    router.get('/ns/v1', (_req, res) => send(res, bundledContext(VOUCH_CONTEXT_URL), 'application/ld+json'));
+    router.get('/actor', (_req, res) => send(res, actorDocument(this.identity)));
+
+    const inboxBody = express.raw({ type: () => true, limit: MAX_INBOX_BYTES });
+    const receive = async (req: Request, res: Response) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const result = await this.inbox.receive(req, body);
+      res.status(202).json(result);
+    };
+    router.post('/actor/inbox', inboxBody, receive);
+    router.post('/inbox', inboxBody, receive);
+
+    router.get('/actor/outbox', async (req, res) => send(res, await this.outboxCollection(req)));
+    router.get('/actor/followers', async (_req, res) => {
+      const { count } = await this.db
+        .selectFrom('peers')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('follower_state', '=', 'approved')
+        .executeTakeFirstOrThrow();
+      send(res, { '@context': AS_CONTEXT_URL, id: this.identity.followers, type: 'OrderedCollection', totalItems: Number(count) });
+    });
+    router.get('/actor/following', async (_req, res) => {
+      const { count } = await this.db
+        .selectFrom('peers')
+        .select((eb) => eb.fn.countAll<number>().as('count'))
+        .where('following_state', '=', 'accepted')
+        .executeTakeFirstOrThrow();
+      send(res, { '@context': AS_CONTEXT_URL, id: this.identity.following, type: 'OrderedCollection', totalItems: Number(count) });
+    });
+    router.get('/verdicts/:id', async (req, res) => {
+      const objectId = `${this.identity.publicUrl}/verdicts/${req.params.id}`;
+      const row = await this.db
+        .selectFrom('outbox')
+        .select(['activity', 'restricted'])
+        .where('object_id', '=', objectId)
+        .orderBy('seq', 'desc')
+        .executeTakeFirst();
+      if (!row) throw new FederationError(404, 'not_found', 'no such verdict');
+      if (row.restricted && !(await this.isApprovedFollower(req))) {
+        throw new FederationError(404, 'not_found', 'no such verdict');
+      }
+      const activity = row.activity as { type: string; object: unknown };
+      if (activity.type === 'Delete') res.status(410);
+      send(res, activity.object);
+    });
+    return router;
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  private activity(type: string, object: unknown): Record<string, unknown> {
+    return {
+      '@context': [AS_CONTEXT_URL, VOUCH_CONTEXT_URL],
+      id: `${this.identity.publicUrl}/activities/${randomUUID()}`,
+      type,
+      actor: this.identity.actorId,
+      published: new Date().toISOString(),
+      to: [this.identity.followers],
+      object,
+    };
+  }
+
+  private async record(activity: Record<string, unknown>, restricted: boolean): Promise<void> {
+    const object = activity.object;
+    const objectId = typeof object === 'string' ? object : ((object as { id?: string }).id ?? null);
+    await this.db
+      .insertInto('outbox')
+      .values({
+        id: activity.id as string,
+        type: activity.type as string,
+        object_id: objectId,
+        restricted,
+        activity: JSON.stringify(activity),
+        published: new Date(activity.published as string),
+      })
+      .execute();
+  }
+
+  /** Follow traffic goes to one peer's own inbox, through the same durable queue. */
+  private async send(activity: Record<string, unknown>, peer: Peer): Promise<void> {
+    if (!peer.inbox) throw new FederationError(502, 'no_inbox', `${peer.actor} has no inbox`);
+    await this.record(activity, true);
+    await this.delivery.enqueue(activity.id as string, [peer.inbox]);
+  }
+
+  private async requirePeer(actor: string): Promise<Peer> {
+    const peer = await this.peers.get(actor);
+    if (!peer) throw new FederationError(404, 'unknown_peer', `${actor} is not a known peer`);
+    return peer;
+  }
+
+  private async incomingFollow(actor: string): Promise<Record<string, unknown>> {
+    const row = await this.db.selectFrom('peers').select('incoming_follow_id').where('actor_uri', '=', actor).executeTakeFirst();
+    return { ...(row?.incoming_follow_id ? { id: row.incoming_follow_id } : {}), type: 'Follow', actor, object: this.identity.actorId };
+  }
+
+  private async onFollow(actor: string, activityId: string): Promise<void> {
+    await this.peers.refresh(actor);
+    await this.db.updateTable('peers').set({ incoming_follow_id: activityId }).where('actor_uri', '=', actor).execute();
+    const peer = (await this.peers.get(actor))!;
+    if (peer.follower === 'approved') {
+      await this.send(this.activity('Accept', await this.incomingFollow(actor)), peer);
+    } else if (this.options.autoApproveFollowers) {
+      await this.approve(actor);
+    } else {
+      await this.peers.setFollower(actor, 'pending');
+      this.logger.info({ actor }, 'follow request waiting for approval');
+    }
+  }
+
+  private async onAccepted(actor: string): Promise<void> {
+    const peer = await this.peers.get(actor);
+    if (!peer || peer.following !== 'pending') return;
+    await this.peers.setFollowing(actor, 'accepted');
+    // Pull what was published before we subscribed, without holding up the Accept.
+    setImmediate(() => void this.catchUp(actor).catch((err) => this.logger.warn({ actor, err: (err as Error).message }, 'initial catch-up failed')));
+  }
+
+  /** The actor behind a signed GET, if the signature verifies; undefined for unsigned requests. */
+  private async signedBy(req: Request): Promise<string | undefined> {
+    const header = req.get('signature');
+    if (!header) return undefined;
+    try {
+      const { keyId } = parseSignatureHeader(header);
+      const actor = keyId.split('#')[0];
+      if (keyIdOrigin(keyId) !== new URL(actor).origin) return undefined;
+      const publicKey = await this.peers.keyFor(keyId, actor);
+      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
+      verifyRequest({ method: req.method, path: req.originalUrl, headers, publicKey });
+      return actor;
+    } catch (err) {
+      if (err instanceof HttpSignatureError || err instanceof FederationError) return undefined;
+      throw err;
+    }
+  }
+
+  private async isApprovedFollower(req: Request): Promise<boolean> {
+    const actor = await this.signedBy(req);
+    if (!actor) return false;
+    return (await this.peers.get(actor))?.follower === 'approved';
+  }
+
+  private async outboxCollection(req: Request): Promise<Record<string, unknown>> {
+    const follower = await this.isApprovedFollower(req);
+    const base = this.identity.outbox;
+    let query = this.db
+      .selectFrom('outbox')
+      .select(['seq', 'activity', 'published', 'restricted'])
+      .where('type', 'in', ['Create', 'Update', 'Delete']);
+    if (!follower) {
+      if (!this.options.publicOkFeed) query = query.where(sql<boolean>`false`);
+      else query = query.where('restricted', '=', false);
+    }
+    const since = typeof req.query.since === 'string' ? new Date(req.query.since) : undefined;
+    const after = Number(req.query.after ?? 0);
+    const before = Number(req.query.before ?? 0);
+    if (since && !Number.isNaN(since.getTime())) {
+      // Catch-up pages: oldest first, after the cursor.
+      const rows = (await query.where('seq', '>', Number.isSafeInteger(after) ? after : 0).where('published', '>=', since).orderBy('seq').limit(PAGE_SIZE).execute()) as OutboxRow[];
+      const last = rows[rows.length - 1];
+      return this.page(`${base}?since=${encodeURIComponent(since.toISOString())}&after=${after}`, rows, last && rows.length === PAGE_SIZE ? `${base}?since=${encodeURIComponent(since.toISOString())}&after=${last.seq}` : undefined);
+    }
+    if (req.query.page !== undefined || before > 0) {
+      const rows = (await (before > 0 ? query.where('seq', '<', before) : query).orderBy('seq', 'desc').limit(PAGE_SIZE).execute()) as OutboxRow[];
+      const last = rows[rows.length - 1];
+      return this.page(`${base}?page=true${before > 0 ? `&before=${before}` : ''}`, rows, last && rows.length === PAGE_SIZE ? `${base}?before=${last.seq}` : undefined);
+    }
+    const { count } = await query.clearSelect().select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+    return { '@context': AS_CONTEXT_URL, id: base, type: 'OrderedCollection', totalItems: Number(count), first: `${base}?page=true` };
+  }
+
+  private page(id: string, rows: OutboxRow[], next: string | undefined): Record<string, unknown> {
+    return {
+      '@context': [AS_CONTEXT_URL, VOUCH_CONTEXT_URL],
+      id,
+      type: 'OrderedCollectionPage',
+      partOf: this.identity.outbox,
+      orderedItems: rows.map((r) => r.activity),
+      ...(next ? { next } : {}),
+    };
+  }
+}
