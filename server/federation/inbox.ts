@@ -189,6 +189,9 @@ export class Inbox {
     const verdict = this.parse(() => parseVerdict(object, { allowHttp: this.options.allowHttp }));
     if (originOf(verdict.id) !== actorOrigin) throw new FederationError(403, 'foreign_object', 'the verdict id is not on the actor\'s origin');
     if (verdict.attributedTo !== actor) throw new FederationError(403, 'foreign_object', 'the verdict is attributed to another actor');
+    if (verdict.supersedes && originOf(verdict.supersedes) !== actorOrigin) {
+      throw new FederationError(403, 'foreign_object', 'a verdict can only supersede its own issuer\'s verdicts');
+    }
     try {
       await verifyObject(object as Record<string, unknown>, (method) => {
         if (originOf(method) !== actorOrigin) throw new FederationError(403, 'foreign_key', 'the proof key is not on the actor\'s origin');
