@@ -5,18 +5,13 @@
  * a flat test card would flatter the decoder).
  */
 
-import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { decodeNormalized, hashImage, hashImageWithDihedral, pdqHash, phash64 } from '../shared/hashing/index.js';
 
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-}
+import type { BenchResult } from './result.js';
 
 /** Deterministic photo-like RGB: gradients, waves, discs, grain. */
-function photoLikeRgb(width: number, height: number, seed: number): Buffer {
+export function photoLikeRgb(width: number, height: number, seed: number): Buffer {
   let s = seed >>> 0 || 1;
   const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
   const waves = Array.from({ length: 10 }, () => ({
@@ -65,12 +60,13 @@ async function timeIt(runs: number, f: () => unknown): Promise<number[]> {
   return samples.sort((a, b) => a - b);
 }
 
+/** A generated 1024x768 JPEG (quality 85), different for each seed. */
+export function photoLikeJpeg(seed: number, width = 1024, height = 768): Promise<Buffer> {
+  return sharp(photoLikeRgb(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+}
+
 export async function benchHashing(): Promise<BenchResult[]> {
-  const W = 1024;
-  const H = 768;
-  const jpeg = await sharp(photoLikeRgb(W, H, 2024), { raw: { width: W, height: H, channels: 3 } })
-    .jpeg({ quality: 85 })
-    .toBuffer();
+  const jpeg = await photoLikeJpeg(2024);
 
   // One libvips worker thread, and no libvips operation cache (it would otherwise recognise the
   // same input and skip work). Both are process-wide: restore them afterwards.
@@ -100,9 +96,4 @@ export async function benchHashing(): Promise<BenchResult[]> {
     sharp.concurrency(prevConcurrency);
     sharp.cache({ memory: prevCache.memory.max, files: prevCache.files.max, items: prevCache.items.max });
   }
-}
-
-// `node dist/bench/hashing.js` runs it alone.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  for (const { name, value, unit } of await benchHashing()) console.log(`${name}\t${value}\t${unit}`);
 }

@@ -167,6 +167,62 @@ export function pdqDistance(a: Uint8Array, b: Uint8Array): number {
   return d;
 }
 
+/**
+ * Stable sort of items 0..n-1 by 16-bit key (keys[i], with hist[v + 1] = how many keys equal v),
+ * writing to out, in key order, each item's payload: source[i] if given, else
+ * (i << fb) | fold(partner[i], fb) if partner is given, else i. LSD radix on the two bytes.
+ */
+function radixSort16(
+  keys: Uint16Array,
+  hist: Int32Array,
+  source: Int32Array | null,
+  partner: Uint16Array | null,
+  fb: number,
+  tmpP: Int32Array,
+  tmpK: Uint8Array,
+  out: Int32Array,
+): void {
+  const n = keys.length;
+  const low = new Int32Array(256);
+  const high = new Int32Array(256);
+  for (let v = 0; v < BUCKETS; v++) {
+    const c = hist[v + 1];
+    low[v & 0xff] += c;
+    high[v >>> 8] += c;
+  }
+  for (let b = 0, sLow = 0, sHigh = 0; b < 256; b++) {
+    const cl = low[b];
+    low[b] = sLow;
+    sLow += cl;
+    const ch = high[b];
+    high[b] = sHigh;
+    sHigh += ch;
+  }
+  if (partner !== null) {
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      const pos = low[k & 0xff]++;
+      tmpP[pos] = (i << fb) | fold(partner[i], fb);
+      tmpK[pos] = k >>> 8;
+    }
+  } else if (source !== null) {
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      const pos = low[k & 0xff]++;
+      tmpP[pos] = source[i];
+      tmpK[pos] = k >>> 8;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      const pos = low[k & 0xff]++;
+      tmpP[pos] = i;
+      tmpK[pos] = k >>> 8;
+    }
+  }
+  for (let i = 0; i < n; i++) out[high[tmpK[i]]++] = tmpP[i];
+}
+
 export class PdqIndex {
   /** Largest maxDistance accepted (results are exact up to it). */
   static readonly MAX_DISTANCE = PDQ_INDEX_MAX_DISTANCE;
@@ -439,10 +495,11 @@ export class PdqIndex {
   }
 
   /**
-   * Rebuilds everything from the entries in (words, ids)[0, count), skipping tombstoned ones when
-   * `skipDead`: entries are re-stored in order of chunk 0, then the postings of chunks 1..15 are
-   * built by counting sort (two chunks per pass, as chunks 2w and 2w+1 are the halves of word w).
-   * Afterwards the delta is empty.
+   * Rebuilds everything from the entries in (src, srcIds)[0, srcCount), skipping tombstoned ones
+   * when `skipDead`: entries are re-stored in order of chunk 0, then the postings of chunks 1..15
+   * are sorted by chunk value. Afterwards the delta is empty. All sorts are stable LSD radix sorts
+   * on two bytes (256 write streams per pass: a direct scatter into 65 536 buckets would miss the
+   * cache on nearly every write, about 4x slower at 10M entries).
    */
   private rebuildFrom(src: Int32Array, srcIds: Uint32Array, srcCount: number, skipDead: boolean, capacity: number): void {
     const dead = this.dead;
@@ -453,25 +510,32 @@ export class PdqIndex {
     if (this.deltaHeads) this.deltaHeads.fill(0);
     this.deltaNext = EMPTY_I32;
 
-    const offLo = new Int32Array(OFFSETS_PER_CHUNK);
-    const offHi = new Int32Array(OFFSETS_PER_CHUNK);
-    const cursorLo = new Int32Array(BUCKETS);
-    const cursorHi = new Int32Array(BUCKETS);
+    const n = srcCount - (skipDead ? this.deadCount : 0);
+    const histLo = new Int32Array(OFFSETS_PER_CHUNK);
+    const histHi = new Int32Array(OFFSETS_PER_CHUNK);
+    const keysLo = new Uint16Array(n);
+    const keysHi = new Uint16Array(n);
+    const tmpP = new Int32Array(n);
+    const tmpK = new Uint8Array(n);
 
-    // 1. Storage in chunk-0 order.
-    for (let e = 0; e < srcCount; e++) {
-      if (skipDead && ((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
-      offLo[1 + (src[e << 3] & 0xffff)]++;
+    // 1. Storage in chunk-0 order: sort the live entries' source indices by chunk 0, then gather.
+    const sourceOf = skipDead ? new Int32Array(n) : null;
+    for (let e = 0, i = 0; e < srcCount; e++) {
+      if (skipDead) {
+        if (((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
+        sourceOf![i] = e;
+      }
+      const key = src[e << 3] & 0xffff;
+      keysLo[i++] = key;
+      histLo[key + 1]++;
     }
-    for (let v = 0; v < BUCKETS; v++) offLo[v + 1] += offLo[v];
-    const n = offLo[BUCKETS];
-    cursorLo.set(offLo.subarray(0, BUCKETS));
+    const perm = new Int32Array(n);
+    radixSort16(keysLo, histLo, sourceOf, null, 0, tmpP, tmpK, perm);
     const words = new Int32Array(capacity * WORDS);
     const ids = new Uint32Array(capacity);
-    for (let e = 0; e < srcCount; e++) {
-      if (skipDead && ((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
+    for (let t = 0; t < n; t++) {
+      const e = perm[t];
       const s = e << 3;
-      const t = cursorLo[src[s] & 0xffff]++;
       const d = t << 3;
       words[d] = src[s];
       words[d + 1] = src[s + 1];
@@ -497,45 +561,33 @@ export class PdqIndex {
     const fb = n <= this.wideFilterLimit ? 8 : 4;
     this.filterBits = fb;
     this.blockBase = new Int32Array(CHUNKS * BLOCKS);
-    this.storeOffsets(0, offLo);
-    this.postings[0] = EMPTY_I32;
+    for (let v = 0; v < BUCKETS; v++) histLo[v + 1] += histLo[v];
+    this.storeOffsets(0, histLo);
+    this.postings[0] = EMPTY_I32; // chunk 0 has no postings: its buckets are runs of the storage
 
-    // 2. Postings of chunks 1..15: entry index << fb | fold of the partner chunk.
+    // 2. Postings of chunks 1..15 (entry index << fb | fold of the partner chunk); chunks 2w and
+    // 2w+1 are the halves of word w, each the other's partner.
     for (let w = 0; w < WORDS; w++) {
-      const both = w > 0; // chunk 0 (low half of word 0) has no postings
-      offLo.fill(0);
-      offHi.fill(0);
-      for (let i = w, end = n << 3; i < end; i += WORDS) {
-        const x = words[i];
-        offLo[1 + (x & 0xffff)]++;
-        offHi[1 + (x >>> 16)]++;
+      histLo.fill(0);
+      histHi.fill(0);
+      for (let e = 0; e < n; e++) {
+        const x = words[(e << 3) + w];
+        keysLo[e] = x;
+        keysHi[e] = x >>> 16;
+        histLo[(x & 0xffff) + 1]++;
+        histHi[(x >>> 16) + 1]++;
       }
-      for (let v = 0; v < BUCKETS; v++) {
-        offLo[v + 1] += offLo[v];
-        offHi[v + 1] += offHi[v];
-      }
-      cursorLo.set(offLo.subarray(0, BUCKETS));
-      cursorHi.set(offHi.subarray(0, BUCKETS));
-      const pLo = both ? new Int32Array(n) : EMPTY_I32;
-      const pHi = new Int32Array(n);
-      if (both) {
-        for (let e = 0; e < n; e++) {
-          const x = words[(e << 3) + w];
-          const vLo = x & 0xffff;
-          const vHi = x >>> 16;
-          const tag = e << fb;
-          pLo[cursorLo[vLo]++] = tag | fold(vHi, fb);
-          pHi[cursorHi[vHi]++] = tag | fold(vLo, fb);
-        }
-        this.storeOffsets(2 * w, offLo);
+      if (w > 0) {
+        const pLo = new Int32Array(n);
+        radixSort16(keysLo, histLo, null, keysHi, fb, tmpP, tmpK, pLo);
+        for (let v = 0; v < BUCKETS; v++) histLo[v + 1] += histLo[v];
+        this.storeOffsets(2 * w, histLo);
         this.postings[2 * w] = pLo;
-      } else {
-        for (let e = 0; e < n; e++) {
-          const x = words[e << 3];
-          pHi[cursorHi[x >>> 16]++] = (e << fb) | fold(x & 0xffff, fb);
-        }
       }
-      this.storeOffsets(2 * w + 1, offHi);
+      const pHi = new Int32Array(n);
+      radixSort16(keysHi, histHi, null, keysLo, fb, tmpP, tmpK, pHi);
+      for (let v = 0; v < BUCKETS; v++) histHi[v + 1] += histHi[v];
+      this.storeOffsets(2 * w + 1, histHi);
       this.postings[2 * w + 1] = pHi;
     }
   }

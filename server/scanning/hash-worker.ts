@@ -2,7 +2,7 @@
 // never takes the pool down.
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
-import { hashImage, ImageRejectedError, type ImageHashes, type ImageLimits } from '../../shared/hashing/index.js';
+import { hashImageWithDihedral, ImageRejectedError, type ImageHashesWithDihedral, type ImageLimits } from '../../shared/hashing/index.js';
 
 // One libvips thread per worker: the pool already runs one worker per core, and every upload is
 // new, so libvips' operation cache only costs memory.
@@ -14,7 +14,7 @@ export type HashTask =
   | { kind: 'bytes'; bytes: Uint8Array; limits: ImageLimits };
 
 export type HashOutcome =
-  | { ok: true; hashes: ImageHashes; byteSize: number }
+  | { ok: true; hashes: ImageHashesWithDihedral; byteSize: number }
   | { ok: false; code: string; message: string };
 
 export default async function hashTask(task: HashTask): Promise<HashOutcome> {
@@ -31,7 +31,8 @@ export default async function hashTask(task: HashTask): Promise<HashOutcome> {
     } else {
       bytes = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
     }
-    const hashes = await hashImage(bytes, task.limits);
+    // The 8 rotations/mirrors cost ~1 ms more and let one lookup find turned or flipped copies.
+    const hashes = await hashImageWithDihedral(bytes, task.limits);
     return { ok: true, hashes, byteSize: bytes.length };
   } catch (err) {
     if (err instanceof ImageRejectedError) return { ok: false, code: err.code, message: err.message };

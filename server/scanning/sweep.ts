@@ -147,7 +147,7 @@ export class Sweeper {
       await recordMedia(this.db, h, outcome.byteSize, source);
       const matches = await this.verdicts.find({
         sha256: Buffer.from(h.sha256, 'hex'),
-        pdq: [Buffer.from(h.pdq, 'hex')],
+        pdq: Object.values(h.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
         pdqQuality: h.pdqQuality,
       });
       line = {

@@ -9,8 +9,12 @@ import { ed25519ToMultibase, signObject } from '../../shared/crypto/data-integri
 import { signRequest } from '../../shared/crypto/http-signature.js';
 
 export class FakePeer {
-  readonly keys = generateInstanceKeysSync();
+  /** Many peers may share one key pair (benchmarks); each still serves its own actor. */
+  constructor(readonly keys = generateInstanceKeysSync()) {}
+
   readonly received: Array<Record<string, unknown>> = [];
+  /** Called with each activity as it arrives. */
+  onReceive?: (activity: Record<string, unknown>) => void;
   private server?: Server;
   origin = '';
 
@@ -33,7 +37,9 @@ export class FakePeer {
           res.setHeader('content-type', 'application/activity+json');
           res.end(JSON.stringify(this.actorDocument()));
         } else if (req.method === 'POST' && req.url === '/inbox') {
-          this.received.push(JSON.parse(body));
+          const activity = JSON.parse(body) as Record<string, unknown>;
+          this.received.push(activity);
+          this.onReceive?.(activity);
           res.statusCode = 202;
           res.end();
         } else {

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
 import { runCli } from '../helpers/process.js';
@@ -51,6 +52,8 @@ describe('vouch scan and import-hashes', () => {
     files['a/known.jpg'] = await syntheticJpeg(11);
     files['a/b/unknown.png'] = await syntheticPng(12);
     files['a/b/other.jpg'] = await syntheticJpeg(13);
+    // A turned copy of the known image: found through the dihedral PDQ variants.
+    files['a/b/turned.jpg'] = await sharp(files['a/known.jpg']).rotate(90).jpeg({ quality: 80 }).toBuffer();
     files['broken.jpg'] = Buffer.from('definitely not a jpeg');
     for (const [rel, bytes] of Object.entries(files)) writeFileSync(join(media, rel), bytes);
     env = { VOUCH_DATA_DIR: join(root, 'data') };
@@ -76,6 +79,8 @@ describe('vouch scan and import-hashes', () => {
     expect(Object.keys(byFile).sort()).toEqual(Object.keys(files).sort());
     expect(byFile['a/known.jpg']).toMatchObject({ status: 'quarantined', matches: [{ label: 'csam', distance: 0 }] });
     expect(byFile['a/b/unknown.png']).toMatchObject({ status: 'unknown', matches: [] });
+    expect(byFile['a/b/turned.jpg']).toMatchObject({ status: 'quarantined', matches: [{ label: 'csam', matched_by: 'pdq' }] });
+    expect(byFile['a/b/turned.jpg'].matches[0].distance).toBeLessThanOrEqual(16);
     expect(byFile['broken.jpg']).toMatchObject({ status: 'error', error: { code: 'unsupported_format' } });
 
     // Moved, not deleted: the bytes are intact under their SHA-256, with a sidecar.

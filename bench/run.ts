@@ -1,0 +1,28 @@
+// `npm run bench [-- SUITE...]`: runs the benchmark suites and prints one `name value unit` line
+// per figure. Suites: hashing, index, federation (all when none is named). Record the figures,
+// with the machine they ran on, in docs/benchmarks.md.
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import type { BenchResult } from './result.js';
+
+const SUITES: Record<string, () => Promise<BenchResult[]>> = {
+  hashing: async () => [
+    ...(await (await import('./hashing.js')).benchHashing()),
+    ...(await (await import('./hash-throughput.js')).benchHashThroughput()),
+  ],
+  index: async () => {
+    const { benchPdqIndex, benchSha256Index } = await import('./pdq-index.js');
+    return [...(await benchPdqIndex()), ...(await benchSha256Index())];
+  },
+  federation: async () => (await import('./federation.js')).benchFederation(),
+};
+
+const requested = process.argv.slice(2);
+const unknown = requested.filter((name) => !(name in SUITES));
+if (unknown.length > 0) {
+  console.error(`unknown suite(s): ${unknown.join(', ')}; choose from ${Object.keys(SUITES).join(', ')}`);
+  process.exit(2);
+}
+console.error(`# ${cpus()[0]?.model ?? 'unknown cpu'}, ${availableParallelism()} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`);
+for (const name of requested.length > 0 ? requested : Object.keys(SUITES)) {
+  for (const { name: figure, value, unit } of await SUITES[name]()) console.log(`${figure} ${value} ${unit}`);
+}
