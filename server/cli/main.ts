@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../config/logger.js';
 import { imageLimits, openCore, startServer } from '../main.js';
+import { StoreLockedError } from '../store/index.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { Sweeper } from '../scanning/sweep.js';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
@@ -278,7 +279,7 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const known = err instanceof CliError || err instanceof ConfigError || err instanceof HashListError;
+  const known = err instanceof CliError || err instanceof ConfigError || err instanceof HashListError || err instanceof StoreLockedError;
   process.stderr.write(`vouch: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
   process.exitCode = 2;
 }

@@ -1,7 +1,7 @@
 // The store: one Kysely handle over PostgreSQL, either embedded (PGlite, a data directory on disk)
 // or a server (DATABASE_URL). Same SQL and the same migrations on both.
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql, type Dialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
@@ -35,11 +35,47 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
   return new PostgresDialect({ pool });
 }
 
+export class StoreLockedError extends Error {}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt it.
+ * A pid lock file refuses that with a clear message; a lock left by a dead process is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const lock = join(dir, 'vouch.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(lock, 'utf8'));
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+        throw new StoreLockedError(
+          `the embedded database in ${dir} is in use by process ${holder}: stop it first, or use a PostgreSQL server (DATABASE_URL) to share one database between processes`,
+        );
+      }
+      rmSync(lock, { force: true });
+    }
+  }
+  throw new StoreLockedError(`cannot lock ${dir}`);
+}
+
 /** Opens the store and applies pending migrations. */
 export async function openStore(config: StoreConfig): Promise<Store> {
   let dialect: Dialect;
   let kind: Store['kind'];
   let pglite: PGlite | undefined;
+  let unlock = () => {};
   if (config.databaseUrl) {
     kind = 'postgres';
     if (config.databaseSchema) {
@@ -57,7 +93,13 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     kind = 'pglite';
     const dir = resolve(config.dataDir, 'pglite');
     mkdirSync(dir, { recursive: true });
-    pglite = await PGlite.create(dir);
+    unlock = lockDataDir(resolve(config.dataDir));
+    try {
+      pglite = await PGlite.create(dir);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
     dialect = new PGliteDialect(pglite);
   }
   const db = new Kysely<Database>({ dialect });
@@ -65,6 +107,8 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     await migrateToLatest(db);
   } catch (err) {
     await db.destroy();
+    if (pglite && !pglite.closed) await pglite.close();
+    unlock();
     throw err;
   }
   return {
@@ -73,6 +117,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
     async close() {
       await db.destroy();
       if (pglite && !pglite.closed) await pglite.close();
+      unlock();
     },
   };
 }

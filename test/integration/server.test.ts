@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pngHeaderOnly, syntheticJpeg } from '../helpers/images.js';
-import { startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('hex');
@@ -101,6 +101,12 @@ describe('vouch serve', () => {
     const bad = await post('/api/v1/admin/hashes', 'pdq:zz,csam', auth);
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatchObject({ code: 'bad_hash_list', message: expect.stringMatching(/line 1/) });
+  });
+
+  it('keeps a second process off its embedded database', async () => {
+    const result = await runCli(['scan', dataDir], { VOUCH_DATA_DIR: dataDir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/in use by process \d+: stop it first, or use a PostgreSQL server/);
   });
 
   it('validates lookup queries', async () => {
