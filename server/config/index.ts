@@ -46,7 +46,7 @@ const configSchema = z
         allowPrivateNetworks: z
           .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be a CIDR like 10.0.0.0/8')))
           .default([]),
-        deliveryAttempts: positiveInt.max(100).default(12),
+        deliveryAttempts: positiveInt.max(100).default(20),
         deliveryBackoffBaseMs: positiveInt.default(2_000),
         deliveryBackoffMaxMs: positiveInt.default(3_600_000),
         deliveryConcurrency: positiveInt.max(256).default(8),
