@@ -13,6 +13,8 @@ export class FakePeer {
   constructor(readonly keys = generateInstanceKeysSync()) {}
 
   readonly received: Array<Record<string, unknown>> = [];
+  /** Each POST as it arrived on the wire, for checking the sender's signatures. */
+  readonly requests: Array<{ method: string; url: string; headers: Record<string, string | string[] | undefined> }> = [];
   /** Called with each activity as it arrives. */
   onReceive?: (activity: Record<string, unknown>) => void;
   private server?: Server;
@@ -37,6 +39,7 @@ export class FakePeer {
           res.setHeader('content-type', 'application/activity+json');
           res.end(JSON.stringify(this.actorDocument()));
         } else if (req.method === 'POST' && req.url === '/inbox') {
+          this.requests.push({ method: req.method, url: req.url, headers: req.headers });
           const activity = JSON.parse(body) as Record<string, unknown>;
           this.received.push(activity);
           this.onReceive?.(activity);

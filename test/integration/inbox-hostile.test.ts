@@ -1,7 +1,8 @@
 // A real Vouch server's inbox against hostile peers. The peers are FakePeer actors on 127.0.0.x,
 // driven by the test so that each one can forge exactly one thing. Every case must answer 4xx and
 // store nothing.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import httpSignature from 'http-signature';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
@@ -75,6 +76,46 @@ describe('inbox against hostile peers', () => {
     const res = await honest.post(inbox, honest.activity('Create', verdict));
     expect(res.status).toBe(202);
     expect(await stored(digestOf(verdict))).toHaveLength(1);
+  });
+
+  it('accepts a Create signed by the independent http-signature library', async () => {
+    const verdict = honest.signObject(honest.verdict(subject()));
+    const body = JSON.stringify(honest.activity('Create', verdict));
+    const url = new URL(inbox);
+    const headers: Record<string, string> = {
+      host: url.host,
+      date: new Date().toUTCString(),
+      digest: `SHA-256=${createHash('sha256').update(body).digest('base64')}`,
+      'content-type': 'application/activity+json',
+    };
+    const clientRequest = {
+      method: 'POST',
+      path: url.pathname,
+      headers,
+      getHeader: (name: string) => headers[name.toLowerCase()],
+      setHeader: (name: string, value: string) => (headers[name.toLowerCase()] = value),
+    };
+    httpSignature.signRequest(clientRequest as never, {
+      key: honest.keys.rsa.privatePem,
+      keyId: honest.keyId,
+      headers: ['(request-target)', 'host', 'date', 'digest'],
+      authorizationHeaderName: 'Signature',
+    } as never);
+    const res = await fetch(inbox, { method: 'POST', headers, body });
+    expect(res.status).toBe(202);
+    expect(await stored(digestOf(verdict))).toHaveLength(1);
+  });
+
+  it('signs its own deliveries so that the http-signature library verifies them', async () => {
+    const delivered = honest.requests.find((r) => r.method === 'POST');
+    expect(delivered).toBeDefined();
+    const parsed = httpSignature.parseRequest({ ...delivered!, httpVersion: '1.1' } as never, {
+      headers: ['(request-target)', 'host', 'date', 'digest'],
+    } as never);
+    const actor = (await (await fetch(`${base}/actor`)).json()) as { publicKey: { id: string; publicKeyPem: string } };
+    expect((parsed as unknown as { keyId: string }).keyId).toBe(actor.publicKey.id);
+    expect(httpSignature.verifySignature(parsed, actor.publicKey.publicKeyPem)).toBe(true);
+    expect(httpSignature.verifySignature(parsed, honest.keys.rsa.publicPem)).toBe(false);
   });
 
   it('acknowledges and ignores an unknown activity type', async () => {
