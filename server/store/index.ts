@@ -104,7 +104,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   }
   const db = new Kysely<Database>({ dialect });
   try {
-    await migrateToLatest(db);
+    await migrateToLatest(db, config.databaseUrl ? config.databaseSchema : undefined);
   } catch (err) {
     await db.destroy();
     if (pglite && !pglite.closed) await pglite.close();

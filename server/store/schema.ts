@@ -127,6 +127,55 @@ export interface JobTable {
   updated_at: Timestamp;
 }
 
+/** Transparency log (server/log); see migrations/0004_log.sql. Append-only tables. */
+export interface LogHeadTable {
+  id: Generated<boolean>;
+  size: number;
+}
+
+export interface LogEntryTable {
+  idx: number;
+  entry: Uint8Array;
+  leaf_hash: Uint8Array;
+  created_at: Generated<Date>;
+}
+
+export interface LogNodeTable {
+  level: number;
+  idx: number;
+  hash: Uint8Array;
+}
+
+export interface LogCheckpointTable {
+  size: number;
+  root: Uint8Array;
+  note: string;
+  created_at: Generated<Date>;
+}
+
+export interface LogCosignatureTable {
+  size: number;
+  witness: string;
+  line: string;
+  received_at: Generated<Date>;
+}
+
+export interface PeerCheckpointTable {
+  log_origin: string;
+  size: number;
+  root: Uint8Array;
+  note: string;
+  received_at: Generated<Date>;
+}
+
+export interface LogAlertTable {
+  id: Generated<number>;
+  log_origin: string;
+  kind: 'fork' | 'rollback' | 'inconsistent';
+  evidence: Json<unknown>;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
@@ -138,4 +187,11 @@ export interface Database {
   sweep_files: SweepFileTable;
   decisions: DecisionTable;
   jobs: JobTable;
+  log_head: LogHeadTable;
+  log_entries: LogEntryTable;
+  log_nodes: LogNodeTable;
+  log_checkpoints: LogCheckpointTable;
+  log_cosignatures: LogCosignatureTable;
+  peer_checkpoints: PeerCheckpointTable;
+  log_alerts: LogAlertTable;
 }

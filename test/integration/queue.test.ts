@@ -126,6 +126,11 @@ describe('BullMQ job ids', () => {
 
 for (const harness of HARNESSES) {
   describe.skipIf(!harness.available)(`job queue: ${harness.name}`, () => {
+    // Leases exist only in the store backend (BullMQ has its own stalled-job handling): these
+    // cases are defined for it alone rather than reported as skipped elsewhere.
+    const itForStoreBackend = (name: string, fn: () => Promise<void>) => {
+      if (harness.db !== undefined) it(name, fn);
+    };
     let opened: Queues[] = [];
     let counter = 0;
     const queueName = () => `q${++counter}_${randomBytes(3).toString('hex')}`;
@@ -371,7 +376,7 @@ for (const harness of HARNESSES) {
       ]);
     });
 
-    it.runIf(harness.db !== undefined)('takes back the jobs of a worker that stopped (expired lease)', async () => {
+    itForStoreBackend('takes back the jobs of a worker that stopped (expired lease)', async () => {
       const name = queueName();
       const queue = open({ leaseMs: 200 }).queue<string>(name, POLICY);
       await queue.add('work', 'again', { jobId: 'crashed-once' });
@@ -399,7 +404,7 @@ for (const harness of HARNESSES) {
       expect(logged.some((entry) => entry.level === 'warn' && /took back/.test(entry.msg))).toBe(true);
     });
 
-    it.runIf(harness.db !== undefined)('renews the lease of a long job so no other worker takes it', async () => {
+    itForStoreBackend('renews the lease of a long job so no other worker takes it', async () => {
       const name = queueName();
       const a = open({ leaseMs: 150 }).queue<null>(name, POLICY);
       const b = open({ leaseMs: 150 }).queue<null>(name, POLICY);
