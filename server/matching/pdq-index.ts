@@ -14,13 +14,14 @@
  * verified. Results are therefore exactly those of a brute-force scan, never an approximation.
  * Beyond 31, r would be 2 (137 probes per chunk); the index refuses maxDistance > 31.
  *
- * The partner filter. Each posting is one int32: the entry index, shifted left, and 8 bits that fold
- * the partner chunk (high byte XOR low byte). The distance between two folds never exceeds the
- * distance between the chunks, so the filter is a lower bound and loses nothing; for an unrelated
- * hash it passes about 1 posting in 7 (P[popcount of 8 random bits <= 2] = 37/256), so about 85 %
- * of the candidates are rejected from the sequentially read posting list alone. Static parts of more
- * than 2^24 entries need 28 index bits and keep only 4 folded bits (weaker filter, still exact);
- * 2^28 entries is the limit.
+ * The partner filter. Each posting is one int32: the entry index, shifted left, and the partner
+ * chunk folded to the bits left over: 12 bits while the static part holds <= 2^20 entries (bits
+ * 12..15 XORed onto bits 0..3), 8 up to 2^24 (high byte XOR low byte), 4 up to 2^28, the limit.
+ * Folding is linear and maps a difference of c bits to one of at most c bits, so the popcount of the
+ * folded difference is a lower bound and the filter loses nothing. For an unrelated hash (radius-1
+ * buckets, partner budget 2) it passes 79/4096 = 1.9 % of the postings with 12 bits and 37/256 =
+ * 14 % with 8, so nearly all candidates are rejected from the sequentially read posting list,
+ * without the random access to their hash.
  *
  * Chunk 0 needs no posting list: the entries themselves are stored in order of their chunk 0 (each
  * rebuild sorts them), so its buckets are contiguous runs of the hash array, read sequentially and
@@ -36,7 +37,8 @@
  * 2j and 2j+1, read little-endian (value = byte[2j] | byte[2j+1] << 8). With `shared/hashing`'s PDQ
  * layout, chunk j is exactly reference word 15 - j (one row of the 16x16 DCT sign matrix); any fixed
  * convention would do, as Hamming distance does not depend on bit order. Words are stored as
- * little-endian 32-bit integers on every platform (the bulk loader byte-swaps on big-endian hosts).
+ * little-endian 32-bit integers on every platform (hashes are read byte by byte, and the bulk
+ * loader views the input as int32 words only on little-endian hosts).
  *
  * Layout (typed arrays only, no object per hash):
  *  - entry storage: 8 x int32 hash words (32 B) + uint32 id (4 B), growable (x1.5), plus 1
@@ -48,7 +50,7 @@
  *    chunk value, in increasing entry order within a bucket: 60 B per entry;
  *  - delta part, for entries added since the last merge: per-bucket singly linked lists in typed
  *    arrays (16 x 65 536 heads, 4.2 MB, allocated on first add; 16 int32 links per delta entry, each
- *    carrying the same partner fold). When the delta reaches `mergeFraction` of the static part (and
+ *    carrying an 8-bit partner fold). When the delta reaches `mergeFraction` of the static part (and
  *    at least `minDelta`), everything is rebuilt into the static part (counting sort, O(n)), so
  *    inserts are amortised O(1).
  *  After a bulk build: 96 B per entry plus 2.1 MB (98 MB at 1M, 96.2 MB per million at 10M). A
@@ -69,8 +71,10 @@ const BUCKETS = 1 << 16;
 const OFFSETS_PER_CHUNK = BUCKETS + 1;
 /** Largest Hamming distance for which results are exact (see the module comment). */
 export const PDQ_INDEX_MAX_DISTANCE = 31;
-/** Static parts up to this many entries keep 8 filter bits per posting, larger ones 4. */
-const WIDE_FILTER_LIMIT = 1 << 24;
+/** Filter bits per static posting: the bits the entry index leaves free, at most 12. */
+function filterBitsFor(n: number): number {
+  return n <= 1 << 20 ? 12 : n <= 1 << 24 ? 8 : 4;
+}
 /** Most entries one index holds (28 index bits + 4 filter bits per posting). */
 const MAX_ENTRIES = 1 << 28;
 /** Delta positions are stored +1 in 24 bits. */
@@ -84,13 +88,14 @@ const EMPTY_U16 = new Uint16Array(0);
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([0x01020304]).buffer)[0] === 0x04;
 
-/** Popcount of a byte. */
-const POP8 = new Uint8Array(256);
-for (let i = 1; i < 256; i++) POP8[i] = (i & 1) + POP8[i >> 1];
+/** Popcount of 12 bits (a 4 KB table). */
+const POP12 = new Uint8Array(1 << 12);
+for (let i = 1; i < 1 << 12; i++) POP12[i] = (i & 1) + POP12[i >> 1];
 
-/** The filter bits of a 16-bit partner chunk value: folded to 8 bits, or 4 (16: unchanged). */
+/** A 16-bit partner chunk value folded to `bits` bits (12, 8 or 4; 16: unchanged). Linear. */
 function fold(x: number, bits: number): number {
   if (bits === 16) return x;
+  if (bits === 12) return (x ^ (x >>> 12)) & 0xfff;
   const f = (x ^ (x >>> 8)) & 0xff;
   return bits === 8 ? f : (f ^ (f >>> 4)) & 0xf;
 }
@@ -107,8 +112,8 @@ export interface PdqIndexOptions {
   mergeFraction?: number;
   /** ...but never before the delta holds this many entries. Default 65 536. */
   minDelta?: number;
-  /** @internal For tests: the 4-bit filter of static parts over 2^24 entries, at any size. */
-  narrowFilter?: boolean;
+  /** @internal For tests: at most this many filter bits (12, 8 or 4; normally set by size). */
+  maxFilterBits?: 12 | 8 | 4;
 }
 
 function popcount32(x: number): number {
@@ -142,7 +147,7 @@ function checkDistance(maxDistance: number): number {
 
 /** Lower bound of a 16-bit partner chunk difference's popcount, from its fold to `bits` bits. */
 function partnerBound(x: number, bits: number): number {
-  return bits === 16 ? popcount32(x) : POP8[fold(x, bits)];
+  return bits === 16 ? popcount32(x) : POP12[fold(x, bits)];
 }
 
 /** Hash bytes -> 8 little-endian int32 words at out[at..at+7]. */
@@ -167,69 +172,13 @@ export function pdqDistance(a: Uint8Array, b: Uint8Array): number {
   return d;
 }
 
-/**
- * Stable sort of items 0..n-1 by 16-bit key (keys[i], with hist[v + 1] = how many keys equal v),
- * writing to out, in key order, each item's payload: source[i] if given, else
- * (i << fb) | fold(partner[i], fb) if partner is given, else i. LSD radix on the two bytes.
- */
-function radixSort16(
-  keys: Uint16Array,
-  hist: Int32Array,
-  source: Int32Array | null,
-  partner: Uint16Array | null,
-  fb: number,
-  tmpP: Int32Array,
-  tmpK: Uint8Array,
-  out: Int32Array,
-): void {
-  const n = keys.length;
-  const low = new Int32Array(256);
-  const high = new Int32Array(256);
-  for (let v = 0; v < BUCKETS; v++) {
-    const c = hist[v + 1];
-    low[v & 0xff] += c;
-    high[v >>> 8] += c;
-  }
-  for (let b = 0, sLow = 0, sHigh = 0; b < 256; b++) {
-    const cl = low[b];
-    low[b] = sLow;
-    sLow += cl;
-    const ch = high[b];
-    high[b] = sHigh;
-    sHigh += ch;
-  }
-  if (partner !== null) {
-    for (let i = 0; i < n; i++) {
-      const k = keys[i];
-      const pos = low[k & 0xff]++;
-      tmpP[pos] = (i << fb) | fold(partner[i], fb);
-      tmpK[pos] = k >>> 8;
-    }
-  } else if (source !== null) {
-    for (let i = 0; i < n; i++) {
-      const k = keys[i];
-      const pos = low[k & 0xff]++;
-      tmpP[pos] = source[i];
-      tmpK[pos] = k >>> 8;
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const k = keys[i];
-      const pos = low[k & 0xff]++;
-      tmpP[pos] = i;
-      tmpK[pos] = k >>> 8;
-    }
-  }
-  for (let i = 0; i < n; i++) out[high[tmpK[i]]++] = tmpP[i];
-}
-
 export class PdqIndex {
   /** Largest maxDistance accepted (results are exact up to it). */
   static readonly MAX_DISTANCE = PDQ_INDEX_MAX_DISTANCE;
 
   private readonly mergeFraction: number;
   private readonly minDelta: number;
-  private readonly wideFilterLimit: number;
+  private readonly maxFilterBits: number;
 
   // Entry storage: entries [0, count), of which deadCount are tombstoned (bits in `dead`, allocated
   // on the first removal).
@@ -242,8 +191,8 @@ export class PdqIndex {
 
   // Static part: entries [0, baseCount), stored in order of chunk 0.
   private baseCount = 0;
-  /** Filter bits per posting (8, or 4 beyond 2^24 entries); the entry index is shifted by this. */
-  private filterBits = 8;
+  /** Filter bits per posting (12, 8 or 4 by size); the entry index is shifted left by this. */
+  private filterBits = 12;
   private blockBase: Int32Array = EMPTY_I32;
   private relOffsets: Uint16Array[] = [];
   private fullOffsets: Int32Array[] = [];
@@ -269,7 +218,8 @@ export class PdqIndex {
     if (!Number.isInteger(minDelta) || minDelta < 1) throw new RangeError('minDelta must be an integer >= 1');
     this.mergeFraction = mergeFraction;
     this.minDelta = minDelta;
-    this.wideFilterLimit = options.narrowFilter ? 0 : WIDE_FILTER_LIMIT;
+    this.maxFilterBits = options.maxFilterBits ?? 12;
+    if (![12, 8, 4].includes(this.maxFilterBits)) throw new RangeError('maxFilterBits must be 12, 8 or 4');
   }
 
   /**
@@ -290,9 +240,14 @@ export class PdqIndex {
     let source: Int32Array;
     if (LITTLE_ENDIAN_HOST && hashes.byteOffset % 4 === 0) {
       source = new Int32Array(hashes.buffer, hashes.byteOffset, n * WORDS); // a view, no copy
+    } else if (LITTLE_ENDIAN_HOST) {
+      source = new Int32Array(n * WORDS); // unaligned: one aligned copy
+      new Uint8Array(source.buffer).set(hashes);
     } else {
       source = new Int32Array(n * WORDS);
-      for (let e = 0; e < n; e++) loadWords(hashes.subarray(e * HASH_BYTES, (e + 1) * HASH_BYTES), source, e << 3);
+      for (let i = 0, b = 0; i < n * WORDS; i++, b += 4) {
+        source[i] = hashes[b] | (hashes[b + 1] << 8) | (hashes[b + 2] << 16) | (hashes[b + 3] << 24);
+      }
     }
     index.rebuildFrom(source, ids, n, false, n);
     return index;
@@ -338,7 +293,7 @@ export class PdqIndex {
     const k = e - this.baseCount;
     if (this.deltaHeads === null) this.deltaHeads = new Int32Array(CHUNKS * BUCKETS);
     if (this.deltaNext.length < (k + 1) * CHUNKS) {
-      const grown = new Int32Array(Math.max(1024, (k + 1) * 2) * CHUNKS);
+      const grown = new Int32Array(Math.max(1024, k + 1 + (k >>> 1)) * CHUNKS);
       grown.set(this.deltaNext);
       this.deltaNext = grown;
     }
@@ -445,11 +400,13 @@ export class PdqIndex {
   }
 
   /**
-   * Merges the delta into the static part, drops tombstoned entries and trims spare capacity, now
-   * (merges otherwise happen by themselves, without trimming). O(n).
+   * Merges the delta into the static part, drops tombstoned entries and trims spare capacity (and
+   * the delta's 4 MB of list heads), now; merges otherwise happen by themselves, without trimming.
+   * O(n). Worth calling after a burst of adds, at a quiet moment.
    */
   compact(): void {
     this.rebuild(true);
+    this.deltaHeads = null;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -495,11 +452,10 @@ export class PdqIndex {
   }
 
   /**
-   * Rebuilds everything from the entries in (src, srcIds)[0, srcCount), skipping tombstoned ones
-   * when `skipDead`: entries are re-stored in order of chunk 0, then the postings of chunks 1..15
-   * are sorted by chunk value. Afterwards the delta is empty. All sorts are stable LSD radix sorts
-   * on two bytes (256 write streams per pass: a direct scatter into 65 536 buckets would miss the
-   * cache on nearly every write, about 4x slower at 10M entries).
+   * Rebuilds everything from the entries in (words, ids)[0, count), skipping tombstoned ones when
+   * `skipDead`: entries are re-stored in order of chunk 0, then the postings of chunks 1..15 are
+   * built by counting sort (two chunks per pass, as chunks 2w and 2w+1 are the halves of word w).
+   * Afterwards the delta is empty.
    */
   private rebuildFrom(src: Int32Array, srcIds: Uint32Array, srcCount: number, skipDead: boolean, capacity: number): void {
     const dead = this.dead;
@@ -510,32 +466,25 @@ export class PdqIndex {
     if (this.deltaHeads) this.deltaHeads.fill(0);
     this.deltaNext = EMPTY_I32;
 
-    const n = srcCount - (skipDead ? this.deadCount : 0);
-    const histLo = new Int32Array(OFFSETS_PER_CHUNK);
-    const histHi = new Int32Array(OFFSETS_PER_CHUNK);
-    const keysLo = new Uint16Array(n);
-    const keysHi = new Uint16Array(n);
-    const tmpP = new Int32Array(n);
-    const tmpK = new Uint8Array(n);
+    const offLo = new Int32Array(OFFSETS_PER_CHUNK);
+    const offHi = new Int32Array(OFFSETS_PER_CHUNK);
+    const cursorLo = new Int32Array(BUCKETS);
+    const cursorHi = new Int32Array(BUCKETS);
 
-    // 1. Storage in chunk-0 order: sort the live entries' source indices by chunk 0, then gather.
-    const sourceOf = skipDead ? new Int32Array(n) : null;
-    for (let e = 0, i = 0; e < srcCount; e++) {
-      if (skipDead) {
-        if (((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
-        sourceOf![i] = e;
-      }
-      const key = src[e << 3] & 0xffff;
-      keysLo[i++] = key;
-      histLo[key + 1]++;
+    // 1. Storage in chunk-0 order.
+    for (let e = 0; e < srcCount; e++) {
+      if (skipDead && ((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
+      offLo[1 + (src[e << 3] & 0xffff)]++;
     }
-    const perm = new Int32Array(n);
-    radixSort16(keysLo, histLo, sourceOf, null, 0, tmpP, tmpK, perm);
+    for (let v = 0; v < BUCKETS; v++) offLo[v + 1] += offLo[v];
+    const n = offLo[BUCKETS];
+    cursorLo.set(offLo.subarray(0, BUCKETS));
     const words = new Int32Array(capacity * WORDS);
     const ids = new Uint32Array(capacity);
-    for (let t = 0; t < n; t++) {
-      const e = perm[t];
+    for (let e = 0; e < srcCount; e++) {
+      if (skipDead && ((dead[e >>> 5] >>> (e & 31)) & 1) !== 0) continue;
       const s = e << 3;
+      const t = cursorLo[src[s] & 0xffff]++;
       const d = t << 3;
       words[d] = src[s];
       words[d + 1] = src[s + 1];
@@ -558,36 +507,48 @@ export class PdqIndex {
       this.blockBase = EMPTY_I32;
       return;
     }
-    const fb = n <= this.wideFilterLimit ? 8 : 4;
+    const fb = Math.min(this.maxFilterBits, filterBitsFor(n));
     this.filterBits = fb;
     this.blockBase = new Int32Array(CHUNKS * BLOCKS);
-    for (let v = 0; v < BUCKETS; v++) histLo[v + 1] += histLo[v];
-    this.storeOffsets(0, histLo);
-    this.postings[0] = EMPTY_I32; // chunk 0 has no postings: its buckets are runs of the storage
+    this.storeOffsets(0, offLo);
+    this.postings[0] = EMPTY_I32;
 
-    // 2. Postings of chunks 1..15 (entry index << fb | fold of the partner chunk); chunks 2w and
-    // 2w+1 are the halves of word w, each the other's partner.
+    // 2. Postings of chunks 1..15: entry index << fb | fold of the partner chunk.
     for (let w = 0; w < WORDS; w++) {
-      histLo.fill(0);
-      histHi.fill(0);
-      for (let e = 0; e < n; e++) {
-        const x = words[(e << 3) + w];
-        keysLo[e] = x;
-        keysHi[e] = x >>> 16;
-        histLo[(x & 0xffff) + 1]++;
-        histHi[(x >>> 16) + 1]++;
+      const both = w > 0; // chunk 0 (low half of word 0) has no postings
+      offLo.fill(0);
+      offHi.fill(0);
+      for (let i = w, end = n << 3; i < end; i += WORDS) {
+        const x = words[i];
+        offLo[1 + (x & 0xffff)]++;
+        offHi[1 + (x >>> 16)]++;
       }
-      if (w > 0) {
-        const pLo = new Int32Array(n);
-        radixSort16(keysLo, histLo, null, keysHi, fb, tmpP, tmpK, pLo);
-        for (let v = 0; v < BUCKETS; v++) histLo[v + 1] += histLo[v];
-        this.storeOffsets(2 * w, histLo);
-        this.postings[2 * w] = pLo;
+      for (let v = 0; v < BUCKETS; v++) {
+        offLo[v + 1] += offLo[v];
+        offHi[v + 1] += offHi[v];
       }
+      cursorLo.set(offLo.subarray(0, BUCKETS));
+      cursorHi.set(offHi.subarray(0, BUCKETS));
+      const pLo = both ? new Int32Array(n) : EMPTY_I32;
       const pHi = new Int32Array(n);
-      radixSort16(keysHi, histHi, null, keysLo, fb, tmpP, tmpK, pHi);
-      for (let v = 0; v < BUCKETS; v++) histHi[v + 1] += histHi[v];
-      this.storeOffsets(2 * w + 1, histHi);
+      if (both) {
+        for (let e = 0; e < n; e++) {
+          const x = words[(e << 3) + w];
+          const vLo = x & 0xffff;
+          const vHi = x >>> 16;
+          const tag = e << fb;
+          pLo[cursorLo[vLo]++] = tag | fold(vHi, fb);
+          pHi[cursorHi[vHi]++] = tag | fold(vLo, fb);
+        }
+        this.storeOffsets(2 * w, offLo);
+        this.postings[2 * w] = pLo;
+      } else {
+        for (let e = 0; e < n; e++) {
+          const x = words[e << 3];
+          pHi[cursorHi[x >>> 16]++] = (e << fb) | fold(x & 0xffff, fb);
+        }
+      }
+      this.storeOffsets(2 * w + 1, offHi);
       this.postings[2 * w + 1] = pHi;
     }
   }
@@ -663,7 +624,7 @@ export class PdqIndex {
           for (let o = start; o < end; o++) {
             const p = post[o];
             cand[nc] = p >>> fb;
-            nc += ((t - POP8[(p ^ qf) & fmask]) >>> 31) ^ 1;
+            nc += ((t - POP12[(p ^ qf) & fmask]) >>> 31) ^ 1;
           }
         }
       }
@@ -724,7 +685,7 @@ export class PdqIndex {
           const k = k1 - 1;
           const link = next[(k << 4) | j];
           k1 = link >>> 8;
-          if (POP8[(link ^ qf) & 0xff] > t) continue;
+          if (POP12[(link ^ qf) & 0xff] > t) continue;
           const e = baseCount + k;
           const w = e << 3;
           let d =

@@ -124,12 +124,12 @@ describe('PdqIndex', () => {
     expect(hits).toBeGreaterThan(1000); // the comparison is not vacuous
   });
 
-  it('matches brute force with the 4-bit partner filter (used beyond 2^24 entries)', () => {
-    const { hashes, ids } = makeData(3000, 14);
+  it.each([8, 4] as const)('matches brute force with the %i-bit partner filter (used beyond 2^20, 2^24 entries)', (bits) => {
+    const { hashes, ids } = makeData(3000, 14 + bits);
     const ref = new Reference();
     hashes.forEach((h, i) => ref.add(h, ids[i]));
     const index = PdqIndex.build(pack(hashes.slice(0, 2000)), Uint32Array.from(ids.slice(0, 2000)), {
-      narrowFilter: true,
+      maxFilterBits: bits,
       minDelta: 200,
     });
     for (let i = 2000; i < 3000; i++) index.add(hashes[i], ids[i]);
@@ -317,6 +317,20 @@ describe('PdqIndex', () => {
     }
     expect(hits).toBeGreaterThan(300);
     expect(index.searchMany([], 31)).toEqual([]);
+  });
+
+  it('builds from hashes at any byte offset of their buffer', () => {
+    const { hashes, ids } = makeData(1500, 18);
+    const ref = new Reference();
+    hashes.forEach((h, i) => ref.add(h, ids[i]));
+    for (const offset of [0, 1, 3, 32]) {
+      const buffer = new Uint8Array(offset + hashes.length * 32 + 5);
+      buffer.set(pack(hashes), offset);
+      const view = buffer.subarray(offset, offset + hashes.length * 32);
+      const index = PdqIndex.build(view, Uint32Array.from(ids));
+      buffer.fill(0xff); // the index keeps no reference to its input
+      checkAgainstReference(index, ref, rng(19 + offset), 200);
+    }
   });
 
   it('stores duplicates as separate entries but reports each id once', () => {
