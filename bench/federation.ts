@@ -24,7 +24,8 @@ async function startVouch(host: string, extra: Record<string, string> = {}): Pro
     VOUCH_ADMIN_TOKEN: TOKEN,
     VOUCH_FEDERATION_ALLOW_HTTP: 'true',
     VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
-    VOUCH_LOG_LEVEL: 'warn',
+    // info, as in production (and the start-up line the harness waits for is an info line).
+    VOUCH_LOG_LEVEL: 'info',
     REDIS_URL: process.env.VOUCH_BENCH_REDIS_URL ?? '',
     ...extra,
   });

@@ -63,7 +63,7 @@ export class Federation {
       {
         follow: (actor, id) => this.onFollow(actor, id),
         undoFollow: (actor) => this.peers.setFollower(actor, 'none'),
-        accepted: (actor) => this.onAccepted(actor),
+        accepted: (actor, followId) => this.onAccepted(actor, followId),
         rejected: (actor) => this.peers.setFollowing(actor, 'rejected'),
       },
       () => this.handler,
@@ -246,7 +246,8 @@ export class Federation {
         .orderBy('seq', 'desc')
         .executeTakeFirst();
       if (!row) throw new FederationError(404, 'not_found', 'no such verdict');
-      if (row.restricted && !(await this.isApprovedFollower(req))) {
+      const open = !row.restricted && this.options.publicOkFeed;
+      if (!open && !(await this.isApprovedFollower(req))) {
         throw new FederationError(404, 'not_found', 'no such verdict');
       }
       const activity = row.activity as { type: string; object: unknown };
@@ -306,21 +307,23 @@ export class Federation {
 
   private async onFollow(actor: string, activityId: string): Promise<void> {
     await this.peers.refresh(actor);
-    await this.db.updateTable('peers').set({ incoming_follow_id: activityId }).where('actor_uri', '=', actor).execute();
+    await this.peers.setIncomingFollow(actor, activityId);
     const peer = (await this.peers.get(actor))!;
     if (peer.follower === 'approved') {
+      // A repeated Follow from an approved peer (it lost our Accept): accept again.
       await this.send(this.activity('Accept', await this.incomingFollow(actor)), peer);
-    } else if (this.options.autoApproveFollowers) {
-      await this.approve(actor);
-    } else {
-      await this.peers.setFollower(actor, 'pending');
-      this.logger.info({ actor }, 'follow request waiting for approval');
+      return;
     }
+    await this.peers.setFollower(actor, 'pending');
+    if (this.options.autoApproveFollowers) await this.approve(actor);
+    else this.logger.info({ actor }, 'follow request waiting for approval');
   }
 
-  private async onAccepted(actor: string): Promise<void> {
+  private async onAccepted(actor: string, followId: string | undefined): Promise<void> {
     const peer = await this.peers.get(actor);
     if (!peer || peer.following !== 'pending') return;
+    // An Accept naming some other Follow is not an answer to ours.
+    if (followId !== undefined && peer.followActivityId !== null && followId !== peer.followActivityId) return;
     await this.peers.setFollowing(actor, 'accepted');
     // Pull what was published before we subscribed, without holding up the Accept.
     setImmediate(() => void this.catchUp(actor).catch((err) => this.logger.warn({ actor, err: (err as Error).message }, 'initial catch-up failed')));
@@ -330,6 +333,8 @@ export class Federation {
   private async signedBy(req: Request): Promise<string | undefined> {
     const header = req.get('signature');
     if (!header) return undefined;
+    // A signature made for another instance must not open our feed (replay across hosts).
+    if (req.get('host') !== this.identity.host) return undefined;
     try {
       const { keyId } = parseSignatureHeader(header);
       const actor = keyId.split('#')[0];

@@ -11,6 +11,12 @@ import { multibaseToEd25519 } from '../../shared/crypto/data-integrity.js';
 
 /** Bigger than any actor or collection page we serve; a peer sending more is misbehaving. */
 const MAX_DOCUMENT_BYTES = 512 * 1024;
+/**
+ * Peer rows are read on every inbox POST (keys, follow state): a short in-memory cache spares the
+ * database. This process's own writes update it at once; another replica's follow-state change
+ * is seen within this time.
+ */
+const PEER_CACHE_MS = 30_000;
 /** A cached key younger than this is not re-fetched on a failed signature (no fetch amplification). */
 const KEY_REFRESH_MIN_AGE_MS = 60_000;
 
@@ -93,6 +99,8 @@ function idOf(value: unknown): string | undefined {
 }
 
 export class PeerDirectory {
+  private readonly cache = new Map<string, { peer: Peer | undefined; at: number }>();
+
   constructor(
     private readonly db: Db,
     private readonly identity: Identity,
@@ -123,8 +131,13 @@ export class PeerDirectory {
   }
 
   async get(actor: string): Promise<Peer | undefined> {
+    const cached = this.cache.get(actor);
+    if (cached && Date.now() - cached.at < PEER_CACHE_MS) return cached.peer;
     const row = await this.db.selectFrom('peers').selectAll().where('actor_uri', '=', actor).executeTakeFirst();
-    return row ? toPeer(row as PeerRow) : undefined;
+    const peer = row ? toPeer(row as PeerRow) : undefined;
+    if (this.cache.size > 10_000) this.cache.clear();
+    this.cache.set(actor, { peer, at: Date.now() });
+    return peer;
   }
 
   async list(): Promise<Peer[]> {
@@ -156,13 +169,21 @@ export class PeerDirectory {
     if (!publicKey || !sameOrigin(publicKey.id, origin) || idOf(publicKey.owner) !== actorUrl || typeof publicKey.publicKeyPem !== 'string') {
       throw new FederationError(502, 'bad_actor', 'actor publicKey is missing, not its own or not on its origin');
     }
-    loadPublicKey(publicKey.publicKeyPem); // throws on a weak or malformed key
+    try {
+      loadPublicKey(publicKey.publicKeyPem);
+    } catch (err) {
+      throw new FederationError(502, 'bad_actor', `actor publicKey is unusable: ${(err as Error).message}`);
+    }
     const proofKeys: Record<string, string> = {};
     const methods = Array.isArray(doc.assertionMethod) ? doc.assertionMethod : doc.assertionMethod ? [doc.assertionMethod] : [];
     for (const method of methods as Array<Record<string, unknown>>) {
       if (method?.type !== 'Multikey' || !sameOrigin(method.id, origin) || idOf(method.controller) !== actorUrl) continue;
       if (typeof method.publicKeyMultibase !== 'string') continue;
-      multibaseToEd25519(method.publicKeyMultibase); // validates
+      try {
+        multibaseToEd25519(method.publicKeyMultibase);
+      } catch {
+        continue; // not an Ed25519 Multikey: unusable for our proofs, not fatal for the actor
+      }
       proofKeys[method.id] = method.publicKeyMultibase;
     }
     const values = {
@@ -181,6 +202,7 @@ export class PeerDirectory {
       .onConflict((oc) => oc.column('actor_uri').doUpdateSet(values))
       .returningAll()
       .executeTakeFirstOrThrow();
+    this.cache.delete(actorUrl);
     this.logger.info({ actor: actorUrl, keyId: publicKey.id }, 'peer actor fetched');
     return toPeer(row as PeerRow);
   }
@@ -235,14 +257,21 @@ export class PeerDirectory {
       .set({ following_state: state, updated_at: new Date(), ...(followActivityId === undefined ? {} : { follow_activity_id: followActivityId }) })
       .where('actor_uri', '=', actor)
       .execute();
+    this.cache.delete(actor);
   }
 
   async setFollower(actor: string, state: FollowerState): Promise<void> {
     await this.db.updateTable('peers').set({ follower_state: state, updated_at: new Date() }).where('actor_uri', '=', actor).execute();
+    this.cache.delete(actor);
+  }
+
+  async setIncomingFollow(actor: string, activityId: string): Promise<void> {
+    await this.db.updateTable('peers').set({ incoming_follow_id: activityId }).where('actor_uri', '=', actor).execute();
   }
 
   async setCaughtUpTo(actor: string, when: Date): Promise<void> {
     await this.db.updateTable('peers').set({ caught_up_to: when }).where('actor_uri', '=', actor).execute();
+    this.cache.delete(actor);
   }
 
   /** Where to deliver to approved followers: one shared inbox per instance where offered. */

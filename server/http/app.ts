@@ -314,10 +314,10 @@ export function createApp(deps: AppDeps): express.Express {
       message = err.message;
     } else if (typeof err === 'object' && err !== null && 'type' in err && 'status' in err) {
       // body-parser errors: too large, malformed, bad charset.
-      const e = err as { type: string; status: number; message: string };
+      const e = err as { type: string; status: number; message: string; limit?: number };
       status = e.status;
       code = e.type === 'entity.too.large' ? 'too_large' : e.type.replace(/\W+/g, '_');
-      message = e.type === 'entity.too.large' ? `request body exceeds ${config.limits.maxUploadBytes} bytes` : e.message;
+      message = e.type === 'entity.too.large' ? `request body exceeds ${e.limit ?? config.limits.maxUploadBytes} bytes` : e.message;
     } else if (err instanceof Error && /queue is at limit/i.test(err.message)) {
       status = 503;
       code = 'busy';

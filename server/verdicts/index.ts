@@ -311,9 +311,17 @@ export class VerdictService {
    * of an object stored under another issuer is refused: the stored owner decides.
    */
   async receive(verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<void> {
-    const existing = await this.db.selectFrom('verdicts').select(['id', 'issuer', 'retracted_at']).where('uri', '=', verdict.id).executeTakeFirst();
+    const existing = await this.db
+      .selectFrom('verdicts')
+      .select(['id', 'issuer', 'retracted_at', 'published', 'updated'])
+      .where('uri', '=', verdict.id)
+      .executeTakeFirst();
     if (existing && existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
     if (existing?.retracted_at) return; // a retraction is final; a late Create/Update does not revive it
+    // Deliveries may arrive out of order: an older version never overwrites a newer one.
+    const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
+    const storedVersion = existing ? (existing.updated ?? existing.published).getTime() : -Infinity;
+    if (existing && incomingVersion <= storedVersion) return;
     const subjects: Subject[] = verdict.subject.map((s) => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) }));
     const values = {
       label: verdict.label,

@@ -2,9 +2,10 @@
 // child process: servers on 127.0.0.x ports, CLI commands with their exit codes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../server/config/paths.js';
 
-export const VOUCH_BIN = fileURLToPath(new URL('../../dist/server/cli/main.js', import.meta.url));
+export const VOUCH_BIN = join(PROJECT_ROOT, 'dist/server/cli/main.js');
 
 function ensureBuilt(): void {
   if (!existsSync(VOUCH_BIN)) throw new Error(`${VOUCH_BIN} is missing: run \`npm run build\` (npm test does)`);
@@ -41,7 +42,7 @@ export interface ServerProcess {
 }
 
 /** Starts `vouch serve` and resolves once it logs its listening address. */
-export function startServerProcess(env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<ServerProcess> {
+export function startServerProcess(env: Record<string, string | undefined>, timeoutMs = 90_000): Promise<ServerProcess> {
   ensureBuilt();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [VOUCH_BIN, 'serve'], {

@@ -1,0 +1,345 @@
+// Federation simulation: 20 instances in one process, each running the REAL decision code
+// (server/trust/decide.ts) on an in-memory verdict exchange with network latency, in simulated time.
+//
+// Model (all draws from one seeded generator, so every run gives the same figures):
+// - each instance follows (and trusts, weight 0.6–0.9 for both polarities) 3–5 random peers and
+//   receives their verdicts; nothing is relayed, and weights are the direct ones (no trust flow);
+// - half the instances scan with classifier `sim-nsfw` v1, the other half with `sim-clip` v1
+//   (a fake classifier: the image's true label, confidence 0.9), because `allow` needs two
+//   independent classifiers (or a human) and a classifier counts once however many instances ran it;
+// - 20 000 posts of 2 000 unique images, popularity Zipf(1.1), each arriving at one random instance
+//   (Poisson arrivals over one simulated hour); every copy is an exact match (distance 0);
+// - an instance deciding `unknown` or `review` scans: its verdict becomes local and is published
+//   to its followers, each copy arriving after an exponential delay (mean 2 s); of the posts decided
+//   thanks to peers' verdicts, 2 % are re-scanned anyway (spot check) and published the same way.
+//
+// Figures: scans_per_unique_image (scans / distinct images posted; target ≤ 1.1), the naive figure
+// (each instance scanning every image it sees once: distinct (instance, image) pairs / distinct
+// images), verdict_propagation_p95_s (publication to arrival at the last follower), decisions_per_s
+// (wall-clock decide() throughput), and two what-ifs that show what drives the scan figure.
+import { decide, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
+import type { Label } from '../shared/vocab/verdict.js';
+import { percentile, round, type BenchResult } from './result.js';
+
+export interface SimConfig {
+  instances: number;
+  posts: number;
+  uniqueImages: number;
+  zipfS: number;
+  durationS: number;
+  followsMin: number;
+  followsMax: number;
+  weightMin: number;
+  weightMax: number;
+  meanDelayS: number;
+  spotCheck: number;
+  /** Classifiers the instances run, assigned round-robin... */
+  classifiers: Array<{ name: string; version: string }>;
+  /** ...or every scanner runs all of them (one scan, one verdict per classifier). */
+  scanWithAll: boolean;
+  /** Each post also reaches every other instance (as a federated post does), after the same kind of delay. */
+  federatePosts: boolean;
+  seed: number;
+}
+
+export const DEFAULT_SIM: SimConfig = {
+  instances: 20,
+  posts: 20_000,
+  uniqueImages: 2_000,
+  zipfS: 1.1,
+  durationS: 3_600,
+  followsMin: 3,
+  followsMax: 5,
+  weightMin: 0.6,
+  weightMax: 0.9,
+  meanDelayS: 2,
+  spotCheck: 0.02,
+  classifiers: [
+    { name: 'sim-nsfw', version: '1' },
+    { name: 'sim-clip', version: '1' },
+  ],
+  scanWithAll: false,
+  federatePosts: false,
+  seed: 20_240_801,
+};
+
+export interface SimStats {
+  uniqueImages: number;
+  scans: number;
+  scansByReason: { noPeerVerdict: number; insufficient: number; review: number; spotCheck: number };
+  scansOk: number;
+  scansAbuse: number;
+  uniqueOk: number;
+  uniqueAbuse: number;
+  naivePairs: number;
+  decisions: number;
+  decideSeconds: number;
+  outcomes: Record<string, number>;
+  /** block of an ok image or allow of an abusive one. */
+  wrong: number;
+  propagationS: number[];
+}
+
+/** mulberry32: small, fast, seedable. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** True labels: mostly harmless, as on a real federation. */
+const TRUTH: Array<[Label, number]> = [
+  ['ok', 0.85],
+  ['sexual', 0.08],
+  ['gore', 0.03],
+  ['hate', 0.02],
+  ['spam', 0.015],
+  ['csam', 0.005],
+];
+
+type Event = { t: number; kind: 0; instance: number; image: number } | { t: number; kind: 1; instance: number; verdict: MatchedVerdict; image: number };
+
+/** A binary min-heap on event time. */
+class Queue {
+  private items: Event[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(e: Event): void {
+    const a = this.items;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent].t <= e.t) break;
+      a[i] = a[parent];
+      i = parent;
+    }
+    a[i] = e;
+  }
+  pop(): Event {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const c = l + 1 < a.length && a[l + 1].t < a[l].t ? l + 1 : l;
+        if (a[c].t >= last.t) break;
+        a[i] = a[c];
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
+}
+
+interface Instance {
+  issuer: string;
+  classifiers: Array<{ name: string; version: string }>;
+  weight: WeightFn;
+  followers: number[];
+  /** image -> verdicts this instance holds (its own, and those delivered from peers it follows). */
+  known: Map<number, MatchedVerdict[]>;
+  seen: Set<number>;
+}
+
+export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
+  const random = rng(config.seed);
+  const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
+  const epoch = Date.parse('2025-01-01T00:00:00Z');
+
+  // Images: a true label each, and Zipf popularity by rank.
+  const truth: Label[] = Array.from({ length: config.uniqueImages }, () => {
+    let x = random();
+    for (const [label, share] of TRUTH) if ((x -= share) < 0) return label;
+    return 'ok';
+  });
+  const cdf = new Float64Array(config.uniqueImages);
+  let total = 0;
+  for (let k = 0; k < config.uniqueImages; k++) cdf[k] = total += (k + 1) ** -config.zipfS;
+  const zipf = () => {
+    const x = random() * total;
+    let lo = 0;
+    let hi = cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+
+  // Instances and the follow graph: i follows f means f's verdicts reach i, weighted by i's trust in f.
+  const instances: Instance[] = Array.from({ length: config.instances }, (_, i) => ({
+    issuer: `https://i${i}.sim`,
+    classifiers: config.scanWithAll ? config.classifiers : [config.classifiers[i % config.classifiers.length]],
+    weight: () => ({ weight: 0 }),
+    followers: [],
+    known: new Map(),
+    seen: new Set(),
+  }));
+  instances.forEach((me, i) => {
+    const others = instances.map((_, j) => j).filter((j) => j !== i);
+    for (let k = others.length - 1; k > 0; k--) {
+      const j = Math.floor(random() * (k + 1));
+      [others[k], others[j]] = [others[j], others[k]];
+    }
+    const count = Math.min(others.length, config.followsMin + Math.floor(random() * (config.followsMax - config.followsMin + 1)));
+    const table = new Map<string, PeerWeight>();
+    for (const f of others.slice(0, count)) {
+      const weight = uniform(config.weightMin, config.weightMax);
+      const issuer = instances[f].issuer;
+      table.set(issuer, { weight, paths: [{ via: [issuer], contribution: weight }] });
+      instances[f].followers.push(i);
+    }
+    const none: PeerWeight = { weight: 0 };
+    me.weight = (issuer) => table.get(issuer) ?? none;
+  });
+
+  const stats: SimStats = {
+    uniqueImages: 0,
+    scans: 0,
+    scansByReason: { noPeerVerdict: 0, insufficient: 0, review: 0, spotCheck: 0 },
+    scansOk: 0,
+    scansAbuse: 0,
+    uniqueOk: 0,
+    uniqueAbuse: 0,
+    naivePairs: 0,
+    decisions: 0,
+    decideSeconds: 0,
+    outcomes: { block: 0, allow: 0, review: 0, unknown: 0 },
+    wrong: 0,
+    propagationS: [],
+  };
+
+  const queue = new Queue();
+  let t = 0;
+  for (let n = 0; n < config.posts; n++) {
+    t += -Math.log(1 - random()) * (config.durationS / config.posts);
+    const origin = Math.floor(random() * config.instances);
+    const image = zipf();
+    queue.push({ t, kind: 0, instance: origin, image });
+    if (config.federatePosts) {
+      for (let i = 0; i < config.instances; i++) {
+        if (i !== origin) queue.push({ t: t - Math.log(1 - random()) * config.meanDelayS, kind: 0, instance: i, image });
+      }
+    }
+  }
+
+  const posted = new Set<number>();
+  let serial = 0;
+  const scan = (i: number, image: number, now: number) => {
+    const me = instances[i];
+    stats.scans++;
+    if (truth[image] === 'ok') stats.scansOk++;
+    else stats.scansAbuse++;
+    const published = new Date(epoch + now * 1000);
+    for (const classifier of me.classifiers) {
+      const verdict: MatchedVerdict = {
+        uri: `${me.issuer}/verdicts/${++serial}`,
+        issuer: me.issuer,
+        local: true,
+        label: truth[image],
+        confidence: 0.9,
+        method: 'classifier',
+        classifier,
+        distance: 0,
+        published,
+      };
+      const mine = me.known.get(image);
+      if (mine) mine.push(verdict);
+      else me.known.set(image, [verdict]);
+      const delivered = { ...verdict, local: false };
+      let last = 0;
+      for (const f of me.followers) {
+        const delay = -Math.log(1 - random()) * config.meanDelayS;
+        last = Math.max(last, delay);
+        queue.push({ t: now + delay, kind: 1, instance: f, verdict: delivered, image });
+      }
+      if (me.followers.length > 0) stats.propagationS.push(last);
+    }
+  };
+
+  while (queue.size > 0) {
+    const e = queue.pop();
+    const me = instances[e.instance];
+    if (e.kind === 1) {
+      const held = me.known.get(e.image);
+      if (held) held.push(e.verdict);
+      else me.known.set(e.image, [e.verdict]);
+      continue;
+    }
+    if (!posted.has(e.image)) {
+      posted.add(e.image);
+      if (truth[e.image] === 'ok') stats.uniqueOk++;
+      else stats.uniqueAbuse++;
+    }
+    if (!me.seen.has(e.image)) {
+      me.seen.add(e.image);
+      stats.naivePairs++;
+    }
+    const verdicts = me.known.get(e.image) ?? [];
+    const started = performance.now();
+    const decision = decide(verdicts, me.weight);
+    stats.decideSeconds += (performance.now() - started) / 1000;
+    stats.decisions++;
+    stats.outcomes[decision.outcome]++;
+    const truthLabel = truth[e.image];
+    if ((decision.outcome === 'block' && truthLabel === 'ok') || (decision.outcome === 'allow' && truthLabel !== 'ok')) stats.wrong++;
+    if (decision.scan) {
+      if (decision.outcome === 'review') stats.scansByReason.review++;
+      else if (decision.explanation.verdicts.peer === 0) stats.scansByReason.noPeerVerdict++;
+      else stats.scansByReason.insufficient++;
+      scan(e.instance, e.image, e.t);
+    } else if (decision.explanation.decidedBy === 'peers' && random() < config.spotCheck) {
+      stats.scansByReason.spotCheck++;
+      scan(e.instance, e.image, e.t);
+    }
+  }
+  stats.uniqueImages = posted.size;
+  return stats;
+}
+
+export async function benchFederationSim(): Promise<BenchResult[]> {
+  simulate({ ...DEFAULT_SIM, seed: 1, posts: 5_000 }); // warm the JIT up before timing decide()
+  const main = simulate(DEFAULT_SIM);
+  const perImage = (n: number) => round(n / main.uniqueImages, 3);
+  const propagation = [...main.propagationS].sort((a, b) => a - b);
+  const everyone = { followsMin: DEFAULT_SIM.instances - 1, followsMax: DEFAULT_SIM.instances - 1 };
+  const followAll = simulate({ ...DEFAULT_SIM, ...everyone });
+  const followAllBoth = simulate({ ...DEFAULT_SIM, ...everyone, scanWithAll: true });
+  const oneClassifier = simulate({ ...DEFAULT_SIM, classifiers: [DEFAULT_SIM.classifiers[0]] });
+  const scansPer = (s: SimStats) => round(s.scans / s.uniqueImages, 3);
+  return [
+    { name: 'sim_unique_images', value: main.uniqueImages, unit: 'images' },
+    { name: 'scans_per_unique_image', value: perImage(main.scans), unit: 'scans' },
+    { name: 'scans_per_unique_image_naive', value: perImage(main.naivePairs), unit: 'scans' },
+    { name: 'scans_per_unique_ok_image', value: round(main.scansOk / main.uniqueOk, 3), unit: 'scans' },
+    { name: 'scans_per_unique_abuse_image', value: round(main.scansAbuse / main.uniqueAbuse, 3), unit: 'scans' },
+    { name: 'scans_no_peer_verdict_per_unique_image', value: perImage(main.scansByReason.noPeerVerdict), unit: 'scans' },
+    { name: 'scans_insufficient_evidence_per_unique_image', value: perImage(main.scansByReason.insufficient), unit: 'scans' },
+    { name: 'scans_review_per_unique_image', value: perImage(main.scansByReason.review), unit: 'scans' },
+    { name: 'scans_spot_check_per_unique_image', value: perImage(main.scansByReason.spotCheck), unit: 'scans' },
+    { name: 'sim_wrong_decisions', value: main.wrong, unit: 'decisions' },
+    { name: 'verdict_propagation_p95_s', value: round(percentile(propagation, 0.95), 2), unit: 's' },
+    { name: 'decisions_per_s', value: Math.round(main.decisions / main.decideSeconds), unit: 'decisions/s' },
+    // What-ifs: what drives scans_per_unique_image.
+    { name: 'scans_per_unique_image_one_classifier', value: scansPer(oneClassifier), unit: 'scans' },
+    { name: 'scans_per_unique_image_follow_all', value: scansPer(followAll), unit: 'scans' },
+    { name: 'scans_per_unique_image_follow_all_both_classifiers', value: scansPer(followAllBoth), unit: 'scans' },
+    {
+      name: 'scans_per_unique_image_follow_all_both_classifiers_no_spot_check',
+      value: round((followAllBoth.scans - followAllBoth.scansByReason.spotCheck) / followAllBoth.uniqueImages, 3),
+      unit: 'scans',
+    },
+  ];
+}

@@ -1,0 +1,133 @@
+/**
+ * HTTP API of the transparency log. The checkpoint and the proofs are public; entries pass
+ * through `canReadEntry` (abuse-labelled entries go only to approved followers), and an entry a
+ * client may not read is served as `{index, withheld: true, leaf_hash}` so the tree stays
+ * verifiable end to end without it.
+ *
+ *   GET /log/checkpoint                      text/plain: the signed note + cosignature lines
+ *   GET /log/entries?start=S[&end=E]         JSON page, at most 1000 entries, E exclusive
+ *   GET /log/proof/inclusion?index=I&size=N  JSON {index, size, hashes: [base64...]}
+ *   GET /log/proof/consistency?from=M&to=N   JSON {from, to, hashes: [base64...]}
+ *
+ * Bad input answers 400 `{error: {code, message}}` (codes: invalid_parameter, out_of_range);
+ * sizes beyond the current size are out_of_range. Other errors go to the app's error handler.
+ */
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type { LogCheckpoints } from './checkpoints.js';
+import {
+  encodeEntry,
+  ENTRIES_PAGE_MAX,
+  toBase64,
+  withheldEntry,
+  type WireConsistencyProof,
+  type WireEntriesPage,
+  type WireInclusionProof,
+} from './format.js';
+import { LogRangeError, type TransparencyLog } from './store.js';
+
+export interface LogRouterOptions {
+  log: TransparencyLog;
+  checkpoints: LogCheckpoints;
+  /** Whether the requester may read this entry (e.g. public, or an approved follower's signed GET). */
+  canReadEntry: (req: Request, entryIndex: number, entryBytes: Uint8Array) => Promise<boolean>;
+}
+
+class BadRequest extends Error {
+  constructor(
+    readonly code: 'invalid_parameter' | 'out_of_range',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function intParam(req: Request, name: string, required: true): number;
+function intParam(req: Request, name: string, required: false): number | undefined;
+function intParam(req: Request, name: string, required: boolean): number | undefined {
+  const raw = req.query[name];
+  if (raw === undefined) {
+    if (required) throw new BadRequest('invalid_parameter', `query parameter ${name} is required`);
+    return undefined;
+  }
+  if (typeof raw !== 'string' || !/^(0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new BadRequest('invalid_parameter', `query parameter ${name} must be one non-negative integer`);
+  }
+  return Number(raw);
+}
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+function route(fn: Handler) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      await fn(req, res);
+    } catch (err) {
+      if (err instanceof BadRequest || err instanceof LogRangeError) {
+        const code = err instanceof LogRangeError && err.code === 'invalid_argument' ? 'invalid_parameter' : err.code;
+        res.status(400).json({ error: { code, message: err.message } });
+        return;
+      }
+      next(err);
+    }
+  };
+}
+
+export function logRouter(options: LogRouterOptions): Router {
+  const { log, checkpoints, canReadEntry } = options;
+  const router = express.Router();
+
+  router.get(
+    '/log/checkpoint',
+    route(async (_req, res) => {
+      let note = await checkpoints.latestCheckpoint();
+      if (note === null) {
+        await checkpoints.signCheckpoint(); // a fresh log: sign its first checkpoint now
+        note = await checkpoints.latestCheckpoint();
+      }
+      res.setHeader('cache-control', 'no-cache');
+      res.type('text/plain; charset=utf-8').send(note);
+    }),
+  );
+
+  router.get(
+    '/log/entries',
+    route(async (req, res) => {
+      const start = intParam(req, 'start', true);
+      const requestedEnd = intParam(req, 'end', false);
+      if (requestedEnd !== undefined && requestedEnd < start) throw new BadRequest('invalid_parameter', `end ${requestedEnd} is before start ${start}`);
+      const size = await log.size();
+      if (start > size) throw new BadRequest('out_of_range', `start ${start} is beyond the current log size ${size}`);
+      const end = Math.min(requestedEnd ?? start + ENTRIES_PAGE_MAX, start + ENTRIES_PAGE_MAX, size);
+      const rows = await log.entries(start, end);
+      const entries = await Promise.all(
+        rows.map(async (r) => ((await canReadEntry(req, r.index, r.entry)) ? encodeEntry(r.index, r.entry, r.leafHash) : withheldEntry(r.index, r.leafHash))),
+      );
+      const page: WireEntriesPage = { start, end, size, entries, next: end < size ? end : null };
+      res.json(page);
+    }),
+  );
+
+  router.get(
+    '/log/proof/inclusion',
+    route(async (req, res) => {
+      const index = intParam(req, 'index', true);
+      const size = intParam(req, 'size', true);
+      const hashes = await log.inclusionProof(index, size);
+      const body: WireInclusionProof = { index, size, hashes: hashes.map(toBase64) };
+      res.json(body);
+    }),
+  );
+
+  router.get(
+    '/log/proof/consistency',
+    route(async (req, res) => {
+      const from = intParam(req, 'from', true);
+      const to = intParam(req, 'to', true);
+      const hashes = await log.consistencyProof(from, to);
+      const body: WireConsistencyProof = { from, to, hashes: hashes.map(toBase64) };
+      res.json(body);
+    }),
+  );
+
+  return router;
+}

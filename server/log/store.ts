@@ -1,0 +1,292 @@
+/**
+ * The transparency log over PostgreSQL: an append-only RFC 9162 Merkle log (shared/merkle).
+ *
+ * Why it is shaped this way: every hash that never changes again (a COMPLETE subtree) is stored
+ * once, in `log_nodes`, when the leaf that completes it is appended. Everything else (any root,
+ * any proof, for the current size or any earlier one) is a fold of at most ~2·log₂ n stored
+ * nodes, read with ONE query. Appends are batched: one transaction locks the one-row `log_head`
+ * (so appenders in any number of processes serialise), reads the ≤ log₂ n frontier nodes,
+ * computes every new row in memory (`appendBatch`) and bulk-inserts entries and nodes with
+ * multi-row INSERTs chunked under PostgreSQL's 65,535 bind-parameter limit.
+ *
+ * There is no update or delete API, and the migration refuses UPDATE/DELETE/TRUNCATE on these
+ * tables with triggers: corrections and retractions are new entries.
+ */
+import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
+import {
+  appendBatch,
+  consistencyPlan,
+  emptyRoot,
+  frontier,
+  HASH_SIZE,
+  inclusionPlan,
+  leafHash,
+  resolvePlans,
+  type HashPlan,
+  type NodeId,
+  type SubtreeHashSource,
+} from '../../shared/merkle/tree.js';
+import type { Database } from '../store/schema.js';
+
+type Db = Kysely<Database>;
+type Executor = Db | Transaction<Database>;
+
+/** A request outside the log (index ≥ size, size beyond the current size, bad numbers). */
+export class LogRangeError extends RangeError {
+  override readonly name = 'LogRangeError';
+  constructor(
+    readonly code: 'invalid_argument' | 'out_of_range',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The stored tree is damaged (a node that must exist is missing): never a caller's fault. */
+export class LogIntegrityError extends Error {
+  override readonly name = 'LogIntegrityError';
+}
+
+export interface LogEntry {
+  readonly index: number;
+  /** The entry bytes as appended. */
+  readonly entry: Uint8Array;
+  /** SHA-256(0x00 || entry), as stored when the entry was appended. */
+  readonly leafHash: Uint8Array;
+}
+
+export interface AppendResult {
+  /** Index of the first entry of the batch (= the size before the append). */
+  readonly firstIndex: number;
+  /** Size after the append. */
+  readonly size: number;
+  /** Root hash at `size`. */
+  readonly root: Uint8Array;
+}
+
+export interface TransparencyLogOptions {
+  /** Largest entry accepted, in bytes (default 1 MiB): entries are signed activities, not blobs. */
+  maxEntryBytes?: number;
+}
+
+/** PostgreSQL's limit on bind parameters in one statement is 65,535. */
+const MAX_PARAMS = 60_000;
+const DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024;
+
+function bytes(v: Uint8Array): Uint8Array {
+  // pg returns Buffer (a Uint8Array subclass), PGlite Uint8Array: hand out plain views.
+  return v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function checkNumber(name: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new LogRangeError('invalid_argument', `${name} must be a non-negative safe integer, got ${String(v)}`);
+}
+
+/** Multi-row INSERT in chunks that stay under the bind-parameter limit. */
+async function insertRows(db: Executor, table: string, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+  const per = Math.floor(MAX_PARAMS / columns.length);
+  for (let offset = 0; offset < rows.length; offset += per) {
+    const chunk = rows.slice(offset, offset + per);
+    const params: unknown[] = [];
+    const tuples: string[] = [];
+    for (const row of chunk) {
+      const marks: string[] = [];
+      for (const value of row) {
+        params.push(value);
+        marks.push(`$${params.length}`);
+      }
+      tuples.push(`(${marks.join(',')})`);
+    }
+    await db.executeQuery(CompiledQuery.raw(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${tuples.join(',')}`, params));
+  }
+}
+
+/**
+ * The stored hashes of `nodes` (in order) and the head size, in ONE query. A node that is not
+ * stored comes back as null.
+ */
+async function readNodes(db: Executor, nodes: readonly NodeId[]): Promise<{ size: number; hashes: (Uint8Array | null)[] }> {
+  const params: number[] = [];
+  const terms = nodes.map((n) => {
+    params.push(n.level, n.index);
+    return `(level = $${params.length - 1} AND idx = $${params.length})`;
+  });
+  const text =
+    'SELECT -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head' +
+    (terms.length > 0 ? ` UNION ALL SELECT level, idx, hash FROM log_nodes WHERE ${terms.join(' OR ')}` : '');
+  const { rows } = await db.executeQuery<{ level: number; idx: number | string; hash: Uint8Array | null }>(CompiledQuery.raw(text, params));
+  let size = -1;
+  const found = new Map<string, Uint8Array>();
+  for (const row of rows) {
+    const level = Number(row.level);
+    if (level === -1) size = Number(row.idx);
+    else if (row.hash) found.set(`${level}/${Number(row.idx)}`, bytes(row.hash));
+  }
+  if (size < 0) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
+  return { size, hashes: nodes.map((n) => found.get(`${n.level}/${n.index}`) ?? null) };
+}
+
+function requireAll(nodes: readonly NodeId[], hashes: readonly (Uint8Array | null)[]): Uint8Array[] {
+  return hashes.map((h, i) => {
+    if (!h) throw new LogIntegrityError(`stored node (level ${nodes[i].level}, index ${nodes[i].index}) is missing: the log tables are damaged`);
+    return h;
+  });
+}
+
+export class TransparencyLog implements SubtreeHashSource {
+  private readonly maxEntryBytes: number;
+  private readonly listeners = new Set<(result: AppendResult, count: number) => void>();
+
+  constructor(
+    private readonly db: Db,
+    options: TransparencyLogOptions = {},
+  ) {
+    this.maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  }
+
+  /**
+   * Appends a batch of entries in one transaction, in order; returns the index of the first one
+   * and the new size and root. Concurrent calls (from any process) serialise on `log_head`.
+   */
+  async append(entries: readonly Uint8Array[]): Promise<AppendResult> {
+    if (!Array.isArray(entries)) throw new LogRangeError('invalid_argument', 'entries must be an array of byte arrays');
+    entries.forEach((e, i) => {
+      if (!(e instanceof Uint8Array)) throw new LogRangeError('invalid_argument', `entry ${i} is not a Uint8Array`);
+      if (e.length > this.maxEntryBytes) throw new LogRangeError('invalid_argument', `entry ${i} is ${e.length} bytes, above the ${this.maxEntryBytes}-byte limit`);
+    });
+    if (entries.length === 0) {
+      const size = await this.size();
+      return { firstIndex: size, size, root: await this.root(size) };
+    }
+    const leafHashes = entries.map(leafHash); // outside the lock: the hashing is the costly part
+    const result = await this.db.transaction().execute(async (trx) => {
+      const head = await sql<{ size: number | string }>`SELECT size FROM log_head WHERE id FOR UPDATE`.execute(trx);
+      if (head.rows.length !== 1) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
+      const size = Number(head.rows[0].size);
+      const front = frontier(size);
+      const { hashes } = await readNodes(trx, front);
+      const batch = appendBatch(size, requireAll(front, hashes), leafHashes);
+      await insertRows(
+        trx,
+        'log_entries',
+        ['idx', 'entry', 'leaf_hash'],
+        entries.map((e, i) => [size + i, e, leafHashes[i]]),
+      );
+      await insertRows(
+        trx,
+        'log_nodes',
+        ['level', 'idx', 'hash'],
+        batch.nodes.map((n) => [n.level, n.index, n.hash]),
+      );
+      await sql`UPDATE log_head SET size = ${batch.size} WHERE id`.execute(trx);
+      return { firstIndex: size, size: batch.size, root: batch.root };
+    });
+    for (const listener of this.listeners) {
+      try {
+        listener(result, entries.length);
+      } catch {
+        // a listener's failure is its own; the append is committed
+      }
+    }
+    return result;
+  }
+
+  /** Calls `listener` after each committed append made through this object; returns an unsubscribe. */
+  onAppend(listener: (result: AppendResult, count: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Current number of entries. */
+  async size(): Promise<number> {
+    const row = await this.db.selectFrom('log_head').select('size').executeTakeFirst();
+    if (!row) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
+    return Number(row.size);
+  }
+
+  /**
+   * Stored entries with start ≤ index < end, in index order. Returns what is stored: a damaged
+   * table shows up as a gap, which auditors report.
+   */
+  async entries(start: number, end: number): Promise<LogEntry[]> {
+    checkNumber('start', start);
+    checkNumber('end', end);
+    if (end < start) throw new LogRangeError('invalid_argument', `end ${end} is before start ${start}`);
+    if (end === start) return [];
+    const rows = await this.db
+      .selectFrom('log_entries')
+      .select(['idx', 'entry', 'leaf_hash'])
+      .where('idx', '>=', start)
+      .where('idx', '<', end)
+      .orderBy('idx')
+      .execute();
+    return rows.map((r) => ({ index: Number(r.idx), entry: bytes(r.entry), leafHash: bytes(r.leaf_hash) }));
+  }
+
+  /** One entry, or null if there is none at `index`. */
+  async entry(index: number): Promise<LogEntry | null> {
+    checkNumber('index', index);
+    const [row] = await this.entries(index, index + 1);
+    return row ?? null;
+  }
+
+  /** Inclusion proof of leaf `index` in the tree of `size` leaves (size ≤ current size). */
+  async inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
+    checkNumber('index', index);
+    checkNumber('size', size);
+    if (index >= size) throw new LogRangeError('out_of_range', `leaf index ${index} is outside a tree of size ${size}`);
+    return this.resolve(inclusionPlan(index, size), size);
+  }
+
+  /** Consistency proof from `from` to `to` leaves (0 < from ≤ to ≤ current size). */
+  async consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
+    checkNumber('from', from);
+    checkNumber('to', to);
+    if (from === 0) throw new LogRangeError('out_of_range', 'no consistency proof from the empty tree: every tree extends it');
+    if (from > to) throw new LogRangeError('out_of_range', `from ${from} exceeds to ${to}: a log never shrinks`);
+    return this.resolve(consistencyPlan(from, to), to);
+  }
+
+  /** Root hash at `size` (default: the current size), size ≤ current size. */
+  async root(size?: number): Promise<Uint8Array> {
+    return (await this.head(size)).root;
+  }
+
+  /** Size and root together, from one query: the current head, or the tree at `size`. */
+  async head(size?: number): Promise<{ size: number; root: Uint8Array }> {
+    if (size === undefined) {
+      const current = await this.size();
+      return { size: current, root: (await this.resolve([frontier(current)], current, true))[0] };
+    }
+    checkNumber('size', size);
+    return { size, root: (await this.resolve([frontier(size)], size, true))[0] };
+  }
+
+  // --- SubtreeHashSource ---------------------------------------------------------------------
+
+  async hashOf(level: number, index: number): Promise<Uint8Array> {
+    const [h] = await this.hashesOf([{ level, index }]);
+    return h;
+  }
+
+  /** Hashes of complete subtrees, one query; throws if one is not stored. */
+  async hashesOf(nodes: readonly NodeId[]): Promise<Uint8Array[]> {
+    const { hashes } = await readNodes(this.db, nodes);
+    return requireAll(nodes, hashes);
+  }
+
+  // --- internals -----------------------------------------------------------------------------
+
+  /** Reads every node of the plans and the head in one query; refuses sizes beyond the head. */
+  private async resolve(plans: readonly HashPlan[], size: number, root = false): Promise<Uint8Array[]> {
+    const nodes = plans.flat();
+    const { size: current, hashes } = await readNodes(this.db, nodes);
+    if (size > current) throw new LogRangeError('out_of_range', `size ${size} is beyond the current log size ${current}`);
+    if (root && size === 0) return [emptyRoot()];
+    const found = requireAll(nodes, hashes);
+    found.forEach((h, i) => {
+      if (h.length !== HASH_SIZE) throw new LogIntegrityError(`stored node (level ${nodes[i].level}, index ${nodes[i].index}) is not ${HASH_SIZE} bytes`);
+    });
+    return resolvePlans(plans, { hashOf: () => Promise.reject(new Error('unused')), hashesOf: async () => found });
+  }
+}
