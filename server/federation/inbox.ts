@@ -5,7 +5,7 @@ import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js';
-import { parseActivity, parseVerdict, parseTombstone, VocabError, type VerdictObject } from '../../shared/vocab/objects.js';
+import { parseActivity, parseCheckpointObject, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type VerdictObject } from '../../shared/vocab/objects.js';
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
 
@@ -15,6 +15,8 @@ export interface InboundVerdictHandler {
   verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string): Promise<void>;
   /** Retracts a peer's verdict, refusing (OwnershipError) when the stored owner differs. */
   retract(objectId: string, actor: string): Promise<void>;
+  /** A followed peer's signed log checkpoint (the witness checks and cosigns it). */
+  checkpoint?(checkpoint: CheckpointObject, actor: string): Promise<void>;
 }
 
 /** Thrown by a handler when an actor touches an object it does not own. */
@@ -182,8 +184,18 @@ export class Inbox {
       await this.owned(() => handler.retract(id, actor));
       return;
     }
-    if (typeof object !== 'object' || object === null || (object as { type?: unknown }).type !== 'Verdict') {
-      // Only Verdicts are ours to store; other object types are acknowledged and ignored.
+    const objectType = typeof object === 'object' && object !== null ? (object as { type?: unknown }).type : undefined;
+    if (objectType === 'Checkpoint' && type === 'Create') {
+      const checkpoint = this.parse(() => parseCheckpointObject(object, { allowHttp: this.options.allowHttp }));
+      if (originOf(checkpoint.id) !== actorOrigin || checkpoint.attributedTo !== actor) {
+        throw new FederationError(403, 'foreign_object', 'the checkpoint is not the actor\'s own');
+      }
+      await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
+      await handler.checkpoint?.(checkpoint, actor);
+      return;
+    }
+    if (objectType !== 'Verdict') {
+      // Only Verdicts and Checkpoints are ours to handle; other object types are acknowledged and ignored.
       return;
     }
     const verdict = this.parse(() => parseVerdict(object, { allowHttp: this.options.allowHttp }));
@@ -192,8 +204,14 @@ export class Inbox {
     if (verdict.supersedes && originOf(verdict.supersedes) !== actorOrigin) {
       throw new FederationError(403, 'foreign_object', 'a verdict can only supersede its own issuer\'s verdicts');
     }
+    await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
+    await this.owned(() => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor));
+  }
+
+  /** The object's own Ed25519 proof, by a key the actor lists on its own origin. */
+  private async verifyProof(object: Record<string, unknown>, actor: string, actorOrigin: string): Promise<void> {
     try {
-      await verifyObject(object as Record<string, unknown>, (method) => {
+      await verifyObject(object, (method) => {
         if (originOf(method) !== actorOrigin) throw new FederationError(403, 'foreign_key', 'the proof key is not on the actor\'s origin');
         return this.peers.proofKeyFor(method, actor);
       });
@@ -201,7 +219,6 @@ export class Inbox {
       if (err instanceof ProofError) throw new FederationError(401, `proof_${err.reason}`, `object proof rejected: ${err.message}`);
       throw err;
     }
-    await this.owned(() => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor));
   }
 
   private parse<T>(fn: () => T): T {

@@ -7,9 +7,9 @@ import express, { type Request, type Response, type Router } from 'express';
 import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import type { JobQueue } from '../queue/index.js';
-import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
+import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, signRequest, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { signObject } from '../../shared/crypto/data-integrity.js';
-import { AS_CONTEXT_URL, bundledContext, VOUCH_CONTEXT_URL } from '../../shared/vocab/contexts.js';
+import { AS_CONTEXT_URL, bundledContext, VERDICT_CONTEXT, VOUCH_CONTEXT_URL } from '../../shared/vocab/contexts.js';
 import { actorDocument, loadIdentity, nodeinfoDocument, webfingerDocument, ACTOR_USERNAME, type Identity } from './identity.js';
 import { FederationError, PeerDirectory, type Peer } from './peers.js';
 import { Inbox, type InboundVerdictHandler } from './inbox.js';
@@ -50,7 +50,7 @@ export class Federation {
     private readonly db: Db,
     readonly identity: Identity,
     private readonly options: FederationOptions,
-    safeFetch: SafeFetch,
+    private readonly safeFetch: SafeFetch,
     private readonly queue: JobQueue<DeliveryJob>,
     private readonly logger: Logger,
   ) {
@@ -98,11 +98,47 @@ export class Federation {
   }
 
   /** Records an activity in the outbox and queues its delivery to every approved follower. */
-  async publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown> | string, restricted: boolean): Promise<string> {
+  async publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown> | string, restricted: boolean): Promise<Record<string, unknown>> {
     const activity = this.activity(type, object);
     await this.record(activity, restricted);
     await this.delivery.enqueue(activity.id as string, await this.peers.followerInboxes());
-    return activity.id as string;
+    return activity;
+  }
+
+  /** Pushes a signed log checkpoint to followers, who check it against the last they saw and cosign. */
+  async publishCheckpoint(checkpoint: { origin: string; treeSize: number; rootHash: string; note: string }): Promise<void> {
+    const object = this.sign({
+      '@context': [...VERDICT_CONTEXT],
+      type: 'Checkpoint',
+      id: `${this.checkpointPrefix}${checkpoint.treeSize}`,
+      attributedTo: this.identity.actorId,
+      ...checkpoint,
+      published: new Date().toISOString(),
+    });
+    await this.publish('Create', object, false);
+  }
+
+  /** A signed POST straight to a peer (cosignatures: best effort, the next checkpoint retries). */
+  async postSigned(url: string, body: Record<string, unknown>): Promise<number> {
+    const text = JSON.stringify(body);
+    const signed = signRequest({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/json' },
+      body: text,
+      keyId: this.identity.rsaKeyId,
+      privateKey: this.identity.rsaPrivateKey,
+    });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    for (const [name, value] of Object.entries(signed)) if (value !== undefined) headers[name.toLowerCase()] = value;
+    const res = await this.safeFetch(url, { method: 'POST', headers, body: text, maxBodyBytes: 64 * 1024 });
+    return res.status;
+  }
+
+  /** The approved follower behind a signed request, or undefined. */
+  async approvedFollower(req: Request): Promise<string | undefined> {
+    const actor = await this.signedBy(req);
+    return actor && (await this.peers.get(actor))?.follower === 'approved' ? actor : undefined;
   }
 
   // --- subscriptions -------------------------------------------------------------------------
@@ -350,9 +386,11 @@ export class Federation {
   }
 
   private async isApprovedFollower(req: Request): Promise<boolean> {
-    const actor = await this.signedBy(req);
-    if (!actor) return false;
-    return (await this.peers.get(actor))?.follower === 'approved';
+    return (await this.approvedFollower(req)) !== undefined;
+  }
+
+  private get checkpointPrefix(): string {
+    return `${this.identity.publicUrl}/log/checkpoints/`;
   }
 
   private async outboxCollection(req: Request): Promise<Record<string, unknown>> {
@@ -361,7 +399,9 @@ export class Federation {
     let query = this.db
       .selectFrom('outbox')
       .select(['seq', 'activity', 'published', 'restricted'])
-      .where('type', 'in', ['Create', 'Update', 'Delete']);
+      .where('type', 'in', ['Create', 'Update', 'Delete'])
+      // Checkpoints are pushed, not replayed: an old head fetched later would look like a rollback.
+      .where((eb) => eb.or([eb('object_id', 'is', null), eb('object_id', 'not like', `${this.checkpointPrefix}%`)]));
     if (!follower) {
       if (!this.options.publicOkFeed) query = query.where(sql<boolean>`false`);
       else query = query.where('restricted', '=', false);

@@ -16,7 +16,8 @@ export interface Classifier {
 /** What the verdicts module needs from federation, passed in so that it imports nothing above it. */
 export interface VerdictPublisher {
   sign<T extends Record<string, unknown>>(object: T): T & { proof: unknown };
-  publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown>, restricted: boolean): Promise<string>;
+  /** Publishes and returns the activity (which the transparency log records). */
+  publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown>, restricted: boolean): Promise<unknown>;
 }
 
 export class VerdictNotFoundError extends Error {
