@@ -1,0 +1,394 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_POLICY,
+  betaOpinion,
+  decide,
+  match,
+  parsePolicy,
+  policyHash,
+  policySchema,
+  type MatchedVerdict,
+  type PeerWeight,
+  type Policy,
+  type WeightFn,
+} from '../../server/trust/decide.js';
+
+let serial = 0;
+function verdict(fields: Partial<MatchedVerdict> & Pick<MatchedVerdict, 'issuer' | 'label'>): MatchedVerdict {
+  serial++;
+  return {
+    uri: `${fields.issuer}/verdicts/${serial}`,
+    local: false,
+    confidence: 1,
+    method: 'human',
+    distance: 0,
+    published: '2025-01-01T00:00:00Z',
+    ...fields,
+  };
+}
+
+const classifier = (name: string, version = '1') => ({ name, version });
+
+/** A weight table: issuer -> weight (both polarities, every label) unless given per polarity. */
+function table(weights: Record<string, number | { abuse: number; ok: number }>): WeightFn {
+  return (issuer, polarity): PeerWeight => {
+    const w = weights[issuer];
+    if (w === undefined) return { weight: 0 };
+    const weight = typeof w === 'number' ? w : w[polarity];
+    return { weight, paths: [{ via: [issuer], contribution: weight }] };
+  };
+}
+
+const evidence = (d: ReturnType<typeof decide>, label: string) => d.explanation.labels.find((l) => l.label === label)!;
+
+describe('match(distance)', () => {
+  it('is 1 for identical hashes, falls linearly, and is 0 at the threshold and beyond', () => {
+    expect(match(0)).toBe(1);
+    expect(match(31)).toBe(0);
+    expect(match(40)).toBe(0);
+    expect(match(15.5)).toBeCloseTo(0.5, 10);
+    expect(match(10, 20)).toBeCloseTo(0.5, 10);
+    expect(match(-3)).toBe(1);
+    expect(match(Number.NaN)).toBe(0);
+  });
+
+  it('scales a verdict’s contribution, and a verdict at the threshold counts for nothing', () => {
+    const w = table({ a: 1 });
+    const near = decide([verdict({ issuer: 'a', label: 'csam', distance: 15.5 })], w);
+    expect(evidence(near, 'csam').r).toBeCloseTo(0.5, 3);
+    const far = decide([verdict({ issuer: 'a', label: 'csam', distance: 31 })], w);
+    expect(far.outcome).toBe('unknown');
+    expect(far.explanation.verdicts).toEqual({ local: 0, peer: 0, ignored: 1 });
+  });
+});
+
+describe('Beta combination', () => {
+  it('is the textbook (r+1)/(r+s+2) with prior weight 2', () => {
+    expect(betaOpinion(3, 1, 2)).toEqual({ p: 4 / 6, u: 2 / 6 });
+    const policy = parsePolicy({ ...DEFAULT_POLICY, priorWeight: 2 });
+    const d = decide([verdict({ issuer: 'a', label: 'gore', confidence: 0.5 })], table({ a: 1 }), policy);
+    expect(evidence(d, 'gore').p).toBeCloseTo(1.5 / 2.5, 4);
+    expect(evidence(d, 'gore').u).toBeCloseTo(2 / 2.5, 4);
+    // ...under which one verdict can never reach a 0.7 block threshold: hence W = 0.3 by default.
+    expect(d.outcome).toBe('unknown');
+  });
+});
+
+describe('thresholds', () => {
+  it('blocks on one trusted peer’s classifier verdict (0.9 × 0.9 ≥ minEvidence) and names the label', () => {
+    const d = decide([verdict({ issuer: 'a', label: 'sexual', confidence: 0.9, method: 'classifier', classifier: classifier('nsfw') })], table({ a: 0.9 }));
+    expect(d).toMatchObject({ outcome: 'block', label: 'sexual', scan: false });
+    expect(evidence(d, 'sexual').r).toBeCloseTo(0.81, 4);
+  });
+
+  it('does not block below minEvidence, nor below blockProbability', () => {
+    const weak = decide([verdict({ issuer: 'a', label: 'csam', confidence: 0.9 })], table({ a: 0.5 })); // r = 0.45
+    expect(weak).toMatchObject({ outcome: 'unknown', scan: true, label: null });
+    const policy = parsePolicy({ ...DEFAULT_POLICY, labels: { ...DEFAULT_POLICY.labels, csam: { blockProbability: 0.95, minEvidence: 0.5 } } });
+    const strict = decide([verdict({ issuer: 'a', label: 'csam', confidence: 0.9 })], table({ a: 0.9 }), policy);
+    expect(strict.outcome).toBe('unknown');
+    expect(decide([verdict({ issuer: 'a', label: 'csam', confidence: 0.9 })], table({ a: 0.9 })).outcome).toBe('block');
+  });
+
+  it('reports the most severe blocking label', () => {
+    const w = table({ a: 0.9, b: 0.9 });
+    const d = decide([verdict({ issuer: 'a', label: 'spam' }), verdict({ issuer: 'b', label: 'csam' })], w);
+    expect(d.label).toBe('csam');
+  });
+
+  it('allows only with more evidence and two independent classifiers or a human', () => {
+    const w = table({ a: 0.9, b: 0.9, c: 0.9 });
+    const ok = (issuer: string, name: string) =>
+      verdict({ issuer, label: 'ok', confidence: 0.9, method: 'classifier', classifier: classifier(name) });
+    expect(decide([ok('a', 'nsfw')], w).outcome).toBe('unknown'); // one classifier: s = 0.81 < 1
+    const two = decide([ok('a', 'nsfw'), ok('b', 'clip')], w);
+    expect(two).toMatchObject({ outcome: 'allow', label: 'ok', scan: false });
+    expect(evidence(two, 'csam')).toMatchObject({ okClassifiers: 2, okHuman: false });
+    // Versions are different classifiers.
+    expect(decide([ok('a', 'nsfw'), verdict({ issuer: 'b', label: 'ok', confidence: 0.9, method: 'classifier', classifier: classifier('nsfw', '2') })], w).outcome).toBe('allow');
+    // One human ok is not evidence enough (0.855 < 1); a human and a classifier are.
+    expect(decide([verdict({ issuer: 'a', label: 'ok', confidence: 0.95 })], w).outcome).toBe('unknown');
+    expect(decide([verdict({ issuer: 'a', label: 'ok', confidence: 0.95 }), ok('b', 'nsfw')], w).outcome).toBe('allow');
+    // Enough evidence but only from hash lists: not independent classifiers, no human.
+    const lists = [verdict({ issuer: 'a', label: 'ok', method: 'hashlist' }), verdict({ issuer: 'b', label: 'ok', method: 'hashlist' })];
+    const d = decide(lists, w);
+    expect(d.outcome).toBe('unknown');
+    expect(d.explanation.reason).toMatch(/0 independent classifier\(s\) < 2 and no human/);
+  });
+
+  it('weighs ok claims with the trust in ok claims, not in abuse flags', () => {
+    const w = table({ a: { abuse: 0.9, ok: 0.1 }, b: { abuse: 0.9, ok: 0.1 } });
+    const d = decide([verdict({ issuer: 'a', label: 'ok' }), verdict({ issuer: 'b', label: 'ok' })], w);
+    expect(evidence(d, 'csam').s).toBeCloseTo(0.2, 4);
+    expect(d.outcome).toBe('unknown');
+  });
+
+  it('ignores peers with no trust path', () => {
+    const d = decide([verdict({ issuer: 'stranger', label: 'csam' })], table({}));
+    expect(d.outcome).toBe('unknown');
+    expect(d.explanation.reason).toMatch(/none from a trusted peer/);
+  });
+});
+
+describe('de-duplication', () => {
+  const w = table(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`peer${i}`, 0.9])));
+
+  it('counts ten instances reporting the same classifier’s ok as one', () => {
+    const tenSame = Array.from({ length: 10 }, (_, i) =>
+      verdict({ issuer: `peer${i}`, label: 'ok', confidence: 0.9, method: 'classifier', classifier: classifier('nsfw') }),
+    );
+    const d = decide(tenSame, w);
+    expect(evidence(d, 'csam').s).toBeCloseTo(0.81, 4);
+    expect(evidence(d, 'csam').okClassifiers).toBe(1);
+    expect(d.outcome).toBe('unknown');
+    expect(d.explanation.top.filter((t) => t.deduplicated)).toHaveLength(9);
+    expect(d.explanation.top[0]).toMatchObject({ deduplicated: false, classifier: 'nsfw@1' });
+    expect(d.explanation.top[1].repeatOf).toBe(d.explanation.top[0].uri);
+  });
+
+  it('keeps the strongest instance of a classifier on each side', () => {
+    const runs = [0.5, 0.9, 0.7].map((confidence, i) =>
+      verdict({ issuer: `peer${i}`, label: 'gore', confidence, method: 'classifier', classifier: classifier('gore-net') }),
+    );
+    const d = decide(runs, w);
+    expect(evidence(d, 'gore').r).toBeCloseTo(0.81, 4);
+    expect(d.explanation.top.filter((t) => !t.deduplicated).map((t) => t.uri)).toEqual([runs[1].uri]);
+    expect(d.explanation.top.filter((t) => t.deduplicated).every((t) => t.repeatOf === runs[1].uri)).toBe(true);
+  });
+
+  it('counts the same classifier once on each side', () => {
+    const c = classifier('nsfw');
+    const d = decide(
+      [
+        verdict({ issuer: 'peer0', label: 'sexual', confidence: 0.9, method: 'classifier', classifier: c }),
+        verdict({ issuer: 'peer1', label: 'sexual', confidence: 0.9, method: 'classifier', classifier: c }),
+        verdict({ issuer: 'peer2', label: 'ok', confidence: 0.9, method: 'classifier', classifier: c }),
+        verdict({ issuer: 'peer3', label: 'ok', confidence: 0.9, method: 'classifier', classifier: c }),
+      ],
+      w,
+    );
+    expect(evidence(d, 'sexual')).toMatchObject({ r: 0.81, s: 0.81 });
+    expect(d.outcome).toBe('review');
+  });
+
+  it('counts each instance’s human review separately, and one instance’s repeats once', () => {
+    const humans = Array.from({ length: 10 }, (_, i) => verdict({ issuer: `peer${i}`, label: 'ok', confidence: 0.9 }));
+    const d = decide(humans, w);
+    expect(evidence(d, 'csam').s).toBeCloseTo(8.1, 4);
+    expect(d.outcome).toBe('allow');
+    const repeats = Array.from({ length: 5 }, () => verdict({ issuer: 'peer0', label: 'hate', confidence: 0.9 }));
+    expect(evidence(decide(repeats, w), 'hate').r).toBeCloseTo(0.81, 4);
+  });
+
+  it('counts hash lists and consensus verdicts per issuer', () => {
+    const d = decide(
+      [
+        verdict({ issuer: 'peer0', label: 'csam', method: 'hashlist', confidence: 0.5 }),
+        verdict({ issuer: 'peer1', label: 'csam', method: 'hashlist', confidence: 0.5 }),
+        verdict({ issuer: 'peer1', label: 'csam', method: 'consensus', confidence: 0.5 }),
+      ],
+      w,
+    );
+    expect(evidence(d, 'csam').r).toBeCloseTo(1.35, 4);
+  });
+});
+
+describe('disputes', () => {
+  const w = table({ a: 0.9, b: 0.9, c: 0.9 });
+
+  it('sends a label with ≥ 20 % of the evidence on each side to review, before block and allow', () => {
+    const d = decide(
+      [
+        verdict({ issuer: 'a', label: 'csam' }),
+        verdict({ issuer: 'b', label: 'csam' }),
+        verdict({ issuer: 'c', label: 'ok', confidence: 0.6 }),
+      ],
+      w,
+    ); // r = 1.8, s = 0.54: 23 %
+    expect(d).toMatchObject({ outcome: 'review', label: 'csam', scan: true });
+    expect(d.explanation.reason).toMatch(/disputed/);
+  });
+
+  it('blocks when the other side holds less than 20 %', () => {
+    const d = decide(
+      [verdict({ issuer: 'a', label: 'csam' }), verdict({ issuer: 'b', label: 'csam' }), verdict({ issuer: 'c', label: 'ok', confidence: 0.4 })],
+      w,
+    ); // s = 0.36: 17 %
+    expect(d.outcome).toBe('block');
+  });
+
+  it('is not a dispute below minReviewEvidence', () => {
+    const d = decide([verdict({ issuer: 'a', label: 'spam', confidence: 0.2 }), verdict({ issuer: 'b', label: 'ok', confidence: 0.2 })], w);
+    expect(d.outcome).toBe('unknown');
+  });
+});
+
+describe('local verdicts first', () => {
+  const w = table({ a: 0.9, b: 0.9, c: 0.9 });
+  const peersSayOk = [
+    verdict({ issuer: 'a', label: 'ok', method: 'classifier', classifier: classifier('x') }),
+    verdict({ issuer: 'b', label: 'ok', method: 'classifier', classifier: classifier('y') }),
+    verdict({ issuer: 'c', label: 'ok' }),
+  ];
+
+  it('a local block beats any number of peers’ ok, and says so', () => {
+    const mine = verdict({ issuer: 'me', local: true, label: 'csam', method: 'hashlist', confidence: 0.6 });
+    const d = decide([...peersSayOk, mine], w);
+    expect(d).toMatchObject({ outcome: 'block', label: 'csam', scan: false });
+    expect(d.explanation.decidedBy).toBe('local');
+    expect(d.explanation.localVerdict?.uri).toBe(mine.uri);
+    expect(d.explanation.reason).toMatch(/^block: local verdicts win/);
+    // Peers' evidence is still shown.
+    expect(evidence(d, 'csam').s).toBeGreaterThan(1);
+  });
+
+  it('the newest local verdict decides (a moderator overturning the scanner)', () => {
+    const scanner = verdict({ issuer: 'me', local: true, label: 'sexual', method: 'classifier', classifier: classifier('nsfw'), published: '2025-01-01T00:00:00Z' });
+    const moderator = verdict({ issuer: 'me', local: true, label: 'ok', method: 'human', published: new Date('2025-01-02T00:00:00Z') });
+    expect(decide([moderator, scanner], w)).toMatchObject({ outcome: 'allow', label: 'ok' });
+    const again = verdict({ issuer: 'me', local: true, label: 'sexual', method: 'human', published: '2025-01-03T00:00:00Z' });
+    expect(decide([moderator, scanner, again], w)).toMatchObject({ outcome: 'block', label: 'sexual' });
+  });
+
+  it('a local ok allows even against peers’ abuse flags', () => {
+    const d = decide([verdict({ issuer: 'a', label: 'csam' }), verdict({ issuer: 'me', local: true, label: 'ok' })], w);
+    expect(d).toMatchObject({ outcome: 'allow', label: 'ok' });
+  });
+
+  it('a local verdict beyond the distance threshold does not count', () => {
+    const d = decide([verdict({ issuer: 'me', local: true, label: 'csam', distance: 31 })], w);
+    expect(d.outcome).toBe('unknown');
+  });
+});
+
+describe('sybils (trusted T 0.9, low-trust L 0.2, 50 sybils behind L sharing δ·0.2)', () => {
+  // Stand-in for the trust-flow weights: L passes on at most δ = 0.5 of its weight, split across
+  // the 50 sybils it vouches for, so each gets 0.5 × 0.2 / 50 = 0.002 (total 0.1 ≤ δ/(1−δ) × 0.2).
+  const SYBILS = 50;
+  const sybilWeight = (0.5 * 0.2) / SYBILS;
+  const weights: Record<string, number> = { T: 0.9, T2: 0.9, L: 0.2 };
+  for (let i = 0; i < SYBILS; i++) weights[`sybil${i}`] = sybilWeight;
+  const w: WeightFn = (issuer, polarity) => {
+    const weight = weights[issuer] ?? 0;
+    return { weight, paths: issuer.startsWith('sybil') ? [{ via: ['L', issuer], contribution: weight }] : [{ via: [issuer], contribution: weight }] };
+  };
+  const tCsam = verdict({ issuer: 'T', label: 'csam', method: 'human', confidence: 0.95 });
+  const sybilHumans = Array.from({ length: SYBILS }, (_, i) => verdict({ issuer: `sybil${i}`, label: 'ok', method: 'human' }));
+  const sybilClassifiers = Array.from({ length: SYBILS }, (_, i) =>
+    verdict({ issuer: `sybil${i}`, label: 'ok', method: 'classifier', classifier: classifier(`fake-model-${i}`) }),
+  );
+
+  it('(a) 50 sybils asserting ok as humans do not unblock a hash T marked csam', () => {
+    const d = decide([tCsam, ...sybilHumans], w);
+    expect(d).toMatchObject({ outcome: 'block', label: 'csam' });
+    expect(evidence(d, 'csam').s).toBeCloseTo(0.1, 6);
+    expect(d.explanation.top[0]).toMatchObject({ issuer: 'T', contribution: 0.855 });
+    expect(d.explanation.top).toHaveLength(10);
+    expect(d.explanation.omitted).toBe(41);
+  });
+
+  it('(a) ...nor as 50 different classifiers', () => {
+    const d = decide([tCsam, ...sybilClassifiers], w);
+    expect(d).toMatchObject({ outcome: 'block', label: 'csam' });
+    expect(evidence(d, 'csam').okClassifiers).toBe(50);
+  });
+
+  it('(a) a swarm ten times larger weighs no more (the flow splits L’s share)', () => {
+    const many = 500;
+    const wMany: WeightFn = (issuer) => ({ weight: issuer === 'T' ? 0.9 : (0.5 * 0.2) / many });
+    const swarm = Array.from({ length: many }, (_, i) => verdict({ issuer: `s${i}`, label: 'ok' }));
+    const d = decide([tCsam, ...swarm], wMany);
+    expect(d.outcome).toBe('block');
+    expect(evidence(d, 'csam').s).toBeCloseTo(0.1, 6);
+  });
+
+  it('(a) with L itself also saying ok, the hash goes to review — never allow', () => {
+    const d = decide([tCsam, ...sybilHumans, verdict({ issuer: 'L', label: 'ok' })], w);
+    expect(d.outcome).toBe('review');
+  });
+
+  it('(b) T flipping to ok while another trusted peer keeps csam gives review, not allow', () => {
+    const tOk = verdict({ issuer: 'T', label: 'ok', method: 'human', confidence: 0.95 });
+    const t2Csam = verdict({ issuer: 'T2', label: 'csam', method: 'human', confidence: 0.95 });
+    const d = decide([tOk, t2Csam, ...sybilHumans, ...sybilClassifiers], w);
+    expect(d).toMatchObject({ outcome: 'review', label: 'csam', scan: true });
+    expect(evidence(d, 'csam').p).toBeGreaterThan(DEFAULT_POLICY.allow.maxAbuseProbability);
+  });
+
+  it('(c) ten instances reporting the same classifier’s ok count as one', () => {
+    const ten = Array.from({ length: 10 }, (_, i) =>
+      verdict({ issuer: i === 0 ? 'T' : `sybil${i}`, label: 'ok', confidence: 0.9, method: 'classifier', classifier: classifier('nsfw') }),
+    );
+    const tenTrusted: WeightFn = () => ({ weight: 0.9 });
+    const d = decide(ten, tenTrusted);
+    expect(evidence(d, 'csam')).toMatchObject({ s: 0.81, okClassifiers: 1 });
+    expect(d.outcome).toBe('unknown');
+    expect(decide([tCsam, ...ten], tenTrusted).outcome).toBe('review'); // 0.855 vs 0.81
+  });
+});
+
+describe('explanation', () => {
+  it('is compact, JSON-serialisable and carries the policy version and hash', () => {
+    const w = table(Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, 0.8])));
+    const verdicts = Array.from({ length: 30 }, (_, i) =>
+      verdict({ issuer: `p${i}`, label: i % 3 === 0 ? 'ok' : 'sexual', confidence: 0.9, method: 'classifier', classifier: classifier(`m${i % 4}`), distance: i }),
+    );
+    const d = decide(verdicts, w);
+    const json = JSON.stringify(d.explanation);
+    expect(JSON.parse(json)).toEqual(d.explanation);
+    expect(json.length).toBeLessThan(6000);
+    expect(d.explanation.top.length).toBeLessThanOrEqual(10);
+    expect(d.explanation.policy).toEqual({ version: 'default-1', hash: policyHash(DEFAULT_POLICY) });
+    expect(d.explanation.labels.map((l) => l.label)).toEqual(['csam', 'sexual', 'gore', 'hate', 'spam']);
+    expect(d.explanation.thresholds.allow).toEqual(DEFAULT_POLICY.allow);
+    const first = d.explanation.top[0];
+    expect(Object.keys(first)).toEqual(
+      expect.arrayContaining(['uri', 'issuer', 'label', 'confidence', 'method', 'classifier', 'distance', 'match', 'weight', 'contribution', 'paths', 'deduplicated']),
+    );
+  });
+});
+
+describe('policy', () => {
+  it('accepts the default policy and hashes equal policies equally, whatever the key order', () => {
+    expect(policySchema.parse(DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
+    const reordered = JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(DEFAULT_POLICY).reverse()))) as Policy;
+    expect(Object.keys(reordered)[0]).toBe('priorWeight');
+    expect(policyHash(reordered)).toBe(policyHash(DEFAULT_POLICY));
+    expect(policyHash(DEFAULT_POLICY)).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(policyHash(parsePolicy({ ...DEFAULT_POLICY, disputedShare: 0.25 }))).not.toBe(policyHash(DEFAULT_POLICY));
+    expect(Object.isFrozen(DEFAULT_POLICY.labels.csam)).toBe(true);
+  });
+
+  it.each([
+    ['a probability above 1', { labels: { ...DEFAULT_POLICY.labels, csam: { blockProbability: 1.2, minEvidence: 0.5 } } }],
+    ['a block threshold that favours ok', { labels: { ...DEFAULT_POLICY.labels, spam: { blockProbability: 0.4, minEvidence: 0.5 } } }],
+    ['an allow bar at or above 0.5', { allow: { ...DEFAULT_POLICY.allow, maxAbuseProbability: 0.5 } }],
+    ['requireIndependent 0', { allow: { ...DEFAULT_POLICY.allow, requireIndependent: 0 } }],
+    ['a disputed share above a half', { disputedShare: 0.6 }],
+    ['negative evidence', { minReviewEvidence: -1 }],
+    ['a fractional distance', { distanceThreshold: 3.5 }],
+    ['a zero prior', { priorWeight: 0 }],
+    ['an unknown key (a typo)', { disputedShares: 0.2 }],
+    ['a missing label', { labels: { csam: DEFAULT_POLICY.labels.csam } }],
+    ['an empty version', { version: '' }],
+  ])('refuses %s', (_name, change) => {
+    expect(policySchema.safeParse({ ...DEFAULT_POLICY, ...change }).success).toBe(false);
+    expect(() => parsePolicy({ ...DEFAULT_POLICY, ...change })).toThrow();
+  });
+
+  it('refuses infinities', () => {
+    expect(policySchema.safeParse({ ...DEFAULT_POLICY, minReviewEvidence: Number.POSITIVE_INFINITY }).success).toBe(false);
+  });
+});
+
+describe('federation simulation (small)', () => {
+  it('runs the real decide() across instances without a wrong decision, scanning less than naive', async () => {
+    const { simulate, DEFAULT_SIM } = await import('../../bench/federation-sim.js');
+    const everyone = { followsMin: 9, followsMax: 9 };
+    const s = simulate({ ...DEFAULT_SIM, instances: 10, posts: 2_000, uniqueImages: 200, ...everyone, scanWithAll: true });
+    expect(s.decisions).toBe(2_000);
+    expect(s.wrong).toBe(0);
+    expect(s.scans).toBeLessThan(s.naivePairs);
+    expect(s.scans / s.uniqueImages).toBeLessThan(1.5);
+  });
+});
