@@ -1,13 +1,17 @@
 // Trust-flow engine (server/trust/flow.ts) on a synthetic federation of 100k peers and 1M published
 // trust edges: power-law out-degrees (Pareto tail, exponent ~2.1, capped at 10k), targets skewed
-// towards popular peers, random values in (0, 1] (so most rows are normalised), 50 direct peers.
+// towards popular peers, random values in (0, 1] (so most rows are normalised), 50 direct peers
+// drawn from the 1000 largest publishers.
 // - trust_graph_build_ms_100k_1M: from an empty TrustGraph to weights (every setStatement call, the
 //   lazy CSR build and the first compute);
 // - trust_recompute_ms_100k_peers_1M_edges: median of 5 computes of the built graph (δ = 0.5, H = 3);
 // - trust_recompute_after_statement_ms_100k_1M: median of 5 computes each after one peer replaced
 //   its statement (CSR rebuild + compute: what a TrustStatement arriving costs);
+// - trust_explain_{first,median,p99}_ms_100k_1M: TrustWeights.explain (top 3 paths) of random
+//   reached peers; the first call also builds the reverse adjacency;
 // - trust_graph_mb_100k_1M: heap used + array buffers, delta over building the graph (peer URI
-//   strings included), measured after a GC.
+//   strings included; the graph and a TrustWeights alive, before any explain: the reverse
+//   adjacency that explanations build adds about 12 bytes per edge), measured after a GC.
 // Prints figures, asserts nothing. Single-threaded.
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
@@ -40,7 +44,12 @@ function gcNow(): void {
   }
 }
 
-function memory(): number {
+/** Heap used + array buffers (typed-array contents live outside the JS heap), after a full GC. */
+async function memory(): Promise<number> {
+  for (let i = 0; i < 2; i++) {
+    gcNow();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
 }
@@ -85,8 +94,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 export async function benchTrust(): Promise<BenchResult[]> {
   const random = rng(0x7457);
-  gcNow();
-  const before = memory();
+  const before = await memory();
 
   let names: string[] | null = Array.from({ length: PEERS }, (_, i) => `https://peer-${i}.example/actor`);
   let degrees: Uint32Array | null = powerLawDegrees(PEERS, EDGES, random);
@@ -96,8 +104,12 @@ export async function benchTrust(): Promise<BenchResult[]> {
   for (let p = 0; p < PEERS; p++) {
     statements.push(targetsFor(p, degrees[p], random, seen).map((t) => ({ peer: names![t], value: 1 - random() })));
   }
+  // Admins trust large instances: direct peers drawn from the 1000 largest publishers.
+  const largest = Array.from({ length: PEERS }, (_, i) => i)
+    .sort((a, b) => degrees![b] - degrees![a])
+    .slice(0, 1000);
   const direct = new Set<number>();
-  while (direct.size < DIRECT) direct.add(Math.floor(random() * PEERS));
+  while (direct.size < DIRECT) direct.add(largest[Math.floor(random() * largest.length)]);
 
   const t0 = performance.now();
   const graph = new TrustGraph();
@@ -126,14 +138,30 @@ export async function benchTrust(): Promise<BenchResult[]> {
   statements.length = 0;
   names = null;
   degrees = null;
-  gcNow();
-  const graphMb = (memory() - before) / 1e6;
+  const graphMb = ((await memory()) - before) / 1e6;
+  // Explanations: the first builds the reverse adjacency; the rest search backwards from the peer.
+  const weights = graph.compute('abuse');
+  const reachedPeers = [...weights.entries()].filter(([peer]) => !weights.isDirect(peer)).map(([peer]) => peer);
+  let t = performance.now();
+  weights.explain(reachedPeers[0]);
+  const firstExplainMs = performance.now() - t;
+  const explain: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const peer = reachedPeers[Math.floor(random() * reachedPeers.length)];
+    t = performance.now();
+    weights.explain(peer);
+    explain.push(performance.now() - t);
+  }
+
   if (graph.peerCount !== PEERS) throw new Error('bench graph lost peers');
 
   return [
     { name: 'trust_recompute_ms_100k_peers_1M_edges', value: round(median(recompute), 2), unit: 'ms' },
     { name: 'trust_recompute_after_statement_ms_100k_1M', value: round(median(afterStatement), 2), unit: 'ms' },
     { name: 'trust_graph_build_ms_100k_1M', value: round(buildMs, 1), unit: 'ms' },
+    { name: 'trust_explain_first_ms_100k_1M', value: round(firstExplainMs, 2), unit: 'ms' },
+    { name: 'trust_explain_median_ms_100k_1M', value: round(median(explain), 3), unit: 'ms' },
+    { name: 'trust_explain_p99_ms_100k_1M', value: round([...explain].sort((a, b) => a - b)[Math.floor(0.99 * explain.length)], 3), unit: 'ms' },
     { name: 'trust_graph_mb_100k_1M', value: round(graphMb, 1), unit: 'MB' },
     { name: 'trust_reached_peers_100k_1M', value: reached, unit: 'peers' },
   ];

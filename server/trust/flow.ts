@@ -141,15 +141,62 @@ interface View {
 }
 
 const EMPTY_CSR: Csr = { rows: 0, offsets: new Uint32Array(1), targets: new Uint32Array(0), values: new Float64Array(0) };
-const EMPTY_EDGES: EdgeList = { targets: [], values: [] };
+
+/**
+ * Polarity-wide vouch rows published since the last CSR build, in flat typed arrays (no object per
+ * publisher): a row at `start` holds its length in targets[start], then its targets and values at
+ * start+1... A publisher replaced twice leaves its older row as garbage until the next build.
+ */
+class Staging {
+  targets = new Uint32Array(1024);
+  values = new Float64Array(1024);
+  used = 0;
+  /** publisher → start of its newest row. */
+  readonly rows = new Map<number, number>();
+
+  /** Room for a row of up to `length` entries; returns its start (commit with `commit`). */
+  reserve(length: number): number {
+    const need = this.used + 1 + length;
+    if (need > this.targets.length) {
+      const size = Math.max(need, this.targets.length * 2);
+      const targets = new Uint32Array(size);
+      targets.set(this.targets.subarray(0, this.used));
+      const values = new Float64Array(size);
+      values.set(this.values.subarray(0, this.used));
+      this.targets = targets;
+      this.values = values;
+    }
+    return this.used;
+  }
+
+  commit(publisher: number, start: number, length: number): void {
+    this.targets[start] = length;
+    this.used = start + 1 + length;
+    this.rows.set(publisher, start);
+  }
+
+  length(publisher: number): number | undefined {
+    const start = this.rows.get(publisher);
+    return start === undefined ? undefined : this.targets[start];
+  }
+
+  clear(): void {
+    this.rows.clear();
+    this.used = 0;
+    if (this.targets.length > 1 << 16) {
+      this.targets = new Uint32Array(1024);
+      this.values = new Float64Array(1024);
+    }
+  }
+}
 
 class Side {
   readonly direct = new Map<number, number>();
   readonly labelDirect = new Map<string, Map<number, number>>();
   readonly penalty = new Map<number, number>();
   csr: Csr = EMPTY_CSR;
-  /** Publishers whose polarity-wide vouches changed since `csr` was built (empty list: none now). */
-  readonly pending = new Map<number, EdgeList>();
+  /** Publishers whose polarity-wide vouches changed since `csr` was built. */
+  readonly pending = new Staging();
   readonly distrust = new Map<number, EdgeList>();
   /** label → publisher → its entries for that label. */
   readonly labels = new Map<string, Map<number, LabelEntries>>();
@@ -189,6 +236,8 @@ export class TrustGraph {
   private readonly ids = new Map<string, number>();
   private readonly names: string[] = [];
   private readonly blocked = new Set<number>();
+  private stamps = new Uint32Array(0);
+  private stamp = 0;
   private blockVersion = 0;
   private readonly sides: Record<TrustPolarity, Side> = { abuse: new Side(), ok: new Side() };
 
@@ -197,13 +246,17 @@ export class TrustGraph {
     return this.names.length;
   }
 
-  /** Published polarity-wide vouch edges of a polarity (after the next rebuild: as last set). */
+  /** Polarity-wide vouch edges currently published for a polarity (self-trust and zeros left out). */
   edgeCount(polarity: TrustPolarity): number {
     checkPolarity(polarity);
     return this.sides[polarity].edgeCount;
   }
 
-  /** The admin's direct trust in `peer` for a polarity (for one label when `label` is given). */
+  /**
+   * The admin's direct trust in `peer` for a polarity (for one label when `label` is given). The
+   * peer is pinned at it, 0 included: nobody's statements raise a peer the admin set to 0 (use
+   * clearDirect to let it be weighed by the flow instead).
+   */
   setDirect(polarity: TrustPolarity, peer: string, value: number, label?: Label): void {
     checkPolarity(polarity);
     checkPeer(peer);
@@ -272,52 +325,71 @@ export class TrustGraph {
   setStatement(publisher: string, polarity: TrustPolarity, entries: readonly TrustValue[], distrust: readonly TrustValue[] = []): void {
     checkPolarity(polarity);
     checkPeer(publisher);
-    // Validate everything before changing anything.
-    const check = (list: readonly TrustValue[], what: string): void => {
-      const seen = new Set<string>();
-      for (const e of list) {
-        checkPeer(e.peer);
-        checkUnit(`${what} value`, e.value);
-        const key = e.label === undefined ? e.peer : `${e.peer}\n${e.label}`;
-        if (seen.has(key)) throw new RangeError(`${what} lists ${e.peer}${e.label === undefined ? '' : ` (${e.label})`} twice`);
-        seen.add(key);
-      }
-    };
-    check(entries, 'trust');
-    check(distrust, 'distrust');
-
+    for (const e of entries) {
+      checkPeer(e.peer);
+      checkUnit('trust value', e.value);
+    }
+    for (const e of distrust) {
+      checkPeer(e.peer);
+      checkUnit('distrust value', e.value);
+    }
     const side = this.sides[polarity];
     const p = this.intern(publisher);
-    const labelled = new Map<string, LabelEntries>();
-    const split = (list: readonly TrustValue[], kind: 'vouch' | 'distrust'): EdgeList => {
-      const base: EdgeList = { targets: [], values: [] };
+
+    // Polarity-wide vouches go straight into the staging arrays; the rest into small lists. Nothing
+    // is committed until every entry has been checked for duplicates (peers are interned even when
+    // the call then fails: harmless, an interned peer with no trust has weight 0).
+    const stage = side.pending;
+    const start = stage.reserve(entries.length);
+    let count = 0;
+    const vouchStamp = this.nextStamp();
+    const distrustStamp = this.nextStamp();
+    const against: EdgeList = { targets: [], values: [] };
+    let labelled: Map<string, LabelEntries> | undefined;
+    let labelledSeen: Set<string> | undefined;
+    const duplicate = (e: TrustValue, what: string): RangeError =>
+      new RangeError(`${what} lists ${e.peer}${e.label === undefined ? '' : ` (${e.label})`} twice`);
+    for (let pass = 0; pass < 2; pass++) {
+      const list = pass === 0 ? entries : distrust;
+      const stamp = pass === 0 ? vouchStamp : distrustStamp;
+      const what = pass === 0 ? 'the statement' : 'the distrust list';
       for (const e of list) {
         const t = this.intern(e.peer);
-        if (t === p) continue;
         if (e.label === undefined) {
-          if (e.value > 0) {
-            base.targets.push(t);
-            base.values.push(e.value);
+          if (this.stamps[t] === stamp) throw duplicate(e, what);
+          this.stamps[t] = stamp;
+          if (t === p || e.value === 0) continue;
+          if (pass === 0) {
+            count++;
+            stage.targets[start + count] = t;
+            stage.values[start + count] = e.value;
+          } else {
+            against.targets.push(t);
+            against.values.push(e.value);
           }
         } else {
+          const key = `${pass} ${t} ${e.label}`;
+          labelledSeen ??= new Set();
+          if (labelledSeen.has(key)) throw duplicate(e, what);
+          labelledSeen.add(key);
+          if (t === p) continue;
           // Kept even at 0: a per-label 0 overrides a polarity-wide value.
+          labelled ??= new Map();
           let le = labelled.get(e.label);
           if (le === undefined) labelled.set(e.label, (le = { vouch: { targets: [], values: [] }, distrust: { targets: [], values: [] } }));
-          le[kind].targets.push(t);
-          le[kind].values.push(e.value);
+          const into = pass === 0 ? le.vouch : le.distrust;
+          into.targets.push(t);
+          into.values.push(e.value);
         }
       }
-      return base;
-    };
-    const vouch = split(entries, 'vouch');
-    const against = split(distrust, 'distrust');
+    }
 
-    side.edgeCount += vouch.targets.length - this.currentRowLength(side, p);
-    side.pending.set(p, vouch);
+    side.edgeCount += count - this.currentRowLength(side, p);
+    stage.commit(p, start, count);
     if (against.targets.length > 0) side.distrust.set(p, against);
     else side.distrust.delete(p);
     for (const label of side.labelsOf.get(p) ?? []) side.labels.get(label)?.delete(p);
-    if (labelled.size > 0) {
+    if (labelled !== undefined) {
       side.labelsOf.set(p, [...labelled.keys()]);
       for (const [label, le] of labelled) {
         let byPublisher = side.labels.get(label);
@@ -328,6 +400,8 @@ export class TrustGraph {
       side.labelsOf.delete(p);
     }
     side.version++;
+    // Bound the staging garbage of publishers replaced many times between computes.
+    if (stage.used > 2 * side.edgeCount + (1 << 20)) side.csr = rebuildCsr(side.csr, stage, this.names.length);
   }
 
   /** Withdraws `publisher`'s statement for one polarity, or for both. */
@@ -470,13 +544,27 @@ export class TrustGraph {
       id = this.names.length;
       this.ids.set(peer, id);
       this.names.push(peer);
+      if (id >= this.stamps.length) {
+        const stamps = new Uint32Array(Math.max(1024, this.stamps.length * 2));
+        stamps.set(this.stamps);
+        this.stamps = stamps;
+      }
     }
     return id;
   }
 
+  /** A fresh mark for `stamps` (duplicate detection without a Set per statement). */
+  private nextStamp(): number {
+    if (this.stamp === 0xffffffff) {
+      this.stamps.fill(0);
+      this.stamp = 0;
+    }
+    return ++this.stamp;
+  }
+
   private currentRowLength(side: Side, p: number): number {
-    const pending = side.pending.get(p);
-    if (pending !== undefined) return pending.targets.length;
+    const pending = side.pending.length(p);
+    if (pending !== undefined) return pending;
     return p < side.csr.rows ? side.csr.offsets[p + 1] - side.csr.offsets[p] : 0;
   }
 
@@ -485,7 +573,7 @@ export class TrustGraph {
     const key = label ?? '';
     const cached = side.views.get(key);
     if (cached !== undefined && cached.version === side.version && cached.blockVersion === this.blockVersion) return cached.view;
-    if (side.pending.size > 0) side.csr = rebuildCsr(side.csr, side.pending, this.names.length);
+    if (side.pending.rows.size > 0) side.csr = rebuildCsr(side.csr, side.pending, this.names.length);
     const baseEntry = key === '' ? cached : side.views.get('');
     let baseView: View;
     if (baseEntry !== undefined && baseEntry.version === side.version && baseEntry.blockVersion === this.blockVersion) {
@@ -522,39 +610,44 @@ export function computeTrust(graph: TrustGraph, options: TrustComputeOptions & {
   return graph.compute(options.polarity, options);
 }
 
-/** A new CSR: the rows of `old`, with the publishers in `pending` replaced. Clears `pending`. */
-function rebuildCsr(old: Csr, pending: Map<number, EdgeList>, rows: number): Csr {
-  const changed = [...pending.keys()].sort((a, b) => a - b);
+/** A new CSR: the rows of `old`, with the publishers staged in `pending` replaced. Clears `pending`. */
+function rebuildCsr(old: Csr, pending: Staging, rows: number): Csr {
+  const changed = Uint32Array.from(pending.rows.keys()).sort();
+  const stageTargets = pending.targets;
+  const stageValues = pending.values;
   const offsets = new Uint32Array(rows + 1);
-  for (let u = 0; u < rows; u++) offsets[u + 1] = u < old.rows ? old.offsets[u + 1] - old.offsets[u] : 0;
-  for (const p of changed) offsets[p + 1] = pending.get(p)!.targets.length;
+  const oldOffsets = old.offsets;
+  for (let u = 0; u < old.rows; u++) offsets[u + 1] = oldOffsets[u + 1] - oldOffsets[u];
+  for (const [p, start] of pending.rows) offsets[p + 1] = stageTargets[start];
   for (let u = 0; u < rows; u++) offsets[u + 1] += offsets[u];
   const total = offsets[rows];
   const targets = new Uint32Array(total);
   const values = new Float64Array(total);
   // Unchanged rows come in runs: copy each run at once (its layout only shifts).
-  let start = 0;
   const copyRun = (from: number, to: number): void => {
     const end = Math.min(to, old.rows);
     if (from >= end) return;
-    const a = old.offsets[from];
-    const b = old.offsets[end];
+    const a = oldOffsets[from];
+    const b = oldOffsets[end];
     if (b > a) {
       targets.set(old.targets.subarray(a, b), offsets[from]);
       values.set(old.values.subarray(a, b), offsets[from]);
     }
   };
-  for (const p of changed) {
-    copyRun(start, p);
-    const list = pending.get(p)!;
+  let next = 0;
+  for (let i = 0; i < changed.length; i++) {
+    const p = changed[i];
+    copyRun(next, p);
+    const start = pending.rows.get(p)!;
+    const length = stageTargets[start];
     const at = offsets[p];
-    for (let i = 0; i < list.targets.length; i++) {
-      targets[at + i] = list.targets[i];
-      values[at + i] = list.values[i];
+    for (let j = 1; j <= length; j++) {
+      targets[at + j - 1] = stageTargets[start + j];
+      values[at + j - 1] = stageValues[start + j];
     }
-    start = p + 1;
+    next = p + 1;
   }
-  copyRun(start, rows);
+  copyRun(next, rows);
   pending.clear();
   return { rows, offsets, targets, values };
 }
@@ -663,31 +756,37 @@ function reverseOf(view: View): Csr {
   if (view.reverse !== null) return view.reverse;
   const { base, scale, overlayRowOf, overlay, overlayScale, blocked } = view;
   const rows = base.rows;
-  const rowOf = (u: number): { csr: Csr; row: number; s: number } => {
-    const o = overlayRowOf === null ? -1 : overlayRowOf[u];
-    return o >= 0 ? { csr: overlay!, row: o, s: overlayScale![o] } : { csr: base, row: u, s: scale[u] };
-  };
   const offsets = new Uint32Array(rows + 1);
-  for (let u = 0; u < rows; u++) {
-    const { csr, row } = rowOf(u);
-    for (let e = csr.offsets[row]; e < csr.offsets[row + 1]; e++) if (blocked[csr.targets[e]] !== 1) offsets[csr.targets[e] + 1]++;
-  }
-  for (let v = 0; v < rows; v++) offsets[v + 1] += offsets[v];
-  const fill = offsets.slice(0, rows);
-  const sources = new Uint32Array(offsets[rows]);
-  const shares = new Float64Array(offsets[rows]);
-  for (let u = 0; u < rows; u++) {
-    const { csr, row, s } = rowOf(u);
-    for (let e = csr.offsets[row]; e < csr.offsets[row + 1]; e++) {
-      const v = csr.targets[e];
-      if (blocked[v] === 1) continue;
-      const at = fill[v]++;
-      sources[at] = u;
-      shares[at] = csr.values[e] * s;
+  // Two passes over the effective rows (overlay rows where a label replaced them): count, then fill.
+  for (let pass = 0; pass < 2; pass++) {
+    const fill = pass === 1 ? offsets.slice(0, rows) : null;
+    const sources = pass === 1 ? new Uint32Array(offsets[rows]) : null;
+    const shares = pass === 1 ? new Float64Array(offsets[rows]) : null;
+    for (let u = 0; u < rows; u++) {
+      const o = overlayRowOf === null ? -1 : overlayRowOf[u];
+      const csr = o >= 0 ? overlay! : base;
+      const row = o >= 0 ? o : u;
+      const s = o >= 0 ? overlayScale![o] : scale[u];
+      const { targets, values } = csr;
+      for (let e = csr.offsets[row], end = csr.offsets[row + 1]; e < end; e++) {
+        const v = targets[e];
+        if (blocked[v] === 1) continue;
+        if (fill === null) {
+          offsets[v + 1]++;
+        } else {
+          const at = fill[v]++;
+          sources![at] = u;
+          shares![at] = values[e] * s;
+        }
+      }
+    }
+    if (pass === 0) {
+      for (let v = 0; v < rows; v++) offsets[v + 1] += offsets[v];
+    } else {
+      view.reverse = { rows, offsets, targets: sources!, values: shares! };
     }
   }
-  view.reverse = { rows, offsets, targets: sources, values: shares };
-  return view.reverse;
+  return view.reverse!;
 }
 
 interface Partial {
