@@ -3,13 +3,15 @@
 // exits non-zero with a clear message on failure.
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../config/logger.js';
 import { imageLimits, openCore, startServer } from '../main.js';
 import { StoreLockedError } from '../store/index.js';
+import { auditPeer } from './audit.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { Sweeper } from '../scanning/sweep.js';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
@@ -274,6 +276,44 @@ program
   .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
   .action(async (_opts, command: Command) => {
     process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', '/api/v1/admin/deliveries'), null, 2)}\n`);
+  });
+
+program
+  .command('audit')
+  .description('verify a peer\'s transparency log: checkpoint signature, consistency with earlier audits, entries, their proofs; export them')
+  .argument('<url>', 'the instance\'s base URL (https://vouch.example) or its actor URL')
+  .option('--all', 'fetch and check every entry (default: a sample plus the first and last)')
+  .option('-o, --out <file>', 'export the entries to this file (implies --all)')
+  .addOption(new Option('--format <format>', 'export format').choices(['jsonl', 'csv']).default('jsonl'))
+  .option('--state <dir>', 'where checkpoints from earlier audits are kept', join(homedir(), '.vouch-audit'))
+  .action(async (url: string, opts: { all?: boolean; out?: string; format: 'jsonl' | 'csv'; state: string }, command: Command) => {
+    const { config } = settings(command);
+    const report = await auditPeer({
+      url,
+      all: opts.all ?? false,
+      out: opts.out ? { path: opts.out, format: opts.format } : undefined,
+      stateDir: opts.state,
+      allowPrivateNetworks: config.federation.allowPrivateNetworks,
+      progress: progressBar('entries'),
+    });
+    for (const failure of report.failures) {
+      process.stderr.write(`FAIL ${failure.kind}${failure.index === undefined ? '' : ` entry ${failure.index}`}: ${failure.message}\n`);
+    }
+    if (report.failuresOmitted > 0) process.stderr.write(`... and ${report.failuresOmitted} more failures\n`);
+    const cp = report.checkpoint;
+    process.stdout.write(
+      `${JSON.stringify({
+        ok: report.ok,
+        origin: cp?.origin,
+        size: cp?.size,
+        root: cp?.rootHash,
+        checked_against: report.previous.map((p) => p.size),
+        entries: report.entries,
+        exported: report.exported,
+        failures: report.failures.length + report.failuresOmitted,
+      })}\n`,
+    );
+    if (!report.ok) process.exitCode = 1;
   });
 
 try {

@@ -52,6 +52,14 @@ const configSchema = z
         deliveryConcurrency: positiveInt.max(256).default(8),
       })
       .prefault({}),
+    log: z
+      .object({
+        /** Sign a checkpoint at least this often while verdicts are issued. */
+        checkpointEveryMs: positiveInt.default(60_000),
+        /** ...and as soon as this many entries were appended since the last one. */
+        checkpointAfterAppends: positiveInt.default(100),
+      })
+      .prefault({}),
   })
   .strict();
 
@@ -85,6 +93,8 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_DELIVERY_BACKOFF_BASE_MS: ['federation', 'deliveryBackoffBaseMs'],
   VOUCH_DELIVERY_BACKOFF_MAX_MS: ['federation', 'deliveryBackoffMaxMs'],
   VOUCH_DELIVERY_CONCURRENCY: ['federation', 'deliveryConcurrency'],
+  VOUCH_CHECKPOINT_EVERY_MS: ['log', 'checkpointEveryMs'],
+  VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],
 };
 
 /** The environment variables Vouch reads, for `--help` and the docs. */

@@ -135,9 +135,9 @@ export class Federation {
     return res.status;
   }
 
-  /** The approved follower behind a signed request, or undefined. */
-  async approvedFollower(req: Request): Promise<string | undefined> {
-    const actor = await this.signedBy(req);
+  /** The approved follower behind a signed request (with its body, for POSTs), or undefined. */
+  async approvedFollower(req: Request, body?: Buffer): Promise<string | undefined> {
+    const actor = await this.signedBy(req, body);
     return actor && (await this.peers.get(actor))?.follower === 'approved' ? actor : undefined;
   }
 
@@ -366,7 +366,8 @@ export class Federation {
   }
 
   /** The actor behind a signed GET, if the signature verifies; undefined for unsigned requests. */
-  private async signedBy(req: Request): Promise<string | undefined> {
+  /** `body`: for POSTs, whose Digest must then match it. */
+  private async signedBy(req: Request, body?: Buffer): Promise<string | undefined> {
     const header = req.get('signature');
     if (!header) return undefined;
     // A signature made for another instance must not open our feed (replay across hosts).
@@ -377,7 +378,7 @@ export class Federation {
       if (keyIdOrigin(keyId) !== new URL(actor).origin) return undefined;
       const publicKey = await this.peers.keyFor(keyId, actor);
       const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)]));
-      verifyRequest({ method: req.method, path: req.originalUrl, headers, publicKey });
+      verifyRequest({ method: req.method, path: req.originalUrl, headers, publicKey, body });
       return actor;
     } catch (err) {
       if (err instanceof HttpSignatureError || err instanceof FederationError) return undefined;

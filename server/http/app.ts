@@ -3,6 +3,11 @@
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
+import { HttpError } from './errors.js';
+import { logRoutes } from './log-routes.js';
+import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
+
+export { HttpError } from './errors.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Store } from '../store/index.js';
@@ -24,17 +29,7 @@ export interface AppDeps {
   verdicts: VerdictService;
   hashPool: HashPool;
   federation: Federation;
-}
-
-/** An error the client caused or should see, with its HTTP status and a stable code. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+  transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
 }
 
 const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
@@ -142,7 +137,7 @@ function requireAdmin(config: Config) {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool, federation } = deps;
+  const { config, logger, store, verdicts, hashPool, federation, transparency } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -292,8 +287,12 @@ export function createApp(deps: AppDeps): express.Express {
     if (!retried) throw new HttpError(404, 'not_found', 'no such dead delivery');
     res.json({ retried });
   });
+  admin.get('/log/alerts', async (_req, res) => {
+    res.json({ alerts: await transparency.witness.alerts() });
+  });
   app.use('/api/v1/admin', admin);
   app.use(federation.router());
+  app.use(logRoutes({ ...transparency, federation, publicOkFeed: config.federation.publicOkFeed }));
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
 

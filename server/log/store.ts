@@ -106,15 +106,15 @@ async function insertRows(db: Executor, table: string, columns: readonly string[
  * stored comes back as null.
  */
 async function readNodes(db: Executor, nodes: readonly NodeId[]): Promise<{ size: number; hashes: (Uint8Array | null)[] }> {
-  const params: number[] = [];
-  const terms = nodes.map((n) => {
-    params.push(n.level, n.index);
-    return `(level = $${params.length - 1} AND idx = $${params.length})`;
-  });
-  const text =
-    'SELECT -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head' +
-    (terms.length > 0 ? ` UNION ALL SELECT level, idx, hash FROM log_nodes WHERE ${terms.join(' OR ')}` : '');
-  const { rows } = await db.executeQuery<{ level: number; idx: number | string; hash: Uint8Array | null }>(CompiledQuery.raw(text, params));
+  // Constant text and two array parameters (whatever the proof length): the fastest form measured
+  // on both PostgreSQL and PGlite, and each (level, idx) is one primary-key probe.
+  const { rows } = await db.executeQuery<{ level: number; idx: number | string; hash: Uint8Array | null }>(
+    CompiledQuery.raw(
+      'SELECT -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head UNION ALL ' +
+        'SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx',
+      [nodes.map((n) => n.level), nodes.map((n) => n.index)],
+    ),
+  );
   let size = -1;
   const found = new Map<string, Uint8Array>();
   for (const row of rows) {

@@ -176,6 +176,36 @@ export interface LogAlertTable {
   created_at: Generated<Date>;
 }
 
+/** Quarantined media (server/scanning/quarantine.ts); see migrations/0005_quarantine.sql. */
+export interface QuarantineTable {
+  id: Generated<number>;
+  sha256: Uint8Array;
+  pdq: Uint8Array | null;
+  byte_size: number;
+  format: string | null;
+  source: string;
+  decision: Json<unknown>;
+  key_id: string;
+  quarantined_at: Timestamp;
+  retain_until: Timestamp;
+  released_at: Timestamp | null;
+  deleted_at: Timestamp | null;
+  deleted_by: string | null;
+  delete_reason: string | null;
+}
+
+export type QuarantineAction = 'quarantine' | 'view' | 'reveal' | 'export' | 'release' | 'delete';
+
+/** Append-only (enforced by a trigger). */
+export interface QuarantineAccessTable {
+  id: Generated<number>;
+  item_id: number;
+  actor: string;
+  action: QuarantineAction;
+  reason: string | null;
+  at: Timestamp;
+}
+
 export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
@@ -194,4 +224,6 @@ export interface Database {
   log_cosignatures: LogCosignatureTable;
   peer_checkpoints: PeerCheckpointTable;
   log_alerts: LogAlertTable;
+  quarantine: QuarantineTable;
+  quarantine_access: QuarantineAccessTable;
 }
