@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { VOUCH_LABELS, type Classification, type Classifier, type ClassifierInfo, type RgbImage, type VouchLabel } from './types.js';
@@ -108,6 +108,20 @@ export async function loadOnnxClassifierConfig(configPath: string): Promise<Onnx
   return parseOnnxClassifierConfig(json, dirname(resolve(configPath)));
 }
 
+type OrtModule = typeof Ort;
+let ortModule: Promise<OrtModule> | undefined;
+/** onnxruntime-node is loaded on first use, so processes that never classify never load it. */
+function loadOrt(): Promise<OrtModule> {
+  ortModule ??= import('onnxruntime-node').then(
+    (m) => ((m as unknown as { default?: OrtModule }).default ?? (m as unknown as OrtModule)),
+    (err: Error) => {
+      ortModule = undefined;
+      throw new ClassifierError(`cannot load onnxruntime-node (${process.platform}/${process.arch}): ${err.message}`);
+    },
+  );
+  return ortModule;
+}
+
 const CUDA_HELP = 'see docs/scanner.md, "CUDA on GPU nodes"';
 
 /** Why the CUDA execution provider cannot be used here, or null when its library is installed. */
@@ -116,15 +130,15 @@ export function cudaProviderProblem(): string | null {
     return `onnxruntime-node ships the CUDA execution provider for linux/x64 only (this machine is ${process.platform}/${process.arch})`;
   }
   const binDir = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', 'linux', 'x64');
-  const lib = join(binDir, 'libonnxruntime_providers_cuda.so');
-  if (!existsSync(lib)) {
-    return `the CUDA execution provider is not installed (${lib} is missing: installs skip it, .npmrc sets onnxruntime-node-install=skip); on a GPU node run \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\` or copy the provider libraries there — ${CUDA_HELP}`;
+  const missing = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'].filter((f) => !existsSync(join(binDir, f)));
+  if (missing.length > 0) {
+    return `the CUDA execution provider is not installed (${missing.join(' and ')} missing from ${binDir}: installs skip it, .npmrc sets onnxruntime-node-install=skip); on a GPU node run \`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node\` or copy the provider libraries there — ${CUDA_HELP}`;
   }
   return null;
 }
 
-async function createSession(model: string | Uint8Array, settings: OnnxClassifierSettings): Promise<ort.InferenceSession> {
-  const options: ort.InferenceSession.SessionOptions = {
+async function createSession(ort: OrtModule, model: string | Uint8Array, settings: OnnxClassifierSettings): Promise<Ort.InferenceSession> {
+  const options: Ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...(settings.threads ? { intraOpNumThreads: settings.threads } : {}),
@@ -205,7 +219,8 @@ class OnnxClassifier implements Classifier {
   private closed = false;
 
   constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly ort: OrtModule,
+    private readonly session: Ort.InferenceSession,
     private readonly settings: OnnxClassifierSettings,
     private readonly inputName: string,
     private readonly outputName: string,
@@ -233,8 +248,8 @@ class OnnxClassifier implements Classifier {
     const data = new Float32Array(n * 3 * W * H);
     await Promise.all(images.map((img, i) => preprocessInto(img, this.settings, data, i)));
     const dims = layout === 'NCHW' ? [n, 3, H, W] : [n, H, W, 3];
-    const input = new ort.Tensor('float32', data, dims);
-    let output: ort.Tensor | undefined;
+    const input = new this.ort.Tensor('float32', data, dims);
+    let output: Ort.Tensor | undefined;
     try {
       const result = await this.session.run({ [this.inputName]: input }, [this.outputName]);
       output = result[this.outputName];
@@ -263,6 +278,13 @@ class OnnxClassifier implements Classifier {
       const exps = probs.map((v) => Math.exp(v - max));
       const sum = exps.reduce((a, b) => a + b, 0);
       probs = exps.map((v) => v / sum);
+    } else {
+      const sum = probs.reduce((a, b) => a + b, 0);
+      if (!probs.every((p) => p >= -1e-3 && p <= 1 + 1e-3) || Math.abs(sum - 1) > 0.01) {
+        throw new ClassifierError(
+          `model ${this.settings.name}: output ${this.outputName} values [${probs.map((p) => p.toPrecision(3)).join(', ')}] do not look like probabilities (sum ${sum.toPrecision(4)}); if the model outputs logits, set output.kind to "logits"`,
+        );
+      }
     }
     const classScores: Record<string, number> = {};
     const scores: Record<string, number> = {};
@@ -287,7 +309,8 @@ class OnnxClassifier implements Classifier {
 
 /** Opens a classifier for a model given as a file path or as the bytes of an .onnx model. */
 export async function openOnnxModel(model: string | Uint8Array, settings: OnnxClassifierSettings): Promise<Classifier> {
-  const session = await createSession(model, settings);
+  const ort = await loadOrt();
+  const session = await createSession(ort, model, settings);
   try {
     const inputName = settings.input.name ?? session.inputNames[0];
     const outputName = settings.output.name ?? session.outputNames[0];
@@ -315,7 +338,7 @@ export async function openOnnxModel(model: string | Uint8Array, settings: OnnxCl
       }
       if (meta.type !== 'float32') throw new ClassifierError(`model input ${inputName} is ${meta.type}; only float32 inputs are supported`);
     }
-    return new OnnxClassifier(session, settings, inputName, outputName, fixedBatch);
+    return new OnnxClassifier(ort, session, settings, inputName, outputName, fixedBatch);
   } catch (err) {
     await session.release();
     throw err;
