@@ -1,8 +1,10 @@
 # Build stage: full dependencies, TypeScript compiled to dist/.
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci
+COPY package.json package-lock.json .npmrc ./
+# onnxruntime-node would fetch CUDA binaries from outside the registry: skipped (docs/scanner.md).
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+RUN npm install --no-audit --no-fund
 COPY tsconfig.json ./
 COPY server server
 COPY shared shared
@@ -13,8 +15,9 @@ RUN npm run build
 FROM node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production VOUCH_DATA_DIR=/data
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && mkdir -p /data && chown node:node /data
+COPY package.json package-lock.json .npmrc ./
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+RUN npm install --omit=dev --no-audit --no-fund && mkdir -p /data && chown node:node /data
 COPY --from=build /app/dist dist
 COPY migrations migrations
 USER node
