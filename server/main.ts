@@ -1,9 +1,9 @@
 // The composition root: builds every module from the configuration and wires them together.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import type { Config } from './config/index.js';
+import { ConfigError, type Config } from './config/index.js';
 import { SOFTWARE_VERSION } from './config/paths.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
@@ -13,6 +13,11 @@ import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type Deliv
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
+import { TrustService } from './trust/service.js';
+import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
+import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
+import { startScanner, type ScannerOptions } from './scanning/scanner.js';
+import { createClassifier, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { decodeHashes } from './log/format.js';
 import { verifierKey } from '../shared/merkle/checkpoint.js';
@@ -115,6 +120,85 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
   };
 }
 
+export interface ScanningWiring {
+  intake: MediaIntake;
+  quarantine: Quarantine | undefined;
+  /** The secret scanner nodes present; generated per process for an in-process scanner. */
+  scannerToken: string;
+  inProcess: boolean;
+  scannerOptions: Omit<ScannerOptions, 'serverUrl'>;
+}
+
+function classifierLoader(config: Config): () => Promise<Classifier> {
+  let loading: Promise<Classifier> | undefined;
+  const spec = config.scanner.classifier;
+  return () => (loading ??= createClassifier(spec === 'default' ? { kind: 'default' } : { kind: 'onnx', configPath: spec }));
+}
+
+function wireScanning(
+  config: Config,
+  store: Store,
+  queues: Queues,
+  verdicts: VerdictService,
+  trust: TrustService,
+  hashPool: HashPool,
+  logger: Logger,
+): ScanningWiring {
+  const mode = config.scanner.mode === 'auto' ? (config.redisUrl ? 'external' : 'inprocess') : config.scanner.mode;
+  const scannerToken = config.scanner.token ?? randomBytes(32).toString('hex');
+  if (mode === 'external' && !config.scanner.token) {
+    throw new ConfigError('scanner nodes need a shared secret: set VOUCH_SCANNER_TOKEN (or VOUCH_SCANNER=inprocess / off)');
+  }
+  const quarantine = config.quarantine.key
+    ? new Quarantine({ db: store.db, dataDir: config.dataDir, key: parseQuarantineKey(config.quarantine.key), retentionDays: config.quarantine.retentionDays })
+    : undefined;
+  if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
+  const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
+  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, {
+    spotCheckShare: config.scanner.spotCheckShare,
+    scannerAvailable: mode !== 'off',
+  });
+  return {
+    intake,
+    quarantine,
+    scannerToken,
+    inProcess: mode === 'inprocess',
+    scannerOptions: {
+      queue: scanQueue,
+      classifier: classifierLoader(config),
+      token: scannerToken,
+      concurrency: config.scanner.concurrency,
+      maxBatch: config.scanner.maxBatch,
+      logger,
+    },
+  };
+}
+
+/** `vouch scanner`: a scanner node on its own, for GPU machines that reach Redis and the server. */
+export async function startScannerNode(config: Config, logger: Logger, serverUrl: string): Promise<{ close(): Promise<void> }> {
+  if (!config.redisUrl) throw new ConfigError('a scanner node takes its jobs from Redis: set REDIS_URL (without Redis the server scans in-process)');
+  if (!config.scanner.token) throw new ConfigError('set VOUCH_SCANNER_TOKEN to the server\'s scanner token');
+  const queues = createQueues({ redisUrl: config.redisUrl, prefix: queuePrefix(config.publicUrl), logger });
+  const loadClassifier = classifierLoader(config);
+  const info = (await loadClassifier()).info;
+  logger.info({ classifier: `${info.name}@${info.version}`, measures: info.measures }, 'scanner node ready');
+  startScanner({
+    queue: queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 }),
+    classifier: loadClassifier,
+    serverUrl: serverUrl.replace(/\/+$/, ''),
+    token: config.scanner.token,
+    concurrency: config.scanner.concurrency,
+    maxBatch: config.scanner.maxBatch,
+    logger,
+  });
+  return {
+    async close() {
+      await queues.close();
+      await (await loadClassifier()).close();
+    },
+  };
+}
+
 export interface RunningServer {
   url: string;
   federation: Federation;
@@ -178,11 +262,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency });
+    const trust = await TrustService.open(store.db);
+    const scanning = wireScanning(config, store, queues, verdicts, trust, hashPool, logger);
+    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     federation.start();
+    if (scanning.inProcess) {
+      // The in-process scanner talks to this very server over HTTP, exactly as a remote node would.
+      startScanner({ ...scanning.scannerOptions, serverUrl: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}` });
+    }
     // Whatever followed peers published while we were down; peers may be down too, so no await.
     void federation.catchUpAll();
 

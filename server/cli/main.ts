@@ -9,7 +9,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../config/logger.js';
-import { imageLimits, openCore, startServer } from '../main.js';
+import { imageLimits, openCore, startScannerNode, startServer } from '../main.js';
+import type { Explanation } from '../trust/decide.js';
+import { formatExplanation } from './explain.js';
 import { StoreLockedError } from '../store/index.js';
 import { auditPeer } from './audit.js';
 import { HashPool } from '../scanning/hash-pool.js';
@@ -19,11 +21,12 @@ import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/v
 
 class CliError extends Error {}
 
-function settings(command: Command): { config: Config; logger: Logger } {
+function settings(command: Command, level?: 'info'): { config: Config; logger: Logger } {
   const opts = command.optsWithGlobals<{ config?: string; dataDir?: string }>();
   const config = loadConfig(process.env, { configFile: opts.config, dataDir: opts.dataDir });
   // Commands print their results on stdout; logs go to stderr so the two never mix.
-  const logger = createLogger({ logLevel: command.name() === 'serve' ? config.logLevel : 'warn' }, command.name() === 'serve' ? process.stdout : process.stderr);
+  const daemon = command.name() === 'serve' || level === 'info';
+  const logger = createLogger({ logLevel: daemon ? config.logLevel : 'warn' }, daemon ? process.stdout : process.stderr);
   return { config, logger };
 }
 
@@ -276,6 +279,72 @@ program
   .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
   .action(async (_opts, command: Command) => {
     process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', '/api/v1/admin/deliveries'), null, 2)}\n`);
+  });
+
+program
+  .command('scanner')
+  .description('run a scanner node: classify media for the server from the Redis queue (GPU machines: see docs/scanner.md)')
+  .requiredOption('-s, --server <url>', 'the Vouch server the scanner fetches media from and reports to')
+  .action(async (opts: { server: string }, command: Command) => {
+    const { config, logger } = settings(command, 'info');
+    const node = await startScannerNode(config, logger, opts.server);
+    const stop = async () => {
+      logger.info('scanner stopping: finishing jobs in flight');
+      await node.close();
+    };
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  });
+
+const trustCommand = program
+  .command('trust')
+  .description('direct trust in peers, per polarity (through the admin API of a running server)')
+  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+
+trustCommand
+  .command('set')
+  .description('trust a peer\'s abuse flags (--abuse) and/or its "known safe" claims (--ok), each 0..1')
+  .argument('<peer>', 'the peer\'s actor URL')
+  .addOption(new Option('--abuse <trust>', 'trust in its abuse labels').argParser(confidence))
+  .addOption(new Option('--ok <trust>', 'trust in its ok labels').argParser(confidence))
+  .addOption(new Option('--label <label>', 'only for this abuse label').argParser(label))
+  .action(async (peer: string, opts: { abuse?: number; ok?: number; label?: Label }, command: Command) => {
+    if (opts.abuse === undefined && opts.ok === undefined) throw new CliError('give --abuse and/or --ok');
+    const result = await adminRequest(command, 'PUT', '/api/v1/admin/trust', { peer, ...opts });
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  });
+
+trustCommand
+  .command('list')
+  .description('direct trust and its recent changes')
+  .action(async (_opts, command: Command) => {
+    process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', '/api/v1/admin/trust'), null, 2)}\n`);
+  });
+
+program
+  .command('explain')
+  .description('what Vouch decides about an image or hash now, and why (verdicts, issuers, trust paths, weights, thresholds)')
+  .argument('<hash-or-file>', 'a SHA-256 or PDQ hex hash (prefix sha256: or pdq:), or an image file')
+  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
+  .option('--json', 'print the raw explanation')
+  .action(async (target: string, opts: { json?: boolean }, command: Command) => {
+    let query: string;
+    const prefixed = /^(sha256|pdq):([0-9a-f]{64})$/i.exec(target);
+    if (prefixed) query = `${prefixed[1].toLowerCase()}=${prefixed[2].toLowerCase()}`;
+    else if (/^[0-9a-f]{64}$/i.test(target)) query = `sha256=${target.toLowerCase()}`;
+    else {
+      const { config } = settings(command);
+      const pool = new HashPool(imageLimits(config), 1);
+      try {
+        const outcome = await pool.hashFile(target);
+        if (!outcome.ok) throw new CliError(`${target}: ${outcome.message}`);
+        query = `sha256=${outcome.hashes.sha256}&pdq=${outcome.hashes.pdq}`;
+      } finally {
+        await pool.close();
+      }
+    }
+    const result = (await adminRequest(command, 'GET', `/api/v1/admin/explain?${query}`)) as { outcome: string; label: string | null; explanation: Explanation };
+    process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplanation(result.explanation));
   });
 
 program

@@ -52,6 +52,30 @@ const configSchema = z
         deliveryConcurrency: positiveInt.max(256).default(8),
       })
       .prefault({}),
+    scanner: z
+      .object({
+        /** auto: in-process without Redis, external scanner nodes with it. */
+        mode: z.enum(['auto', 'inprocess', 'external', 'off']).default('auto'),
+        /** Shared secret between the server and its scanner nodes. */
+        token: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
+        /** `default` (the bundled adult-content triage model) or the path of an ONNX classifier config. */
+        classifier: z.string().min(1).default('default'),
+        concurrency: positiveInt.max(64).default(2),
+        maxBatch: positiveInt.max(256).default(8),
+        spotCheckShare: z.coerce.number().min(0).max(1).default(0.02),
+        /** How long an upload (pict-rs, POST /api/v1/media?wait=1) waits for its scan. */
+        waitMs: z.coerce.number().int().min(0).max(120_000).default(8_000),
+        /** When no decision is reached in time: accept (open) or refuse (closed). */
+        failMode: z.enum(['open', 'closed']).default('open'),
+      })
+      .prefault({}),
+    quarantine: z
+      .object({
+        /** 32 bytes, base64 (openssl rand -base64 32). Without it, blocked media is refused but not kept. */
+        key: z.string().optional(),
+        retentionDays: positiveInt.max(36_500).default(365),
+      })
+      .prefault({}),
     log: z
       .object({
         /** Sign a checkpoint at least this often while verdicts are issued. */
@@ -94,6 +118,16 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_DELIVERY_BACKOFF_MAX_MS: ['federation', 'deliveryBackoffMaxMs'],
   VOUCH_DELIVERY_CONCURRENCY: ['federation', 'deliveryConcurrency'],
   VOUCH_CHECKPOINT_EVERY_MS: ['log', 'checkpointEveryMs'],
+  VOUCH_SCANNER: ['scanner', 'mode'],
+  VOUCH_SCANNER_TOKEN: ['scanner', 'token'],
+  VOUCH_CLASSIFIER: ['scanner', 'classifier'],
+  VOUCH_SCANNER_CONCURRENCY: ['scanner', 'concurrency'],
+  VOUCH_SCANNER_BATCH: ['scanner', 'maxBatch'],
+  VOUCH_SPOT_CHECK_SHARE: ['scanner', 'spotCheckShare'],
+  VOUCH_SCAN_WAIT_MS: ['scanner', 'waitMs'],
+  VOUCH_FAIL_MODE: ['scanner', 'failMode'],
+  VOUCH_QUARANTINE_KEY: ['quarantine', 'key'],
+  VOUCH_QUARANTINE_RETENTION_DAYS: ['quarantine', 'retentionDays'],
   VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],
 };
 

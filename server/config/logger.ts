@@ -16,6 +16,10 @@ export const REDACTED_PATHS = [
   'config.databaseUrl',
   'redisUrl',
   'config.redisUrl',
+  'scanner.token',
+  'config.scanner.token',
+  'quarantine.key',
+  'config.quarantine.key',
   '*.privateKey',
   '*.privatePem',
 ];

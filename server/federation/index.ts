@@ -50,12 +50,12 @@ export class Federation {
     private readonly db: Db,
     readonly identity: Identity,
     private readonly options: FederationOptions,
-    private readonly safeFetch: SafeFetch,
+    readonly safeFetcher: SafeFetch,
     private readonly queue: JobQueue<DeliveryJob>,
     private readonly logger: Logger,
   ) {
-    this.peers = new PeerDirectory(db, identity, safeFetch, logger);
-    this.delivery = new Delivery(db, identity, queue, safeFetch, logger);
+    this.peers = new PeerDirectory(db, identity, safeFetcher, logger);
+    this.delivery = new Delivery(db, identity, queue, safeFetcher, logger);
     this.inbox = new Inbox(
       db,
       identity,
@@ -131,7 +131,7 @@ export class Federation {
     });
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     for (const [name, value] of Object.entries(signed)) if (value !== undefined) headers[name.toLowerCase()] = value;
-    const res = await this.safeFetch(url, { method: 'POST', headers, body: text, maxBodyBytes: 64 * 1024 });
+    const res = await this.safeFetcher(url, { method: 'POST', headers, body: text, maxBodyBytes: 64 * 1024 });
     return res.status;
   }
 

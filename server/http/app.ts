@@ -1,9 +1,14 @@
 // The HTTP API. Every error leaves as {"error": {"code", "message"}} with a 4xx/5xx status; input
 // is checked before it is used; request bodies are size-capped before they are read.
-import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import { HttpError } from './errors.js';
+import { requireBearer } from './auth.js';
+import { mediaRoutes, scannerRoutes } from './media-routes.js';
+import { reviewRoutes } from './review-routes.js';
+import type { TrustService } from '../trust/service.js';
+import type { ScanningWiring } from '../main.js';
 import { logRoutes } from './log-routes.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 
@@ -30,6 +35,8 @@ export interface AppDeps {
   hashPool: HashPool;
   federation: Federation;
   transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
+  trust: TrustService;
+  scanning: ScanningWiring;
 }
 
 const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
@@ -119,25 +126,8 @@ function singleQuery(req: Request, name: string): string | undefined {
   return value;
 }
 
-function requireAdmin(config: Config) {
-  const expected = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : undefined;
-  return (req: Request, _res: Response, next: NextFunction) => {
-    if (!expected) {
-      return next(new HttpError(503, 'admin_disabled', 'admin API is disabled: set VOUCH_ADMIN_TOKEN'));
-    }
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
-    // Compare digests, not strings: constant time whatever the presented length.
-    const presented = createHash('sha256').update(match?.[1] ?? '').digest();
-    if (!match || !timingSafeEqual(presented, expected)) {
-      return next(new HttpError(401, 'unauthorized', 'a valid admin bearer token is required'));
-    }
-    next();
-  };
-}
-
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool, federation, transparency } = deps;
+  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -207,7 +197,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   const admin = express.Router();
-  admin.use(requireAdmin(config));
+  admin.use(requireBearer(config.adminToken, 'admin', 'admin API is disabled: set VOUCH_ADMIN_TOKEN'));
   admin.post(
     '/hashes',
     express.text({ type: ['text/plain', 'text/csv'], limit: '64mb' }),
@@ -290,7 +280,10 @@ export function createApp(deps: AppDeps): express.Express {
   admin.get('/log/alerts', async (_req, res) => {
     res.json({ alerts: await transparency.witness.alerts() });
   });
+  admin.use(reviewRoutes({ config, store, verdicts, trust, scanning, hashPool }));
   app.use('/api/v1/admin', admin);
+  app.use(mediaRoutes({ config, intake: scanning.intake, safeFetch: federation.safeFetcher }));
+  app.use(scannerRoutes({ token: scanning.scannerToken, intake: scanning.intake }));
   app.use(federation.router());
   app.use(logRoutes({ ...transparency, federation, publicOkFeed: config.federation.publicOkFeed }));
 

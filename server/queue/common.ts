@@ -93,7 +93,8 @@ export interface QueueLogger {
 export interface QueuesOptions {
   /** redis:// or rediss:// URL: use BullMQ. Without it the jobs live in `db`. */
   redisUrl?: string;
-  db: Kysely<Database>;
+  /** Required without `redisUrl`; a BullMQ-only process (a scanner node) has no store. */
+  db?: Kysely<Database>;
   /** Namespace of the queues (Redis key prefix; prepended to the queue name in the jobs table). */
   prefix?: string;
   logger?: QueueLogger;

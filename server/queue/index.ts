@@ -47,5 +47,7 @@ export {
 /** Opens the queues: BullMQ when `redisUrl` is set, the store's jobs table otherwise. */
 export function createQueues(options: QueuesOptions): Queues {
   if (options.prefix !== undefined) checkName(options.prefix, 'queue prefix');
-  return options.redisUrl ? createBullmqQueues({ ...options, redisUrl: options.redisUrl }) : createPostgresQueues(options);
+  if (options.redisUrl) return createBullmqQueues({ ...options, redisUrl: options.redisUrl });
+  if (!options.db) throw new Error('queues without Redis live in the store: pass db');
+  return createPostgresQueues({ ...options, db: options.db });
 }

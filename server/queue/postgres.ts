@@ -75,7 +75,7 @@ function wakeAll(db: Db, queue: string): void {
   for (const wake of wakers.get(db)?.get(queue) ?? []) wake();
 }
 
-export function createPostgresQueues(options: QueuesOptions): Queues {
+export function createPostgresQueues(options: QueuesOptions & { db: Db }): Queues {
   const settings: Settings = {
     leaseMs: options.leaseMs ?? DEFAULTS.leaseMs,
     keepCompleted: options.keepCompleted ?? DEFAULTS.keepCompleted,

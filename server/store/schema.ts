@@ -107,8 +107,60 @@ export interface DecisionTable {
   id: Generated<number>;
   media_id: number;
   outcome: string;
+  label: string | null;
+  source: string | null;
+  scan_requested: Generated<boolean>;
   explanation: Json<unknown>;
   created_at: Timestamp;
+  reviewed_at: Timestamp | null;
+  reviewed_by: string | null;
+  review_outcome: string | null;
+}
+
+export interface TrustDirectTable {
+  peer: string;
+  polarity: string;
+  label: Generated<string>;
+  value: number;
+  set_by: string;
+  set_at: Timestamp;
+}
+
+export interface TrustBlockTable {
+  peer: string;
+  set_by: string;
+  reason: string | null;
+  set_at: Timestamp;
+}
+
+export interface TrustPenaltyTable {
+  peer: string;
+  polarity: string;
+  factor: number;
+  reason: string;
+  set_at: Timestamp;
+}
+
+export interface TrustChangeTable {
+  id: Generated<number>;
+  kind: string;
+  detail: Json<unknown>;
+  actor: string;
+  at: Timestamp;
+}
+
+export interface ScanMediaTable {
+  sha256: Uint8Array;
+  bytes: Uint8Array;
+  created_at: Timestamp;
+}
+
+export interface PolicyTable {
+  id: Generated<number>;
+  document: Json<unknown>;
+  hash: string;
+  set_by: string;
+  set_at: Timestamp;
 }
 
 /** Jobs of the in-process queue backend (server/queue/postgres.ts); see migrations/0002_jobs.sql. */
@@ -216,6 +268,12 @@ export interface Database {
   inbox_seen: InboxSeenTable;
   sweep_files: SweepFileTable;
   decisions: DecisionTable;
+  trust_direct: TrustDirectTable;
+  trust_blocks: TrustBlockTable;
+  trust_penalties: TrustPenaltyTable;
+  trust_changes: TrustChangeTable;
+  policies: PolicyTable;
+  scan_media: ScanMediaTable;
   jobs: JobTable;
   log_head: LogHeadTable;
   log_entries: LogEntryTable;

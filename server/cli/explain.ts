@@ -1,0 +1,33 @@
+// `vouch explain`: a decision's explanation as an admin reads it.
+import type { Explanation } from '../trust/decide.js';
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const num = (x: number) => x.toFixed(3);
+
+export function formatExplanation(e: Explanation): string {
+  const lines = [`${e.outcome.toUpperCase()}${e.label ? ` (${e.label})` : ''}: ${e.reason}`, ''];
+  if (e.localVerdict) {
+    const v = e.localVerdict;
+    lines.push(`Decided by our own verdict ${v.uri}: ${v.label} at ${num(v.confidence)} by ${v.method}${v.classifier ? ` (${v.classifier})` : ''}, distance ${v.distance}.`);
+  }
+  lines.push(`Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.`);
+  const active = e.labels.filter((l) => l.r > 0 || l.s > 0);
+  if (active.length > 0) {
+    lines.push('', 'label      for (r)   against (s)  p(abuse)  uncertainty  block at');
+    for (const l of active) {
+      lines.push(`${l.label.padEnd(10)} ${num(l.r).padStart(7)}   ${num(l.s).padStart(9)}  ${pct(l.p).padStart(8)}  ${pct(l.u).padStart(11)}  p>=${l.blockProbability}, r>=${l.minEvidence}`);
+    }
+  }
+  if (e.top.length > 0) {
+    lines.push('', 'Contributing verdicts:');
+    for (const c of e.top) {
+      const who = `${c.label} ${num(c.confidence)} by ${c.method}${c.classifier ? ` ${c.classifier}` : ''}`;
+      const dedup = c.deduplicated ? ` (not counted: repeat of ${c.repeatOf})` : '';
+      lines.push(`  ${who} from ${c.issuer}: weight ${num(c.weight)} x match ${num(c.match)} (distance ${c.distance}) = ${num(c.contribution)}${dedup}`);
+      for (const p of c.paths ?? []) lines.push(`      trust path ${p.via.join(' -> ')}: ${num(p.contribution)}`);
+    }
+    if (e.omitted > 0) lines.push(`  ... and ${e.omitted} more`);
+  }
+  lines.push('', `Policy ${e.policy.version} (${e.policy.hash}).`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,119 @@
+// Where media comes in: the API (bytes or a URL), pict-rs' external_validation hook, and the two
+// internal endpoints scanner nodes use (fetch pending media, post results).
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import type { Config } from '../config/index.js';
+import type { SafeFetch } from '../federation/safe-fetch.js';
+import { MediaRejectedError, type MediaDecision, type MediaIntake } from '../scanning/intake.js';
+import { verifyScanUrl } from '../scanning/scanner.js';
+import { LABELS } from '../../shared/vocab/verdict.js';
+import { requireBearer } from './auth.js';
+import { HttpError } from './errors.js';
+
+const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
+
+function decisionJson(d: MediaDecision) {
+  return {
+    decision_id: d.decisionId,
+    outcome: d.outcome,
+    label: d.label,
+    scanned: d.scanned,
+    scan_pending: d.scanPending,
+    quarantined: d.quarantineId !== null,
+    hashes: d.hashes,
+    explanation: d.explanation,
+  };
+}
+
+async function submit(intake: MediaIntake, bytes: Buffer, source: string, waitMs: number): Promise<MediaDecision> {
+  try {
+    return await intake.submit(bytes, source, waitMs);
+  } catch (err) {
+    if (err instanceof MediaRejectedError) throw new HttpError(REJECTION_STATUS[err.code] ?? 422, err.code, err.message);
+    throw err;
+  }
+}
+
+export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFetch: SafeFetch }): Router {
+  const { config, intake, safeFetch } = deps;
+  const router = express.Router();
+  const maxBytes = config.limits.maxUploadBytes;
+  const imageBody = express.raw({ type: (req) => !/^application\/json/.test(req.headers['content-type'] ?? ''), limit: maxBytes });
+  const jsonBody = express.json({ limit: '8kb' });
+
+  // POST bytes, or {"url": "https://…"} (fetched SSRF-safe, size-capped). ?wait=1 waits for a scan.
+  router.post('/api/v1/media', imageBody, jsonBody, async (req, res) => {
+    let bytes: Buffer;
+    let source = 'api';
+    if (Buffer.isBuffer(req.body)) {
+      bytes = req.body;
+    } else {
+      const parsed = z.object({ url: z.url({ protocol: /^https?$/ }) }).strict().safeParse(req.body);
+      if (!parsed.success) throw new HttpError(400, 'bad_request', 'send image bytes, or JSON {"url": "https://…"}');
+      const fetched = await safeFetch(parsed.data.url, { maxBodyBytes: maxBytes, accept: 'image/*' });
+      if (fetched.status !== 200) throw new HttpError(502, 'fetch_failed', `the URL answered ${fetched.status}`);
+      bytes = fetched.body;
+      source = `url:${new URL(parsed.data.url).host}`;
+    }
+    if (bytes.length === 0) throw new HttpError(400, 'empty', 'request body must hold the image bytes');
+    const wait = req.query.wait === '1' || req.query.wait === 'true' ? config.scanner.waitMs : 0;
+    res.json(decisionJson(await submit(intake, bytes, source, wait)));
+  });
+
+  // pict-rs external_validation: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
+  // scan up to the configured time, then the fail-open/fail-closed policy applies.
+  router.post('/api/v1/pictrs/validate', express.raw({ type: () => true, limit: maxBytes }), async (req, res) => {
+    const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (bytes.length === 0) throw new HttpError(400, 'empty', 'pict-rs sent no bytes');
+    let decision: MediaDecision;
+    try {
+      decision = await intake.submit(bytes, 'pictrs', config.scanner.waitMs);
+    } catch (err) {
+      // What cannot be decoded cannot be shown either: refuse it.
+      if (err instanceof MediaRejectedError) {
+        res.status(406).json({ error: { code: err.code, message: err.message } });
+        return;
+      }
+      throw err;
+    }
+    const refuse =
+      decision.outcome === 'block' || ((decision.outcome === 'unknown' || decision.outcome === 'review') && config.scanner.failMode === 'closed');
+    res.status(refuse ? 406 : 201).json(decisionJson(decision));
+  });
+  return router;
+}
+
+const scanResultSchema = z
+  .object({
+    job: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), decisionId: z.number().int().positive(), spotCheck: z.boolean() }).strict(),
+    label: z.enum(LABELS),
+    confidence: z.number().min(0).max(1),
+    classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).strict(),
+  })
+  .strict();
+
+export function scannerRoutes(deps: { token: string; intake: MediaIntake }): Router {
+  const router = express.Router();
+  const auth = requireBearer(deps.token, 'scanner', 'no scanner token configured');
+  router.get('/internal/scan-media/:sha256', auth, async (req, res) => {
+    const sha256 = String(req.params.sha256);
+    const ok = /^[0-9a-f]{64}$/.test(sha256) && verifyScanUrl(deps.token, sha256, Number(req.query.expires), String(req.query.signature ?? ''));
+    if (!ok) throw new HttpError(403, 'bad_signature', 'the scan URL is invalid or has expired');
+    const bytes = await deps.intake.pendingBytes(sha256);
+    if (!bytes) throw new HttpError(404, 'not_found', 'no pending media with that hash');
+    res.type('application/octet-stream').send(bytes);
+  });
+  router.post('/internal/scan-results', auth, express.json({ limit: '16kb' }), async (req, res) => {
+    const parsed = scanResultSchema.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_request', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const { job, label, confidence, classifier } = parsed.data;
+    try {
+      await deps.intake.scanResult(job, { label, confidence, classifier });
+    } catch (err) {
+      if (err instanceof MediaRejectedError) throw new HttpError(404, err.code, err.message);
+      throw err;
+    }
+    res.status(201).json({ recorded: true });
+  });
+  return router;
+}

@@ -1,0 +1,174 @@
+// Admin routes for trust, policy, decisions and the review queue (mounted behind the admin token).
+import express, { type Request, type Router } from 'express';
+import { z } from 'zod';
+import type { Config } from '../config/index.js';
+import type { Store } from '../store/index.js';
+import type { VerdictService } from '../verdicts/index.js';
+import type { TrustService } from '../trust/service.js';
+import type { HashPool } from '../scanning/hash-pool.js';
+import type { ScanningWiring } from '../main.js';
+import { decide } from '../trust/decide.js';
+import { toMatched } from '../scanning/intake.js';
+import { LABELS } from '../../shared/vocab/verdict.js';
+import { HttpError } from './errors.js';
+
+const trustSchema = z
+  .object({
+    peer: z.url(),
+    abuse: z.number().min(0).max(1).optional(),
+    ok: z.number().min(0).max(1).optional(),
+    label: z.enum(LABELS.filter((l) => l !== 'ok') as ['csam', 'sexual', 'gore', 'hate', 'spam']).optional(),
+  })
+  .strict()
+  .refine((t) => t.abuse !== undefined || t.ok !== undefined, { message: 'give abuse and/or ok trust' });
+
+const reviewSchema = z
+  .object({
+    action: z.enum(['confirm', 'overturn']),
+    label: z.enum(LABELS).optional(),
+    reason: z.string().min(3).max(1000),
+  })
+  .strict()
+  .refine((r) => r.action === 'confirm' || r.label !== undefined, { message: 'overturning needs the correct label' });
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    throw new HttpError(400, 'bad_request', result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  }
+  return result.data;
+}
+
+/** Who did it, for the records: the admin API has one token, so the caller may name itself. */
+const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').slice(0, 100);
+
+export function reviewRoutes(deps: {
+  config: Config;
+  store: Store;
+  verdicts: VerdictService;
+  trust: TrustService;
+  scanning: ScanningWiring;
+  hashPool: HashPool;
+}): Router {
+  const { store, verdicts, trust } = deps;
+  const router = express.Router();
+  const json = express.json({ limit: '64kb' });
+
+  router.get('/trust', async (_req, res) => {
+    res.json({ direct: await trust.direct(), changes: await trust.changes(50) });
+  });
+  router.put('/trust', json, async (req, res) => {
+    const t = parse(trustSchema, req.body);
+    if (t.abuse !== undefined) await trust.setTrust(t.peer, 'abuse', t.abuse, actorOf(req), t.label);
+    if (t.ok !== undefined) await trust.setTrust(t.peer, 'ok', t.ok, actorOf(req), t.label);
+    res.json({ peer: t.peer, abuse: trust.weightsFor('abuse').weight(t.peer), ok: trust.weightsFor('ok').weight(t.peer) });
+  });
+  router.post('/trust/block', json, async (req, res) => {
+    const { peer, reason } = parse(z.object({ peer: z.url(), reason: z.string().max(500).optional() }).strict(), req.body);
+    await trust.block(peer, actorOf(req), reason);
+    res.json({ blocked: peer });
+  });
+  router.post('/trust/unblock', json, async (req, res) => {
+    const { peer } = parse(z.object({ peer: z.url() }).strict(), req.body);
+    await trust.unblock(peer, actorOf(req));
+    res.json({ unblocked: peer });
+  });
+
+  router.get('/policy', (_req, res) => {
+    res.json(trust.policyInfo());
+  });
+  router.put('/policy', json, async (req, res) => {
+    try {
+      res.json({ policy: await trust.setPolicy(req.body, actorOf(req)) });
+    } catch (err) {
+      if (err instanceof z.ZodError) {
+        throw new HttpError(400, 'bad_policy', err.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      }
+      throw err;
+    }
+  });
+
+  // What Vouch would decide now about a hash, with the full explanation (nothing recorded).
+  router.get('/explain', async (req, res) => {
+    const sha256 = typeof req.query.sha256 === 'string' ? req.query.sha256 : undefined;
+    const pdq = typeof req.query.pdq === 'string' ? req.query.pdq : undefined;
+    if ((sha256 && !/^[0-9a-f]{64}$/.test(sha256)) || (pdq && !/^[0-9a-f]{64}$/.test(pdq)) || (!sha256 && !pdq)) {
+      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters)');
+    }
+    const matches = await verdicts.find({
+      sha256: sha256 ? Buffer.from(sha256, 'hex') : undefined,
+      pdq: pdq ? [Buffer.from(pdq, 'hex')] : undefined,
+    });
+    const decision = decide(matches.map(toMatched), trust.weightFn, trust.policy);
+    res.json({ outcome: decision.outcome, label: decision.label, scan: decision.scan, explanation: decision.explanation });
+  });
+
+  router.get('/decisions', async (req, res) => {
+    const outcome = typeof req.query.outcome === 'string' ? req.query.outcome : undefined;
+    if (outcome && !['block', 'allow', 'review', 'unknown'].includes(outcome)) throw new HttpError(400, 'bad_query', 'unknown outcome');
+    let query = store.db
+      .selectFrom('decisions as d')
+      .innerJoin('media as m', 'm.id', 'd.media_id')
+      .select(['d.id', 'd.outcome', 'd.label', 'd.source', 'd.created_at', 'd.reviewed_at', 'd.review_outcome', 'm.sha256'])
+      .orderBy('d.id', 'desc')
+      .limit(100);
+    if (outcome) query = query.where('d.outcome', '=', outcome);
+    if (req.query.pending === 'true') query = query.where('d.reviewed_at', 'is', null);
+    const rows = await query.execute();
+    res.json({ decisions: rows.map((r) => ({ ...r, sha256: Buffer.from(r.sha256).toString('hex') })) });
+  });
+  router.get('/decisions/:id', async (req, res) => {
+    const id = Number(req.params.id);
+    if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, 'bad_id', 'decision ids are positive integers');
+    const row = await store.db.selectFrom('decisions').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new HttpError(404, 'not_found', 'no such decision');
+    res.json(row);
+  });
+
+  // The review queue: confirm, or overturn with the correct label. Overturning corrects our own
+  // verdict about the media (an Update goes out) or, if we had none, issues a human verdict.
+  router.post('/decisions/:id/review', json, async (req, res) => {
+    const id = Number(req.params.id);
+    const review = parse(reviewSchema, req.body);
+    const row = await store.db
+      .selectFrom('decisions as d')
+      .innerJoin('media as m', 'm.id', 'd.media_id')
+      .select(['d.id', 'd.label', 'd.reviewed_at', 'm.sha256', 'm.pdq', 'm.pdq_quality'])
+      .where('d.id', '=', id)
+      .executeTakeFirst();
+    if (!row) throw new HttpError(404, 'not_found', 'no such decision');
+    const sha256 = Buffer.from(row.sha256).toString('hex');
+    let verdictId: string | null = null;
+    if (review.action === 'overturn') {
+      const ours = (await verdicts.find({ sha256: row.sha256 })).find((v) => v.local && v.method !== 'hashlist');
+      if (ours) {
+        verdictId = (await verdicts.updateLocal(ours.uri, { label: review.label })).uri;
+      } else {
+        const issued = await verdicts.issue({
+          subjects: [
+            { algorithm: 'sha256', digest: sha256 },
+            ...(row.pdq ? [{ algorithm: 'pdq' as const, digest: Buffer.from(row.pdq).toString('hex'), quality: row.pdq_quality ?? undefined }] : []),
+          ],
+          label: review.label!,
+          confidence: 1,
+          method: 'human',
+          source: `review:${actorOf(req)}`,
+        });
+        verdictId = issued.uri;
+      }
+    }
+    await store.db
+      .updateTable('decisions')
+      .set({ reviewed_at: new Date(), reviewed_by: actorOf(req), review_outcome: `${review.action}${review.label ? `:${review.label}` : ''}: ${review.reason}` })
+      .where('id', '=', id)
+      .execute();
+    res.json({ decision: id, action: review.action, verdict: verdictId });
+  });
+
+  router.get('/quarantine', async (req, res) => {
+    const quarantine = deps.scanning.quarantine;
+    if (!quarantine) throw new HttpError(503, 'quarantine_disabled', 'set VOUCH_QUARANTINE_KEY to keep blocked media');
+    res.json({ items: await quarantine.list({ expiredOnly: req.query.expired === 'true' }) });
+  });
+  return router;
+}

@@ -1,0 +1,213 @@
+// Intake: media in, decision out. Hash, record, look up every verdict (exact and near, rotations
+// and mirrors included), let the trust engine decide, keep the explanation, send to the scanner
+// only what no trusted peer has judged (plus a spot-check sample), and quarantine what is blocked.
+import { EventEmitter, once } from 'node:events';
+import { randomInt } from 'node:crypto';
+import type { Db } from '../store/index.js';
+import type { Logger } from '../config/logger.js';
+import type { JobQueue } from '../queue/index.js';
+import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
+import { parseClassifierText } from '../verdicts/objects.js';
+import type { TrustService } from '../trust/service.js';
+import { decide, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
+import type { HashPool } from './hash-pool.js';
+import { recordMedia } from './media.js';
+import { summarizeDecision, type Quarantine } from './quarantine.js';
+
+export interface ScanJob {
+  sha256: string;
+  decisionId: number;
+  /** A spot check of a peer-decided image: disagreement lowers those peers' weight. */
+  spotCheck: boolean;
+}
+
+export const SCAN_QUEUE = 'scan';
+
+export interface MediaDecision {
+  decisionId: number;
+  outcome: Decision['outcome'];
+  label: string | null;
+  scanned: boolean;
+  scanPending: boolean;
+  quarantineId: number | null;
+  hashes: { sha256: string; pdq: string; pdq_quality: number; phash64: string; pipeline: string };
+  explanation: Explanation;
+}
+
+export class MediaRejectedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface IntakeOptions {
+  /** Share (0..1) of peer-decided media re-scanned anyway, to catch peers that flip. */
+  spotCheckShare: number;
+  /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
+  scannerAvailable: boolean;
+}
+
+export function toMatched(m: VerdictMatch): MatchedVerdict {
+  return {
+    uri: m.uri,
+    issuer: m.issuer,
+    local: m.local,
+    label: m.label,
+    confidence: m.confidence,
+    method: m.method,
+    classifier: m.classifier ? parseClassifierText(m.classifier) : null,
+    distance: m.distance,
+    published: m.published,
+  };
+}
+
+export class MediaIntake {
+  private readonly scanned = new EventEmitter();
+
+  constructor(
+    private readonly db: Db,
+    private readonly verdicts: VerdictService,
+    private readonly trust: TrustService,
+    private readonly pool: HashPool,
+    private readonly scanQueue: JobQueue<ScanJob>,
+    private readonly quarantine: Quarantine | undefined,
+    private readonly logger: Logger,
+    private readonly options: IntakeOptions,
+  ) {
+    this.scanned.setMaxListeners(0);
+  }
+
+  /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */
+  async submit(bytes: Buffer, source: string, waitMs = 0): Promise<MediaDecision> {
+    const outcome = await this.pool.hashBytes(bytes);
+    if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
+    const hashes = outcome.hashes;
+    const mediaId = await recordMedia(this.db, hashes, outcome.byteSize, source);
+    let result = await this.decideAndAct(mediaId, hashes, bytes, source);
+    if (result.scanPending && waitMs > 0) {
+      const scanned = await this.waitForScan(hashes.sha256, waitMs);
+      if (scanned) result = { ...(await this.decideAndAct(mediaId, hashes, bytes, source, false)), scanned: true };
+    }
+    return result;
+  }
+
+  /** The bytes a scanner fetches for a pending job (kept only until the scan is done). */
+  async pendingBytes(sha256: string): Promise<Buffer | undefined> {
+    const row = await this.db.selectFrom('scan_media').select('bytes').where('sha256', '=', Buffer.from(sha256, 'hex')).executeTakeFirst();
+    return row ? Buffer.from(row.bytes) : undefined;
+  }
+
+  /**
+   * A scanner's result: it becomes our own signed, published verdict. A spot check that
+   * contradicts the peers who decided lowers their weight, with the reason recorded.
+   */
+  async scanResult(job: ScanJob, result: { label: MatchedVerdict['label']; confidence: number; classifier: { name: string; version: string } }): Promise<void> {
+    const media = await this.db
+      .selectFrom('media')
+      .select(['pdq', 'pdq_quality'])
+      .where('sha256', '=', Buffer.from(job.sha256, 'hex'))
+      .executeTakeFirst();
+    if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
+    await this.verdicts.issue({
+      subjects: [
+        { algorithm: 'sha256', digest: job.sha256 },
+        ...(media.pdq ? [{ algorithm: 'pdq' as const, digest: Buffer.from(media.pdq).toString('hex'), quality: media.pdq_quality ?? undefined }] : []),
+      ],
+      label: result.label,
+      confidence: result.confidence,
+      method: 'classifier',
+      classifier: result.classifier,
+      source: 'scanner',
+    });
+    if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
+    await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
+    this.scanned.emit(job.sha256);
+  }
+
+  private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {
+    const row = await this.db.selectFrom('decisions').select(['explanation']).where('id', '=', decisionId).executeTakeFirst();
+    const explanation = row?.explanation as Explanation | undefined;
+    for (const c of explanation?.top ?? []) {
+      if (c.deduplicated || c.contribution <= 0) continue;
+      const disagrees = (c.label === 'ok') !== (ourLabel === 'ok');
+      if (!disagrees) continue;
+      const polarity = c.label === 'ok' ? 'ok' : 'abuse';
+      const factor = await this.trust.penalise(c.issuer, polarity, `spot check of decision ${decisionId}: peer said ${c.label}, our scanner said ${ourLabel}`);
+      this.logger.warn({ peer: c.issuer, polarity, factor, decisionId }, 'spot check disagreed with a peer: its weight was lowered');
+    }
+  }
+
+  private async waitForScan(sha256: string, waitMs: number): Promise<boolean> {
+    try {
+      await once(this.scanned, sha256, { signal: AbortSignal.timeout(waitMs) });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async decideAndAct(
+    mediaId: number,
+    hashes: ImageHashesWithDihedral,
+    bytes: Buffer,
+    source: string,
+    allowScan = true,
+  ): Promise<MediaDecision> {
+    const matches = await this.verdicts.find({
+      sha256: Buffer.from(hashes.sha256, 'hex'),
+      pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
+      pdqQuality: hashes.pdqQuality,
+    });
+    const decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
+    const spotCheck =
+      !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.options.spotCheckShare * 1_000_000;
+    const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);
+    const row = await this.db
+      .insertInto('decisions')
+      .values({
+        media_id: mediaId,
+        outcome: decision.outcome,
+        label: decision.label,
+        source,
+        scan_requested: scan,
+        explanation: JSON.stringify(decision.explanation),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    if (scan) {
+      await this.db
+        .insertInto('scan_media')
+        .values({ sha256: Buffer.from(hashes.sha256, 'hex'), bytes })
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .execute();
+      // One job per image at a time: the same upload arriving twice is scanned once.
+      await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${hashes.sha256}` });
+    }
+    let quarantineId: number | null = null;
+    if (decision.outcome === 'block' && this.quarantine) {
+      const item = await this.quarantine.put({
+        bytes,
+        sha256: hashes.sha256,
+        pdq: hashes.pdq,
+        source,
+        decision: summarizeDecision(decision),
+        actor: 'vouch',
+      });
+      quarantineId = item.id;
+    }
+    return {
+      decisionId: row.id,
+      outcome: decision.outcome,
+      label: decision.label,
+      scanned: false,
+      scanPending: scan,
+      quarantineId,
+      hashes: { sha256: hashes.sha256, pdq: hashes.pdq, pdq_quality: hashes.pdqQuality, phash64: hashes.phash64, pipeline: hashes.pipeline },
+      explanation: decision.explanation,
+    };
+  }
+}

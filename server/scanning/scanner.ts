@@ -1,0 +1,107 @@
+// The scanner node: takes scan jobs from the queue (BullMQ on Redis, so it can run on any GPU
+// machine that reaches Redis; or in-process), fetches the media from the server by a short-lived
+// signed URL with its token, classifies in small batches, and posts the result back. It holds no
+// database and no signing key: the server turns results into signed verdicts.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import sharp from 'sharp';
+import type { Logger } from '../config/logger.js';
+import { PermanentJobError, type JobQueue } from '../queue/index.js';
+import type { Classifier, Classification, RgbImage } from './classifiers/index.js';
+import type { ScanJob } from './intake.js';
+
+/** How long a scan-media URL stays valid. */
+export const SCAN_URL_TTL_MS = 60 * 60 * 1000;
+/** Media is decoded to at most this side for classifiers (all take far smaller inputs). */
+const SCAN_DECODE_MAX_SIDE = 1024;
+
+export function scanUrlSignature(token: string, sha256: string, expires: number): string {
+  return createHmac('sha256', token).update(`scan-media\n${sha256}\n${expires}`).digest('hex');
+}
+
+export function verifyScanUrl(token: string, sha256: string, expires: number, signature: string, now = Date.now()): boolean {
+  if (!Number.isSafeInteger(expires) || expires < now || expires > now + SCAN_URL_TTL_MS) return false;
+  const expected = Buffer.from(scanUrlSignature(token, sha256, expires), 'hex');
+  const given = Buffer.from(/^[0-9a-f]{64}$/.test(signature) ? signature : '', 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Groups images arriving within a few milliseconds into one inference batch. */
+class Batcher {
+  private pending: Array<{ image: RgbImage; resolve: (c: Classification) => void; reject: (e: unknown) => void }> = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly classifier: Classifier,
+    private readonly maxBatch: number,
+    private readonly windowMs = 10,
+  ) {}
+
+  classify(image: RgbImage): Promise<Classification> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ image, resolve, reject });
+      if (this.pending.length >= this.maxBatch) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+    });
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending.splice(0, this.maxBatch);
+    if (batch.length === 0) return;
+    this.classifier.classify(batch.map((b) => b.image)).then(
+      (results) => batch.forEach((b, i) => b.resolve(results[i])),
+      (err) => batch.forEach((b) => b.reject(err)),
+    );
+    if (this.pending.length > 0) this.timer = setTimeout(() => this.flush(), this.windowMs);
+  }
+}
+
+export interface ScannerOptions {
+  queue: JobQueue<ScanJob>;
+  /** Loaded on the first job, so a server that never scans never pays for the model. */
+  classifier: () => Promise<Classifier>;
+  serverUrl: string;
+  token: string;
+  concurrency: number;
+  maxBatch: number;
+  logger: Logger;
+}
+
+export function startScanner(options: ScannerOptions): void {
+  const { queue, serverUrl, token, logger } = options;
+  let loaded: Promise<{ classifier: Classifier; batcher: Batcher }> | undefined;
+  const auth = { authorization: `Bearer ${token}` };
+  queue.process(
+    async (job) => {
+      loaded ??= options.classifier().then((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) }));
+      const { sha256 } = job.data;
+      const expires = Date.now() + SCAN_URL_TTL_MS;
+      const url = `${serverUrl}/internal/scan-media/${sha256}?expires=${expires}&signature=${scanUrlSignature(token, sha256, expires)}`;
+      const res = await fetch(url, { headers: auth, signal: AbortSignal.timeout(30_000) });
+      if (res.status === 404) throw new PermanentJobError(`media ${sha256} is no longer pending`);
+      if (!res.ok) throw new Error(`fetching media ${sha256} answered ${res.status}`);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const { data, info } = await sharp(bytes, { limitInputPixels: 100_000_000, failOn: 'error' })
+        .rotate()
+        .flatten({ background: '#ffffff' })
+        .resize({ width: SCAN_DECODE_MAX_SIDE, height: SCAN_DECODE_MAX_SIDE, fit: 'inside', withoutEnlargement: true })
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const { classifier, batcher } = await loaded;
+      const result = await batcher.classify({ rgb: data, width: info.width, height: info.height });
+      const { name, version } = classifier.info;
+      const post = await fetch(`${serverUrl}/internal/scan-results`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ job: job.data, label: result.label, confidence: result.confidence, classifier: { name, version } }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      if (post.status >= 400 && post.status < 500) throw new PermanentJobError(`server refused the result: ${post.status} ${await post.text()}`);
+      if (!post.ok) throw new Error(`posting the result answered ${post.status}`);
+      logger.info({ sha256, label: result.label, confidence: result.confidence }, 'scanned');
+    },
+    { concurrency: options.concurrency },
+  );
+}

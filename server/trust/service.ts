@@ -1,0 +1,151 @@
+// Trust as the admin sets it, kept in the store: direct trust per peer and polarity (and label),
+// blocks, learned penalties, and the decision policy. Every change is recorded with who and when.
+// Effective weights come from the conserved-flow engine (flow.ts), recomputed when trust changes.
+import type { Db } from '../store/index.js';
+import { isLabel, type Label } from '../../shared/vocab/verdict.js';
+import { TrustGraph, type TrustPolarity, type TrustWeights } from './flow.js';
+import { DEFAULT_POLICY, parsePolicy, policyHash, type AbuseLabel, type Policy, type WeightFn } from './decide.js';
+
+export interface DirectTrust {
+  peer: string;
+  polarity: TrustPolarity;
+  label: Label | null;
+  value: number;
+  setBy: string;
+  setAt: Date;
+}
+
+export class TrustService {
+  private readonly graph = new TrustGraph();
+  private readonly weights = new Map<string, TrustWeights>();
+  private current: { policy: Policy; hash: string; setAt: Date | null } = { policy: DEFAULT_POLICY, hash: policyHash(DEFAULT_POLICY), setAt: null };
+
+  private constructor(private readonly db: Db) {}
+
+  static async open(db: Db): Promise<TrustService> {
+    const service = new TrustService(db);
+    await service.reload();
+    return service;
+  }
+
+  /** Rebuilds the in-memory graph and policy from the store. */
+  async reload(): Promise<void> {
+    for (const row of await this.db.selectFrom('trust_direct').selectAll().execute()) {
+      this.graph.setDirect(row.polarity as TrustPolarity, row.peer, row.value, row.label && isLabel(row.label) ? row.label : undefined);
+    }
+    for (const row of await this.db.selectFrom('trust_blocks').select('peer').execute()) this.graph.block(row.peer);
+    for (const row of await this.db.selectFrom('trust_penalties').selectAll().execute()) {
+      this.graph.setPenalty(row.polarity as TrustPolarity, row.peer, row.factor);
+    }
+    const policy = await this.db.selectFrom('policies').select(['document', 'hash', 'set_at']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    if (policy) this.current = { policy: parsePolicy(policy.document), hash: policy.hash, setAt: policy.set_at };
+    this.weights.clear();
+  }
+
+  get policy(): Policy {
+    return this.current.policy;
+  }
+
+  policyInfo() {
+    return { policy: this.current.policy, hash: this.current.hash, setAt: this.current.setAt };
+  }
+
+  async setPolicy(document: unknown, actor: string): Promise<Policy> {
+    const policy = parsePolicy(document); // throws ZodError with every bad field
+    const hash = policyHash(policy);
+    const row = await this.db
+      .insertInto('policies')
+      .values({ document: JSON.stringify(policy), hash, set_by: actor })
+      .returning('set_at')
+      .executeTakeFirstOrThrow();
+    await this.record('policy', { hash, version: policy.version }, actor);
+    this.current = { policy, hash, setAt: row.set_at };
+    return policy;
+  }
+
+  async setTrust(peer: string, polarity: TrustPolarity, value: number, actor: string, label?: Label): Promise<void> {
+    if (!(value >= 0 && value <= 1)) throw new RangeError('trust must be a number from 0 to 1');
+    await this.db
+      .insertInto('trust_direct')
+      .values({ peer, polarity, label: label ?? '', value, set_by: actor })
+      .onConflict((oc) => oc.columns(['peer', 'polarity', 'label']).doUpdateSet({ value, set_by: actor, set_at: new Date() }))
+      .execute();
+    await this.record('trust', { peer, polarity, label: label ?? null, value }, actor);
+    this.graph.setDirect(polarity, peer, value, label);
+    this.weights.clear();
+  }
+
+  async block(peer: string, actor: string, reason?: string): Promise<void> {
+    await this.db
+      .insertInto('trust_blocks')
+      .values({ peer, set_by: actor, reason: reason ?? null })
+      .onConflict((oc) => oc.column('peer').doNothing())
+      .execute();
+    await this.record('block', { peer, reason: reason ?? null }, actor);
+    this.graph.block(peer);
+    this.weights.clear();
+  }
+
+  async unblock(peer: string, actor: string): Promise<void> {
+    await this.db.deleteFrom('trust_blocks').where('peer', '=', peer).execute();
+    await this.record('unblock', { peer }, actor);
+    this.graph.unblock(peer);
+    this.weights.clear();
+  }
+
+  /**
+   * Lowers a peer's weight after our own scanner contradicted it (a spot check): each
+   * disagreement halves the factor, recorded with the reason.
+   */
+  async penalise(peer: string, polarity: TrustPolarity, reason: string): Promise<number> {
+    const row = await this.db.selectFrom('trust_penalties').select('factor').where('peer', '=', peer).where('polarity', '=', polarity).executeTakeFirst();
+    const factor = (row?.factor ?? 1) * 0.5;
+    await this.db
+      .insertInto('trust_penalties')
+      .values({ peer, polarity, factor, reason })
+      .onConflict((oc) => oc.columns(['peer', 'polarity']).doUpdateSet({ factor, reason, set_at: new Date() }))
+      .execute();
+    await this.record('penalty', { peer, polarity, factor, reason }, 'spot-check');
+    this.graph.setPenalty(polarity, peer, factor);
+    this.weights.clear();
+    return factor;
+  }
+
+  async direct(): Promise<DirectTrust[]> {
+    const rows = await this.db.selectFrom('trust_direct').selectAll().orderBy('peer').execute();
+    return rows.map((r) => ({
+      peer: r.peer,
+      polarity: r.polarity as TrustPolarity,
+      label: r.label && isLabel(r.label) ? r.label : null,
+      value: r.value,
+      setBy: r.set_by,
+      setAt: r.set_at,
+    }));
+  }
+
+  async changes(limit = 100) {
+    return this.db.selectFrom('trust_changes').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  }
+
+  /** Effective weights for one polarity (and label), computed once per trust change. */
+  weightsFor(polarity: TrustPolarity, label?: AbuseLabel): TrustWeights {
+    const key = `${polarity}:${label ?? ''}`;
+    let weights = this.weights.get(key);
+    if (!weights) {
+      weights = this.graph.compute(polarity, { label });
+      this.weights.set(key, weights);
+    }
+    return weights;
+  }
+
+  /** The weight function the decision engine asks, with trust paths for explanations. */
+  readonly weightFn: WeightFn = (issuer, polarity, label) => {
+    const weights = this.weightsFor(polarity, label);
+    const weight = weights.weight(issuer);
+    return weight > 0 ? { weight, paths: weights.explain(issuer).paths } : { weight: 0 };
+  };
+
+  private async record(kind: string, detail: unknown, actor: string): Promise<void> {
+    await this.db.insertInto('trust_changes').values({ kind, detail: JSON.stringify(detail), actor }).execute();
+  }
+}

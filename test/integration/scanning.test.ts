@@ -1,0 +1,118 @@
+// Scan once, trust everywhere: B and its scanner node (a separate process on the real Redis)
+// classify an image and publish the verdict; A, which follows and trusts B, then decides about the
+// same image with no scan of its own. The classifier is the real bundled model on the CPU (the
+// GPU is what the test cannot have); the images are generated.
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticJpeg } from '../helpers/images.js';
+import { eventually, freePort, runCli, startServerProcess, VOUCH_BIN, type ServerProcess } from '../helpers/process.js';
+import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
+
+const TOKEN = randomBytes(32).toString('hex');
+const SCANNER_TOKEN = randomBytes(32).toString('hex');
+
+describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a trusted peer judged', () => {
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let aUrl: string;
+  let bUrl: string;
+  let scanner: ChildProcess;
+  const scannerLog: string[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+
+  const admin = (base: string, method: string, path: string, body?: unknown) =>
+    fetch(`${base}/api/v1/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  async function start(host: string, scannerToken: string): Promise<{ server: ServerProcess; url: string; env: Record<string, string> }> {
+    const store = STORE_BACKENDS[0].create();
+    cleanups.push(store.cleanup);
+    const port = await freePort(host);
+    const url = `http://${host}:${port}`;
+    const env = {
+      VOUCH_DATA_DIR: store.config.dataDir,
+      VOUCH_HOST: host,
+      VOUCH_PORT: String(port),
+      VOUCH_PUBLIC_URL: url,
+      VOUCH_ADMIN_TOKEN: TOKEN,
+      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
+      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
+      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+      REDIS_URL,
+      VOUCH_SCANNER: 'external',
+      VOUCH_SCANNER_TOKEN: scannerToken,
+      VOUCH_SPOT_CHECK_SHARE: '0',
+      VOUCH_SCAN_WAIT_MS: '60000',
+      VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
+    };
+    return { server: await startServerProcess(env), url, env };
+  }
+
+  beforeAll(async () => {
+    let bEnv: Record<string, string>;
+    ({ server: b, url: bUrl, env: bEnv } = await start('127.0.0.41', SCANNER_TOKEN));
+    ({ server: a, url: aUrl } = await start('127.0.0.42', randomBytes(32).toString('hex')));
+    scanner = spawn(process.execPath, [VOUCH_BIN, 'scanner', '--server', bUrl], {
+      env: { ...process.env, ...bEnv, VOUCH_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    scanner.stdout!.on('data', (d) => scannerLog.push(String(d)));
+    scanner.stderr!.on('data', (d) => scannerLog.push(String(d)));
+    await eventually(async () => scannerLog.join('').includes('scanner node ready'), 60_000, 'the scanner node to load its model');
+
+    expect((await admin(aUrl, 'POST', '/peers/follow', { target: `${bUrl}/actor` })).status).toBe(202);
+    await eventually(async () => (await admin(bUrl, 'POST', '/peers/approve', { actor: `${aUrl}/actor` })).status === 200, 20_000, 'B to approve A');
+    await eventually(async () => {
+      const { peers } = await (await admin(aUrl, 'GET', '/peers')).json();
+      return peers.some((p: { following: string }) => p.following === 'accepted');
+    }, 20_000, 'A to be accepted');
+  });
+
+  afterAll(async () => {
+    scanner?.kill('SIGTERM');
+    await a?.stop();
+    await b?.stop();
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  it('B scans an unknown image through its scanner node and publishes its own verdict', async () => {
+    const image = await syntheticJpeg(501, 640, 480);
+    const res = await fetch(`${bUrl}/api/v1/media?wait=1`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' } });
+    expect(res.status, scannerLog.join('')).toBe(200);
+    const decision = await res.json();
+    expect(decision).toMatchObject({ scanned: true, explanation: { decidedBy: 'local' } });
+    // The bundled model is an adult-content triage model: it may only ever say sexual or ok.
+    expect(['allow', 'block']).toContain(decision.outcome);
+    expect(['ok', 'sexual']).toContain(decision.label);
+    const [verdict] = (await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${decision.hashes.sha256}`)).json()).matches;
+    expect(verdict).toMatchObject({ local: true, method: 'classifier', classifier: expect.stringMatching(/nsfw/i) });
+  });
+
+  it('A, trusting B, decides about the same image without a scan of its own', async () => {
+    const image = await syntheticJpeg(501, 640, 480);
+    // A small instance's choice: one trusted classifier suffices to allow.
+    const { policy } = await (await admin(aUrl, 'GET', '/policy')).json();
+    const relaxed = { ...policy, version: 'small-instance-1', allow: { ...policy.allow, requireIndependent: 1, minEvidence: 0.5 } };
+    expect((await admin(aUrl, 'PUT', '/policy', relaxed)).status).toBe(200);
+    expect((await admin(aUrl, 'PUT', '/trust', { peer: `${bUrl}/actor`, abuse: 0.9, ok: 0.9 })).status).toBe(200);
+
+    const hashed = await (await fetch(`${aUrl}/api/v1/hash`, { method: 'POST', body: image })).json();
+    await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches.length === 1, 20_000, 'B\'s verdict to reach A');
+
+    const res = await fetch(`${aUrl}/api/v1/media`, { method: 'POST', body: image });
+    const decision = await res.json();
+    expect(decision).toMatchObject({ scan_pending: false, explanation: { decidedBy: 'peers' } });
+    expect(['allow', 'block']).toContain(decision.outcome);
+    expect(decision.explanation.top[0]).toMatchObject({ issuer: `${bUrl}/actor`, method: 'classifier', weight: 0.9 });
+
+    const explained = await runCli(['explain', `sha256:${hashed.sha256}`, '--server', aUrl], { VOUCH_ADMIN_TOKEN: TOKEN });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toContain(`from ${bUrl}/actor: weight 0.900`);
+    expect(explained.stdout).toContain('trust path');
+  });
+});
