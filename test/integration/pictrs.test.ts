@@ -1,0 +1,96 @@
+// pict-rs' external_validation hook on a real server with its in-process scanner: known abuse is
+// refused (406) and quarantined, unknown media is scanned before the answer, a reviewer's
+// overturn corrects our verdict, and with no scanner the fail-closed policy refuses.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticJpeg } from '../helpers/images.js';
+import { freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { STORE_BACKENDS } from '../helpers/services.js';
+
+const TOKEN = randomBytes(32).toString('hex');
+
+async function startVouch(host: string, extra: Record<string, string>) {
+  const store = STORE_BACKENDS[0].create();
+  const port = await freePort(host);
+  const url = `http://${host}:${port}`;
+  const server = await startServerProcess({
+    VOUCH_DATA_DIR: store.config.dataDir,
+    VOUCH_HOST: host,
+    VOUCH_PORT: String(port),
+    VOUCH_PUBLIC_URL: url,
+    VOUCH_ADMIN_TOKEN: TOKEN,
+    VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
+    VOUCH_SPOT_CHECK_SHARE: '0',
+    VOUCH_SCAN_WAIT_MS: '60000',
+    REDIS_URL: '',
+    ...extra,
+  });
+  return { server, url, cleanup: store.cleanup };
+}
+
+describe('pict-rs external validation', () => {
+  let vouch: Awaited<ReturnType<typeof startVouch>>;
+  let closed: Awaited<ReturnType<typeof startVouch>>;
+  const admin = (base: string, method: string, path: string, body?: unknown, contentType = 'application/json') =>
+    fetch(`${base}/api/v1/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': contentType },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const validate = (base: string, bytes: Buffer) => fetch(`${base}/api/v1/pictrs/validate`, { method: 'POST', body: bytes });
+
+  beforeAll(async () => {
+    [vouch, closed] = await Promise.all([
+      startVouch('127.0.0.51', { VOUCH_SCANNER: 'inprocess' }),
+      startVouch('127.0.0.52', { VOUCH_SCANNER: 'off', VOUCH_FAIL_MODE: 'closed' }),
+    ]);
+  });
+
+  afterAll(async () => {
+    for (const v of [vouch, closed]) {
+      await v?.server.stop();
+      await v?.cleanup();
+    }
+  });
+
+  it('refuses media on a partner\'s hash list with 406 and keeps it in quarantine', async () => {
+    const image = await syntheticJpeg(601);
+    const { sha256 } = await (await fetch(`${vouch.url}/api/v1/hash`, { method: 'POST', body: image })).json();
+    expect((await admin(vouch.url, 'POST', '/hashes?source=partner', `sha256:${sha256},csam,1`, 'text/plain')).status).toBe(201);
+    const res = await validate(vouch.url, image);
+    expect(res.status).toBe(406);
+    const body = await res.json();
+    expect(body).toMatchObject({ outcome: 'block', label: 'csam', quarantined: true, explanation: { decidedBy: 'local' } });
+    const { items } = await (await admin(vouch.url, 'GET', '/quarantine')).json();
+    expect(items).toMatchObject([{ sha256, state: 'held', source: 'pictrs' }]);
+  });
+
+  it('scans unknown media before answering, and a reviewer can overturn the result', async () => {
+    const image = await syntheticJpeg(602);
+    const res = await validate(vouch.url, image);
+    expect(res.status).toBe(201);
+    const decision = await res.json();
+    expect(decision).toMatchObject({ scanned: true, outcome: 'allow', label: 'ok' });
+
+    const review = await admin(vouch.url, 'POST', `/decisions/${decision.decision_id}/review`, { action: 'overturn', label: 'spam', reason: 'advertising flood' });
+    expect(review.status).toBe(200);
+    const [verdict] = (await (await fetch(`${vouch.url}/api/v1/verdicts?sha256=${decision.hashes.sha256}`)).json()).matches;
+    expect(verdict).toMatchObject({ label: 'spam', local: true });
+    const { decisions } = await (await admin(vouch.url, 'GET', '/decisions')).json();
+    expect(decisions.find((d: { id: number }) => d.id === decision.decision_id).review_outcome).toMatch(/^overturn:spam: advertising flood/);
+    // The next upload of the same image follows the corrected verdict.
+    expect((await validate(vouch.url, image)).status).toBe(406);
+  });
+
+  it('refuses undecidable media when no scanner is available and policy is fail-closed', async () => {
+    const res = await validate(closed.url, await syntheticJpeg(603));
+    expect(res.status).toBe(406);
+    expect(await res.json()).toMatchObject({ outcome: 'unknown', scan_pending: false });
+  });
+
+  it('refuses bytes that are not an image', async () => {
+    const res = await validate(vouch.url, Buffer.from('not an image at all'));
+    expect(res.status).toBe(406);
+    expect((await res.json()).error.code).toBe('unsupported_format');
+  });
+});
