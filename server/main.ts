@@ -253,16 +253,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         throw err;
       }
     };
+    const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor) => owned(() => verdicts.receive(verdict, document, actor)),
       retract: (uri, actor) => owned(() => verdicts.receiveRetraction(uri, actor)),
       checkpoint: (checkpoint, actor) => transparency.witnessCheckpoint(checkpoint, actor),
+      trustStatement: (statement, actor) => trust.receiveStatement(statement, actor),
     });
     await loadIndex(verdicts, store, logger);
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const trust = await TrustService.open(store.db);
     const scanning = wireScanning(config, store, queues, verdicts, trust, hashPool, logger);
     const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning });
     const server: Server = app.listen(config.port, config.host);

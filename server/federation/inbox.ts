@@ -5,7 +5,7 @@ import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js';
-import { parseActivity, parseCheckpointObject, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type VerdictObject } from '../../shared/vocab/objects.js';
+import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type TrustStatementObject, type VerdictObject } from '../../shared/vocab/objects.js';
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
 
@@ -15,6 +15,8 @@ export interface InboundVerdictHandler {
   verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string): Promise<void>;
   /** Retracts a peer's verdict, refusing (OwnershipError) when the stored owner differs. */
   retract(objectId: string, actor: string): Promise<void>;
+  /** A followed peer's signed TrustStatement (its direct trust, feeding our trust graph). */
+  trustStatement?(statement: TrustStatementObject, actor: string): Promise<void>;
   /** A followed peer's signed log checkpoint (the witness checks and cosigns it). */
   checkpoint?(checkpoint: CheckpointObject, actor: string): Promise<void>;
 }
@@ -192,6 +194,15 @@ export class Inbox {
       }
       await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
       await handler.checkpoint?.(checkpoint, actor);
+      return;
+    }
+    if (objectType === 'TrustStatement') {
+      const statement = this.parse(() => parseTrustStatement(object, { allowHttp: this.options.allowHttp }));
+      if (originOf(statement.id) !== actorOrigin || statement.attributedTo !== actor) {
+        throw new FederationError(403, 'foreign_object', 'the trust statement is not the actor\'s own');
+      }
+      await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
+      await handler.trustStatement?.(statement, actor);
       return;
     }
     if (objectType !== 'Verdict') {

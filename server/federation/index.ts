@@ -118,6 +118,21 @@ export class Federation {
     await this.publish('Create', object, false);
   }
 
+  /** Publishes our direct trust to followers as a signed TrustStatement (one object, updated). */
+  async publishTrustStatement(trust: Array<{ peer: string; polarity: 'abuse' | 'ok'; value: number; label?: string }>): Promise<void> {
+    const now = new Date().toISOString();
+    const object = this.sign({
+      '@context': [...VERDICT_CONTEXT],
+      type: 'TrustStatement',
+      id: `${this.identity.publicUrl}/trust/statement`,
+      attributedTo: this.identity.actorId,
+      published: now,
+      updated: now,
+      trust,
+    });
+    await this.publish('Update', object, true);
+  }
+
   /** A signed POST straight to a peer (cosignatures: best effort, the next checkpoint retries). */
   async postSigned(url: string, body: Record<string, unknown>): Promise<number> {
     const text = JSON.stringify(body);

@@ -63,6 +63,12 @@ export function reviewRoutes(deps: {
     if (t.ok !== undefined) await trust.setTrust(t.peer, 'ok', t.ok, actorOf(req), t.label);
     res.json({ peer: t.peer, abuse: trust.weightsFor('abuse').weight(t.peer), ok: trust.weightsFor('ok').weight(t.peer) });
   });
+  // A peer's effective weight per polarity, with the trust paths that give it.
+  router.get('/trust/weight', (req, res) => {
+    const peer = typeof req.query.peer === 'string' ? req.query.peer : '';
+    if (!z.url().safeParse(peer).success) throw new HttpError(400, 'bad_query', 'give peer=ACTOR_URL');
+    res.json({ peer, abuse: trust.weightsFor('abuse').explain(peer), ok: trust.weightsFor('ok').explain(peer) });
+  });
   router.post('/trust/block', json, async (req, res) => {
     const { peer, reason } = parse(z.object({ peer: z.url(), reason: z.string().max(500).optional() }).strict(), req.body);
     await trust.block(peer, actorOf(req), reason);

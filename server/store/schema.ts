@@ -149,6 +149,13 @@ export interface TrustChangeTable {
   at: Timestamp;
 }
 
+export interface TrustStatementTable {
+  publisher: string;
+  document: Json<unknown>;
+  updated: Timestamp;
+  received_at: Timestamp;
+}
+
 export interface ScanMediaTable {
   sha256: Uint8Array;
   bytes: Uint8Array;
@@ -274,6 +281,7 @@ export interface Database {
   trust_changes: TrustChangeTable;
   policies: PolicyTable;
   scan_media: ScanMediaTable;
+  trust_statements: TrustStatementTable;
   jobs: JobTable;
   log_head: LogHeadTable;
   log_entries: LogEntryTable;

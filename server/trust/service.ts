@@ -3,8 +3,12 @@
 // Effective weights come from the conserved-flow engine (flow.ts), recomputed when trust changes.
 import type { Db } from '../store/index.js';
 import { isLabel, type Label } from '../../shared/vocab/verdict.js';
+import type { TrustEntry, TrustStatementObject } from '../../shared/vocab/objects.js';
 import { TrustGraph, type TrustPolarity, type TrustWeights } from './flow.js';
 import { DEFAULT_POLICY, parsePolicy, policyHash, type AbuseLabel, type Policy, type WeightFn } from './decide.js';
+
+/** Signs and federates our TrustStatement; passed in by main so trust imports nothing above it. */
+export type TrustPublisher = (trust: TrustEntry[]) => Promise<void>;
 
 export interface DirectTrust {
   peer: string;
@@ -20,10 +24,14 @@ export class TrustService {
   private readonly weights = new Map<string, TrustWeights>();
   private current: { policy: Policy; hash: string; setAt: Date | null } = { policy: DEFAULT_POLICY, hash: policyHash(DEFAULT_POLICY), setAt: null };
 
-  private constructor(private readonly db: Db) {}
+  private constructor(
+    private readonly db: Db,
+    private readonly publisher: TrustPublisher | undefined,
+  ) {}
 
-  static async open(db: Db): Promise<TrustService> {
-    const service = new TrustService(db);
+  /** `publisher` federates our own TrustStatement whenever direct trust changes. */
+  static async open(db: Db, publisher?: TrustPublisher): Promise<TrustService> {
+    const service = new TrustService(db, publisher);
     await service.reload();
     return service;
   }
@@ -36,6 +44,9 @@ export class TrustService {
     for (const row of await this.db.selectFrom('trust_blocks').select('peer').execute()) this.graph.block(row.peer);
     for (const row of await this.db.selectFrom('trust_penalties').selectAll().execute()) {
       this.graph.setPenalty(row.polarity as TrustPolarity, row.peer, row.factor);
+    }
+    for (const row of await this.db.selectFrom('trust_statements').select(['publisher', 'document']).execute()) {
+      this.applyStatement(row.publisher, (row.document as TrustStatementObject).trust);
     }
     const policy = await this.db.selectFrom('policies').select(['document', 'hash', 'set_at']).orderBy('id', 'desc').limit(1).executeTakeFirst();
     if (policy) this.current = { policy: parsePolicy(policy.document), hash: policy.hash, setAt: policy.set_at };
@@ -73,6 +84,45 @@ export class TrustService {
     await this.record('trust', { peer, polarity, label: label ?? null, value }, actor);
     this.graph.setDirect(polarity, peer, value, label);
     this.weights.clear();
+    await this.publishStatement();
+  }
+
+  /**
+   * A followed peer's published trust (already authenticated by federation): the newest statement
+   * of each publisher replaces its previous one in the graph.
+   */
+  async receiveStatement(statement: TrustStatementObject, publisher: string): Promise<void> {
+    const updated = new Date(statement.updated ?? statement.published);
+    const stored = await this.db.selectFrom('trust_statements').select('updated').where('publisher', '=', publisher).executeTakeFirst();
+    if (stored && stored.updated >= updated) return; // out-of-order delivery of an older statement
+    const document = JSON.stringify(statement);
+    await this.db
+      .insertInto('trust_statements')
+      .values({ publisher, document, updated })
+      .onConflict((oc) => oc.column('publisher').doUpdateSet({ document, updated, received_at: new Date() }))
+      .execute();
+    this.applyStatement(publisher, statement.trust);
+    this.weights.clear();
+  }
+
+  private applyStatement(publisher: string, entries: TrustEntry[]): void {
+    for (const polarity of ['abuse', 'ok'] as const) {
+      this.graph.setStatement(
+        publisher,
+        polarity,
+        entries.filter((e) => e.polarity === polarity && e.peer !== publisher).map((e) => ({ peer: e.peer, value: e.value, ...(e.label ? { label: e.label } : {}) })),
+      );
+    }
+  }
+
+  /** Our direct trust as the TrustStatement peers receive (blocked peers are simply absent). */
+  private async publishStatement(): Promise<void> {
+    if (!this.publisher) return;
+    const blocked = new Set((await this.db.selectFrom('trust_blocks').select('peer').execute()).map((r) => r.peer));
+    const trust: TrustEntry[] = (await this.direct())
+      .filter((d) => !blocked.has(d.peer))
+      .map((d) => ({ peer: d.peer, polarity: d.polarity, value: d.value, ...(d.label && d.label !== 'ok' ? { label: d.label } : {}) }));
+    await this.publisher(trust);
   }
 
   async block(peer: string, actor: string, reason?: string): Promise<void> {
@@ -84,6 +134,7 @@ export class TrustService {
     await this.record('block', { peer, reason: reason ?? null }, actor);
     this.graph.block(peer);
     this.weights.clear();
+    await this.publishStatement();
   }
 
   async unblock(peer: string, actor: string): Promise<void> {
@@ -91,6 +142,7 @@ export class TrustService {
     await this.record('unblock', { peer }, actor);
     this.graph.unblock(peer);
     this.weights.clear();
+    await this.publishStatement();
   }
 
   /**

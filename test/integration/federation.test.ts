@@ -154,6 +154,19 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('federation between three servers
     expect(anonymous.totalItems).toBe(0);
   });
 
+  it('B\'s published trust reaches A: a peer A never met gets a share of B\'s weight', async () => {
+    expect((await admin(a, 'PUT', '/trust', { peer: b.actor, abuse: 0.8, ok: 0.6 })).status).toBe(200);
+    expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1 })).status).toBe(200);
+    const weight = await eventually(async () => {
+      const w = await (await admin(a, 'GET', `/trust/weight?peer=${encodeURIComponent(c.actor)}`)).json();
+      return w.abuse.weight > 0 ? w : undefined;
+    }, 15_000, 'B\'s TrustStatement to reach A');
+    // Conserved flow: C gets at most delta (0.5) times B's pinned weight, and nothing on the ok side.
+    expect(weight.abuse.weight).toBeCloseTo(0.5 * 0.8, 6);
+    expect(weight.abuse.paths[0].via).toEqual([b.actor, c.actor]);
+    expect(weight.ok.weight).toBe(0);
+  });
+
   it('an unapproved peer\'s signed GET of B\'s feed returns no restricted items', async () => {
     const stranger = new FakePeer();
     await stranger.start('127.0.0.5');
