@@ -144,7 +144,8 @@ function wireScanning(
   hashPool: HashPool,
   logger: Logger,
 ): ScanningWiring {
-  const mode = config.scanner.mode === 'auto' ? (config.redisUrl ? 'external' : 'inprocess') : config.scanner.mode;
+  // auto: scanner nodes when they can exist (Redis) and have been given a secret; else in-process.
+  const mode = config.scanner.mode === 'auto' ? (config.redisUrl && config.scanner.token ? 'external' : 'inprocess') : config.scanner.mode;
   const scannerToken = config.scanner.token ?? randomBytes(32).toString('hex');
   if (mode === 'external' && !config.scanner.token) {
     throw new ConfigError('scanner nodes need a shared secret: set VOUCH_SCANNER_TOKEN (or VOUCH_SCANNER=inprocess / off)');

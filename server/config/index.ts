@@ -54,7 +54,7 @@ const configSchema = z
       .prefault({}),
     scanner: z
       .object({
-        /** auto: in-process without Redis, external scanner nodes with it. */
+        /** auto: external scanner nodes when Redis and a scanner token are configured, else in-process. */
         mode: z.enum(['auto', 'inprocess', 'external', 'off']).default('auto'),
         /** Shared secret between the server and its scanner nodes. */
         token: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
