@@ -1,6 +1,7 @@
 // The composition root: builds every module from the configuration and wires them together.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { ConfigError, type Config } from './config/index.js';
@@ -16,7 +17,7 @@ import { createApp } from './http/app.js';
 import { TrustService } from './trust/service.js';
 import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
-import { startScanner, type ScannerOptions } from './scanning/scanner.js';
+import { decodeForClassifier, startScanner, type ScannerOptions } from './scanning/scanner.js';
 import { createClassifier, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { decodeHashes } from './log/format.js';
@@ -127,6 +128,17 @@ export interface ScanningWiring {
   scannerToken: string;
   inProcess: boolean;
   scannerOptions: Omit<ScannerOptions, 'serverUrl'>;
+}
+
+/** The configured classifier, for offline use (`vouch scan --classify`). */
+export function loadClassifier(config: Config): Promise<Classifier> {
+  return classifierLoader(config)();
+}
+
+/** Classifies one image file as a scanner node would (same decoding). */
+export async function classifyFile(classifier: Classifier, path: string) {
+  const result = (await classifier.classify([await decodeForClassifier(await readFile(path))]))[0];
+  return { label: result.label, confidence: result.confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
 }
 
 function classifierLoader(config: Config): () => Promise<Classifier> {

@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../config/logger.js';
-import { imageLimits, openCore, startScannerNode, startServer } from '../main.js';
+import { classifyFile, imageLimits, loadClassifier, openCore, startScannerNode, startServer } from '../main.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
 import { StoreLockedError } from '../store/index.js';
@@ -147,7 +147,8 @@ program
   .option('--delete-matches', 'DELETE files matching an abuse verdict instead of quarantining them (destroys evidence)')
   .option('--threads <n>', 'hashing threads (default: all cores)', positiveInteger)
   .option('--source <name>', 'source name recorded with each media row')
-  .action(async (dir: string, opts: { report?: string; quarantine?: string; deleteMatches?: boolean; threads?: number; source?: string }, command: Command) => {
+  .option('--classify', 'classify images no verdict matches (VOUCH_CLASSIFIER; recorded as local verdicts)')
+  .action(async (dir: string, opts: { report?: string; quarantine?: string; deleteMatches?: boolean; threads?: number; source?: string; classify?: boolean }, command: Command) => {
     if (opts.quarantine && opts.deleteMatches) throw new CliError('choose --quarantine or --delete-matches, not both');
     const { config, logger } = settings(command);
     const core = await openCore(config, logger);
@@ -156,7 +157,9 @@ program
     const bar = progressBar('files');
     try {
       const sweeper = new Sweeper(core.store.db, core.verdicts, pool);
+      const classifier = opts.classify ? await loadClassifier(config) : undefined;
       const summary = await sweeper.sweep({
+        classify: classifier ? (path) => classifyFile(classifier, path) : undefined,
         root: dir,
         quarantineDir: opts.quarantine,
         deleteMatches: opts.deleteMatches,
@@ -167,6 +170,7 @@ program
         progress: (done, total) => bar.update(done, total),
       });
       bar.stop();
+      await classifier?.close();
       process.stderr.write(
         `vouch scan: ${summary.files} files: ${summary.unknown} unknown, ${summary.matched} matched, ` +
           `${summary.quarantined} quarantined, ${summary.deleted} deleted, ${summary.errors} errors, ${summary.skipped} already done\n`,

@@ -25,6 +25,18 @@ export function verifyScanUrl(token: string, sha256: string, expires: number, si
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** Oriented, flattened RGB at most SCAN_DECODE_MAX_SIDE on a side: what classifiers take in. */
+export async function decodeForClassifier(bytes: Buffer): Promise<RgbImage> {
+  const { data, info } = await sharp(bytes, { limitInputPixels: 100_000_000, failOn: 'error' })
+    .rotate()
+    .flatten({ background: '#ffffff' })
+    .resize({ width: SCAN_DECODE_MAX_SIDE, height: SCAN_DECODE_MAX_SIDE, fit: 'inside', withoutEnlargement: true })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { rgb: data, width: info.width, height: info.height };
+}
+
 /** Groups images arriving within a few milliseconds into one inference batch. */
 class Batcher {
   private pending: Array<{ image: RgbImage; resolve: (c: Classification) => void; reject: (e: unknown) => void }> = [];
@@ -81,16 +93,9 @@ export function startScanner(options: ScannerOptions): void {
       const res = await fetch(url, { headers: auth, signal: AbortSignal.timeout(30_000) });
       if (res.status === 404) throw new PermanentJobError(`media ${sha256} is no longer pending`);
       if (!res.ok) throw new Error(`fetching media ${sha256} answered ${res.status}`);
-      const bytes = Buffer.from(await res.arrayBuffer());
-      const { data, info } = await sharp(bytes, { limitInputPixels: 100_000_000, failOn: 'error' })
-        .rotate()
-        .flatten({ background: '#ffffff' })
-        .resize({ width: SCAN_DECODE_MAX_SIDE, height: SCAN_DECODE_MAX_SIDE, fit: 'inside', withoutEnlargement: true })
-        .toColourspace('srgb')
-        .raw()
-        .toBuffer({ resolveWithObject: true });
+      const image = await decodeForClassifier(Buffer.from(await res.arrayBuffer()));
       const { classifier, batcher } = await loaded;
-      const result = await batcher.classify({ rgb: data, width: info.width, height: info.height });
+      const result = await batcher.classify(image);
       const { name, version } = classifier.info;
       const post = await fetch(`${serverUrl}/internal/scan-results`, {
         method: 'POST',

@@ -5,6 +5,7 @@ import { mkdir, opendir, rename, stat, unlink, writeFile, copyFile } from 'node:
 import { join, relative, resolve } from 'node:path';
 import type { Db } from '../store/index.js';
 import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
+import type { Label } from '../../shared/vocab/verdict.js';
 import type { HashPool, HashOutcome } from './hash-pool.js';
 import { recordMedia } from './media.js';
 
@@ -21,6 +22,11 @@ export interface SweepOptions {
   report: (line: SweepReportLine) => void | Promise<void>;
   /** Progress: total known once the walk is done; `done` counts handled and skipped files. */
   progress?: (done: number, total: number | undefined) => void;
+  /**
+   * Classifies images no verdict matched and records the result as a local classifier verdict
+   * (offline: recorded, not signed or published; the server publishes what its scanner finds).
+   */
+  classify?: (path: string) => Promise<{ label: Label; confidence: number; classifier: { name: string; version: string } }>;
 }
 
 export interface SweepReportLine {
@@ -30,6 +36,7 @@ export interface SweepReportLine {
   pdq?: string;
   pdq_quality?: number;
   matches?: Array<{ id: string; issuer: string; label: string; confidence: number; distance: number; matched_by: string }>;
+  classified?: { label: string; confidence: number; classifier: string };
   quarantined_to?: string;
   error?: { code: string; message: string };
 }
@@ -160,6 +167,23 @@ export class Sweeper {
       };
       if (matches.length > 0) summary.matched++;
       else summary.unknown++;
+      if (matches.length === 0 && options.classify) {
+        const result = await options.classify(path);
+        line.classified = { label: result.label, confidence: result.confidence, classifier: `${result.classifier.name}@${result.classifier.version}` };
+        await this.verdicts.recordLocal([
+          {
+            subjects: [
+              { algorithm: 'sha256', digest: h.sha256 },
+              { algorithm: 'pdq', digest: h.pdq, quality: h.pdqQuality },
+            ],
+            label: result.label,
+            confidence: result.confidence,
+            method: 'classifier',
+            classifier: result.classifier,
+            source,
+          },
+        ]);
+      }
       const actionable = matches.some((m) => actOn.has(m.label));
       if (actionable && options.deleteMatches) {
         await unlink(path);
