@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../config/logger.js';
+import { createLogger, createServerLogger, type Logger } from '../config/logger.js';
 import { classifyFile, imageLimits, loadClassifier, openCore, startScannerNode, startServer } from '../main.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
@@ -94,7 +94,8 @@ program
   .command('serve')
   .description('run the HTTP server (API, health check) until SIGTERM/SIGINT')
   .action(async (_opts, command: Command) => {
-    const { config, logger } = settings(command);
+    const { config } = settings(command);
+    const { logger, flush } = createServerLogger(config);
     const server = await startServer(config, logger);
     let stopping = false;
     const stop = async (signal: string) => {
@@ -103,6 +104,7 @@ program
       logger.info({ signal }, 'shutting down: finishing in-flight requests');
       await server.close();
       logger.info('stopped');
+      flush();
     };
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));

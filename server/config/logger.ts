@@ -30,3 +30,17 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination: Node
     destination as pino.DestinationStream,
   );
 }
+
+/**
+ * The server's log: asynchronous writes to stdout (a synchronous write per request line was a
+ * tenth of the inbox's CPU time). `flush` on shutdown writes what is still queued.
+ */
+export function createServerLogger(config: Pick<Config, 'logLevel'>): { logger: Logger; flush(): void } {
+  // Asynchronous: lines queued while a write is in flight go out together in the next one.
+  const destination = pino.destination({ dest: 1, sync: false });
+  const logger = pino(
+    { level: config.logLevel, base: { service: 'vouch' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    destination,
+  );
+  return { logger, flush: () => destination.flushSync() };
+}

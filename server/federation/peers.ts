@@ -100,6 +100,8 @@ function idOf(value: unknown): string | undefined {
 
 export class PeerDirectory {
   private readonly cache = new Map<string, { peer: Peer | undefined; at: number }>();
+  /** Parsed keys by their text: parsing a PEM costs more than verifying a signature with it. */
+  private readonly keys = new Map<string, KeyObject>();
 
   constructor(
     private readonly db: Db,
@@ -217,7 +219,7 @@ export class PeerDirectory {
     if (peer.keyId !== keyId || !peer.publicKeyPem) {
       throw new FederationError(401, 'unknown_key', `keyId ${keyId} is not the key of ${actor}`);
     }
-    return loadPublicKey(peer.publicKeyPem);
+    return this.keyObject(`pem:${peer.publicKeyPem}`, () => loadPublicKey(peer!.publicKeyPem!));
   }
 
   /** An Ed25519 proof key the actor lists under assertionMethod; refreshed once if unknown. */
@@ -229,7 +231,17 @@ export class PeerDirectory {
     }
     const multibase = peer.proofKeys[verificationMethod];
     if (!multibase) throw new FederationError(401, 'unknown_key', `${verificationMethod} is not an assertion key of ${actor}`);
-    return multibaseToEd25519(multibase);
+    return this.keyObject(`mb:${multibase}`, () => multibaseToEd25519(multibase));
+  }
+
+  private keyObject(text: string, parse: () => KeyObject): KeyObject {
+    let key = this.keys.get(text);
+    if (!key) {
+      if (this.keys.size > 10_000) this.keys.clear();
+      key = parse();
+      this.keys.set(text, key);
+    }
+    return key;
   }
 
   /** Resolves `https://host/actor`, `vouch@host` or `acct:vouch@host` to an actor URL via WebFinger. */

@@ -45,7 +45,9 @@ export interface ServerProcess {
 export function startServerProcess(env: Record<string, string | undefined>, timeoutMs = 90_000): Promise<ServerProcess> {
   ensureBuilt();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VOUCH_BIN, 'serve'], {
+    // VOUCH_SERVER_NODE_ARGS: extra node flags for the server (e.g. --cpu-prof when profiling a bench).
+    const nodeArgs = (process.env.VOUCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, VOUCH_BIN, 'serve'], {
       env: { ...process.env, VOUCH_HOST: '127.0.0.1', VOUCH_PORT: '0', VOUCH_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
