@@ -99,6 +99,24 @@ describe('vouch scan and import-hashes', () => {
     expect(JSON.parse(all[all.length - 1]).file).toBe('new.jpg');
   });
 
+  it('classifies what no verdict matched with --classify, and remembers it', async () => {
+    const fresh = join(root, 'fresh');
+    mkdirSync(fresh);
+    writeFileSync(join(fresh, 'new.jpg'), await syntheticJpeg(21));
+    const report = join(root, 'classified.jsonl');
+    const result = await runCli(['scan', fresh, '--classify', '--report', report], env);
+    expect(result.code, result.stderr).toBe(0);
+    const [line] = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // The bundled model is adult-content triage: it only ever says ok or sexual.
+    expect(line).toMatchObject({ status: 'unknown', classified: { label: expect.stringMatching(/^(ok|sexual)$/), classifier: expect.stringMatching(/nsfw/i) } });
+    const hashed = JSON.parse((await runCli(['hash', join(fresh, 'new.jpg')], env)).stdout);
+    writeFileSync(join(fresh, 'copy.jpg'), readFileSync(join(fresh, 'new.jpg')));
+    const again = await runCli(['scan', fresh, '--report', report], env);
+    expect(again.code, again.stderr).toBe(0);
+    const last = JSON.parse(readFileSync(report, 'utf8').trim().split('\n').pop()!);
+    expect(last).toMatchObject({ file: 'copy.jpg', sha256: hashed.sha256, status: 'match', matches: [{ label: line.classified.label }] });
+  });
+
   it('refuses a bad list without importing any of it', async () => {
     const list = join(root, 'bad.csv');
     writeFileSync(list, `pdq:${'ab'.repeat(32)},csam\npdq:xyz,csam\n`);
