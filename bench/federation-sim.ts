@@ -25,6 +25,7 @@
 import { decide, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
 import type { Label } from '../shared/vocab/verdict.js';
 import { percentile, round, type BenchResult } from './result.js';
+import { seededRandom } from '../test/helpers/random.js';
 
 export interface SimConfig {
   instances: number;
@@ -83,18 +84,6 @@ export interface SimStats {
   /** block of an ok image or allow of an abusive one. */
   wrong: number;
   propagationS: number[];
-}
-
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /** True labels: mostly harmless, as on a real federation. */
@@ -160,7 +149,7 @@ interface Instance {
 }
 
 export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
-  const random = rng(config.seed);
+  const random = seededRandom(config.seed);
   const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
   const epoch = Date.parse('2025-01-01T00:00:00Z');
 

@@ -17,23 +17,12 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { TrustGraph, type TrustValue } from '../server/trust/flow.js';
 import { round, type BenchResult } from './result.js';
+import { seededRandom } from '../test/helpers/random.js';
 
 const PEERS = 100_000;
 const EDGES = 1_000_000;
 const DIRECT = 50;
 const RUNS = 5;
-
-/** mulberry32: a small seeded PRNG, floats in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gcNow(): void {
   try {
@@ -93,7 +82,7 @@ function targetsFor(p: number, degree: number, random: () => number, seen: Set<n
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchTrust(): Promise<BenchResult[]> {
-  const random = rng(0x7457);
+  const random = seededRandom(0x7457);
   const before = await memory();
 
   let names: string[] | null = Array.from({ length: PEERS }, (_, i) => `https://peer-${i}.example/actor`);

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
-import { HttpError } from './errors.js';
+import { HttpError, parseBody, rejectionStatus } from './errors.js';
 import { requireBearer } from './auth.js';
 import { mediaRoutes, scannerRoutes } from './media-routes.js';
 import { reviewRoutes } from './review-routes.js';
@@ -39,8 +39,6 @@ export interface AppDeps {
   scanning: ScanningWiring;
 }
 
-const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
-
 const subjectSchema = z
   .object({
     algorithm: z.enum(Object.keys(ALGORITHMS) as [keyof typeof ALGORITHMS]),
@@ -73,15 +71,6 @@ const verdictPatchSchema = z
 const actorSchema = z.object({ actor: z.url() }).strict();
 const followSchema = z.object({ target: z.string().min(3).max(500) }).strict();
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
-  const result = schema.safeParse(body);
-  if (!result.success) {
-    const detail = result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-    throw new HttpError(400, 'bad_request', detail);
-  }
-  return result.data;
-}
-
 function publicVerdictJson(v: Verdict) {
   return {
     id: v.uri,
@@ -101,22 +90,8 @@ function publicVerdictJson(v: Verdict) {
 }
 
 function verdictJson(v: VerdictMatch) {
-  return {
-    id: v.uri,
-    issuer: v.issuer,
-    local: v.local,
-    label: v.label,
-    confidence: v.confidence,
-    method: v.method,
-    classifier: v.classifier,
-    source: v.source,
-    published: v.published,
-    expires: v.expires,
-    supersedes: v.supersedes,
-    subjects: v.subjects,
-    matched_by: v.matchedBy,
-    distance: v.distance,
-  };
+  const { retracted: _retracted, ...rest } = publicVerdictJson(v);
+  return { ...rest, matched_by: v.matchedBy, distance: v.distance };
 }
 
 function singleQuery(req: Request, name: string): string | undefined {
@@ -161,7 +136,7 @@ export function createApp(deps: AppDeps): express.Express {
       throw new HttpError(400, 'empty', 'request body must hold the image bytes');
     }
     const outcome = await hashPool.hashBytes(body);
-    if (!outcome.ok) throw new HttpError(REJECTION_STATUS[outcome.code] ?? 422, outcome.code, outcome.message);
+    if (!outcome.ok) throw new HttpError(rejectionStatus(outcome.code), outcome.code, outcome.message);
     const h = outcome.hashes;
     if (singleQuery(req, 'record') === 'true') await recordMedia(store.db, h, outcome.byteSize, 'api');
     res.json({

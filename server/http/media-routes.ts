@@ -8,9 +8,7 @@ import { MediaRejectedError, type MediaDecision, type MediaIntake } from '../sca
 import { verifyScanUrl } from '../scanning/scanner.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { requireBearer } from './auth.js';
-import { HttpError } from './errors.js';
-
-const REJECTION_STATUS: Record<string, number> = { too_large: 413 };
+import { HttpError, rejectionStatus } from './errors.js';
 
 function decisionJson(d: MediaDecision) {
   return {
@@ -29,7 +27,7 @@ async function submit(intake: MediaIntake, bytes: Buffer, source: string, waitMs
   try {
     return await intake.submit(bytes, source, waitMs);
   } catch (err) {
-    if (err instanceof MediaRejectedError) throw new HttpError(REJECTION_STATUS[err.code] ?? 422, err.code, err.message);
+    if (err instanceof MediaRejectedError) throw new HttpError(rejectionStatus(err.code), err.code, err.message);
     throw err;
   }
 }

@@ -10,7 +10,7 @@ import type { ScanningWiring } from '../main.js';
 import { decide } from '../trust/decide.js';
 import { toMatched } from '../scanning/intake.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
-import { HttpError } from './errors.js';
+import { HttpError, parseBody } from './errors.js';
 
 const trustSchema = z
   .object({
@@ -31,14 +31,6 @@ const reviewSchema = z
   .strict()
   .refine((r) => r.action === 'confirm' || r.label !== undefined, { message: 'overturning needs the correct label' });
 
-function parse<T>(schema: z.ZodType<T>, body: unknown): T {
-  const result = schema.safeParse(body);
-  if (!result.success) {
-    throw new HttpError(400, 'bad_request', result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-  }
-  return result.data;
-}
-
 /** Who did it, for the records: the admin API has one token, so the caller may name itself. */
 const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').slice(0, 100);
 
@@ -58,7 +50,7 @@ export function reviewRoutes(deps: {
     res.json({ direct: await trust.direct(), changes: await trust.changes(50) });
   });
   router.put('/trust', json, async (req, res) => {
-    const t = parse(trustSchema, req.body);
+    const t = parseBody(trustSchema, req.body);
     if (t.abuse !== undefined) await trust.setTrust(t.peer, 'abuse', t.abuse, actorOf(req), t.label);
     if (t.ok !== undefined) await trust.setTrust(t.peer, 'ok', t.ok, actorOf(req), t.label);
     res.json({ peer: t.peer, abuse: trust.weightsFor('abuse').weight(t.peer), ok: trust.weightsFor('ok').weight(t.peer) });
@@ -70,12 +62,12 @@ export function reviewRoutes(deps: {
     res.json({ peer, abuse: trust.weightsFor('abuse').explain(peer), ok: trust.weightsFor('ok').explain(peer) });
   });
   router.post('/trust/block', json, async (req, res) => {
-    const { peer, reason } = parse(z.object({ peer: z.url(), reason: z.string().max(500).optional() }).strict(), req.body);
+    const { peer, reason } = parseBody(z.object({ peer: z.url(), reason: z.string().max(500).optional() }).strict(), req.body);
     await trust.block(peer, actorOf(req), reason);
     res.json({ blocked: peer });
   });
   router.post('/trust/unblock', json, async (req, res) => {
-    const { peer } = parse(z.object({ peer: z.url() }).strict(), req.body);
+    const { peer } = parseBody(z.object({ peer: z.url() }).strict(), req.body);
     await trust.unblock(peer, actorOf(req));
     res.json({ unblocked: peer });
   });
@@ -135,7 +127,7 @@ export function reviewRoutes(deps: {
   // verdict about the media (an Update goes out) or, if we had none, issues a human verdict.
   router.post('/decisions/:id/review', json, async (req, res) => {
     const id = Number(req.params.id);
-    const review = parse(reviewSchema, req.body);
+    const review = parseBody(reviewSchema, req.body);
     const row = await store.db
       .selectFrom('decisions as d')
       .innerJoin('media as m', 'm.id', 'd.media_id')

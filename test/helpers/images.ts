@@ -2,22 +2,12 @@
 // plus texture), and nothing but synthetic pixels.
 import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from './random.js';
 
 /** Raw RGB pixels: soft coloured discs on a gradient, a periodic texture and light noise: enough
  * structure for a PDQ quality well above the matching floor of 50. */
 export function syntheticPixels(seed: number, width: number, height: number): Buffer {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const discs = Array.from({ length: 16 }, () => ({
     x: random() * width,
     y: random() * height,

@@ -5,21 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TrustGraph, computeTrust, trustParameters, type TrustPolarity, type TrustWeights } from '../../server/trust/flow.js';
+import { seededRandom } from '../helpers/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** mulberry32: seeded floats in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Pairs = Array<[string, number]>;
 
@@ -534,7 +523,7 @@ describe('trust flow: explanations', () => {
   });
 
   it('property: on random small graphs, walks end at the peer, use real edges, and their parts sum to its flow weight', () => {
-    const random = prng(0xe4a1);
+    const random = seededRandom(0xe4a1);
     for (let g = 0; g < 60; g++) {
       const spec = randomSpec(random, 8);
       const delta = random() * 0.9;
@@ -560,7 +549,7 @@ describe('trust flow: explanations', () => {
 
 describe('trust flow: the sybil bound, δ/(1−δ)', () => {
   it('property (200 random graphs): the engine matches the reference model; non-direct weight ≤ δ/(1−δ) · direct weight', () => {
-    const random = prng(0x5eed);
+    const random = seededRandom(0x5eed);
     for (let g = 0; g < 200; g++) {
       const spec = randomSpec(random, g < 150 ? 40 : 300);
       const delta = g % 10 === 0 ? 0.5 : random() * 0.95;
@@ -582,7 +571,7 @@ describe('trust flow: the sybil bound, δ/(1−δ)', () => {
   });
 
   it('property (200 random graphs, swarms of growing size): a swarm behind one peer never outweighs δ/(1−δ) of that peer', () => {
-    const random = prng(0x5b11);
+    const random = seededRandom(0x5b11);
     let naiveViolations = 0;
     for (let g = 0; g < 200; g++) {
       const spec = randomSpec(random, 30);
@@ -606,7 +595,7 @@ describe('trust flow: the sybil bound, δ/(1−δ)', () => {
   for (const size of [10, 100, 10_000]) {
     for (const xDirect of [true, false]) {
       it(`a swarm of ${size} behind ${xDirect ? 'a direct peer' : 'a peer two hops out'}: capped by the peer, whatever its shape; best-path would give it ${size}× more`, () => {
-        const random = prng(size + (xDirect ? 1 : 0));
+        const random = seededRandom(size + (xDirect ? 1 : 0));
         for (const shape of size <= 100 ? (['complete', 'random'] as const) : (['random'] as const)) {
           const spec: Spec = xDirect
             ? { direct: [['x', 0.9]], statements: [] }
@@ -641,7 +630,7 @@ describe('trust flow: the sybil bound, δ/(1−δ)', () => {
 
 describe('trust flow: incremental updates', () => {
   it('property: a graph updated step by step (computing in between) equals one built from the final inputs', () => {
-    const random = prng(0x1ec);
+    const random = seededRandom(0x1ec);
     for (let g = 0; g < 30; g++) {
       const spec = randomSpec(random, 40);
       const graph = load(spec);
