@@ -254,7 +254,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       // Every verdict we issue, correct or retract is appended to the log as the JCS of its activity.
       publish: async (type, object, restricted) => {
         const activity = await federation.publish(type, object, restricted);
-        await transparency.log.append([Buffer.from(canonicalize(activity) as string, 'utf8')]);
+        const objectId = typeof object.id === 'string' ? object.id : null;
+        await transparency.log.append([Buffer.from(canonicalize(activity) as string, 'utf8')], [objectId]);
         return activity;
       },
     });

@@ -30,13 +30,33 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
     if (!pending) followerCache.set(req, (pending = federation.approvedFollower(req)));
     return pending;
   };
-  router.use(
-    logRouter({
-      log,
-      checkpoints,
-      canReadEntry: async (req, _index, bytes) => (publicOkFeed && publicEntry(bytes)) || (await follower(req)) !== undefined,
-    }),
-  );
+  const readable = async (req: Request, bytes: Uint8Array) => (publicOkFeed && publicEntry(bytes)) || (await follower(req)) !== undefined;
+  router.use(logRouter({ log, checkpoints, canReadEntry: (req, _index, bytes) => readable(req, bytes) }));
+
+  // A verdict's proof bundle: its newest log entry, an inclusion proof and the signed checkpoint
+  // (with the cosignatures collected), enough to verify it offline.
+  router.get('/log/bundle', async (req, res) => {
+    const id = typeof req.query.id === 'string' ? req.query.id : '';
+    if (!z.url().safeParse(id).success) throw new HttpError(400, 'bad_query', 'give id=OBJECT_URL');
+    const index = await log.latestIndexOf(id);
+    if (index === null) throw new HttpError(404, 'not_found', 'no log entry for that object');
+    const [entry] = await log.entries(index, index + 1);
+    if (!(await readable(req, entry.entry))) throw new HttpError(404, 'not_found', 'no log entry for that object');
+    // The newest checkpoint covers the entry unless it came after it: then sign one now.
+    let checkpoint = await checkpoints.signCheckpoint();
+    if (checkpoint.size <= index) checkpoint = await checkpoints.signCheckpoint();
+    const note = (await checkpoints.checkpointAt(checkpoint.size)) ?? checkpoint.note;
+    const proof = await log.inclusionProof(index, checkpoint.size);
+    res.json({
+      index,
+      entry: JSON.parse(Buffer.from(entry.entry).toString('utf8')),
+      // The exact logged bytes (the JCS of the activity), which the leaf hash covers.
+      entry_bytes: Buffer.from(entry.entry).toString('base64'),
+      leaf_hash: Buffer.from(entry.leafHash).toString('base64'),
+      checkpoint: note,
+      inclusion: { index, size: checkpoint.size, hashes: proof.map((h) => Buffer.from(h).toString('base64')) },
+    });
+  });
 
   router.post('/log/cosignatures', express.raw({ type: () => true, limit: '16kb' }), async (req, res) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

@@ -148,7 +148,12 @@ export class TransparencyLog implements SubtreeHashSource {
    * Appends a batch of entries in one transaction, in order; returns the index of the first one
    * and the new size and root. Concurrent calls (from any process) serialise on `log_head`.
    */
-  async append(entries: readonly Uint8Array[]): Promise<AppendResult> {
+  /**
+   * Appends entries in one transaction. `keys` (optional, one per entry) name what each entry is
+   * about, for `latestIndexOf`; they are not part of the hashed entry.
+   */
+  async append(entries: readonly Uint8Array[], keys?: readonly (string | null)[]): Promise<AppendResult> {
+    if (keys !== undefined && keys.length !== entries.length) throw new LogRangeError('invalid_argument', 'keys must match entries one to one');
     if (!Array.isArray(entries)) throw new LogRangeError('invalid_argument', 'entries must be an array of byte arrays');
     entries.forEach((e, i) => {
       if (!(e instanceof Uint8Array)) throw new LogRangeError('invalid_argument', `entry ${i} is not a Uint8Array`);
@@ -169,8 +174,8 @@ export class TransparencyLog implements SubtreeHashSource {
       await insertRows(
         trx,
         'log_entries',
-        ['idx', 'entry', 'leaf_hash'],
-        entries.map((e, i) => [size + i, e, leafHashes[i]]),
+        ['idx', 'entry', 'leaf_hash', 'entry_key'],
+        entries.map((e, i) => [size + i, e, leafHashes[i], keys?.[i] ?? null]),
       );
       await insertRows(
         trx,
@@ -195,6 +200,12 @@ export class TransparencyLog implements SubtreeHashSource {
   onAppend(listener: (result: AppendResult, count: number) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Index of the newest entry appended with this key, or null. */
+  async latestIndexOf(key: string): Promise<number | null> {
+    const row = await this.db.selectFrom('log_entries').select('idx').where('entry_key', '=', key).orderBy('idx', 'desc').limit(1).executeTakeFirst();
+    return row ? Number(row.idx) : null;
   }
 
   /** Current number of entries. */

@@ -196,6 +196,7 @@ export interface LogEntryTable {
   idx: number;
   entry: Uint8Array;
   leaf_hash: Uint8Array;
+  entry_key: string | null;
   created_at: Generated<Date>;
 }
 

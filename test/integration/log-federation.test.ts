@@ -8,6 +8,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freePort, runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { HAVE_POSTGRES, POSTGRES_URL, STORE_BACKENDS, tempDir } from '../helpers/services.js';
+import { logOrigin } from '../../server/log/index.js';
+import { openCheckpoint, verifierKey } from '../../shared/merkle/checkpoint.js';
+import { leafHash } from '../../shared/merkle/tree.js';
+import { verifyInclusion } from '../../shared/merkle/verify.js';
+import { multibaseToEd25519 } from '../../shared/crypto/data-integrity.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 
@@ -105,12 +110,36 @@ describe.skipIf(!HAVE_POSTGRES)('transparency log between two servers', () => {
     expect(page.entries.filter((e: { withheld?: boolean }) => e.withheld)).toHaveLength(4);
   });
 
+  it('serves a verdict with a proof bundle that verifies offline', async () => {
+    const issued = await (
+      await admin(bUrl, 'POST', '/verdicts', {
+        subjects: [{ algorithm: 'sha256', digest: randomBytes(32).toString('hex') }],
+        label: 'ok',
+        confidence: 0.8,
+        method: 'human',
+      })
+    ).json();
+    const bundle = await (await fetch(`${bUrl}/log/bundle?id=${encodeURIComponent(issued.id)}`)).json();
+    // Offline from here: the log's key comes from B's actor, everything else from the bundle.
+    const actor = await (await fetch(`${bUrl}/actor`)).json();
+    const logKey = verifierKey(logOrigin(new URL(bUrl).host), multibaseToEd25519(actor.assertionMethod[0].publicKeyMultibase), 'ed25519');
+    const { checkpoint } = openCheckpoint(bundle.checkpoint, logKey);
+    const bytes = Buffer.from(bundle.entry_bytes, 'base64');
+    expect(JSON.parse(bytes.toString('utf8')).object.id).toBe(issued.id);
+    const proof = bundle.inclusion.hashes.map((h: string) => Buffer.from(h, 'base64'));
+    expect(verifyInclusion(leafHash(bytes), bundle.index, checkpoint.size, proof, checkpoint.rootHash)).toEqual({ ok: true });
+    expect(verifyInclusion(leafHash(Buffer.from(bytes.toString().replace('0.8', '0.9'))), bundle.index, checkpoint.size, proof, checkpoint.rootHash).ok).toBe(false);
+    // Entries with abuse labels stay withheld from anonymous readers (bundles apply the same rule).
+    const restricted = await (await fetch(`${bUrl}/log/entries?start=0&end=1`)).json();
+    expect(restricted.entries[0].withheld).toBe(true);
+  });
+
   it('`vouch audit` verifies B\'s log and exports it; tampering with B\'s database makes it fail', async () => {
     const out = join(stateDir, 'b-log.jsonl');
     const ok = await runCli(['audit', bUrl, '--all', '--out', out, '--state', stateDir], auditEnv);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, size: 12 });
-    expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(12);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, size: 13 });
+    expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(13);
 
     const client = new pg.Client({ connectionString: POSTGRES_URL });
     await client.connect();
