@@ -167,10 +167,7 @@ function wireScanning(
     : undefined;
   if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
   const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
-  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, {
-    spotCheckShare: config.scanner.spotCheckShare,
-    scannerAvailable: mode !== 'off',
-  });
+  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, { scannerAvailable: mode !== 'off' });
   return {
     intake,
     quarantine,

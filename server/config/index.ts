@@ -62,11 +62,8 @@ const configSchema = z
         classifier: z.string().min(1).default('default'),
         concurrency: positiveInt.max(64).default(2),
         maxBatch: positiveInt.max(256).default(8),
-        spotCheckShare: z.coerce.number().min(0).max(1).default(0.02),
         /** How long an upload (pict-rs, POST /api/v1/media?wait=1) waits for its scan. */
         waitMs: z.coerce.number().int().min(0).max(120_000).default(8_000),
-        /** When no decision is reached in time: accept (open) or refuse (closed). */
-        failMode: z.enum(['open', 'closed']).default('open'),
       })
       .prefault({}),
     quarantine: z
@@ -123,9 +120,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_CLASSIFIER: ['scanner', 'classifier'],
   VOUCH_SCANNER_CONCURRENCY: ['scanner', 'concurrency'],
   VOUCH_SCANNER_BATCH: ['scanner', 'maxBatch'],
-  VOUCH_SPOT_CHECK_SHARE: ['scanner', 'spotCheckShare'],
   VOUCH_SCAN_WAIT_MS: ['scanner', 'waitMs'],
-  VOUCH_FAIL_MODE: ['scanner', 'failMode'],
   VOUCH_QUARANTINE_KEY: ['quarantine', 'key'],
   VOUCH_QUARANTINE_RETENTION_DAYS: ['quarantine', 'retentionDays'],
   VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],

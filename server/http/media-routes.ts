@@ -59,7 +59,7 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
   });
 
   // pict-rs external_validation: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
-  // scan up to the configured time, then the fail-open/fail-closed policy applies.
+  // scan up to the configured time, then the policy's fail-open/fail-closed rule applies.
   router.post('/api/v1/pictrs/validate', express.raw({ type: () => true, limit: maxBytes }), async (req, res) => {
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (bytes.length === 0) throw new HttpError(400, 'empty', 'pict-rs sent no bytes');
@@ -74,8 +74,7 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
       }
       throw err;
     }
-    const refuse =
-      decision.outcome === 'block' || ((decision.outcome === 'unknown' || decision.outcome === 'review') && config.scanner.failMode === 'closed');
+    const refuse = decision.outcome === 'block' || intake.failsClosed(decision);
     res.status(refuse ? 406 : 201).json(decisionJson(decision));
   });
   return router;

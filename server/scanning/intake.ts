@@ -9,7 +9,7 @@ import type { JobQueue } from '../queue/index.js';
 import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
 import { parseClassifierText } from '../verdicts/objects.js';
 import type { TrustService } from '../trust/service.js';
-import { decide, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import { decide, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { recordMedia } from './media.js';
@@ -45,8 +45,6 @@ export class MediaRejectedError extends Error {
 }
 
 export interface IntakeOptions {
-  /** Share (0..1) of peer-decided media re-scanned anyway, to catch peers that flip. */
-  spotCheckShare: number;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
 }
@@ -79,6 +77,14 @@ export class MediaIntake {
     private readonly options: IntakeOptions,
   ) {
     this.scanned.setMaxListeners(0);
+  }
+
+  /** Whether undecided media with this outcome and label is refused (policy `failMode`). */
+  failsClosed(decision: Pick<MediaDecision, 'outcome' | 'label'>): boolean {
+    if (decision.outcome !== 'unknown' && decision.outcome !== 'review') return false;
+    const { failMode } = this.trust.policy;
+    const byLabel = decision.label && decision.label !== 'ok' ? failMode.labels[decision.label as AbuseLabel] : undefined;
+    return (byLabel ?? failMode.default) === 'closed';
   }
 
   /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */
@@ -164,7 +170,7 @@ export class MediaIntake {
     });
     const decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
     const spotCheck =
-      !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.options.spotCheckShare * 1_000_000;
+      !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);
     const row = await this.db
       .insertInto('decisions')

@@ -97,6 +97,22 @@ export const policySchema = z.strictObject({
   distanceThreshold: z.number().int().min(1).max(256),
   /** Beta prior weight W: how much evidence the "don't know" prior is worth. 2 is textbook. */
   priorWeight: z.number().gt(0).max(100),
+  // The fields below steer what happens around a decision, not the decision itself; they default
+  // so that policies recorded before they existed still parse.
+  /** Trust flow: each peer passes on at most `delta` of its weight, over at most `hops` hops. */
+  trust: z.strictObject({ delta: z.number().min(0).lt(1), hops: z.number().int().min(0).max(10) }).default({ delta: 0.5, hops: 3 }),
+  /** Share of peer-decided media re-scanned anyway (catches a peer that builds trust, then flips). */
+  spotCheckShare: z.number().min(0).max(1).default(0.02),
+  /**
+   * No decision in time (no scanner, or it is slow): accept (`open`) or refuse (`closed`); per
+   * label for disputed media, whose label is known, `default` for the rest.
+   */
+  failMode: z
+    .strictObject({
+      default: z.enum(['open', 'closed']),
+      labels: z.partialRecord(z.enum(['csam', 'sexual', 'gore', 'hate', 'spam']), z.enum(['open', 'closed'])).default({}),
+    })
+    .default({ default: 'open', labels: { csam: 'closed' } }),
 });
 
 export type LabelPolicy = z.infer<typeof labelPolicySchema>;
@@ -146,6 +162,12 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // so with no opposition minEvidence is what binds, and blockProbability is what limits how much
   // opposition a block tolerates (about 30 % of the evidence for csam, 20 % for the rest).
   priorWeight: 0.3,
+  trust: { delta: 0.5, hops: 3 },
+  // 2 %: a peer that flips is caught within a few dozen of its verdicts, for a small extra load.
+  spotCheckShare: 0.02,
+  // Undecided media is let through (most of it is harmless and blocking it stops the service),
+  // except when peers are already split on CSAM: then it waits for a human.
+  failMode: { default: 'open', labels: { csam: 'closed' } },
 });
 
 /** Validates a policy document (throws a ZodError naming every bad field) and freezes it. */

@@ -71,6 +71,7 @@ export class TrustService {
       .executeTakeFirstOrThrow();
     await this.record('policy', { hash, version: policy.version }, actor);
     this.current = { policy, hash, setAt: row.set_at };
+    this.weights.clear(); // δ and H may have changed
     return policy;
   }
 
@@ -184,7 +185,7 @@ export class TrustService {
     const key = `${polarity}:${label ?? ''}`;
     let weights = this.weights.get(key);
     if (!weights) {
-      weights = this.graph.compute(polarity, { label });
+      weights = this.graph.compute(polarity, { label, delta: this.policy.trust.delta, hops: this.policy.trust.hops });
       this.weights.set(key, weights);
     }
     return weights;

@@ -20,7 +20,6 @@ async function startVouch(host: string, extra: Record<string, string>) {
     VOUCH_PUBLIC_URL: url,
     VOUCH_ADMIN_TOKEN: TOKEN,
     VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
-    VOUCH_SPOT_CHECK_SHARE: '0',
     VOUCH_SCAN_WAIT_MS: '60000',
     REDIS_URL: '',
     ...extra,
@@ -42,7 +41,7 @@ describe('pict-rs external validation', () => {
   beforeAll(async () => {
     [vouch, closed] = await Promise.all([
       startVouch('127.0.0.51', { VOUCH_SCANNER: 'inprocess' }),
-      startVouch('127.0.0.52', { VOUCH_SCANNER: 'off', VOUCH_FAIL_MODE: 'closed' }),
+      startVouch('127.0.0.52', { VOUCH_SCANNER: 'off' }),
     ]);
   });
 
@@ -83,6 +82,11 @@ describe('pict-rs external validation', () => {
   });
 
   it('refuses undecidable media when no scanner is available and policy is fail-closed', async () => {
+    const open = await validate(closed.url, await syntheticJpeg(604));
+    expect(open.status).toBe(201); // the default policy fails open for unlabelled media
+    const { policy } = await (await admin(closed.url, 'GET', '/policy')).json();
+    const strict = { ...policy, version: 'fail-closed-1', failMode: { ...policy.failMode, default: 'closed' } };
+    expect((await admin(closed.url, 'PUT', '/policy', strict)).status).toBe(200);
     const res = await validate(closed.url, await syntheticJpeg(603));
     expect(res.status).toBe(406);
     expect(await res.json()).toMatchObject({ outcome: 'unknown', scan_pending: false });

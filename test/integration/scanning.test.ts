@@ -46,7 +46,6 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
       REDIS_URL,
       VOUCH_SCANNER: 'external',
       VOUCH_SCANNER_TOKEN: scannerToken,
-      VOUCH_SPOT_CHECK_SHARE: '0',
       VOUCH_SCAN_WAIT_MS: '60000',
       VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
     };
@@ -97,7 +96,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     const image = await syntheticJpeg(501, 640, 480);
     // A small instance's choice: one trusted classifier suffices to allow.
     const { policy } = await (await admin(aUrl, 'GET', '/policy')).json();
-    const relaxed = { ...policy, version: 'small-instance-1', allow: { ...policy.allow, requireIndependent: 1, minEvidence: 0.5 } };
+    const relaxed = { ...policy, version: 'small-instance-1', spotCheckShare: 0, allow: { ...policy.allow, requireIndependent: 1, minEvidence: 0.5 } };
     expect((await admin(aUrl, 'PUT', '/policy', relaxed)).status).toBe(200);
     expect((await admin(aUrl, 'PUT', '/trust', { peer: `${bUrl}/actor`, abuse: 0.9, ok: 0.9 })).status).toBe(200);
 

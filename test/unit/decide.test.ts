@@ -352,11 +352,18 @@ describe('policy', () => {
   it('accepts the default policy and hashes equal policies equally, whatever the key order', () => {
     expect(policySchema.parse(DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
     const reordered = JSON.parse(JSON.stringify(Object.fromEntries(Object.entries(DEFAULT_POLICY).reverse()))) as Policy;
-    expect(Object.keys(reordered)[0]).toBe('priorWeight');
+    expect(Object.keys(reordered)[0]).toBe('failMode');
     expect(policyHash(reordered)).toBe(policyHash(DEFAULT_POLICY));
     expect(policyHash(DEFAULT_POLICY)).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(policyHash(parsePolicy({ ...DEFAULT_POLICY, disputedShare: 0.25 }))).not.toBe(policyHash(DEFAULT_POLICY));
     expect(Object.isFrozen(DEFAULT_POLICY.labels.csam)).toBe(true);
+  });
+
+  it('fills in the trust, spot-check and fail-mode fields of policies recorded before they existed', () => {
+    const { trust: _t, spotCheckShare: _s, failMode: _f, ...older } = DEFAULT_POLICY;
+    expect(parsePolicy(older)).toEqual(DEFAULT_POLICY);
+    expect(() => parsePolicy({ ...DEFAULT_POLICY, trust: { delta: 1, hops: 3 } })).toThrow(/delta/);
+    expect(() => parsePolicy({ ...DEFAULT_POLICY, failMode: { default: 'maybe' } })).toThrow(/failMode/);
   });
 
   it.each([
