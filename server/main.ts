@@ -148,6 +148,7 @@ function classifierLoader(config: Config): () => Promise<Classifier> {
 }
 
 function wireScanning(
+  federation: Federation,
   config: Config,
   store: Store,
   queues: Queues,
@@ -167,7 +168,10 @@ function wireScanning(
     : undefined;
   if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
   const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
-  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, { scannerAvailable: mode !== 'off' });
+  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, {
+    scannerAvailable: mode !== 'off',
+    pullOnMiss: (hashes) => federation.pullVerdicts(hashes),
+  });
   return {
     intake,
     quarantine,
@@ -271,11 +275,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       checkpoint: (checkpoint, actor) => transparency.witnessCheckpoint(checkpoint, actor),
       trustStatement: (statement, actor) => trust.receiveStatement(statement, actor),
     });
+    federation.setLookupHandler(async ({ sha256, pdq }) => {
+      const matches = await verdicts.find({
+        sha256: sha256 ? Buffer.from(sha256, 'hex') : undefined,
+        pdq: pdq ? [Buffer.from(pdq, 'hex')] : undefined,
+      });
+      const ours = matches.filter((m) => m.local && m.method !== 'hashlist');
+      return [...(await verdicts.documents(ours.map((m) => m.id))).values()];
+    });
     await loadIndex(verdicts, store, logger);
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const scanning = wireScanning(config, store, queues, verdicts, trust, hashPool, logger);
+    const scanning = wireScanning(federation, config, store, queues, verdicts, trust, hashPool, logger);
     const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');

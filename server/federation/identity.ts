@@ -76,7 +76,7 @@ export function actorDocument(identity: Identity): Record<string, unknown> {
     followers: identity.followers,
     following: identity.following,
     manuallyApprovesFollowers: true,
-    endpoints: { sharedInbox: `${identity.publicUrl}/inbox` },
+    endpoints: { sharedInbox: `${identity.publicUrl}/inbox`, vouchLookup: `${identity.actorId}/lookup` },
     publicKey: { id: identity.rsaKeyId, owner: identity.actorId, publicKeyPem: identity.rsaPublicPem },
     assertionMethod: [
       { id: identity.proofKeyId, type: 'Multikey', controller: identity.actorId, publicKeyMultibase: identity.proofPublicMultibase },

@@ -135,6 +135,14 @@ export class Inbox {
     }
   }
 
+  /**
+   * A Verdict object a followed peer handed us outside an activity (a pull-on-miss answer to our
+   * signed GET): the same origin, ownership and proof rules as an inbox Create.
+   */
+  async acceptPulledVerdict(object: unknown, actor: string): Promise<void> {
+    await this.verdictActivity('Create', { object }, actor, originOf(actor));
+  }
+
   private async dispatch(
     activity: ReturnType<typeof parseActivity>,
     json: Record<string, unknown>,

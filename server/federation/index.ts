@@ -22,6 +22,9 @@ export { DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
 export type { Peer } from './peers.js';
 export type { Identity } from './identity.js';
 
+/** Our own signed verdict documents matching these hashes (wired by main to the verdicts module). */
+export type VerdictLookup = (hashes: { sha256?: string; pdq?: string }) => Promise<Record<string, unknown>[]>;
+
 export interface FederationOptions {
   publicUrl: string;
   /** Approve every Follow without the admin (small private meshes). */
@@ -45,6 +48,7 @@ export class Federation {
   private readonly inbox: Inbox;
   private readonly delivery: Delivery;
   private handler: InboundVerdictHandler | undefined;
+  private lookup: VerdictLookup | undefined;
 
   private constructor(
     private readonly db: Db,
@@ -85,6 +89,42 @@ export class Federation {
 
   setInboundHandler(handler: InboundVerdictHandler): void {
     this.handler = handler;
+  }
+
+  /** Answers followers' pull-on-miss lookups from our own verdicts. */
+  setLookupHandler(lookup: VerdictLookup): void {
+    this.lookup = lookup;
+  }
+
+  /**
+   * Pull on miss: asks the followed peers the admin enabled it for whether they judged these
+   * hashes (signed GET, short timeout, in parallel); what they return is checked like an inbox
+   * Create and stored. Returns how many verdicts arrived. A slow or failing peer is skipped.
+   */
+  async pullVerdicts(hashes: { sha256: string; pdq?: string }, timeoutMs = 1_500): Promise<number> {
+    const peers = (await this.peers.list()).filter((p) => p.pullOnMiss && p.following === 'accepted' && p.lookupEndpoint);
+    const query = `sha256=${hashes.sha256}${hashes.pdq ? `&pdq=${hashes.pdq}` : ''}`;
+    const counts = await Promise.all(
+      peers.map(async (peer) => {
+        try {
+          const answer = (await this.peers.signedGetJson(`${peer.lookupEndpoint}?${query}`, timeoutMs)) as { verdicts?: unknown[] };
+          let accepted = 0;
+          for (const object of (answer.verdicts ?? []).slice(0, 50)) {
+            try {
+              await this.inbox.acceptPulledVerdict(object, peer.actor);
+              accepted++;
+            } catch (err) {
+              this.logger.warn({ peer: peer.actor, err: (err as Error).message }, 'pulled verdict refused');
+            }
+          }
+          return accepted;
+        } catch (err) {
+          this.logger.info({ peer: peer.actor, err: (err as Error).message }, 'pull on miss: peer did not answer in time');
+          return 0;
+        }
+      }),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   /** Starts the delivery workers. */
@@ -272,6 +312,14 @@ export class Federation {
     router.post('/inbox', inboxBody, receive);
 
     router.get('/actor/outbox', async (req, res) => send(res, await this.outboxCollection(req)));
+    // Pull on miss, for approved followers: our signed verdicts about these hashes.
+    router.get('/actor/lookup', async (req, res) => {
+      if (!(await this.isApprovedFollower(req))) throw new FederationError(401, 'not_a_follower', 'lookups are for approved followers, over signed GET');
+      const sha256 = typeof req.query.sha256 === 'string' && /^[0-9a-f]{64}$/.test(req.query.sha256) ? req.query.sha256 : undefined;
+      const pdq = typeof req.query.pdq === 'string' && /^[0-9a-f]{64}$/.test(req.query.pdq) ? req.query.pdq : undefined;
+      if (!sha256 && !pdq) throw new FederationError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX');
+      send(res, { verdicts: this.lookup ? await this.lookup({ sha256, pdq }) : [] });
+    });
     router.get('/actor/followers', async (_req, res) => {
       const { count } = await this.db
         .selectFrom('peers')

@@ -46,6 +46,9 @@ export interface Peer {
   proofKeys: Record<string, string>;
   fetchedAt: Date | null;
   caughtUpTo: Date | null;
+  /** Ask this peer for verdicts before scanning (the admin's choice), at its lookup endpoint. */
+  pullOnMiss: boolean;
+  lookupEndpoint: string | null;
 }
 
 type PeerRow = {
@@ -61,6 +64,8 @@ type PeerRow = {
   proof_keys: Record<string, string> | null;
   fetched_at: Date | null;
   caught_up_to: Date | null;
+  pull_on_miss: boolean;
+  lookup_endpoint: string | null;
 };
 
 function toPeer(r: PeerRow): Peer {
@@ -77,6 +82,8 @@ function toPeer(r: PeerRow): Peer {
     proofKeys: r.proof_keys ?? {},
     fetchedAt: r.fetched_at,
     caughtUpTo: r.caught_up_to,
+    pullOnMiss: r.pull_on_miss,
+    lookupEndpoint: r.lookup_endpoint,
   };
 }
 
@@ -111,7 +118,7 @@ export class PeerDirectory {
   ) {}
 
   /** GET signed with our RSA key (authorized fetch), JSON out. */
-  async signedGetJson(url: string): Promise<unknown> {
+  async signedGetJson(url: string, timeoutMs?: number): Promise<unknown> {
     const target = new URL(url);
     const signed = signRequest({
       method: 'GET',
@@ -123,7 +130,7 @@ export class PeerDirectory {
     const headers: Record<string, string> = { accept: 'application/activity+json, application/ld+json' };
     for (const [name, value] of Object.entries(signed)) if (value !== undefined) headers[name.toLowerCase()] = value;
     // No redirects: the signature covers this exact target, and an actor must live where it says.
-    const res = await this.safeFetch(target, { headers, maxBodyBytes: MAX_DOCUMENT_BYTES });
+    const res = await this.safeFetch(target, { headers, maxBodyBytes: MAX_DOCUMENT_BYTES, timeoutMs });
     if (res.status !== 200) throw new FederationError(502, 'peer_fetch_failed', `GET ${target.href} answered ${res.status}`);
     try {
       return JSON.parse(res.body.toString('utf8'));
@@ -167,6 +174,7 @@ export class PeerDirectory {
     const endpoints = (doc.endpoints ?? {}) as Record<string, unknown>;
     const sharedInbox = sameOrigin(endpoints.sharedInbox, origin) ? endpoints.sharedInbox : null;
     const outbox = sameOrigin(doc.outbox, origin) ? doc.outbox : null;
+    const lookupEndpoint = sameOrigin(endpoints.vouchLookup, origin) ? endpoints.vouchLookup : null;
     const publicKey = doc.publicKey as Record<string, unknown> | undefined;
     if (!publicKey || !sameOrigin(publicKey.id, origin) || idOf(publicKey.owner) !== actorUrl || typeof publicKey.publicKeyPem !== 'string') {
       throw new FederationError(502, 'bad_actor', 'actor publicKey is missing, not its own or not on its origin');
@@ -192,6 +200,7 @@ export class PeerDirectory {
       inbox,
       shared_inbox: sharedInbox as string | null,
       outbox: outbox as string | null,
+      lookup_endpoint: lookupEndpoint as string | null,
       key_id: publicKey.id,
       public_key_pem: publicKey.publicKeyPem,
       proof_keys: JSON.stringify(proofKeys),
@@ -274,6 +283,11 @@ export class PeerDirectory {
 
   async setFollower(actor: string, state: FollowerState): Promise<void> {
     await this.db.updateTable('peers').set({ follower_state: state, updated_at: new Date() }).where('actor_uri', '=', actor).execute();
+    this.cache.delete(actor);
+  }
+
+  async setPullOnMiss(actor: string, enabled: boolean): Promise<void> {
+    await this.db.updateTable('peers').set({ pull_on_miss: enabled, updated_at: new Date() }).where('actor_uri', '=', actor).execute();
     this.cache.delete(actor);
   }
 

@@ -244,6 +244,12 @@ export function createApp(deps: AppDeps): express.Express {
       res.json({ actor, following: peer?.following, follower: peer?.follower });
     });
   }
+  admin.post('/peers/pull', json, async (req, res) => {
+    const { actor, enabled } = parseBody(z.object({ actor: z.url(), enabled: z.boolean() }).strict(), req.body);
+    if (!(await federation.peers.get(actor))) throw new HttpError(404, 'unknown_peer', `${actor} is not a known peer`);
+    await federation.peers.setPullOnMiss(actor, enabled);
+    res.json({ actor, pull_on_miss: enabled });
+  });
   admin.get('/deliveries', async (_req, res) => {
     res.json(await federation.deliveryStatus());
   });

@@ -45,6 +45,8 @@ export class MediaRejectedError extends Error {
 }
 
 export interface IntakeOptions {
+  /** Asks peers that offer it for verdicts about these hashes; resolves to how many arrived. */
+  pullOnMiss?: (hashes: { sha256: string; pdq: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
 }
@@ -168,7 +170,16 @@ export class MediaIntake {
       pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
       pdqQuality: hashes.pdqQuality,
     });
-    const decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
+    let decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
+    // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
+    if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
+      const pulled = await this.verdicts.find({
+        sha256: Buffer.from(hashes.sha256, 'hex'),
+        pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
+        pdqQuality: hashes.pdqQuality,
+      });
+      decision = decide(pulled.map(toMatched), this.trust.weightFn, this.trust.policy);
+    }
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);

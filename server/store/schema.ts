@@ -63,6 +63,8 @@ export interface PeerTable {
   proof_keys: Json<Record<string, string>> | null;
   fetched_at: Timestamp | null;
   caught_up_to: Timestamp | null;
+  pull_on_miss: Generated<boolean>;
+  lookup_endpoint: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -361,6 +361,15 @@ export class VerdictService {
     await this.retract(existing.id);
   }
 
+  /** The signed objects of these verdicts, as published (ours, or as a peer sent them). */
+  async documents(ids: number[]): Promise<Map<number, Record<string, unknown>>> {
+    const out = new Map<number, Record<string, unknown>>();
+    if (ids.length === 0) return out;
+    const rows = await this.db.selectFrom('verdicts').select(['id', 'document']).where('id', 'in', ids).where('document', 'is not', null).execute();
+    for (const r of rows) out.set(r.id, r.document as Record<string, unknown>);
+    return out;
+  }
+
   async byUri(uri: string): Promise<Verdict | undefined> {
     const row = await this.db.selectFrom('verdicts').select('id').where('uri', '=', uri).executeTakeFirst();
     return row ? (await this.byIds([row.id])).get(row.id) : undefined;

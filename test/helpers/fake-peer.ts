@@ -15,6 +15,9 @@ export class FakePeer {
   readonly received: Array<Record<string, unknown>> = [];
   /** Each POST as it arrived on the wire, for checking the sender's signatures. */
   readonly requests: Array<{ method: string; url: string; headers: Record<string, string | string[] | undefined> }> = [];
+  /** What this peer answers to pull-on-miss lookups (GET /actor/lookup). */
+  lookupVerdicts: Array<Record<string, unknown>> = [];
+  readonly lookups: string[] = [];
   /** Called with each activity as it arrives. */
   onReceive?: (activity: Record<string, unknown>) => void;
   private server?: Server;
@@ -35,7 +38,11 @@ export class FakePeer {
       let body = '';
       req.on('data', (d) => (body += d));
       req.on('end', () => {
-        if (req.method === 'GET' && req.url === '/actor') {
+        if (req.method === 'GET' && req.url?.startsWith('/actor/lookup?')) {
+          this.lookups.push(req.url);
+          res.setHeader('content-type', 'application/activity+json');
+          res.end(JSON.stringify({ verdicts: this.lookupVerdicts }));
+        } else if (req.method === 'GET' && req.url === '/actor') {
           res.setHeader('content-type', 'application/activity+json');
           res.end(JSON.stringify(this.actorDocument()));
         } else if (req.method === 'POST' && req.url === '/inbox') {
@@ -67,6 +74,7 @@ export class FakePeer {
       type: 'Application',
       inbox: `${this.origin}/inbox`,
       outbox: `${this.origin}/outbox`,
+      endpoints: { vouchLookup: `${this.origin}/actor/lookup` },
       publicKey: { id: this.keyId, owner: this.actor, publicKeyPem: this.keys.rsa.publicPem },
       assertionMethod: [
         { id: this.proofKeyId, type: 'Multikey', controller: this.actor, publicKeyMultibase: ed25519ToMultibase(loadPublicKey(this.keys.ed25519.publicPem)) },

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
 import { FakePeer } from '../helpers/fake-peer.js';
+import { syntheticJpeg } from '../helpers/images.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const hex = (n: number) => randomBytes(n).toString('hex');
@@ -224,6 +225,20 @@ describe('inbox against hostile peers', () => {
     const del = await other.post(inbox, other.activity('Delete', verdict.id));
     expect(del.status).toBe(403);
     expect(await stored(digestOf(verdict))).toMatchObject([{ label: 'csam' }]);
+  });
+
+  it('pulls on miss: asks a followed peer before scanning, and its verdict spares the scan', async () => {
+    const image = await syntheticJpeg(701);
+    const { sha256 } = await (await fetch(`${base}/api/v1/hash`, { method: 'POST', body: image })).json();
+    honest.lookupVerdicts = [honest.signObject(honest.verdict([{ algorithm: 'sha256', digest: sha256 }], { label: 'spam', method: 'human', confidence: 0.95 }))];
+    // A forged answer (another origin's verdict) is refused, not stored.
+    other.lookupVerdicts = [honest.signObject(honest.verdict([{ algorithm: 'sha256', digest: sha256 }], { label: 'ok', method: 'human' }))];
+    expect((await admin('PUT', '/trust', { peer: honest.actor, abuse: 0.9, ok: 0.9 })).status).toBe(200);
+    for (const peer of [honest, other]) expect((await admin('POST', '/peers/pull', { actor: peer.actor, enabled: true })).status).toBe(200);
+    const decision = await (await fetch(`${base}/api/v1/media`, { method: 'POST', body: image })).json();
+    expect(honest.lookups).toEqual([expect.stringContaining(`sha256=${sha256}`)]);
+    expect(decision).toMatchObject({ outcome: 'block', label: 'spam', scan_pending: false, explanation: { decidedBy: 'peers' } });
+    expect(await stored(sha256)).toMatchObject([{ issuer: honest.actor, label: 'spam' }]);
   });
 
   it('refuses a replayed activity', async () => {

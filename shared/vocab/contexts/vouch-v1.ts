@@ -42,6 +42,8 @@ const context = {
     pipeline: 'vouch:pipeline',
     expires: { '@id': 'vouch:expires', '@type': 'xsd:dateTime' },
     supersedes: { '@id': 'vouch:supersedes', '@type': '@id' },
+    // Actor endpoint: where approved followers ask for verdicts before scanning (pull on miss).
+    vouchLookup: { '@id': 'vouch:lookup', '@type': '@id' },
 
     // TrustStatement
     trust: { '@id': 'vouch:trust', '@container': '@set' },
