@@ -1,6 +1,7 @@
 // Verdicts: the store of what this instance and its peers have said about hashes, and the lookups
 // over it. Owns the verdicts and verdict_subjects tables and keeps the matcher in step with them.
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../store/index.js';
 import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
@@ -311,17 +312,6 @@ export class VerdictService {
    * of an object stored under another issuer is refused: the stored owner decides.
    */
   async receive(verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<void> {
-    const existing = await this.db
-      .selectFrom('verdicts')
-      .select(['id', 'issuer', 'retracted_at', 'published', 'updated'])
-      .where('uri', '=', verdict.id)
-      .executeTakeFirst();
-    if (existing && existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
-    if (existing?.retracted_at) return; // a retraction is final; a late Create/Update does not revive it
-    // Deliveries may arrive out of order: an older version never overwrites a newer one.
-    const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
-    const storedVersion = existing ? (existing.updated ?? existing.published).getTime() : -Infinity;
-    if (existing && incomingVersion <= storedVersion) return;
     const subjects: Subject[] = verdict.subject.map((s) => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) }));
     const values = {
       label: verdict.label,
@@ -334,23 +324,55 @@ export class VerdictService {
       supersedes: verdict.supersedes ?? null,
       document: JSON.stringify(document),
     };
-    const id = await this.db.transaction().execute(async (trx) => {
-      if (existing) {
-        await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
-        await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
-        await this.insertSubjects(trx, existing.id, subjects);
-        return existing.id;
-      }
-      const row = await trx
-        .insertInto('verdicts')
-        .values({ uri: verdict.id, issuer: actor, is_local: false, source: `peer:${actor}`, retracted_at: null, ...values })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await this.insertSubjects(trx, row.id, subjects);
-      return row.id;
+    // The common case, a verdict we have not seen, in one statement (the inbox's hot path).
+    const created = await this.insertRemote(verdict.id, actor, values, subjects);
+    if (created !== undefined) {
+      this.matcher.add(created, indexable(subjects));
+      return;
+    }
+    const existing = await this.db
+      .selectFrom('verdicts')
+      .select(['id', 'issuer', 'retracted_at', 'published', 'updated'])
+      .where('uri', '=', verdict.id)
+      .executeTakeFirstOrThrow();
+    if (existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
+    if (existing.retracted_at) return; // a retraction is final; a late Create/Update does not revive it
+    // Deliveries may arrive out of order: an older version never overwrites a newer one.
+    const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
+    if (incomingVersion <= (existing.updated ?? existing.published).getTime()) return;
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
+      await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
+      await this.insertSubjects(trx, existing.id, subjects);
     });
-    if (existing) this.matcher.remove(id);
-    this.matcher.add(id, indexable(subjects));
+    this.matcher.remove(existing.id);
+    this.matcher.add(existing.id, indexable(subjects));
+  }
+
+  /**
+   * Inserts a peer's verdict and its subjects atomically in one round trip; undefined when a
+   * verdict with that id is already stored (then the caller checks owner and version).
+   */
+  private async insertRemote(
+    uri: string,
+    actor: string,
+    v: { label: string; confidence: number; method: string; classifier: string | null; published: Date; updated: Date | null; expires: Date | null; supersedes: string | null; document: string },
+    subjects: Subject[],
+  ): Promise<number | undefined> {
+    const rows = sql.join(subjects.map((s) => sql`(${s.algorithm}, ${toBytes(s)}::bytea, ${s.quality ?? null}::smallint)`));
+    const result = await sql<{ id: number }>`
+      WITH v AS (
+        INSERT INTO verdicts (uri, issuer, is_local, source, label, confidence, method, classifier, published, updated, expires, supersedes, document)
+        VALUES (${uri}, ${actor}, false, ${`peer:${actor}`}, ${v.label}, ${v.confidence}, ${v.method}, ${v.classifier}, ${v.published}, ${v.updated}, ${v.expires}, ${v.supersedes}, ${v.document}::jsonb)
+        ON CONFLICT (uri) DO NOTHING
+        RETURNING id
+      ), s AS (
+        INSERT INTO verdict_subjects (verdict_id, algorithm, digest, quality)
+        SELECT v.id, x.algorithm, x.digest, x.quality FROM v CROSS JOIN (VALUES ${rows}) AS x(algorithm, digest, quality)
+        ON CONFLICT DO NOTHING
+      )
+      SELECT id FROM v`.execute(this.db);
+    return result.rows[0] ? Number(result.rows[0].id) : undefined;
   }
 
   /** Retracts a peer's verdict on its Delete; only its stored issuer may. */
