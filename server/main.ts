@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { ConfigError, type Config } from './config/index.js';
 import { SOFTWARE_VERSION } from './config/paths.js';
+import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
 import { createQueues, type Queues } from './queue/index.js';
@@ -75,7 +76,7 @@ export interface TransparencyWiring {
  * The transparency log: ours (signed on a schedule and after batches of appends, each new
  * checkpoint pushed to followers) and our witness of the peers we follow.
  */
-function wireTransparencyLog(store: Store, federation: Federation, config: Config, logger: Logger): TransparencyWiring {
+function wireTransparencyLog(store: Store, federation: Federation, config: Config, logger: Logger, metrics: Metrics): TransparencyWiring {
   const { identity } = federation;
   const origin = logOrigin(identity.host);
   const log = new TransparencyLog(store.db);
@@ -83,7 +84,10 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
   const witness = new CheckpointWitness(store.db, {
     name: origin,
     privateKey: identity.proofPrivateKey,
-    onAlert: (alert) => logger.error({ alert }, 'transparency log alert: a peer presented inconsistent checkpoints'),
+    onAlert: (alert) => {
+      metrics.logAlerts.inc({ kind: alert.kind });
+      logger.error({ alert }, 'transparency log alert: a peer presented inconsistent checkpoints');
+    },
   });
   const scheduler = checkpoints.startCheckpointing({
     everyMs: config.log.checkpointEveryMs,
@@ -148,6 +152,7 @@ function classifierLoader(config: Config): () => Promise<Classifier> {
 }
 
 function wireScanning(
+  metrics: Metrics,
   federation: Federation,
   config: Config,
   store: Store,
@@ -171,6 +176,13 @@ function wireScanning(
   const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, {
     scannerAvailable: mode !== 'off',
     pullOnMiss: (hashes) => federation.pullVerdicts(hashes),
+    metrics,
+  });
+  metrics.gauge('vouch_queue_jobs', 'Jobs in the scan and delivery queues, by state', ['queue', 'state'], async () => {
+    const depths = { scan: await scanQueue.counts(), deliver: (await federation.deliveryStatus(0)).counts };
+    return Object.entries(depths).flatMap(([queue, counts]) =>
+      Object.entries(counts).map(([state, value]) => ({ labels: { queue, state }, value })),
+    );
   });
   return {
     intake,
@@ -227,6 +239,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     for (const close of closers.reverse()) await close().catch((err) => logger.error({ err }, 'shutdown step failed'));
   };
   try {
+    const metrics = new Metrics();
     const queues: Queues = createQueues({ redisUrl: config.redisUrl, db: store.db, prefix: queuePrefix(config.publicUrl), logger });
     closers.push(() => queues.close());
     const fed = config.federation;
@@ -247,8 +260,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         backoffMaxMs: fed.deliveryBackoffMaxMs,
       }),
       logger,
+      metrics,
     });
-    const transparency = wireTransparencyLog(store, federation, config, logger);
+    const transparency = wireTransparencyLog(store, federation, config, logger, metrics);
     closers.push(() => transparency.scheduler.stop());
     const verdicts = new VerdictService(store.db, federation.identity.actorId, config.publicUrl, {
       sign: (object) => federation.sign(object),
@@ -287,8 +301,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const scanning = wireScanning(federation, config, store, queues, verdicts, trust, hashPool, logger);
-    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning });
+    const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, hashPool, logger);
+    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));

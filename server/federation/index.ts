@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import express, { type Request, type Response, type Router } from 'express';
 import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
+import type { Metrics } from '../config/metrics.js';
 import type { JobQueue } from '../queue/index.js';
 import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, signRequest, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { signObject } from '../../shared/crypto/data-integrity.js';
@@ -57,6 +58,7 @@ export class Federation {
     readonly safeFetcher: SafeFetch,
     private readonly queue: JobQueue<DeliveryJob>,
     private readonly logger: Logger,
+    private readonly metrics: Metrics | undefined,
   ) {
     this.peers = new PeerDirectory(db, identity, safeFetcher, logger);
     this.delivery = new Delivery(db, identity, queue, safeFetcher, logger);
@@ -82,9 +84,10 @@ export class Federation {
     safeFetch: SafeFetch;
     queue: JobQueue<DeliveryJob>;
     logger: Logger;
+    metrics?: Metrics;
   }): Promise<Federation> {
     const identity = await loadIdentity(deps.db, deps.options.publicUrl);
-    return new Federation(deps.db, identity, deps.options, deps.safeFetch, deps.queue, deps.logger);
+    return new Federation(deps.db, identity, deps.options, deps.safeFetch, deps.queue, deps.logger, deps.metrics);
   }
 
   setInboundHandler(handler: InboundVerdictHandler): void {
@@ -305,8 +308,14 @@ export class Federation {
     const inboxBody = express.raw({ type: () => true, limit: MAX_INBOX_BYTES });
     const receive = async (req: Request, res: Response) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const result = await this.inbox.receive(req, body);
-      res.status(202).json(result);
+      try {
+        const result = await this.inbox.receive(req, body);
+        this.metrics?.inbox.inc({ result: result.status });
+        res.status(202).json(result);
+      } catch (err) {
+        this.metrics?.inbox.inc({ result: err instanceof FederationError ? err.code : 'error' });
+        throw err;
+      }
     };
     router.post('/actor/inbox', inboxBody, receive);
     router.post('/inbox', inboxBody, receive);

@@ -8,6 +8,7 @@ import { requireBearer } from './auth.js';
 import { mediaRoutes, scannerRoutes } from './media-routes.js';
 import { reviewRoutes } from './review-routes.js';
 import type { TrustService } from '../trust/service.js';
+import type { Metrics } from '../config/metrics.js';
 import type { ScanningWiring } from '../main.js';
 import { logRoutes } from './log-routes.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
@@ -37,6 +38,7 @@ export interface AppDeps {
   transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
   trust: TrustService;
   scanning: ScanningWiring;
+  metrics: Metrics;
 }
 
 const subjectSchema = z
@@ -102,7 +104,7 @@ function singleQuery(req: Request, name: string): string | undefined {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning } = deps;
+  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -115,9 +117,14 @@ export function createApp(deps: AppDeps): express.Express {
         return id;
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/healthz' },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
     }),
   );
+
+  // Prometheus text format: counts and latencies only, nothing secret (bind or proxy accordingly).
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
 
   app.get('/healthz', async (_req, res) => {
     try {

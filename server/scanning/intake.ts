@@ -5,6 +5,7 @@ import { EventEmitter, once } from 'node:events';
 import { randomInt } from 'node:crypto';
 import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
+import type { Metrics } from '../config/metrics.js';
 import type { JobQueue } from '../queue/index.js';
 import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
 import { parseClassifierText } from '../verdicts/objects.js';
@@ -45,6 +46,7 @@ export class MediaRejectedError extends Error {
 }
 
 export interface IntakeOptions {
+  metrics?: Metrics;
   /** Asks peers that offer it for verdicts about these hashes; resolves to how many arrived. */
   pullOnMiss?: (hashes: { sha256: string; pdq: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
@@ -91,7 +93,9 @@ export class MediaIntake {
 
   /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */
   async submit(bytes: Buffer, source: string, waitMs = 0): Promise<MediaDecision> {
+    const stopHash = this.options.metrics?.hashSeconds.startTimer();
     const outcome = await this.pool.hashBytes(bytes);
+    stopHash?.();
     if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
     const hashes = outcome.hashes;
     const mediaId = await recordMedia(this.db, hashes, outcome.byteSize, source);
@@ -131,6 +135,7 @@ export class MediaIntake {
       classifier: result.classifier,
       source: 'scanner',
     });
+    this.options.metrics?.scans.inc({ label: result.label });
     if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256);
@@ -165,11 +170,13 @@ export class MediaIntake {
     source: string,
     allowScan = true,
   ): Promise<MediaDecision> {
+    const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
     const matches = await this.verdicts.find({
       sha256: Buffer.from(hashes.sha256, 'hex'),
       pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
       pdqQuality: hashes.pdqQuality,
     });
+    stopLookup?.();
     let decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
     if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
@@ -183,6 +190,7 @@ export class MediaIntake {
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);
+    this.options.metrics?.decisions.inc({ outcome: decision.outcome });
     const row = await this.db
       .insertInto('decisions')
       .values({

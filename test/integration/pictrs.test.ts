@@ -92,6 +92,29 @@ describe('pict-rs external validation', () => {
     expect(await res.json()).toMatchObject({ outcome: 'unknown', scan_pending: false });
   });
 
+  it('serves Prometheus metrics that move when work happens', async () => {
+    const scrape = async () => {
+      const res = await fetch(`${vouch.url}/metrics`);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      const samples = new Map<string, number>();
+      for (const line of text.split('\n')) {
+        if (line === '' || line.startsWith('#')) continue;
+        const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (-?(?:[0-9.]+(?:e[+-]?[0-9]+)?|NaN|\+Inf|-Inf))$/.exec(line);
+        expect(match, `not Prometheus text: ${line}`).not.toBeNull();
+        samples.set(match![1], Number(match![2]));
+      }
+      return samples;
+    };
+    const before = await scrape();
+    await validate(vouch.url, await syntheticJpeg(605));
+    const after = await scrape();
+    const key = 'vouch_decisions_total{outcome="allow"}';
+    expect(after.get(key)).toBe((before.get(key) ?? 0) + 1);
+    expect(after.get('vouch_hash_seconds_count')).toBeGreaterThan(before.get('vouch_hash_seconds_count') ?? 0);
+    expect([...after.keys()].some((k) => k.startsWith('vouch_queue_jobs{queue="scan"'))).toBe(true);
+  });
+
   it('refuses bytes that are not an image', async () => {
     const res = await validate(vouch.url, Buffer.from('not an image at all'));
     expect(res.status).toBe(406);
