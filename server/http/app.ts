@@ -13,7 +13,6 @@ import type { ScanningWiring } from '../main.js';
 import { logRoutes } from './log-routes.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 
-export { HttpError } from './errors.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Store } from '../store/index.js';
