@@ -40,7 +40,10 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
   const jsonBody = express.json({ limit: '8kb' });
 
   // POST bytes, or {"url": "https://…"} (fetched SSRF-safe, size-capped). ?wait=1 waits for a scan.
-  router.post('/api/v1/media', imageBody, jsonBody, async (req, res) => {
+  // For the platform's integration (it holds the admin token): an answer carries the explanation,
+  // peers and trust paths included, and each call may start a scan.
+  const platformOnly = requireBearer(config.adminToken, 'admin', 'the media API is disabled: set VOUCH_ADMIN_TOKEN');
+  router.post('/api/v1/media', platformOnly, imageBody, jsonBody, async (req, res) => {
     let bytes: Buffer;
     let source = 'api';
     if (Buffer.isBuffer(req.body)) {

@@ -235,7 +235,7 @@ describe('inbox against hostile peers', () => {
     other.lookupVerdicts = [honest.signObject(honest.verdict([{ algorithm: 'sha256', digest: sha256 }], { label: 'ok', method: 'human' }))];
     expect((await admin('PUT', '/trust', { peer: honest.actor, abuse: 0.9, ok: 0.9 })).status).toBe(200);
     for (const peer of [honest, other]) expect((await admin('POST', '/peers/pull', { actor: peer.actor, enabled: true })).status).toBe(200);
-    const decision = await (await fetch(`${base}/api/v1/media`, { method: 'POST', body: image })).json();
+    const decision = await (await fetch(`${base}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(honest.lookups).toEqual([expect.stringContaining(`sha256=${sha256}`)]);
     expect(decision).toMatchObject({ outcome: 'block', label: 'spam', scan_pending: false, explanation: { decidedBy: 'peers' } });
     expect(await stored(sha256)).toMatchObject([{ issuer: honest.actor, label: 'spam' }]);

@@ -115,6 +115,18 @@ describe('pict-rs external validation', () => {
     expect([...after.keys()].some((k) => k.startsWith('vouch_queue_jobs{queue="scan"'))).toBe(true);
   });
 
+  it('keeps the media API for holders of the token', async () => {
+    const res = await fetch(`${vouch.url}/api/v1/media`, { method: 'POST', body: await syntheticJpeg(606) });
+    expect(res.status).toBe(401);
+    const ssrf = await fetch(`${vouch.url}/api/v1/media`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'http://169.254.169.254/latest/meta-data' }),
+    });
+    expect(ssrf.status).toBe(502);
+    expect((await ssrf.json()).error.code).toMatch(/^outbound_(bad_url|blocked_address)$/);
+  });
+
   it('refuses bytes that are not an image', async () => {
     const res = await validate(vouch.url, Buffer.from('not an image at all'));
     expect(res.status).toBe(406);

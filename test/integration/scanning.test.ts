@@ -81,7 +81,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
 
   it('B scans an unknown image through its scanner node and publishes its own verdict', async () => {
     const image = await syntheticJpeg(501, 640, 480);
-    const res = await fetch(`${bUrl}/api/v1/media?wait=1`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg' } });
+    const res = await fetch(`${bUrl}/api/v1/media?wait=1`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg', authorization: `Bearer ${TOKEN}` } });
     expect(res.status, scannerLog.join('')).toBe(200);
     const decision = await res.json();
     expect(decision).toMatchObject({ scanned: true, explanation: { decidedBy: 'local' } });
@@ -103,7 +103,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     const hashed = await (await fetch(`${aUrl}/api/v1/hash`, { method: 'POST', body: image })).json();
     await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches.length === 1, 20_000, 'B\'s verdict to reach A');
 
-    const res = await fetch(`${aUrl}/api/v1/media`, { method: 'POST', body: image });
+    const res = await fetch(`${aUrl}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
     const decision = await res.json();
     expect(decision).toMatchObject({ scan_pending: false, explanation: { decidedBy: 'peers' } });
     expect(['allow', 'block']).toContain(decision.outcome);
