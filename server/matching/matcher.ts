@@ -75,9 +75,20 @@ export class Matcher {
     }
   }
 
-  remove(verdictId: number): void {
-    this.pdq.remove(verdictId);
-    this.sha.remove(verdictId);
+  /**
+   * Drops a verdict. With its subjects given, each entry is found through the index (microseconds);
+   * without, both indexes are scanned (milliseconds per million hashes).
+   */
+  remove(verdictId: number, subjects?: IndexedSubject[]): void {
+    if (!subjects) {
+      this.pdq.remove(verdictId);
+      this.sha.remove(verdictId);
+      return;
+    }
+    for (const subject of subjects) {
+      if (subject.algorithm === 'sha256') this.sha.remove(verdictId, subject.digest);
+      else if (subject.algorithm === 'pdq') this.pdq.removeEntry(subject.digest, verdictId);
+    }
   }
 
   /** Exact SHA-256 hits first (distance 0), then PDQ hits by distance; one row per verdict. */

@@ -228,8 +228,14 @@ export class VerdictService {
       .where('id', '=', id)
       .where('retracted_at', 'is', null)
       .executeTakeFirst();
-    this.matcher.remove(id);
+    this.matcher.remove(id, await this.indexedSubjects(id));
     return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** A verdict's subjects as the matcher holds them, so it can drop them without a full scan. */
+  private async indexedSubjects(id: number) {
+    const rows = await this.db.selectFrom('verdict_subjects').select(['algorithm', 'digest', 'quality']).where('verdict_id', '=', id).execute();
+    return rows.map((r) => ({ algorithm: r.algorithm, digest: r.digest, quality: r.quality }));
   }
 
   /** Issues a verdict of our own: stored, signed, indexed, and published to followers. */
@@ -340,12 +346,13 @@ export class VerdictService {
     // Deliveries may arrive out of order: an older version never overwrites a newer one.
     const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
     if (incomingVersion <= (existing.updated ?? existing.published).getTime()) return;
+    const previous = await this.indexedSubjects(existing.id);
     await this.db.transaction().execute(async (trx) => {
       await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
       await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
       await this.insertSubjects(trx, existing.id, subjects);
     });
-    this.matcher.remove(existing.id);
+    this.matcher.remove(existing.id, previous);
     this.matcher.add(existing.id, indexable(subjects));
   }
 
