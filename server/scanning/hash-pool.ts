@@ -26,11 +26,6 @@ export class HashPool {
     return this.pool.options.maxThreads;
   }
 
-  /** True while the queue is full; producers should wait for a completion before submitting. */
-  get saturated(): boolean {
-    return this.pool.queueSize >= this.pool.options.maxQueue;
-  }
-
   hashFile(path: string): Promise<HashOutcome> {
     return this.pool.run({ kind: 'file', path, limits: this.limits });
   }

@@ -5,9 +5,6 @@
 export const LABELS = ['csam', 'sexual', 'gore', 'hate', 'spam', 'ok'] as const;
 export type Label = (typeof LABELS)[number];
 
-/** Labels whose published hashes help evaders: their feeds are served to approved followers only. */
-export const ABUSE_LABELS: ReadonlySet<Label> = new Set(['csam', 'sexual', 'gore', 'hate']);
-
 /** How a verdict was reached. */
 export const METHODS = ['classifier', 'human', 'hashlist', 'consensus'] as const;
 export type Method = (typeof METHODS)[number];
@@ -18,10 +15,6 @@ export type Algorithm = keyof typeof ALGORITHMS;
 
 export function isLabel(value: unknown): value is Label {
   return typeof value === 'string' && (LABELS as readonly string[]).includes(value);
-}
-
-export function isMethod(value: unknown): value is Method {
-  return typeof value === 'string' && (METHODS as readonly string[]).includes(value);
 }
 
 export function isAlgorithm(value: unknown): value is Algorithm {
