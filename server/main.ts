@@ -307,6 +307,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await once(server, 'listening');
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     federation.start();
+    // Housekeeping, hourly: replay records and abandoned scan media do not grow without bound.
+    const housekeeping = setInterval(() => {
+      void Promise.all([federation.pruneReplayRecords(), scanning.intake.pruneAbandoned()])
+        .then(([replays, media]) => logger.debug({ replays, media }, 'housekeeping'))
+        .catch((err) => logger.warn({ err }, 'housekeeping failed'));
+    }, 3_600_000);
+    housekeeping.unref();
+    closers.push(async () => clearInterval(housekeeping));
     if (scanning.inProcess) {
       // The in-process scanner talks to this very server over HTTP, exactly as a remote node would.
       startScanner({ ...scanning.scannerOptions, serverUrl: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}` });

@@ -272,6 +272,15 @@ export class Federation {
     }
   }
 
+  /**
+   * Forgets received activity ids older than `days`. Safe: a replayed inbox POST needs a signed
+   * Date within 300 s, and catch-up skips what is already stored.
+   */
+  async pruneReplayRecords(days = 7): Promise<number> {
+    const result = await this.db.deleteFrom('inbox_seen').where('received_at', '<', new Date(Date.now() - days * 86_400_000)).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Queue depths and the dead-letter list, for the admin. */
   async deliveryStatus(limit = 100) {
     const [counts, dead] = await Promise.all([this.queue.counts(), this.queue.deadLetters(limit)]);

@@ -107,6 +107,12 @@ export class MediaIntake {
     return result;
   }
 
+  /** Drops media whose scan never completed (its job dead-lettered) after `days`. */
+  async pruneAbandoned(days = 7): Promise<number> {
+    const result = await this.db.deleteFrom('scan_media').where('created_at', '<', new Date(Date.now() - days * 86_400_000)).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** The bytes a scanner fetches for a pending job (kept only until the scan is done). */
   async pendingBytes(sha256: string): Promise<Buffer | undefined> {
     const row = await this.db.selectFrom('scan_media').select('bytes').where('sha256', '=', Buffer.from(sha256, 'hex')).executeTakeFirst();
