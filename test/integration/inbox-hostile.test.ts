@@ -234,6 +234,9 @@ describe('inbox against hostile peers', () => {
     // A forged answer (another origin's verdict) is refused, not stored.
     other.lookupVerdicts = [honest.signObject(honest.verdict([{ algorithm: 'sha256', digest: sha256 }], { label: 'ok', method: 'human' }))];
     expect((await admin('PUT', '/trust', { peer: honest.actor, abuse: 0.9, ok: 0.9 })).status).toBe(200);
+    // No random spot check (2 % by default) in this deterministic test.
+    const { policy } = await (await admin('GET', '/policy')).json();
+    expect((await admin('PUT', '/policy', { ...policy, version: 'no-spot-checks', spotCheckShare: 0 })).status).toBe(200);
     for (const peer of [honest, other]) expect((await admin('POST', '/peers/pull', { actor: peer.actor, enabled: true })).status).toBe(200);
     const decision = await (await fetch(`${base}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(honest.lookups).toEqual([expect.stringContaining(`sha256=${sha256}`)]);
