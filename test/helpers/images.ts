@@ -38,6 +38,37 @@ export function syntheticPixels(seed: number, width: number, height: number): Bu
   return out;
 }
 
+/** Photo-like RGB: smooth waves, hard-edged discs and strong grain; deterministic for a seed. */
+export function photoLikeRgb(width: number, height: number, seed: number): Buffer {
+  const rnd = seededRandom(seed);
+  const waves = Array.from({ length: 10 }, () => ({
+    fx: (rnd() - 0.5) * 0.05, fy: (rnd() - 0.5) * 0.05, ph: rnd() * 6.3, amp: 10 + rnd() * 30,
+    ch: [rnd(), rnd(), rnd()],
+  }));
+  const discs = Array.from({ length: 6 }, () => ({
+    x: rnd() * width, y: rnd() * height, r: (0.05 + rnd() * 0.2) * Math.min(width, height),
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
+  const out = Buffer.alloc(width * height * 3);
+  const v = [0, 0, 0];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      v[0] = 100 + (80 * x) / width;
+      v[1] = 90 + (60 * y) / height;
+      v[2] = 120;
+      for (const w of waves) {
+        const a = w.amp * Math.sin(w.fx * x + w.fy * y + w.ph);
+        for (let c = 0; c < 3; c++) v[c] += a * w.ch[c];
+      }
+      for (const d of discs) {
+        if (Math.hypot(x - d.x, y - d.y) < d.r) for (let c = 0; c < 3; c++) v[c] = 0.3 * v[c] + 0.7 * d.c[c];
+      }
+      for (let c = 0; c < 3; c++) out[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v[c] + (rnd() - 0.5) * 40)));
+    }
+  }
+  return out;
+}
+
 export async function syntheticJpeg(seed: number, width = 640, height = 480, quality = 85): Promise<Buffer> {
   return sharp(syntheticPixels(seed, width, height), { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
 }

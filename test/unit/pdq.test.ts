@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { photoLikeRgb } from '../helpers/images.js';
+import { seededRandom } from '../helpers/random.js';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -46,38 +48,7 @@ afterAll(() => {
 // ---------------------------------------------------------------------------------------------
 // Generated test images and a plain transcription of the algorithm to check the fast one against.
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-}
 
-/** Smooth waves + discs + noise, RGB; deterministic for a seed. */
-function photoLikeRgb(width: number, height: number, seed: number): Buffer {
-  const rnd = prng(seed);
-  const waves = Array.from({ length: 10 }, () => ({
-    fx: (rnd() - 0.5) * 0.05, fy: (rnd() - 0.5) * 0.05, ph: rnd() * 6.3, amp: 10 + rnd() * 30,
-    ch: [rnd(), rnd(), rnd()],
-  }));
-  const discs = Array.from({ length: 6 }, () => ({
-    x: rnd() * width, y: rnd() * height, r: (0.05 + rnd() * 0.2) * Math.min(width, height),
-    c: [rnd() * 255, rnd() * 255, rnd() * 255],
-  }));
-  const out = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const v = [100 + (80 * x) / width, 90 + (60 * y) / height, 120];
-      for (const w of waves) {
-        const s = w.amp * Math.sin(w.fx * x + w.fy * y + w.ph);
-        for (let c = 0; c < 3; c++) v[c] += s * w.ch[c];
-      }
-      for (const d of discs) {
-        if (Math.hypot(x - d.x, y - d.y) < d.r) for (let c = 0; c < 3; c++) v[c] = 0.3 * v[c] + 0.7 * d.c[c];
-      }
-      for (let c = 0; c < 3; c++) out[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v[c] + (rnd() - 0.5) * 40)));
-    }
-  }
-  return out;
-}
 
 function photoLikeLuma(width: number, height: number, seed: number): Float32Array {
   const rgb = photoLikeRgb(width, height, seed);
@@ -318,7 +289,7 @@ describe('PDQ hex and Hamming distance', () => {
     const one = zero.slice();
     one[17] = 0x80;
     expect(hammingDistance(zero, one)).toBe(1);
-    const rnd = prng(3);
+    const rnd = seededRandom(3);
     const a = Uint8Array.from({ length: 32 }, () => Math.floor(rnd() * 256));
     const b = Uint8Array.from({ length: 32 }, () => Math.floor(rnd() * 256));
     let naive = 0;
@@ -354,7 +325,7 @@ describe('normalisation', () => {
   it('flattens alpha onto white: an RGBA PNG hashes as it looks on white, whatever hides under transparency', async () => {
     // Alpha: opaque disc, translucent band, transparent elsewhere; colour under alpha=0 is noise.
     const rgba = Buffer.alloc(W * H * 4);
-    const rnd = prng(77);
+    const rnd = seededRandom(77);
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) {
         const p = (y * W + x) * 4;

@@ -1,4 +1,6 @@
 import sharp from 'sharp';
+import { photoLikeRgb } from '../helpers/images.js';
+import { seededRandom } from '../helpers/random.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   PHASH64_BYTES,
@@ -16,38 +18,7 @@ afterAll(() => {
   if (report.length > 0) console.log(`pHash-64 figures:\n  ${report.join('\n  ')}`);
 });
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
-}
 
-/** Smooth waves + discs + noise, RGB; deterministic for a seed. */
-function photoLikeRgb(width: number, height: number, seed: number): Buffer {
-  const rnd = prng(seed);
-  const waves = Array.from({ length: 10 }, () => ({
-    fx: (rnd() - 0.5) * 0.05, fy: (rnd() - 0.5) * 0.05, ph: rnd() * 6.3, amp: 10 + rnd() * 30,
-    ch: [rnd(), rnd(), rnd()],
-  }));
-  const discs = Array.from({ length: 6 }, () => ({
-    x: rnd() * width, y: rnd() * height, r: (0.05 + rnd() * 0.2) * Math.min(width, height),
-    c: [rnd() * 255, rnd() * 255, rnd() * 255],
-  }));
-  const out = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const v = [100 + (80 * x) / width, 90 + (60 * y) / height, 120];
-      for (const w of waves) {
-        const s = w.amp * Math.sin(w.fx * x + w.fy * y + w.ph);
-        for (let c = 0; c < 3; c++) v[c] += s * w.ch[c];
-      }
-      for (const d of discs) {
-        if (Math.hypot(x - d.x, y - d.y) < d.r) for (let c = 0; c < 3; c++) v[c] = 0.3 * v[c] + 0.7 * d.c[c];
-      }
-      for (let c = 0; c < 3; c++) out[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v[c] + (rnd() - 0.5) * 40)));
-    }
-  }
-  return out;
-}
 
 const png = (rgb: Buffer, width: number, height: number) => sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
 
@@ -55,7 +26,7 @@ const popcount = (h: Uint8Array) => hammingDistance(h, new Uint8Array(h.length))
 
 describe('pHash-64', () => {
   it('is 64 bits, half of them set, written as 16 hex chars', () => {
-    const rnd = prng(1);
+    const rnd = seededRandom(1);
     const l = Float32Array.from({ length: 200 * 150 }, () => rnd() * 255);
     const h = phash64(l, 200, 150);
     expect(h.length).toBe(PHASH64_BYTES);
@@ -65,7 +36,7 @@ describe('pHash-64', () => {
   });
 
   it('area-averages to 32x32: an image of 2x2 or 3x3 blocks hashes like its 32x32 version', () => {
-    const rnd = prng(2);
+    const rnd = seededRandom(2);
     const small = Float32Array.from({ length: 32 * 32 }, () => rnd() * 255);
     for (const k of [2, 3]) {
       const n = 32 * k;
@@ -79,7 +50,7 @@ describe('pHash-64', () => {
   });
 
   it.each([[512, 384], [100, 77], [45, 17], [7, 5], [33, 32]])('equals a literal implementation at %ix%i', (w, h) => {
-    const rnd = prng(w * 31 + h);
+    const rnd = seededRandom(w * 31 + h);
     const l = Float32Array.from({ length: w * h }, () => rnd() * 255);
     // Literal: area average by pixel/cell overlap, full 32x32 DCT-II, frequencies 1..8, median.
     const small = new Float64Array(32 * 32);
