@@ -9,8 +9,44 @@ import sharp from 'sharp';
 import { decodeNormalized, hashImage, hashImageWithDihedral, pdqHash, phash64 } from '../shared/hashing/index.js';
 
 import { percentile, type BenchResult } from './result.js';
-import { photoLikeRgb } from '../test/helpers/images.js';
 
+/**
+ * Deterministic photo-like RGB: gradients, waves, discs, grain. Kept apart from the tests' image
+ * generator on purpose: the figures in docs/benchmarks.md were measured on exactly these images.
+ */
+export function photoLikeRgb(width: number, height: number, seed: number): Buffer {
+  let s = seed >>> 0 || 1;
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+  const waves = Array.from({ length: 10 }, () => ({
+    fx: (rnd() - 0.5) * 0.04, fy: (rnd() - 0.5) * 0.04, ph: rnd() * 6.3, amp: 10 + rnd() * 30,
+    ch: [rnd(), rnd(), rnd()],
+  }));
+  const discs = Array.from({ length: 12 }, () => ({
+    x: rnd() * width, y: rnd() * height, r: (0.03 + rnd() * 0.15) * Math.min(width, height),
+    c: [rnd() * 255, rnd() * 255, rnd() * 255],
+  }));
+  const out = Buffer.alloc(width * height * 3);
+  const v = [0, 0, 0];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      v[0] = 100 + (80 * x) / width;
+      v[1] = 90 + (60 * y) / height;
+      v[2] = 120;
+      for (const w of waves) {
+        const a = w.amp * Math.sin(w.fx * x + w.fy * y + w.ph);
+        for (let c = 0; c < 3; c++) v[c] += a * w.ch[c];
+      }
+      for (const d of discs) {
+        const dx = x - d.x;
+        const dy = y - d.y;
+        if (dx * dx + dy * dy < d.r * d.r) for (let c = 0; c < 3; c++) v[c] = 0.3 * v[c] + 0.7 * d.c[c];
+      }
+      const grain = (rnd() - 0.5) * 30;
+      for (let c = 0; c < 3; c++) out[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v[c] + grain + (rnd() - 0.5) * 12)));
+    }
+  }
+  return out;
+}
 
 
 async function timeIt(runs: number, f: () => unknown): Promise<number[]> {

@@ -8,7 +8,7 @@
  */
 
 import { createDefaultClassifier, type RgbImage } from '../server/scanning/classifiers/index.js';
-import { photoLikeRgb } from '../test/helpers/images.js';
+import { photoLikeRgb } from './hashing.js';
 import { percentile, round, type BenchResult } from './result.js';
 
 export async function benchScanner(): Promise<BenchResult[]> {
