@@ -1,4 +1,5 @@
 // The composition root: builds every module from the configuration and wires them together.
+import { ReviewQueue } from './review/index.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -128,6 +129,7 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
 export interface ScanningWiring {
   intake: MediaIntake;
   quarantine: Quarantine | undefined;
+  review: ReviewQueue;
   /** The secret scanner nodes present; generated per process for an in-process scanner. */
   scannerToken: string;
   inProcess: boolean;
@@ -187,6 +189,7 @@ function wireScanning(
   return {
     intake,
     quarantine,
+    review: new ReviewQueue(store.db, verdicts, quarantine),
     scannerToken,
     inProcess: mode === 'inprocess',
     scannerOptions: {

@@ -267,7 +267,7 @@ export function createApp(deps: AppDeps): express.Express {
   admin.get('/log/alerts', async (_req, res) => {
     res.json({ alerts: await transparency.witness.alerts() });
   });
-  admin.use(reviewRoutes({ config, store, verdicts, trust, scanning, hashPool }));
+  admin.use(reviewRoutes({ verdicts, trust, scanning, review: scanning.review }));
   app.use('/api/v1/admin', admin);
   app.use(mediaRoutes({ config, intake: scanning.intake, safeFetch: federation.safeFetcher }));
   app.use(scannerRoutes({ token: scanning.scannerToken, intake: scanning.intake }));

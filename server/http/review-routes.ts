@@ -1,11 +1,9 @@
 // Admin routes for trust, policy, decisions and the review queue (mounted behind the admin token).
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
-import type { Config } from '../config/index.js';
-import type { Store } from '../store/index.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { TrustService } from '../trust/service.js';
-import type { HashPool } from '../scanning/hash-pool.js';
+import { OUTCOMES, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
 import type { ScanningWiring } from '../main.js';
 import { decide } from '../trust/decide.js';
 import { toMatched } from '../scanning/intake.js';
@@ -34,15 +32,15 @@ const reviewSchema = z
 /** Who did it, for the records: the admin API has one token, so the caller may name itself. */
 const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').slice(0, 100);
 
+const isOutcome = (s: string): s is Outcome => (OUTCOMES as readonly string[]).includes(s);
+
 export function reviewRoutes(deps: {
-  config: Config;
-  store: Store;
   verdicts: VerdictService;
   trust: TrustService;
   scanning: ScanningWiring;
-  hashPool: HashPool;
+  review: ReviewQueue;
 }): Router {
-  const { store, verdicts, trust } = deps;
+  const { verdicts, trust, review } = deps;
   const router = express.Router();
   const json = express.json({ limit: '64kb' });
 
@@ -101,66 +99,47 @@ export function reviewRoutes(deps: {
     res.json({ outcome: decision.outcome, label: decision.label, scan: decision.scan, explanation: decision.explanation });
   });
 
-  router.get('/decisions', async (req, res) => {
-    const outcome = typeof req.query.outcome === 'string' ? req.query.outcome : undefined;
-    if (outcome && !['block', 'allow', 'review', 'unknown'].includes(outcome)) throw new HttpError(400, 'bad_query', 'unknown outcome');
-    let query = store.db
-      .selectFrom('decisions as d')
-      .innerJoin('media as m', 'm.id', 'd.media_id')
-      .select(['d.id', 'd.outcome', 'd.label', 'd.source', 'd.created_at', 'd.reviewed_at', 'd.review_outcome', 'm.sha256'])
-      .orderBy('d.id', 'desc')
-      .limit(100);
-    if (outcome) query = query.where('d.outcome', '=', outcome);
-    if (req.query.pending === 'true') query = query.where('d.reviewed_at', 'is', null);
-    const rows = await query.execute();
-    res.json({ decisions: rows.map((r) => ({ ...r, sha256: Buffer.from(r.sha256).toString('hex') })) });
+  const decisionJson = (d: DecisionSummary) => ({
+    id: d.id,
+    outcome: d.outcome,
+    label: d.label,
+    source: d.source,
+    created_at: d.createdAt,
+    reviewed_at: d.reviewedAt,
+    reviewed_by: d.reviewedBy,
+    review_outcome: d.reviewOutcome,
+    sha256: d.sha256,
+    quarantine_id: d.quarantineId,
   });
-  router.get('/decisions/:id', async (req, res) => {
+  const decisionId = (req: Request) => {
     const id = Number(req.params.id);
     if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, 'bad_id', 'decision ids are positive integers');
-    const row = await store.db.selectFrom('decisions').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new HttpError(404, 'not_found', 'no such decision');
-    res.json(row);
+    return id;
+  };
+
+  router.get('/decisions', async (req, res) => {
+    const outcome = typeof req.query.outcome === 'string' ? req.query.outcome : undefined;
+    if (outcome !== undefined && !isOutcome(outcome)) throw new HttpError(400, 'bad_query', 'unknown outcome');
+    const rows = await review.list({ outcome, pending: req.query.pending === 'true', queue: req.query.queue === 'true' });
+    res.json({ decisions: rows.map(decisionJson) });
+  });
+  router.get('/decisions/:id', async (req, res) => {
+    const decision = await review.get(decisionId(req));
+    if (!decision) throw new HttpError(404, 'not_found', 'no such decision');
+    res.json({ ...decisionJson(decision), explanation: decision.explanation });
   });
 
-  // The review queue: confirm, or overturn with the correct label. Overturning corrects our own
-  // verdict about the media (an Update goes out) or, if we had none, issues a human verdict.
+  // The review queue: confirm, or overturn with the correct label (see ReviewQueue.review).
   router.post('/decisions/:id/review', json, async (req, res) => {
-    const id = Number(req.params.id);
-    const review = parseBody(reviewSchema, req.body);
-    const row = await store.db
-      .selectFrom('decisions as d')
-      .innerJoin('media as m', 'm.id', 'd.media_id')
-      .select(['d.id', 'd.label', 'd.reviewed_at', 'm.sha256', 'm.pdq', 'm.pdq_quality'])
-      .where('d.id', '=', id)
-      .executeTakeFirst();
-    if (!row) throw new HttpError(404, 'not_found', 'no such decision');
-    const sha256 = Buffer.from(row.sha256).toString('hex');
-    let verdictId: string | null = null;
-    if (review.action === 'overturn') {
-      const ours = (await verdicts.find({ sha256: row.sha256 })).find((v) => v.local && v.method !== 'hashlist');
-      if (ours) {
-        verdictId = (await verdicts.updateLocal(ours.uri, { label: review.label })).uri;
-      } else {
-        const issued = await verdicts.issue({
-          subjects: [
-            { algorithm: 'sha256', digest: sha256 },
-            ...(row.pdq ? [{ algorithm: 'pdq' as const, digest: Buffer.from(row.pdq).toString('hex'), quality: row.pdq_quality ?? undefined }] : []),
-          ],
-          label: review.label!,
-          confidence: 1,
-          method: 'human',
-          source: `review:${actorOf(req)}`,
-        });
-        verdictId = issued.uri;
-      }
+    const id = decisionId(req);
+    const input = parseBody(reviewSchema, req.body);
+    try {
+      const { verdict } = await review.review(id, input, actorOf(req));
+      res.json({ decision: id, action: input.action, verdict });
+    } catch (err) {
+      if (err instanceof ReviewNotFoundError) throw new HttpError(404, 'not_found', 'no such decision');
+      throw err;
     }
-    await store.db
-      .updateTable('decisions')
-      .set({ reviewed_at: new Date(), reviewed_by: actorOf(req), review_outcome: `${review.action}${review.label ? `:${review.label}` : ''}: ${review.reason}` })
-      .where('id', '=', id)
-      .execute();
-    res.json({ decision: id, action: review.action, verdict: verdictId });
   });
 
   router.get('/quarantine', async (req, res) => {

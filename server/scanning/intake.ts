@@ -219,7 +219,8 @@ export class MediaIntake {
       await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${hashes.sha256}` });
     }
     let quarantineId: number | null = null;
-    if (decision.outcome === 'block' && this.quarantine) {
+    // Disputed media is kept too: a moderator reviewing it needs to see it.
+    if ((decision.outcome === 'block' || decision.outcome === 'review') && this.quarantine) {
       const item = await this.quarantine.put({
         bytes,
         sha256: hashes.sha256,

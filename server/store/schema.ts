@@ -268,6 +268,34 @@ export interface QuarantineAccessTable {
   at: Timestamp;
 }
 
+export interface ConsoleUserTable {
+  id: Generated<number>;
+  username: string;
+  password_hash: string;
+  role: 'admin' | 'moderator' | 'viewer';
+  disabled_at: Timestamp | null;
+  created_at: Timestamp;
+  password_set_at: Timestamp;
+}
+
+export interface ConsoleSessionTable {
+  token_hash: Uint8Array;
+  user_id: number;
+  csrf_token: string;
+  created_at: Timestamp;
+  last_seen: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface ConsoleEventTable {
+  id: Generated<number>;
+  username: string;
+  action: string;
+  detail: Json<unknown>;
+  ip: string | null;
+  at: Timestamp;
+}
+
 export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
@@ -295,4 +323,7 @@ export interface Database {
   log_alerts: LogAlertTable;
   quarantine: QuarantineTable;
   quarantine_access: QuarantineAccessTable;
+  console_users: ConsoleUserTable;
+  console_sessions: ConsoleSessionTable;
+  console_events: ConsoleEventTable;
 }

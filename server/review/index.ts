@@ -1,0 +1,183 @@
+// The review queue: decisions a human should look at (disputed media, and blocked media that is
+// quarantined), and what a moderator does with them. The admin API and the web console both act
+// through here, so a review means the same thing whichever way it was made.
+import type { Db } from '../store/index.js';
+import type { VerdictService } from '../verdicts/index.js';
+import type { Quarantine } from '../scanning/quarantine.js';
+import type { Explanation } from '../trust/decide.js';
+import type { Label } from '../../shared/vocab/verdict.js';
+
+export type ReviewAction = 'confirm' | 'overturn';
+export const OUTCOMES = ['block', 'allow', 'review', 'unknown'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface ReviewInput {
+  action: ReviewAction;
+  /** The correct label; required to overturn. */
+  label?: Label;
+  reason: string;
+}
+
+export interface DecisionSummary {
+  id: number;
+  outcome: string;
+  label: string | null;
+  source: string | null;
+  createdAt: Date;
+  reviewedAt: Date | null;
+  reviewedBy: string | null;
+  reviewOutcome: string | null;
+  /** Hex. */
+  sha256: string;
+  pdq: string | null;
+  /** The quarantined copy of the media, when one is held. */
+  quarantineId: number | null;
+}
+
+export interface DecisionDetail extends DecisionSummary {
+  explanation: Explanation;
+}
+
+export class ReviewNotFoundError extends Error {}
+export class ReviewInputError extends Error {}
+
+export interface DecisionQuery {
+  outcome?: Outcome;
+  /** Only decisions no one has reviewed yet. */
+  pending?: boolean;
+  /** Only outcomes a human should see: review, and block. */
+  queue?: boolean;
+  limit?: number;
+}
+
+const hex = (b: Uint8Array | null) => (b ? Buffer.from(b).toString('hex') : null);
+
+export class ReviewQueue {
+  constructor(
+    private readonly db: Db,
+    private readonly verdicts: VerdictService,
+    private readonly quarantine: Quarantine | undefined,
+  ) {}
+
+  /** Newest first. */
+  async list(query: DecisionQuery = {}): Promise<DecisionSummary[]> {
+    let q = this.baseQuery().orderBy('d.id', 'desc').limit(Math.max(1, Math.min(500, query.limit ?? 100)));
+    if (query.outcome) q = q.where('d.outcome', '=', query.outcome);
+    if (query.queue) q = q.where('d.outcome', 'in', ['review', 'block']);
+    if (query.pending) q = q.where('d.reviewed_at', 'is', null);
+    return (await q.execute()).map((r) => this.summary(r));
+  }
+
+  async get(id: number): Promise<DecisionDetail | undefined> {
+    const row = await this.baseQuery().select('d.explanation').where('d.id', '=', id).executeTakeFirst();
+    return row ? { ...this.summary(row), explanation: row.explanation as Explanation } : undefined;
+  }
+
+  /** Pending items in the queue (review and block outcomes no one has reviewed). */
+  async pendingCount(): Promise<number> {
+    const row = await this.db
+      .selectFrom('decisions')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('reviewed_at', 'is', null)
+      .where('outcome', 'in', ['review', 'block'])
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /**
+   * Confirm, or overturn with the correct label. Overturning corrects our own verdict about the
+   * media (an Update goes out) or, if we had none, issues a human verdict; overturning to `ok`
+   * releases the quarantined copy. Returns the verdict written, if any.
+   */
+  async review(id: number, input: ReviewInput, actor: string): Promise<{ verdict: string | null }> {
+    if (input.action === 'overturn' && !input.label) throw new ReviewInputError('overturning needs the correct label');
+    const reason = input.reason.trim();
+    if (reason.length < 3) throw new ReviewInputError('give a reason (3 characters at least)');
+    const decision = await this.get(id);
+    if (!decision) throw new ReviewNotFoundError(`no decision ${id}`);
+    let verdict: string | null = null;
+    if (input.action === 'overturn') {
+      const sha256 = Buffer.from(decision.sha256, 'hex');
+      const ours = (await this.verdicts.find({ sha256 })).find((v) => v.local && v.method !== 'hashlist');
+      if (ours) {
+        verdict = (await this.verdicts.updateLocal(ours.uri, { label: input.label, confidence: 1 })).uri;
+      } else {
+        const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
+        const issued = await this.verdicts.issue({
+          subjects: [
+            { algorithm: 'sha256', digest: decision.sha256 },
+            ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
+          ],
+          label: input.label!,
+          confidence: 1,
+          method: 'human',
+          source: `review:${actor}`,
+        });
+        verdict = issued.uri;
+      }
+      if (input.label === 'ok' && decision.quarantineId !== null && this.quarantine) {
+        await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
+      }
+    }
+    await this.db
+      .updateTable('decisions')
+      .set({
+        reviewed_at: new Date(),
+        reviewed_by: actor,
+        review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}`,
+      })
+      .where('id', '=', id)
+      .execute();
+    return { verdict };
+  }
+
+  private baseQuery() {
+    return this.db
+      .selectFrom('decisions as d')
+      .innerJoin('media as m', 'm.id', 'd.media_id')
+      .leftJoin('quarantine as q', 'q.sha256', 'm.sha256')
+      .select([
+        'd.id',
+        'd.outcome',
+        'd.label',
+        'd.source',
+        'd.created_at',
+        'd.reviewed_at',
+        'd.reviewed_by',
+        'd.review_outcome',
+        'm.sha256',
+        'm.pdq',
+        'q.id as quarantine_id',
+        'q.deleted_at as quarantine_deleted_at',
+      ]);
+  }
+
+  private summary(r: {
+    id: number;
+    outcome: string;
+    label: string | null;
+    source: string | null;
+    created_at: Date;
+    reviewed_at: Date | null;
+    reviewed_by: string | null;
+    review_outcome: string | null;
+    sha256: Uint8Array;
+    pdq: Uint8Array | null;
+    quarantine_id: number | null;
+    quarantine_deleted_at: Date | null;
+  }): DecisionSummary {
+    return {
+      id: Number(r.id),
+      outcome: r.outcome,
+      label: r.label,
+      source: r.source,
+      createdAt: r.created_at,
+      reviewedAt: r.reviewed_at,
+      reviewedBy: r.reviewed_by,
+      reviewOutcome: r.review_outcome,
+      sha256: hex(r.sha256)!,
+      pdq: hex(r.pdq),
+      quarantineId: r.quarantine_id !== null && !r.quarantine_deleted_at ? Number(r.quarantine_id) : null,
+    };
+  }
+}
