@@ -10,12 +10,13 @@ import { SOFTWARE_VERSION } from './config/paths.js';
 import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
-import { createQueues, type Queues } from './queue/index.js';
+import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
+import { ConsoleAccounts } from './console/index.js';
 import { TrustService } from './trust/service.js';
 import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
@@ -132,7 +133,9 @@ export interface ScanningWiring {
   review: ReviewQueue;
   /** The secret scanner nodes present; generated per process for an in-process scanner. */
   scannerToken: string;
-  inProcess: boolean;
+  /** Where scans run: scanner nodes on the queue, this process, or nowhere. */
+  mode: 'external' | 'inprocess' | 'off';
+  scanQueueCounts: () => Promise<QueueCounts>;
   scannerOptions: Omit<ScannerOptions, 'serverUrl'>;
 }
 
@@ -191,7 +194,8 @@ function wireScanning(
     quarantine,
     review: new ReviewQueue(store.db, verdicts, quarantine),
     scannerToken,
-    inProcess: mode === 'inprocess',
+    mode,
+    scanQueueCounts: () => scanQueue.counts(),
     scannerOptions: {
       queue: scanQueue,
       classifier: classifierLoader(config),
@@ -305,20 +309,21 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
     const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, hashPool, logger);
-    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics });
+    const accounts = new ConsoleAccounts(store.db);
+    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     federation.start();
     // Housekeeping, hourly: replay records and abandoned scan media do not grow without bound.
     const housekeeping = setInterval(() => {
-      void Promise.all([federation.pruneReplayRecords(), scanning.intake.pruneAbandoned()])
-        .then(([replays, media]) => logger.debug({ replays, media }, 'housekeeping'))
+      void Promise.all([federation.pruneReplayRecords(), scanning.intake.pruneAbandoned(), accounts.pruneSessions()])
+        .then(([replays, media, sessions]) => logger.debug({ replays, media, sessions }, 'housekeeping'))
         .catch((err) => logger.warn({ err }, 'housekeeping failed'));
     }, 3_600_000);
     housekeeping.unref();
     closers.push(async () => clearInterval(housekeeping));
-    if (scanning.inProcess) {
+    if (scanning.mode === 'inprocess') {
       // The in-process scanner talks to this very server over HTTP, exactly as a remote node would.
       startScanner({ ...scanning.scannerOptions, serverUrl: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${(server.address() as AddressInfo).port}` });
     }

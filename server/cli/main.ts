@@ -12,7 +12,8 @@ import { createLogger, createServerLogger, type Logger } from '../config/logger.
 import { classifyFile, imageLimits, loadClassifier, openCore, startScannerNode, startServer } from '../main.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
-import { StoreLockedError } from '../store/index.js';
+import { StoreLockedError, openStore } from '../store/index.js';
+import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
 import { auditPeer } from './audit.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { Sweeper } from '../scanning/sweep.js';
@@ -352,6 +353,94 @@ program
     const result = (await adminRequest(command, 'GET', `/api/v1/admin/explain?${query}`)) as { outcome: string; label: string | null; explanation: Explanation };
     process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplanation(result.explanation));
   });
+
+/** A password: typed at a hidden prompt on a terminal, else the first line of stdin (scripts). */
+async function readPassword(prompt: string): Promise<string> {
+  if (process.stdin.isTTY) {
+    const { default: password } = await import('@inquirer/password');
+    const first = await password({ message: prompt, mask: true });
+    if ((await password({ message: 'Again:', mask: true })) !== first) throw new CliError('the passwords differ');
+    return first;
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+}
+
+/** Console accounts live in the store: with the embedded database, stop the server first. */
+async function withAccounts<T>(command: Command, job: (accounts: ConsoleAccounts) => Promise<T>): Promise<T> {
+  const { config } = settings(command);
+  let store;
+  try {
+    store = await openStore(config);
+  } catch (err) {
+    if (err instanceof StoreLockedError) {
+      throw new CliError(`${err.message}. Stop the server first, or manage users on the console's Users page.`);
+    }
+    throw err;
+  }
+  try {
+    return await job(new ConsoleAccounts(store.db));
+  } catch (err) {
+    if (err instanceof AccountError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await store.close();
+  }
+}
+
+function role(value: string): Role {
+  if (!isRole(value)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
+  return value;
+}
+
+const users = program.command('users').description('accounts for the web console at /console (admin, moderator, viewer)');
+users
+  .command('add')
+  .description('add an account; the password is asked for (or read from the first line of stdin)')
+  .argument('<name>', 'lower-case letters, digits, ".", "_" or "-"')
+  .addOption(new Option('-r, --role <role>', `one of ${ROLES.join(', ')}`).argParser(role).default('moderator'))
+  .action(async (name: string, opts: { role: Role }, command: Command) => {
+    const password = await readPassword(`Password for ${name} (${MIN_PASSWORD_LENGTH} characters at least):`);
+    const user = await withAccounts(command, (accounts) => accounts.create(name, password, opts.role));
+    process.stdout.write(`added ${user.username} (${user.role})\n`);
+  });
+users
+  .command('list')
+  .description('list accounts')
+  .action(async (_opts, command: Command) => {
+    for (const u of await withAccounts(command, (accounts) => accounts.list())) {
+      process.stdout.write(`${u.username}\t${u.role}${u.disabled ? '\tdisabled' : ''}\n`);
+    }
+  });
+users
+  .command('passwd')
+  .description('set a new password (ends the account\'s sessions)')
+  .argument('<name>')
+  .action(async (name: string, _opts, command: Command) => {
+    const password = await readPassword(`New password for ${name}:`);
+    await withAccounts(command, (accounts) => accounts.setPassword(name, password));
+    process.stdout.write(`password of ${name} changed\n`);
+  });
+users
+  .command('role')
+  .description('change an account\'s role')
+  .argument('<name>')
+  .argument('<role>', ROLES.join(', '), role)
+  .action(async (name: string, newRole: Role, _opts, command: Command) => {
+    await withAccounts(command, (accounts) => accounts.setRole(name, newRole));
+    process.stdout.write(`${name} is now ${newRole}\n`);
+  });
+for (const action of ['disable', 'enable'] as const) {
+  users
+    .command(action)
+    .description(action === 'disable' ? 'disable an account and end its sessions (its history stays)' : 'enable a disabled account')
+    .argument('<name>')
+    .action(async (name: string, _opts, command: Command) => {
+      await withAccounts(command, (accounts) => accounts.setDisabled(name, action === 'disable'));
+      process.stdout.write(`${name} ${action}d\n`);
+    });
+}
 
 program
   .command('audit')

@@ -11,6 +11,7 @@ import type { TrustService } from '../trust/service.js';
 import type { Metrics } from '../config/metrics.js';
 import type { ScanningWiring } from '../main.js';
 import { logRoutes } from './log-routes.js';
+import { consoleRouter, type ConsoleAccounts } from '../console/index.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 
 import type { Config } from '../config/index.js';
@@ -38,6 +39,7 @@ export interface AppDeps {
   trust: TrustService;
   scanning: ScanningWiring;
   metrics: Metrics;
+  accounts: ConsoleAccounts;
 }
 
 const subjectSchema = z
@@ -103,7 +105,7 @@ function singleQuery(req: Request, name: string): string | undefined {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics } = deps;
+  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -267,8 +269,10 @@ export function createApp(deps: AppDeps): express.Express {
   admin.get('/log/alerts', async (_req, res) => {
     res.json({ alerts: await transparency.witness.alerts() });
   });
-  admin.use(reviewRoutes({ verdicts, trust, scanning, review: scanning.review }));
+  admin.use(reviewRoutes({ trust, scanning, review: scanning.review }));
   app.use('/api/v1/admin', admin);
+  app.use('/console', consoleRouter({ config, store, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
+  app.get('/', (_req, res) => res.redirect(303, '/console/'));
   app.use(mediaRoutes({ config, intake: scanning.intake, safeFetch: federation.safeFetcher }));
   app.use(scannerRoutes({ token: scanning.scannerToken, intake: scanning.intake }));
   app.use(federation.router());

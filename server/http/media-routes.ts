@@ -89,6 +89,7 @@ const scanResultSchema = z
     label: z.enum(LABELS),
     confidence: z.number().min(0).max(1),
     classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).strict(),
+    node: z.string().regex(/^[\w.:-]{1,200}$/).optional(),
   })
   .strict();
 
@@ -106,9 +107,9 @@ export function scannerRoutes(deps: { token: string; intake: MediaIntake }): Rou
   router.post('/internal/scan-results', auth, express.json({ limit: '16kb' }), async (req, res) => {
     const parsed = scanResultSchema.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_request', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const { job, label, confidence, classifier } = parsed.data;
+    const { job, ...result } = parsed.data;
     try {
-      await deps.intake.scanResult(job, { label, confidence, classifier });
+      await deps.intake.scanResult(job, result);
     } catch (err) {
       if (err instanceof MediaRejectedError) throw new HttpError(404, err.code, err.message);
       throw err;

@@ -1,12 +1,9 @@
 // Admin routes for trust, policy, decisions and the review queue (mounted behind the admin token).
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
-import type { VerdictService } from '../verdicts/index.js';
 import type { TrustService } from '../trust/service.js';
 import { OUTCOMES, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
 import type { ScanningWiring } from '../main.js';
-import { decide } from '../trust/decide.js';
-import { toMatched } from '../scanning/intake.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { HttpError, parseBody } from './errors.js';
 
@@ -35,12 +32,11 @@ const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').sl
 const isOutcome = (s: string): s is Outcome => (OUTCOMES as readonly string[]).includes(s);
 
 export function reviewRoutes(deps: {
-  verdicts: VerdictService;
   trust: TrustService;
   scanning: ScanningWiring;
   review: ReviewQueue;
 }): Router {
-  const { verdicts, trust, review } = deps;
+  const { trust, review } = deps;
   const router = express.Router();
   const json = express.json({ limit: '64kb' });
 
@@ -91,11 +87,7 @@ export function reviewRoutes(deps: {
     if ((sha256 && !/^[0-9a-f]{64}$/.test(sha256)) || (pdq && !/^[0-9a-f]{64}$/.test(pdq)) || (!sha256 && !pdq)) {
       throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters)');
     }
-    const matches = await verdicts.find({
-      sha256: sha256 ? Buffer.from(sha256, 'hex') : undefined,
-      pdq: pdq ? [Buffer.from(pdq, 'hex')] : undefined,
-    });
-    const decision = decide(matches.map(toMatched), trust.weightFn, trust.policy);
+    const decision = await deps.scanning.intake.explain({ sha256, pdq });
     res.json({ outcome: decision.outcome, label: decision.label, scan: decision.scan, explanation: decision.explanation });
   });
 

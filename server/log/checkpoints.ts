@@ -135,6 +135,29 @@ export class LogCheckpoints {
     return last ? this.withCosignatures(Number(last.size), last.note) : null;
   }
 
+  /** Our most recent checkpoints, newest first, with the witnesses that cosigned each. */
+  async recent(limit = 20): Promise<Array<{ size: number; createdAt: Date; witnesses: string[] }>> {
+    const rows = await this.db.selectFrom('log_checkpoints').select(['size', 'created_at']).orderBy('size', 'desc').limit(limit).execute();
+    const sizes = rows.map((r) => Number(r.size));
+    const cosigs = sizes.length ? await this.db.selectFrom('log_cosignatures').select(['size', 'witness']).where('size', 'in', sizes).execute() : [];
+    return rows.map((r) => ({
+      size: Number(r.size),
+      createdAt: new Date(r.created_at),
+      witnesses: cosigs.filter((c) => Number(c.size) === Number(r.size)).map((c) => c.witness),
+    }));
+  }
+
+  /** Each witness that ever cosigned our log: the largest size it cosigned, and when. */
+  async witnesses(): Promise<Array<{ witness: string; size: number; at: Date }>> {
+    const rows = await this.db
+      .selectFrom('log_cosignatures')
+      .select((eb) => ['witness', eb.fn.max('size').as('size'), eb.fn.max('received_at').as('at')])
+      .groupBy('witness')
+      .orderBy('witness')
+      .execute();
+    return rows.map((r) => ({ witness: r.witness, size: Number(r.size), at: new Date(r.at) }));
+  }
+
   /** The checkpoint signed at exactly `size`, with its cosignatures, or null. */
   async checkpointAt(size: number): Promise<string | null> {
     if (!Number.isSafeInteger(size) || size < 0) return null;

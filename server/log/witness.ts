@@ -211,6 +211,17 @@ export class CheckpointWitness {
     return row ? { size: row.size, rootHash: row.root, note: row.note } : null;
   }
 
+  /** Every log we witness: its latest size and when that checkpoint arrived. */
+  async watched(): Promise<Array<{ logOrigin: string; size: number; receivedAt: Date }>> {
+    const rows = await this.db
+      .selectFrom('peer_checkpoints')
+      .select((eb) => ['log_origin', eb.fn.max('size').as('size'), eb.fn.max('received_at').as('received_at')])
+      .groupBy('log_origin')
+      .orderBy('log_origin')
+      .execute();
+    return rows.map((r) => ({ logOrigin: r.log_origin, size: Number(r.size), receivedAt: new Date(r.received_at) }));
+  }
+
   /** Alerts, newest first. */
   async alerts(filter: { logOrigin?: string; limit?: number } = {}): Promise<LogAlert[]> {
     let q = this.db.selectFrom('log_alerts').selectAll().orderBy('id', 'desc').limit(Math.min(Math.max(filter.limit ?? 100, 1), 1000));

@@ -67,8 +67,17 @@ export function toMatched(m: VerdictMatch): MatchedVerdict {
   };
 }
 
+/** A scanner node as the server has seen it (since this server process started). */
+export interface ScannerNodeSeen {
+  node: string;
+  classifier: string;
+  lastSeen: Date;
+  scans: number;
+}
+
 export class MediaIntake {
   private readonly scanned = new EventEmitter();
+  private readonly nodes = new Map<string, ScannerNodeSeen>();
 
   constructor(
     private readonly db: Db,
@@ -107,6 +116,20 @@ export class MediaIntake {
     return result;
   }
 
+  /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
+  async explain(hashes: { sha256?: string; pdq?: string }): Promise<Decision> {
+    const matches = await this.verdicts.find({
+      sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
+      pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
+    });
+    return decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
+  }
+
+  /** Scanner nodes that posted results since this process started, most recent first. */
+  scannerNodes(): ScannerNodeSeen[] {
+    return [...this.nodes.values()].sort((a, b) => b.lastSeen.getTime() - a.lastSeen.getTime());
+  }
+
   /** Drops media whose scan never completed (its job dead-lettered) after `days`. */
   async pruneAbandoned(days = 7): Promise<number> {
     const result = await this.db.deleteFrom('scan_media').where('created_at', '<', new Date(Date.now() - days * 86_400_000)).executeTakeFirst();
@@ -123,7 +146,10 @@ export class MediaIntake {
    * A scanner's result: it becomes our own signed, published verdict. A spot check that
    * contradicts the peers who decided lowers their weight, with the reason recorded.
    */
-  async scanResult(job: ScanJob, result: { label: MatchedVerdict['label']; confidence: number; classifier: { name: string; version: string } }): Promise<void> {
+  async scanResult(
+    job: ScanJob,
+    result: { label: MatchedVerdict['label']; confidence: number; classifier: { name: string; version: string }; node?: string },
+  ): Promise<void> {
     const media = await this.db
       .selectFrom('media')
       .select(['pdq', 'pdq_quality'])
@@ -142,6 +168,9 @@ export class MediaIntake {
       source: 'scanner',
     });
     this.options.metrics?.scans.inc({ label: result.label });
+    const node = result.node ?? 'unnamed';
+    const seen = this.nodes.get(node);
+    this.nodes.set(node, { node, classifier: `${result.classifier.name} ${result.classifier.version}`, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
     if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256);

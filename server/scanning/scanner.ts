@@ -3,6 +3,7 @@
 // signed URL with its token, classifies in small batches, and posts the result back. It holds no
 // database and no signing key: the server turns results into signed verdicts.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hostname } from 'node:os';
 import sharp from 'sharp';
 import type { Logger } from '../config/logger.js';
 import { PermanentJobError, type JobQueue } from '../queue/index.js';
@@ -84,6 +85,8 @@ export function startScanner(options: ScannerOptions): void {
   const { queue, serverUrl, token, logger } = options;
   let loaded: Promise<{ classifier: Classifier; batcher: Batcher }> | undefined;
   const auth = { authorization: `Bearer ${token}` };
+  // How the server's health page names this node.
+  const node = `${hostname()}:${process.pid}`.replace(/[^\w.:-]/g, '_').slice(0, 200);
   queue.process(
     async (job) => {
       loaded ??= options.classifier().then((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) }));
@@ -100,7 +103,7 @@ export function startScanner(options: ScannerOptions): void {
       const post = await fetch(`${serverUrl}/internal/scan-results`, {
         method: 'POST',
         headers: { ...auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ job: job.data, label: result.label, confidence: result.confidence, classifier: { name, version } }),
+        body: JSON.stringify({ job: job.data, label: result.label, confidence: result.confidence, classifier: { name, version }, node }),
         signal: AbortSignal.timeout(30_000),
       });
       if (post.status >= 400 && post.status < 500) throw new PermanentJobError(`server refused the result: ${post.status} ${await post.text()}`);

@@ -176,6 +176,11 @@ export class TrustService {
     }));
   }
 
+  async blocks(): Promise<Array<{ peer: string; setBy: string; reason: string | null; setAt: Date }>> {
+    const rows = await this.db.selectFrom('trust_blocks').selectAll().orderBy('peer').execute();
+    return rows.map((r) => ({ peer: r.peer, setBy: r.set_by, reason: r.reason, setAt: r.set_at }));
+  }
+
   async changes(limit = 100) {
     return this.db.selectFrom('trust_changes').selectAll().orderBy('id', 'desc').limit(limit).execute();
   }

@@ -428,6 +428,18 @@ export class VerdictService {
     });
   }
 
+  /** Verdicts (live and retracted) by label, issuer and publication time, newest first. */
+  async search(filter: { label?: Label; issuer?: string; since?: Date; until?: Date; limit?: number }): Promise<Verdict[]> {
+    let q = this.db.selectFrom('verdicts').select('id').orderBy('published', 'desc').orderBy('id', 'desc').limit(Math.min(Math.max(filter.limit ?? 100, 1), 500));
+    if (filter.label) q = q.where('label', '=', filter.label);
+    if (filter.issuer) q = q.where('issuer', '=', filter.issuer);
+    if (filter.since) q = q.where('published', '>=', filter.since);
+    if (filter.until) q = q.where('published', '<', filter.until);
+    const ids = (await q.execute()).map((r) => r.id);
+    const byId = await this.byIds(ids);
+    return ids.flatMap((id) => byId.get(id) ?? []);
+  }
+
   async byIds(ids: number[]): Promise<Map<number, Verdict>> {
     const out = new Map<number, Verdict>();
     if (ids.length === 0) return out;

@@ -1,0 +1,80 @@
+// Vouch console: reveal a quarantined image on an explicit click (the server logs it), and
+// keyboard shortcuts for the review queue. No framework; served from the same origin only.
+'use strict';
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? '';
+
+async function reveal(button) {
+  const item = button.closest('.review-item');
+  const img = item?.querySelector('img.preview');
+  if (!img || img.classList.contains('revealed')) return;
+  button.disabled = true;
+  button.textContent = 'Revealing…';
+  const res = await fetch(img.dataset.reveal, { method: 'POST', headers: { 'x-csrf-token': csrf }, credentials: 'same-origin' });
+  if (!res.ok) {
+    button.disabled = false;
+    button.textContent = `Reveal failed (${res.status})`;
+    return;
+  }
+  img.src = URL.createObjectURL(await res.blob());
+  img.classList.add('revealed');
+  img.alt = 'Revealed image';
+  button.textContent = 'Revealed (logged)';
+}
+
+document.addEventListener('click', (event) => {
+  const button = event.target.closest?.('button.reveal');
+  if (button) reveal(button);
+});
+
+const items = () => [...document.querySelectorAll('.review-item')];
+let current = 0;
+function focusItem(index) {
+  const list = items();
+  if (list.length === 0) return;
+  current = Math.max(0, Math.min(list.length - 1, index));
+  list.forEach((el, i) => el.classList.toggle('current', i === current));
+  list[current].focus();
+  list[current].scrollIntoView({ block: 'nearest' });
+}
+
+const HELP = 'j / k: next / previous item\nr: reveal the image (logged)\nc: confirm (needs a reason)\no: overturn (pick the label, give a reason)\n/: search verdicts\n?: this help';
+
+document.addEventListener('keydown', (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target.closest?.('input, select, textarea');
+  if (typing) return;
+  const item = items()[current];
+  const submit = (action) => {
+    const form = item?.querySelector('form.review-form');
+    const reason = form?.querySelector('input[name="reason"]');
+    if (!form || !reason) return;
+    if (!reason.value.trim()) {
+      reason.focus();
+      reason.placeholder = `give a reason, then press Enter to ${action}`;
+      form.dataset.pending = action;
+      return;
+    }
+    form.querySelector(`button[value="${action}"]`).click();
+  };
+  switch (event.key) {
+    case 'j': focusItem(current + 1); break;
+    case 'k': focusItem(current - 1); break;
+    case 'r': { const b = item?.querySelector('button.reveal'); if (b) reveal(b); break; }
+    case 'c': submit('confirm'); break;
+    case 'o': submit('overturn'); break;
+    case '/': { const s = document.getElementById('search-hash'); if (s) { event.preventDefault(); s.focus(); } else location.href = '/console/verdicts'; break; }
+    case '?': alert(HELP); break;
+    default: return;
+  }
+});
+
+// Enter in a reason field submits the action asked for by its shortcut (confirm by default).
+document.addEventListener('submit', (event) => {
+  const form = event.target;
+  if (!form.classList?.contains('review-form') || event.submitter) return;
+  event.preventDefault();
+  form.querySelector(`button[value="${form.dataset.pending ?? 'confirm'}"]`).click();
+});
+
+if (items().length) focusItem(0);

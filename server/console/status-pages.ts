@@ -1,0 +1,128 @@
+// Health (queues, scanner nodes, throughput and decisions over the last day) and the
+// transparency log (our checkpoints, the witnesses that cosign them, logs we witness, alerts).
+import express, { type Router } from 'express';
+import { sql } from 'kysely';
+import type { Db } from '../store/index.js';
+import type { Metrics } from '../config/metrics.js';
+import type { Federation } from '../federation/index.js';
+import type { ScanningWiring } from '../main.js';
+import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
+import type { ReviewQueue } from '../review/index.js';
+import { OUTCOMES } from '../review/index.js';
+import { barChartSvg } from './drawing.js';
+import { html } from './html.js';
+import { formatTime, page } from './layout.js';
+import { requireRole } from './session.js';
+
+const HOURS = 24;
+
+/** Counts per hour over the last day, oldest first, for each value of `key`. */
+function hourly(rows: Array<{ hour: Date | string; key: string | null; n: string | number }>, keys: readonly string[], now = Date.now()) {
+  const start = Math.floor(now / 3600_000) * 3600_000 - (HOURS - 1) * 3600_000;
+  const buckets = Array.from({ length: HOURS }, (_, i) => new Date(start + i * 3600_000).toISOString().slice(11, 16));
+  const series = keys.map((key) => ({ name: key, values: new Array<number>(HOURS).fill(0) }));
+  for (const row of rows) {
+    const i = Math.floor((new Date(row.hour).getTime() - start) / 3600_000);
+    const s = series.find((x) => x.name === row.key);
+    if (s && i >= 0 && i < HOURS) s.values[i] += Number(row.n);
+  }
+  return { buckets, series };
+}
+
+export function statusPages(deps: {
+  db: Db;
+  metrics: Metrics;
+  federation: Federation;
+  scanning: ScanningWiring;
+  review: ReviewQueue;
+  indexSize: () => number;
+  transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
+}): Router {
+  const router = express.Router();
+  const viewer = requireRole('viewer');
+
+  router.get('/', viewer, async (req, res) => {
+    const since = new Date(Date.now() - HOURS * 3600_000);
+    const [scanCounts, delivery, pending, decisionRows, scanRows, inbox] = await Promise.all([
+      deps.scanning.scanQueueCounts(),
+      deps.federation.deliveryStatus(5),
+      deps.review.pendingCount(),
+      deps.db
+        .selectFrom('decisions')
+        .select([sql<Date>`date_trunc('hour', created_at)`.as('hour'), 'outcome as key', (eb) => eb.fn.countAll<string>().as('n')])
+        .where('created_at', '>=', since)
+        .groupBy([sql`date_trunc('hour', created_at)`, 'outcome'])
+        .execute(),
+      deps.db
+        .selectFrom('verdicts')
+        .select([sql<Date>`date_trunc('hour', published)`.as('hour'), 'label as key', (eb) => eb.fn.countAll<string>().as('n')])
+        .where('is_local', '=', true)
+        .where('method', '=', 'classifier')
+        .where('published', '>=', since)
+        .groupBy([sql`date_trunc('hour', published)`, 'label'])
+        .execute(),
+      deps.metrics.inbox.get(),
+    ]);
+    const decisions = hourly(decisionRows, OUTCOMES);
+    const scanLabels = [...new Set(scanRows.map((r) => r.key))].sort();
+    const scans = hourly(scanRows, scanLabels);
+    const nodes = deps.scanning.intake.scannerNodes();
+    const queueRow = (name: string, c: { waiting: number; active: number; delayed: number; dead: number; completed: number }) =>
+      html`<tr class="queue-${name}"><td>${name}</td><td>${c.waiting}</td><td>${c.active}</td><td>${c.delayed}</td><td>${c.dead}</td></tr>`;
+    res.send(
+      page(
+        { title: 'Health', session: req.consoleSession, active: '/console/' },
+        html`<section class="tiles">
+<div class="tile"><span class="big">${pending}</span> waiting for review ${pending > 0 && req.consoleSession!.user.role !== 'viewer' ? html`<a href="/console/review">review</a>` : ''}</div>
+<div class="tile"><span class="big">${deps.indexSize()}</span> hashes indexed</div>
+<div class="tile"><span class="big">${nodes.length}</span> scanner nodes seen (${deps.scanning.mode === 'external' ? 'nodes on the queue' : deps.scanning.mode === 'inprocess' ? 'scanning in this process' : 'scanning is off'})</div>
+</section>
+<h2>Queues</h2>
+<table class="queues"><thead><tr><th>queue</th><th>waiting</th><th>running</th><th>delayed</th><th>dead</th></tr></thead><tbody>${queueRow('scan', scanCounts)}${queueRow('deliver', delivery.counts)}</tbody></table>
+${delivery.dead.length ? html`<p class="warn">Recent dead deliveries: ${delivery.dead.map((d) => html`<span class="uri">${d.error}</span> `)}(retry with <code>vouch deliveries retry ID</code>)</p>` : ''}
+<h2>Scanner nodes</h2>
+${nodes.length ? html`<table><thead><tr><th>node</th><th>classifier</th><th>scans</th><th>last seen</th></tr></thead><tbody>${nodes.map((n) => html`<tr><td>${n.node}</td><td>${n.classifier}</td><td>${n.scans}</td><td>${formatTime(n.lastSeen)}</td></tr>`)}</tbody></table>` : html`<p class="empty">No scanner has posted a result since the server started.</p>`}
+<h2>Last ${HOURS} hours (UTC)</h2>
+${barChartSvg('Decisions per hour, by outcome', decisions.buckets, decisions.series)}
+${barChartSvg('Our scans per hour, by label', scans.buckets, scans.series)}
+<h2>Inbox since start</h2>
+<table><thead><tr><th>result</th><th>activities</th></tr></thead><tbody>${inbox.values.map((v) => html`<tr><td>${String(v.labels.result)}</td><td>${v.value}</td></tr>`)}</tbody></table>
+<p class="hint">Everything here is also at <code>/metrics</code> for Prometheus.</p>`,
+      ),
+    );
+  });
+
+  router.get('/log', viewer, async (req, res) => {
+    const { log, checkpoints, witness } = deps.transparency;
+    const [size, recent, witnesses, watched, alerts] = await Promise.all([
+      log.size(),
+      checkpoints.recent(10),
+      checkpoints.witnesses(),
+      witness.watched(),
+      witness.alerts({ limit: 20 }),
+    ]);
+    const latest = recent[0]?.size ?? 0;
+    res.send(
+      page(
+        { title: 'Transparency log', session: req.consoleSession, active: '/console/log' },
+        html`${alerts.length ? html`<p class="error" role="alert">${alerts.length} alert(s): a log we witness showed an inconsistency. See below.</p>` : ''}
+<p>Our log holds <strong>${size}</strong> entries; the latest signed checkpoint covers <strong>${latest}</strong>. Auditors check it with <code>vouch audit ${'<'}our URL${'>'}</code>.</p>
+<h2>Our checkpoints</h2>
+<table><thead><tr><th>size</th><th>signed</th><th>cosigned by</th></tr></thead><tbody>${recent.map(
+          (c) => html`<tr><td>${c.size}</td><td>${formatTime(c.createdAt)}</td><td>${c.witnesses.length ? c.witnesses.join(', ') : html`<span class="warn">no witness yet</span>`}</td></tr>`,
+        )}</tbody></table>
+<h2>Witnesses of our log</h2>
+${witnesses.length ? html`<table><thead><tr><th>witness</th><th>last cosigned size</th><th>behind</th><th>when</th></tr></thead><tbody>${witnesses.map(
+          (w) => html`<tr><td>${w.witness}</td><td>${w.size}</td><td class="${latest - w.size > 0 ? 'warn' : ''}">${latest - w.size}</td><td>${formatTime(w.at)}</td></tr>`,
+        )}</tbody></table>` : html`<p class="empty">No witness has cosigned yet: followers cosign the checkpoints we push to them.</p>`}
+<h2>Logs we witness</h2>
+${watched.length ? html`<table><thead><tr><th>log</th><th>size</th><th>last checkpoint</th></tr></thead><tbody>${watched.map((w) => html`<tr><td>${w.logOrigin}</td><td>${w.size}</td><td>${formatTime(w.receivedAt)}</td></tr>`)}</tbody></table>` : html`<p class="empty">None yet.</p>`}
+<h2>Alerts</h2>
+${alerts.length ? html`<table class="alerts"><thead><tr><th>when</th><th>log</th><th>kind</th><th>evidence</th></tr></thead><tbody>${alerts.map(
+          (a) => html`<tr><td>${formatTime(a.createdAt)}</td><td>${a.logOrigin}</td><td><strong>${a.kind}</strong></td><td><code>${JSON.stringify(a.evidence).slice(0, 400)}</code></td></tr>`,
+        )}</tbody></table>` : html`<p class="empty">No alerts.</p>`}`,
+      ),
+    );
+  });
+  return router;
+}

@@ -1,0 +1,148 @@
+// Verdict search, and explanations: of a stored decision, or of what would be decided now.
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import { LABELS } from '../../shared/vocab/verdict.js';
+import type { VerdictService, Verdict, VerdictMatch } from '../verdicts/index.js';
+import type { ReviewQueue } from '../review/index.js';
+import type { Quarantine } from '../scanning/quarantine.js';
+import type { MediaIntake } from '../scanning/intake.js';
+import type { Explanation } from '../trust/decide.js';
+import { html, type SafeHtml } from './html.js';
+import { formatTime, page } from './layout.js';
+import { requireRole } from './session.js';
+import { HttpError } from '../http/errors.js';
+import { decisionId } from './review-pages.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const searchSchema = z.object({
+  hash: z.union([z.string().trim().toLowerCase().regex(HEX64, 'a hash is 64 hex digits (SHA-256 or PDQ)'), z.literal('')]).optional(),
+  label: z.union([z.enum(LABELS), z.literal('')]).optional(),
+  issuer: z.union([z.url('the issuer is an actor URL'), z.literal('')]).optional(),
+  since: z.union([z.iso.date(), z.literal('')]).optional(),
+  until: z.union([z.iso.date(), z.literal('')]).optional(),
+});
+
+const num = (x: number) => (Math.round(x * 1000) / 1000).toString();
+
+export function explanationHtml(e: Explanation): SafeHtml {
+  const lv = e.localVerdict;
+  return html`<section class="explanation">
+<p class="verdict-line"><strong class="outcome outcome-${e.outcome}">${e.outcome}</strong> ${e.label ?? ''} — ${e.reason}</p>
+<p>Decided by ${e.decidedBy === 'local' ? 'our own verdict' : 'peers’ verdicts weighted by trust'} under policy ${e.policy.version} (${e.policy.hash.slice(0, 12)}…). Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.</p>
+${lv ? html`<p>Our verdict: ${lv.label} (confidence ${num(lv.confidence)}, ${lv.method}${lv.classifier ? ` ${lv.classifier}` : ''}), distance ${lv.distance}, <span class="uri">${lv.uri}</span></p>` : ''}
+${
+  e.labels.length
+    ? html`<table class="evidence"><caption>Evidence per label</caption><thead><tr><th>label</th><th>for (r)</th><th>against: ok (s)</th><th>probability</th><th>uncertainty</th><th>block at</th><th>min evidence</th><th>ok classifiers</th><th>ok human</th></tr></thead><tbody>
+${e.labels.map((l) => html`<tr><td>${l.label}</td><td>${num(l.r)}</td><td>${num(l.s)}</td><td>${num(l.p)}</td><td>${num(l.u)}</td><td>${num(l.blockProbability)}</td><td>${num(l.minEvidence)}</td><td>${l.okClassifiers}</td><td>${l.okHuman ? 'yes' : 'no'}</td></tr>`)}
+</tbody></table>`
+    : ''
+}
+${
+  e.top.length
+    ? html`<table class="contributions"><caption>Top verdicts (${e.omitted} more not shown)</caption><thead><tr><th>issuer</th><th>label</th><th>confidence</th><th>method</th><th>distance</th><th>match</th><th>weight</th><th>contribution</th><th>trust paths</th></tr></thead><tbody>
+${e.top.map(
+  (c) => html`<tr class="${c.deduplicated ? 'deduplicated' : ''}"><td class="uri">${c.issuer}</td><td>${c.label}</td><td>${num(c.confidence)}</td><td>${c.method}${c.classifier ? html`<br><small>${c.classifier}</small>` : ''}</td><td>${c.distance}</td><td>${num(c.match)}</td><td>${num(c.weight)}</td><td>${c.deduplicated ? html`counted once: repeat of <span class="uri">${c.repeatOf ?? ''}</span>` : num(c.contribution)}</td><td>${(c.paths ?? []).map(
+    (p) => html`<div class="path">you → ${p.via.join(' → ')} <small>(${num(p.contribution)})</small></div>`,
+  )}</td></tr>`,
+)}
+</tbody></table>`
+    : html`<p>No peer verdict counted.</p>`
+}
+<p class="thresholds">Thresholds: allow when abuse probability ≤ ${num(e.thresholds.allow.maxAbuseProbability)} with evidence ≥ ${num(e.thresholds.allow.minEvidence)} and ${e.thresholds.allow.requireIndependent} independent classifiers or a human; disputed at ${num(e.thresholds.disputedShare)} of the evidence; PDQ matches count to distance ${e.thresholds.distanceThreshold}; prior weight ${num(e.thresholds.priorWeight)}.</p>
+</section>`;
+}
+
+function verdictRow(v: Verdict | VerdictMatch): SafeHtml {
+  const sha = v.subjects.find((s) => s.algorithm === 'sha256')?.digest;
+  const pdq = v.subjects.find((s) => s.algorithm === 'pdq')?.digest;
+  const explain = sha ? `/console/explain?sha256=${sha}` : pdq ? `/console/explain?pdq=${pdq}` : undefined;
+  return html`<tr class="${v.retracted ? 'retracted' : ''}"><td>${formatTime(v.published)}</td><td class="uri">${v.issuer}${v.local ? html` <small>(ours)</small>` : ''}</td><td>${v.label}</td><td>${num(v.confidence)}</td><td>${v.method}${v.classifier ? html`<br><small>${v.classifier}</small>` : ''}</td><td>${'distance' in v ? v.distance : ''}</td><td class="hash">${v.subjects.map((s) => html`<div>${s.algorithm} ${s.digest}</div>`)}</td><td>${v.retracted ? `retracted ${formatTime(v.retracted)}` : explain ? html`<a href="${explain}">explain</a>` : ''}</td></tr>`;
+}
+
+export function verdictPages(deps: { verdicts: VerdictService; review: ReviewQueue; quarantine: Quarantine | undefined; intake: MediaIntake }): Router {
+  const router = express.Router();
+  const viewer = requireRole('viewer');
+
+  router.get('/verdicts', viewer, async (req, res) => {
+    const parsed = searchSchema.safeParse(req.query);
+    const q = parsed.success ? parsed.data : {};
+    let rows: Array<Verdict | VerdictMatch> = [];
+    if (parsed.success) {
+      if (q.hash) {
+        const digest = Buffer.from(q.hash, 'hex');
+        rows = (await deps.verdicts.find({ sha256: digest, pdq: [digest] })).filter(
+          (v) =>
+            (!q.label || v.label === q.label) &&
+            (!q.issuer || v.issuer === q.issuer) &&
+            (!q.since || v.published >= q.since) &&
+            (!q.until || v.published < q.until),
+        );
+      } else {
+        rows = await deps.verdicts.search({
+          label: q.label || undefined,
+          issuer: q.issuer || undefined,
+          since: q.since ? new Date(q.since) : undefined,
+          until: q.until ? new Date(q.until) : undefined,
+        });
+      }
+    }
+    const value = (k: keyof typeof q) => (typeof req.query[k] === 'string' ? (req.query[k] as string) : '');
+    res.status(parsed.success ? 200 : 400).send(
+      page(
+        { title: 'Verdicts', session: req.consoleSession, active: '/console/verdicts', error: parsed.success ? undefined : parsed.error.issues.map((i) => i.message).join('; ') },
+        html`<form method="get" action="/console/verdicts" class="search">
+<label>Hash <input name="hash" value="${value('hash')}" placeholder="SHA-256 or PDQ, 64 hex digits" size="66" id="search-hash"></label>
+<label>Label <select name="label"><option value="">any</option>${LABELS.map((l) => html`<option ${value('label') === l ? 'selected' : ''}>${l}</option>`)}</select></label>
+<label>Issuer <input name="issuer" value="${value('issuer')}" placeholder="https://peer.example/actor"></label>
+<label>From <input type="date" name="since" value="${value('since')}"></label>
+<label>Before <input type="date" name="until" value="${value('until')}"></label>
+<button type="submit">Search</button></form>
+<p class="hint">A PDQ hash finds near matches too (distance shown). Press / to search.</p>
+<table class="verdicts"><thead><tr><th>published</th><th>issuer</th><th>label</th><th>confidence</th><th>method</th><th>distance</th><th>subjects</th><th></th></tr></thead>
+<tbody>${rows.map(verdictRow)}</tbody></table>
+${rows.length === 0 ? html`<p class="empty">No verdicts match.</p>` : ''}`,
+      ),
+    );
+  });
+
+  router.get('/explain', viewer, async (req, res) => {
+    const sha256 = typeof req.query.sha256 === 'string' ? req.query.sha256.toLowerCase() : undefined;
+    const pdq = typeof req.query.pdq === 'string' ? req.query.pdq.toLowerCase() : undefined;
+    if ((sha256 !== undefined && !HEX64.test(sha256)) || (pdq !== undefined && !HEX64.test(pdq)) || (!sha256 && !pdq)) {
+      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 hex digits)');
+    }
+    const decision = await deps.intake.explain({ sha256, pdq });
+    res.send(
+      page(
+        { title: 'What Vouch would decide now', session: req.consoleSession, active: '/console/verdicts' },
+        html`<p class="hash">${sha256 ? `sha256 ${sha256}` : ''} ${pdq ? `pdq ${pdq}` : ''}</p>${explanationHtml(decision.explanation)}`,
+      ),
+    );
+  });
+
+  router.get('/decisions/:id', viewer, async (req, res) => {
+    const decision = await deps.review.get(decisionId(req));
+    if (!decision) throw new HttpError(404, 'not_found', 'no such decision');
+    const access = decision.quarantineId !== null && deps.quarantine ? await deps.quarantine.accessLog(decision.quarantineId) : [];
+    res.send(
+      page(
+        { title: `Decision ${decision.id}`, session: req.consoleSession, active: '/console/review' },
+        html`<p>Made ${formatTime(decision.createdAt)} for media from ${decision.source ?? '?'}.</p>
+<p class="hash">sha256 ${decision.sha256}${decision.pdq ? html`<br>pdq ${decision.pdq}` : ''}</p>
+<p>${decision.reviewedAt ? html`Reviewed by ${decision.reviewedBy} at ${formatTime(decision.reviewedAt)}: ${decision.reviewOutcome}` : 'Not reviewed yet.'}
+ <a href="/console/explain?sha256=${decision.sha256}">What would be decided now?</a></p>
+<h2>Explanation at the time</h2>
+${explanationHtml(decision.explanation)}
+${
+  decision.quarantineId !== null
+    ? html`<h2>Quarantine access log (item ${decision.quarantineId})</h2><table class="access-log"><thead><tr><th>when</th><th>who</th><th>what</th><th>why</th></tr></thead><tbody>${access.map(
+        (a) => html`<tr class="access-${a.action}"><td>${formatTime(a.at)}</td><td>${a.actor}</td><td>${a.action}</td><td>${a.reason ?? ''}</td></tr>`,
+      )}</tbody></table>`
+    : ''
+}`,
+      ),
+    );
+  });
+
+  return router;
+}
