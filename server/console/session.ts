@@ -41,11 +41,11 @@ export function loadSession(accounts: ConsoleAccounts) {
 export function checkOrigin(publicOrigin: string) {
   return (req: Request, _res: Response, next: NextFunction) => {
     if (!UNSAFE_METHODS.has(req.method)) return next();
-    const origin = req.get('origin');
+    // Browsers send Sec-Fetch-Site; older ones at least Origin.
     const site = req.get('sec-fetch-site');
-    if ((origin && origin !== publicOrigin) || site === 'cross-site' || site === 'same-site') {
-      return next(new HttpError(403, 'cross_origin', 'this request came from another site'));
-    }
+    const origin = req.get('origin');
+    const foreign = site !== undefined ? site !== 'same-origin' && site !== 'none' : origin !== undefined && origin !== publicOrigin;
+    if (foreign) return next(new HttpError(403, 'cross_origin', 'this request came from another site'));
     next();
   };
 }

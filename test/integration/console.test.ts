@@ -1,0 +1,297 @@
+// The web console in real headless Chromium against two real servers on 127.0.0.x: A (the
+// console under test) follows B, whose verdicts reach A over real federation. Accounts are made
+// with the real CLI. Screenshots of each step go to test-artifacts/screenshots/.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticJpeg } from '../helpers/images.js';
+import { eventually, freePort, runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { STORE_BACKENDS } from '../helpers/services.js';
+import { HAVE_CHROMIUM, SCREENSHOT_DIR, launchChromium } from '../helpers/browser.js';
+
+const TOKEN = randomBytes(32).toString('hex');
+const PASSWORDS = { alice: 'alice-admin-passphrase', mo: 'moderator-passphrase', vic: 'viewer-passphrase-1' };
+
+interface Instance {
+  url: string;
+  actor: string;
+  env: Record<string, string>;
+  server?: ServerProcess;
+  cleanup: () => Promise<void>;
+}
+
+/** A on the real PostgreSQL when there is one (CI), B on the embedded database. */
+async function instance(host: string, backend: (typeof STORE_BACKENDS)[number]): Promise<Instance> {
+  const store = backend.create();
+  const { dataDir, databaseUrl, databaseSchema } = store.config as { dataDir: string; databaseUrl?: string; databaseSchema?: string };
+  const port = await freePort(host);
+  const url = `http://${host}:${port}`;
+  return {
+    url,
+    actor: `${url}/actor`,
+    cleanup: store.cleanup,
+    env: {
+      VOUCH_DATA_DIR: dataDir,
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl, VOUCH_DATABASE_SCHEMA: databaseSchema! } : {}),
+      VOUCH_HOST: host,
+      VOUCH_PORT: String(port),
+      VOUCH_PUBLIC_URL: url,
+      VOUCH_ADMIN_TOKEN: TOKEN,
+      VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
+      VOUCH_SCANNER: 'off',
+      REDIS_URL: '',
+      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
+      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
+      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+    },
+  };
+}
+
+function admin(i: Instance, method: string, path: string, body?: unknown): Promise<Response> {
+  return fetch(`${i.url}/api/v1/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function hashes(i: Instance, image: Buffer): Promise<{ sha256: string; pdq: string }> {
+  return (await fetch(`${i.url}/api/v1/hash`, { method: 'POST', body: image })).json();
+}
+
+describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
+  let a: Instance;
+  let b: Instance;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  /** An image B marked `sexual`, which A sees only through B. */
+  let peerJudged: { sha256: string; pdq: string };
+  /** An image A's own moderators marked, then received: blocked and quarantined. */
+  let blockedDecision: number;
+
+  // Runs in the page (the tests are typed for Node, not the DOM).
+  const cssFilter = (img: Locator) =>
+    img.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { filter: string } }).getComputedStyle(el).filter);
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOT_DIR, `console-${name}.png`), fullPage: true });
+
+  async function signIn(user: keyof typeof PASSWORDS): Promise<Page> {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${a.url}/console/`);
+    expect(new URL(page.url()).pathname).toBe('/console/login');
+    await page.fill('input[name=username]', user);
+    await page.fill('input[name=password]', PASSWORDS[user]);
+    await Promise.all([page.waitForURL(`${a.url}/console/`), page.click('button[type=submit]')]);
+    return page;
+  }
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([instance('127.0.0.71', STORE_BACKENDS.find((s) => s.available && s.name === 'postgres') ?? STORE_BACKENDS[0]), instance('127.0.0.72', STORE_BACKENDS[0])]);
+    // Accounts before the server starts (the embedded database takes one process at a time).
+    for (const [name, role] of [['alice', 'admin'], ['mo', 'moderator'], ['vic', 'viewer']] as const) {
+      const added = await runCli(['users', 'add', name, '--role', role], a.env, `${PASSWORDS[name]}\n`);
+      expect(added.code, added.stderr).toBe(0);
+    }
+    [a.server, b.server] = await Promise.all([startServerProcess(a.env), startServerProcess(b.env)]);
+    browser = await launchChromium();
+
+    // A follows B; B approves; B's human moderators mark an image.
+    expect((await admin(a, 'POST', '/peers/follow', { target: b.actor })).status).toBe(202);
+    await eventually(async () => {
+      const { peers } = await (await admin(b, 'GET', '/peers')).json();
+      return peers.some((p: { actor: string; follower: string }) => p.actor === a.actor && p.follower === 'pending');
+    }, 15_000, 'B to see the follow');
+    expect((await admin(b, 'POST', '/peers/approve', { actor: a.actor })).status).toBe(200);
+    peerJudged = await hashes(b, await syntheticJpeg(7101));
+    const issued = await admin(b, 'POST', '/verdicts', {
+      subjects: [{ algorithm: 'sha256', digest: peerJudged.sha256 }, { algorithm: 'pdq', digest: peerJudged.pdq }],
+      label: 'sexual',
+      confidence: 1,
+      method: 'human',
+    });
+    expect(issued.status).toBe(201);
+    await eventually(async () => {
+      const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${peerJudged.sha256}`)).json();
+      return matches.length > 0;
+    }, 20_000, 'B\'s verdict to reach A');
+
+    // A's own verdict, then the media arrives: blocked by the local verdict and quarantined.
+    const image = await syntheticJpeg(7102);
+    const own = await hashes(a, image);
+    expect((await admin(a, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: own.sha256 }], label: 'spam', confidence: 1, method: 'human' })).status).toBe(201);
+    const media = await fetch(`${a.url}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
+    const decision = await media.json();
+    expect(decision).toMatchObject({ outcome: 'block', label: 'spam', quarantined: true });
+    blockedDecision = decision.decision_id;
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => {});
+    await browser?.close();
+    for (const i of [a, b]) {
+      await i?.server?.stop();
+      await i?.cleanup();
+    }
+  });
+
+  it('signs in only with the right password, and sends the signed-out to the sign-in page', async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${a.url}/console/peers`);
+    expect(page.url()).toBe(`${a.url}/console/login?next=%2Fconsole%2Fpeers`);
+    await page.fill('input[name=username]', 'alice');
+    await page.fill('input[name=password]', 'not-the-password');
+    await page.click('button[type=submit]');
+    await expect.poll(() => page.textContent('.error')).toContain('Wrong name or password');
+    await shot(page, '01-sign-in-refused');
+    await page.fill('input[name=username]', 'alice');
+    await page.fill('input[name=password]', PASSWORDS.alice);
+    await Promise.all([page.waitForURL(`${a.url}/console/peers`), page.click('button[type=submit]')]);
+    const cookie = (await context.cookies()).find((c) => c.name === 'vouch_session');
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/console' });
+    await shot(page, '02-peers');
+  });
+
+  it('shows review items blurred and grey until a moderator clicks Reveal, and logs the reveal', async () => {
+    const page = await signIn('mo');
+    await page.goto(`${a.url}/console/review`);
+    const item = page.locator(`#item-${blockedDecision}`);
+    const img = item.locator('img.preview');
+    await expect.poll(() => img.evaluate((el) => (el as unknown as { complete: boolean; naturalWidth: number }).complete && (el as unknown as { naturalWidth: number }).naturalWidth > 0)).toBe(true);
+    expect(await img.getAttribute('class')).toBe('preview');
+    expect(await cssFilter(img)).toMatch(/blur.*grayscale/);
+    // What the browser holds before the click is itself grey and blurred (made on the server).
+    const preview = await page.request.get(`${a.url}/console/review/${blockedDecision}/preview`);
+    const { data, info } = await sharp(await preview.body()).raw().toBuffer({ resolveWithObject: true });
+    let colourful = 0;
+    for (let p = 0; p < data.length; p += info.channels) if (Math.abs(data[p] - data[p + 1]) > 3 || Math.abs(data[p + 1] - data[p + 2]) > 3) colourful++;
+    expect(colourful / (data.length / info.channels)).toBeLessThan(0.01);
+    await shot(page, '03-review-blurred');
+
+    await item.locator('button.reveal').click();
+    await expect.poll(() => img.getAttribute('class')).toBe('preview revealed');
+    expect(await img.getAttribute('src')).toMatch(/^blob:/);
+    expect(await cssFilter(img)).toBe('none');
+    await shot(page, '04-review-revealed');
+
+    await page.goto(`${a.url}/console/decisions/${blockedDecision}`);
+    const reveals = page.locator('table.access-log tr.access-reveal');
+    await expect.poll(() => reveals.count()).toBe(1);
+    expect(await reveals.first().textContent()).toContain('mo');
+    await shot(page, '05-decision-access-log');
+  });
+
+  it('lets a moderator overturn a decision: our verdict is corrected and the media released', async () => {
+    const page = await signIn('mo');
+    await page.goto(`${a.url}/console/review`);
+    const item = page.locator(`#item-${blockedDecision}`);
+    await item.locator('input[name=reason]').fill('a holiday photo, not spam');
+    await item.locator('select[name=label]').selectOption('ok');
+    await Promise.all([page.waitForURL(/\/console\/review\?done=/), item.locator('button.overturn').click()]);
+    expect(await page.textContent('.flash')).toContain(`Decision ${blockedDecision} overturned to ok`);
+    expect(await page.locator(`#item-${blockedDecision}`).count()).toBe(0);
+    await shot(page, '06-overturned');
+
+    const decision = await (await admin(a, 'GET', `/decisions/${blockedDecision}`)).json();
+    expect(decision).toMatchObject({ reviewed_by: 'mo', review_outcome: 'overturn:ok: a holiday photo, not spam' });
+    const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${decision.sha256}`)).json();
+    expect(matches.filter((m: { local: boolean }) => m.local).map((m: { label: string }) => m.label)).toEqual(['ok']);
+    const { items } = await (await admin(a, 'GET', '/quarantine')).json();
+    expect(items.find((q: { sha256: string }) => q.sha256 === decision.sha256).state).toBe('released');
+  });
+
+  it('changing a peer\'s trust on the peers page changes the decision about its verdicts', async () => {
+    const page = await signIn('alice');
+    const explain = `${a.url}/console/explain?sha256=${peerJudged.sha256}`;
+    await page.goto(explain);
+    expect(await page.textContent('.explanation .outcome')).toBe('unknown');
+
+    await page.goto(`${a.url}/console/peers`);
+    const row = page.locator(`tr[data-actor="${b.actor}"]`);
+    await row.locator('input[name=abuse]').fill('0.9');
+    await Promise.all([page.waitForURL(/\/console\/peers\?done=/), row.locator('form.trust-form button').click()]);
+    expect(await page.textContent('.flash')).toContain(`Trust in ${b.actor} set: abuse 0.9`);
+    expect(await page.locator('svg.trust-graph .node.direct').count()).toBe(1);
+    await shot(page, '07-trust-set');
+
+    await page.goto(explain);
+    expect(await page.textContent('.explanation .outcome')).toBe('block');
+    expect(await page.textContent('.explanation .contributions')).toContain(b.actor);
+    await shot(page, '08-explained-block');
+  });
+
+  it('refuses a POST without the CSRF token, from another site, or from too low a role', async () => {
+    const page = await signIn('alice');
+    const status = (url: string, body: Record<string, string>) =>
+      page.evaluate(
+        async ([u, b]) => (await fetch(u, { method: 'POST', body: new URLSearchParams(b), credentials: 'same-origin' })).status,
+        [url, body] as const,
+      );
+    expect(await status('/console/peers/trust', { actor: b.actor, abuse: '0' })).toBe(403);
+    expect(await status('/console/peers/trust', { actor: b.actor, abuse: '0', _csrf: 'forged' })).toBe(403);
+    const weight = await (await admin(a, 'GET', `/trust/weight?peer=${encodeURIComponent(b.actor)}`)).json();
+    expect(weight.abuse.weight).toBeCloseTo(0.9);
+
+    // From a page on B's origin (one without the console's CSP): the cookie is SameSite=Strict
+    // and the request says it is cross-site, so A refuses it.
+    await page.goto(`${b.url}/healthz`);
+    const crossSite = await page.evaluate(
+      async ([u, actor]) => (await fetch(u, { method: 'POST', body: new URLSearchParams({ actor, abuse: '0' }), credentials: 'include', mode: 'no-cors' })).type,
+      [`${a.url}/console/peers/trust`, b.actor] as const,
+    );
+    expect(crossSite).toBe('opaque');
+    expect((await (await admin(a, 'GET', `/trust/weight?peer=${encodeURIComponent(b.actor)}`)).json()).abuse.weight).toBeCloseTo(0.9);
+    // Even with the session cookie and the CSRF token in hand, another Origin is refused.
+    await page.goto(`${a.url}/console/peers`);
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'vouch_session')!;
+    const csrf = (await page.getAttribute('meta[name="csrf-token"]', 'content'))!;
+    const foreign = await fetch(`${a.url}/console/peers/trust`, {
+      method: 'POST',
+      headers: { cookie: `vouch_session=${cookie.value}`, origin: b.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ actor: b.actor, abuse: '0', _csrf: csrf }),
+      redirect: 'manual',
+    });
+    expect(foreign.status).toBe(403);
+
+    // A viewer sees the peers page but no forms, and the server refuses its POST even with a token.
+    const viewer = await signIn('vic');
+    await viewer.goto(`${a.url}/console/peers`);
+    expect(await viewer.locator('form.trust-form').count()).toBe(0);
+    const token = await viewer.getAttribute('meta[name="csrf-token"]', 'content');
+    const refused = await viewer.evaluate(
+      async ([actor, csrf]) => (await fetch('/console/peers/trust', { method: 'POST', body: new URLSearchParams({ actor, abuse: '0', _csrf: csrf }) })).status,
+      [b.actor, token ?? ''] as const,
+    );
+    expect(refused).toBe(403);
+    expect((await viewer.goto(`${a.url}/console/review`))?.status()).toBe(403);
+    await shot(viewer, '09-viewer-refused');
+  });
+
+  it('shows health, policy and log pages, and records policy changes', async () => {
+    const page = await signIn('alice');
+    await page.goto(`${a.url}/console/`);
+    expect(await page.locator('figure.chart').count()).toBe(2);
+    expect(await page.textContent('table.queues')).toContain('scan');
+    await shot(page, '10-health');
+
+    await page.goto(`${a.url}/console/policy`);
+    await page.fill('input[name="spam.blockProbability"]', '0.9');
+    await page.fill('input[name=version]', 'console-test-1');
+    await Promise.all([page.waitForURL(/\/console\/policy\?done=/), page.click('form.policy button[type=submit]')]);
+    const { policy } = await (await admin(a, 'GET', '/policy')).json();
+    expect(policy).toMatchObject({ version: 'console-test-1', labels: { spam: { blockProbability: 0.9 } } });
+    await page.fill('input[name="spam.blockProbability"]', '0.5');
+    await page.click('form.policy button[type=submit]');
+    await expect.poll(() => page.textContent('.error')).toContain('labels.spam.blockProbability');
+    await shot(page, '11-policy-refused');
+
+    await page.goto(`${a.url}/console/log`);
+    expect(await page.textContent('main')).toContain('Our log holds');
+    await shot(page, '12-log');
+  });
+});
