@@ -11,12 +11,13 @@ import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
 import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
-import { createSafeFetcher } from './federation/safe-fetch.js';
+import { createSafeFetcher, type SafeFetch } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
 import { ConsoleAccounts } from './console/index.js';
+import { MASTODON_QUEUE, MastodonIntegration, type MastodonJob } from './integrations/mastodon.js';
 import { TrustService } from './trust/service.js';
 import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
@@ -137,6 +138,17 @@ export interface ScanningWiring {
   mode: 'external' | 'inprocess' | 'off';
   scanQueueCounts: () => Promise<QueueCounts>;
   scannerOptions: Omit<ScannerOptions, 'serverUrl'>;
+}
+
+/** The Mastodon webhook receiver, when a webhook secret is configured. */
+function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, safeFetch: SafeFetch, logger: Logger): MastodonIntegration | undefined {
+  const { webhookSecret, url, token, accountAction } = config.mastodon;
+  if ((url === undefined) !== (token === undefined)) throw new ConfigError('VOUCH_MASTODON_URL and VOUCH_MASTODON_TOKEN go together');
+  if (!webhookSecret) return undefined;
+  const queue = queues.queue<MastodonJob>(MASTODON_QUEUE, { attempts: 8, backoffBaseMs: 2_000, backoffMaxMs: 600_000 });
+  const integration = new MastodonIntegration({ webhookSecret, url, token, accountAction, maxMediaBytes: config.limits.maxUploadBytes }, intake, queue, safeFetch, logger);
+  integration.start();
+  return integration;
 }
 
 /** The configured classifier, for offline use (`vouch scan --classify`). */
@@ -310,7 +322,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     closers.push(() => hashPool.close());
     const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, hashPool, logger);
     const accounts = new ConsoleAccounts(store.db);
-    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts });
+    const mastodon = wireMastodon(config, queues, scanning.intake, federation.safeFetcher, logger);
+    const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));

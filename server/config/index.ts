@@ -73,6 +73,18 @@ const configSchema = z
         retentionDays: positiveInt.max(36_500).default(365),
       })
       .prefault({}),
+    mastodon: z
+      .object({
+        /** The secret Mastodon shows for the webhook (Administration > Webhooks); turns the receiver on. */
+        webhookSecret: z.string().min(16, 'must be at least 16 characters (copy it from Mastodon\'s webhook page)').optional(),
+        /** The Mastodon instance's base URL, for reports and account actions through its API. */
+        url: z.url({ protocol: /^https?$/ }).optional(),
+        /** An admin's access token: scopes write:reports (and admin:write:accounts for an account action). */
+        token: z.string().min(16).optional(),
+        /** Also act on the account of a status whose media was blocked. */
+        accountAction: z.enum(['none', 'sensitive', 'silence', 'suspend']).default('none'),
+      })
+      .prefault({}),
     log: z
       .object({
         /** Sign a checkpoint at least this often while verdicts are issued. */
@@ -124,6 +136,10 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_QUARANTINE_KEY: ['quarantine', 'key'],
   VOUCH_QUARANTINE_RETENTION_DAYS: ['quarantine', 'retentionDays'],
   VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],
+  VOUCH_MASTODON_WEBHOOK_SECRET: ['mastodon', 'webhookSecret'],
+  VOUCH_MASTODON_URL: ['mastodon', 'url'],
+  VOUCH_MASTODON_TOKEN: ['mastodon', 'token'],
+  VOUCH_MASTODON_ACCOUNT_ACTION: ['mastodon', 'accountAction'],
 };
 
 /** The environment variables Vouch reads, for `--help` and the docs. */

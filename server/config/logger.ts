@@ -20,6 +20,11 @@ export const REDACTED_PATHS = [
   'config.scanner.token',
   'quarantine.key',
   'config.quarantine.key',
+  'mastodon.token',
+  'config.mastodon.token',
+  'mastodon.webhookSecret',
+  'config.mastodon.webhookSecret',
+  'req.headers["x-hub-signature"]',
   '*.privateKey',
   '*.privatePem',
 ];

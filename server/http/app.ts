@@ -12,6 +12,7 @@ import type { Metrics } from '../config/metrics.js';
 import type { ScanningWiring } from '../main.js';
 import { logRoutes } from './log-routes.js';
 import { consoleRouter, type ConsoleAccounts } from '../console/index.js';
+import { WebhookError, type MastodonIntegration } from '../integrations/mastodon.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 
 import type { Config } from '../config/index.js';
@@ -40,6 +41,8 @@ export interface AppDeps {
   scanning: ScanningWiring;
   metrics: Metrics;
   accounts: ConsoleAccounts;
+  /** The Mastodon webhook receiver, when configured. */
+  mastodon: MastodonIntegration | undefined;
 }
 
 const subjectSchema = z
@@ -105,7 +108,7 @@ function singleQuery(req: Request, name: string): string | undefined {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts } = deps;
+  const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -273,6 +276,17 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api/v1/admin', admin);
   app.use('/console', consoleRouter({ config, store, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
   app.get('/', (_req, res) => res.redirect(303, '/console/'));
+  // Mastodon's admin webhooks (status.created / status.updated), checked by their HMAC signature.
+  app.post('/api/v1/integrations/mastodon/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
+    if (!mastodon) throw new HttpError(503, 'mastodon_disabled', 'set VOUCH_MASTODON_WEBHOOK_SECRET to receive Mastodon webhooks');
+    try {
+      const queued = await mastodon.receive(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.get('x-hub-signature'));
+      res.status(202).json({ queued });
+    } catch (err) {
+      if (err instanceof WebhookError) throw new HttpError(err.status, err.code, err.message);
+      throw err;
+    }
+  });
   app.use(mediaRoutes({ config, intake: scanning.intake, safeFetch: federation.safeFetcher }));
   app.use(scannerRoutes({ token: scanning.scannerToken, intake: scanning.intake }));
   app.use(federation.router());
