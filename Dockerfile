@@ -20,6 +20,7 @@ ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN npm install --omit=dev --no-audit --no-fund && mkdir -p /data && chown node:node /data
 COPY --from=build /app/dist dist
 COPY migrations migrations
+COPY assets assets
 USER node
 VOLUME ["/data"]
 EXPOSE 8080

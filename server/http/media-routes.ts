@@ -61,14 +61,15 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
     res.json(decisionJson(await submit(intake, bytes, source, wait)));
   });
 
-  // pict-rs external_validation: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
-  // scan up to the configured time, then the policy's fail-open/fail-closed rule applies.
-  router.post('/api/v1/pictrs/validate', express.raw({ type: () => true, limit: maxBytes }), async (req, res) => {
+  // Upload validation hooks (pict-rs' external_validation, the Synapse module): 2xx keeps the
+  // upload, 406 refuses it. Unknown media waits for its scan up to the configured time, then the
+  // policy's fail-open/fail-closed rule applies.
+  const validate = (source: (req: express.Request) => string) => async (req: express.Request, res: express.Response) => {
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    if (bytes.length === 0) throw new HttpError(400, 'empty', 'pict-rs sent no bytes');
+    if (bytes.length === 0) throw new HttpError(400, 'empty', 'no bytes were sent');
     let decision: MediaDecision;
     try {
-      decision = await intake.submit(bytes, 'pictrs', config.scanner.waitMs);
+      decision = await intake.submit(bytes, source(req), config.scanner.waitMs);
     } catch (err) {
       // What cannot be decoded cannot be shown either: refuse it.
       if (err instanceof MediaRejectedError) {
@@ -79,7 +80,14 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
     }
     const refuse = decision.outcome === 'block' || intake.failsClosed(decision);
     res.status(refuse ? 406 : 201).json(decisionJson(decision));
-  });
+  };
+  const uploadBody = express.raw({ type: () => true, limit: maxBytes });
+  router.post('/api/v1/pictrs/validate', uploadBody, validate(() => 'pictrs'));
+  router.post(
+    '/api/v1/validate',
+    uploadBody,
+    validate((req) => (typeof req.query.source === 'string' && /^[\w.-]{1,40}$/.test(req.query.source) ? req.query.source : 'upload')),
+  );
   return router;
 }
 
