@@ -140,10 +140,13 @@ export class MastodonIntegration {
       this.logger.warn({ status: job.statusUri, decisions: blocked.map((d) => d.decisionId) }, 'blocked media on Mastodon, but VOUCH_MASTODON_URL / VOUCH_MASTODON_TOKEN are not set: nothing reported');
       return;
     }
+    // Mastodon's report categories: spam, legal (4.2+), other ('violation' needs the server's rule ids).
+    const labels = new Set(blocked.map((d) => d.label));
+    const category = labels.has('csam') ? 'legal' : labels.size === 1 && labels.has('spam') ? 'spam' : 'other';
     const comment = `Vouch blocked ${blocked.length} image(s): ${blocked
       .map((d) => `${d.label} (decision ${d.decisionId}: ${d.explanation.reason})`)
       .join('; ')}`.slice(0, 1000);
-    const report = await this.api('POST', '/api/v1/reports', { account_id: job.accountId, status_ids: [job.statusId], comment, category: 'violation', forward: false });
+    const report = await this.api('POST', '/api/v1/reports', { account_id: job.accountId, status_ids: [job.statusId], comment, category, forward: false });
     const reportId = typeof report.id === 'string' ? report.id : undefined;
     if (accountAction !== 'none') {
       await this.api('POST', `/api/v1/admin/accounts/${job.accountId}/action`, { type: accountAction, report_id: reportId, text: comment, send_email_notification: false });

@@ -143,7 +143,7 @@ describe('Mastodon webhooks', () => {
     await eventually(async () => mastodon.calls.length >= 2, 20_000, 'the report and the account action');
     const [report, action] = mastodon.calls;
     expect(report.path).toBe('/api/v1/reports');
-    expect(report.body).toMatchObject({ account_id: '4242', status_ids: ['110'], category: 'violation', forward: false });
+    expect(report.body).toMatchObject({ account_id: '4242', status_ids: ['110'], category: 'spam', forward: false });
     expect(String(report.body.comment)).toMatch(/^Vouch blocked 1 image\(s\): spam \(decision \d+: /);
     expect(action).toMatchObject({ path: '/api/v1/admin/accounts/4242/action', body: { type: 'sensitive', report_id: '101' } });
 
