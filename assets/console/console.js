@@ -63,10 +63,12 @@ document.addEventListener('keydown', (event) => {
     case 'r': { const b = item?.querySelector('button.reveal'); if (b) reveal(b); break; }
     case 'c': submit('confirm'); break;
     case 'o': submit('overturn'); break;
-    case '/': { const s = document.getElementById('search-hash'); if (s) { event.preventDefault(); s.focus(); } else location.href = '/console/verdicts'; break; }
+    case '/': { const s = document.getElementById('search-hash'); if (s) s.focus(); else location.href = '/console/verdicts'; break; }
     case '?': alert(HELP); break;
     default: return;
   }
+  // Handled: the key must not also land in the field a shortcut just focused.
+  event.preventDefault();
 });
 
 // Enter in a reason field submits the action asked for by its shortcut (confirm by default).

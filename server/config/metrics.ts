@@ -26,6 +26,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly deliveries = new Counter({
+    name: 'vouch_deliveries_total',
+    help: 'Delivery attempts to peers\' inboxes, by result (delivered, refused: a 4xx that ends it, failed: retried)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
   readonly logAlerts = new Counter({
     name: 'vouch_log_alerts_total',
     help: 'Inconsistent checkpoints seen from peers (fork, rollback, inconsistent)',

@@ -4,6 +4,7 @@
 // peer that is down.
 import { createHash } from 'node:crypto';
 import type { Db } from '../store/index.js';
+import type { Metrics } from '../config/metrics.js';
 import type { Logger } from '../config/logger.js';
 import { PermanentJobError, RetryLaterError, type JobQueue } from '../queue/index.js';
 import { signRequest } from '../../shared/crypto/http-signature.js';
@@ -56,6 +57,7 @@ export class Delivery {
     private readonly queue: JobQueue<DeliveryJob>,
     private readonly safeFetch: SafeFetch,
     private readonly logger: Logger,
+    private readonly metrics: Metrics | undefined,
   ) {}
 
   async enqueue(activityId: string, inboxes: string[]): Promise<void> {
@@ -90,19 +92,23 @@ export class Delivery {
       ({ status } = await this.safeFetch(inbox, { method: 'POST', headers, body, maxBodyBytes: 64 * 1024 }));
     } catch (err) {
       this.breaker.failure(host);
+      this.metrics?.deliveries.inc({ result: 'failed' });
       throw err;
     }
     // 409: the peer already has this activity (an earlier attempt got through): delivered.
     if ((status >= 200 && status < 300) || status === 409) {
       this.breaker.success(host);
+      this.metrics?.deliveries.inc({ result: 'delivered' });
       return;
     }
     if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
       this.breaker.success(host);
+      this.metrics?.deliveries.inc({ result: 'refused' });
       this.logger.warn({ inbox, activityId, status }, 'delivery refused by peer');
       throw new PermanentJobError(`${inbox} refused the activity with ${status}`);
     }
     this.breaker.failure(host);
+    this.metrics?.deliveries.inc({ result: 'failed' });
     throw new Error(`${inbox} answered ${status}`);
   }
 }

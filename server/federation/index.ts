@@ -61,7 +61,7 @@ export class Federation {
     private readonly metrics: Metrics | undefined,
   ) {
     this.peers = new PeerDirectory(db, identity, safeFetcher, logger);
-    this.delivery = new Delivery(db, identity, queue, safeFetcher, logger);
+    this.delivery = new Delivery(db, identity, queue, safeFetcher, logger, metrics);
     this.inbox = new Inbox(
       db,
       identity,

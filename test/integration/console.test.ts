@@ -71,6 +71,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
   let peerJudged: { sha256: string; pdq: string };
   /** An image A's own moderators marked, then received: blocked and quarantined. */
   let blockedDecision: number;
+  let secondDecision: number;
 
   // Runs in the page (the tests are typed for Node, not the DOM).
   const cssFilter = (img: Locator) =>
@@ -127,6 +128,12 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     const decision = await media.json();
     expect(decision).toMatchObject({ outcome: 'block', label: 'spam', quarantined: true });
     blockedDecision = decision.decision_id;
+
+    // A second one, reviewed with the keyboard.
+    const second = await syntheticJpeg(7103);
+    const secondHashes = await hashes(a, second);
+    expect((await admin(a, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: secondHashes.sha256 }], label: 'spam', confidence: 1, method: 'human' })).status).toBe(201);
+    secondDecision = (await (await fetch(`${a.url}/api/v1/media`, { method: 'POST', body: second, headers: { authorization: `Bearer ${TOKEN}` } })).json()).decision_id;
   }, 120_000);
 
   afterAll(async () => {
@@ -186,6 +193,27 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     await shot(page, '05-decision-access-log');
   });
 
+  it('reviews with the keyboard: j moves, r reveals (logged), c confirms with the reason typed', async () => {
+    const page = await signIn('mo');
+    await page.goto(`${a.url}/console/review`);
+    const items = page.locator('.review-item');
+    expect(await items.count()).toBe(2);
+    // Newest first: the second item is on top; j moves to the first, k back.
+    expect(await page.locator('.review-item.current').getAttribute('data-decision')).toBe(String(secondDecision));
+    await page.keyboard.press('j');
+    expect(await page.locator('.review-item.current').getAttribute('data-decision')).toBe(String(blockedDecision));
+    await page.keyboard.press('k');
+    const item = page.locator(`#item-${secondDecision}`);
+    await page.keyboard.press('r');
+    await expect.poll(() => item.locator('img.preview').getAttribute('class')).toBe('preview revealed');
+    await page.keyboard.press('c');
+    await page.keyboard.type('spam, as the hash list says');
+    await Promise.all([page.waitForURL(/\/console\/review\?done=/), page.keyboard.press('Enter')]);
+    expect(await page.textContent('.flash')).toContain(`Decision ${secondDecision} confirmed.`);
+    const decision = await (await admin(a, 'GET', `/decisions/${secondDecision}`)).json();
+    expect(decision).toMatchObject({ reviewed_by: 'mo', review_outcome: 'confirm: spam, as the hash list says' });
+  });
+
   it('lets a moderator overturn a decision: our verdict is corrected and the media released', async () => {
     const page = await signIn('mo');
     await page.goto(`${a.url}/console/review`);
@@ -223,6 +251,20 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     expect(await page.textContent('.explanation .outcome')).toBe('block');
     expect(await page.textContent('.explanation .contributions')).toContain(b.actor);
     await shot(page, '08-explained-block');
+
+    // Verdict search: by PDQ hash (near matches with their distance), by issuer and label.
+    await page.goto(`${a.url}/console/verdicts`);
+    await page.keyboard.press('/');
+    await page.keyboard.type(peerJudged.pdq);
+    await Promise.all([page.waitForURL(/\/console\/verdicts\?hash=/), page.keyboard.press('Enter')]);
+    const rows = page.locator('table.verdicts tbody tr');
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain(b.actor);
+    await page.goto(`${a.url}/console/verdicts?issuer=${encodeURIComponent(b.actor)}&label=ok`);
+    expect(await page.locator('table.verdicts tbody tr').count()).toBe(0);
+    await page.goto(`${a.url}/console/verdicts?issuer=${encodeURIComponent(b.actor)}&label=sexual`);
+    expect(await page.locator('table.verdicts tbody tr').count()).toBe(1);
+    await shot(page, '09-verdict-search');
   });
 
   it('refuses a POST without the CSRF token, from another site, or from too low a role', async () => {
@@ -269,7 +311,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     );
     expect(refused).toBe(403);
     expect((await viewer.goto(`${a.url}/console/review`))?.status()).toBe(403);
-    await shot(viewer, '09-viewer-refused');
+    await shot(viewer, '10-viewer-refused');
   });
 
   it('shows health, policy and log pages, and records policy changes', async () => {
@@ -277,7 +319,10 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     await page.goto(`${a.url}/console/`);
     expect(await page.locator('figure.chart').count()).toBe(2);
     expect(await page.textContent('table.queues')).toContain('scan');
-    await shot(page, '10-health');
+    // B delivered its Accept and its verdict to A: /metrics counts them.
+    const bMetrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(Number(/^vouch_deliveries_total\{result="delivered"\} (\d+)/m.exec(bMetrics)?.[1])).toBeGreaterThanOrEqual(2);
+    await shot(page, '11-health');
 
     await page.goto(`${a.url}/console/policy`);
     await page.fill('input[name="spam.blockProbability"]', '0.9');
@@ -288,10 +333,10 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     await page.fill('input[name="spam.blockProbability"]', '0.5');
     await page.click('form.policy button[type=submit]');
     await expect.poll(() => page.textContent('.error')).toContain('labels.spam.blockProbability');
-    await shot(page, '11-policy-refused');
+    await shot(page, '12-policy-refused');
 
     await page.goto(`${a.url}/console/log`);
     expect(await page.textContent('main')).toContain('Our log holds');
-    await shot(page, '12-log');
+    await shot(page, '13-log');
   });
 });
