@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pngHeaderOnly, syntheticJpeg } from '../helpers/images.js';
 import { runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { tempDir } from '../helpers/services.js';
+import { HAVE_REDIS, REDIS_URL, tempDir } from '../helpers/services.js';
 
 const ADMIN_TOKEN = randomBytes(32).toString('hex');
 
@@ -118,5 +118,35 @@ describe('vouch serve', () => {
     const missing = await fetch(`${server.url}/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: { code: 'not_found', message: 'no such route' } });
+  });
+});
+
+describe.skipIf(!HAVE_REDIS)('vouch serve on SIGTERM', () => {
+  it('finishes an in-flight request before it exits, and takes no new ones', async () => {
+    const dataDir = tempDir();
+    // Scanner nodes on Redis, none running: an upload of unknown media waits its full scan time.
+    const server = await startServerProcess({
+      VOUCH_DATA_DIR: dataDir,
+      REDIS_URL,
+      VOUCH_SCANNER: 'external',
+      VOUCH_SCANNER_TOKEN: randomBytes(32).toString('hex'),
+      VOUCH_SCAN_WAIT_MS: '3000',
+    });
+    try {
+      const started = Date.now();
+      const inFlight = fetch(`${server.url}/api/v1/pictrs/validate`, { method: 'POST', body: await syntheticJpeg(31) });
+      await new Promise((r) => setTimeout(r, 700));
+      const exited = server.stop('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+      const res = await inFlight;
+      expect(res.status).toBe(201); // fail-open: nobody decided in time
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2900);
+      expect(await exited).toBe(0);
+      expect(server.logs.join('\n')).toMatch(/shutting down: finishing in-flight requests[\s\S]*"msg":"stopped"/);
+    } finally {
+      await server.stop('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
