@@ -186,7 +186,7 @@ function wireScanning(
     throw new ConfigError('scanner nodes need a shared secret: set VOUCH_SCANNER_TOKEN (or VOUCH_SCANNER=inprocess / off)');
   }
   const quarantine = config.quarantine.key
-    ? new Quarantine({ db: store.db, dataDir: config.dataDir, key: parseQuarantineKey(config.quarantine.key), retentionDays: config.quarantine.retentionDays })
+    ? new Quarantine({ db: store.db, dataDir: config.dataDir, key: parseQuarantineKey(config.quarantine.key), retentionDays: () => trust.policy.quarantineRetentionDays ?? config.quarantine.retentionDays })
     : undefined;
   if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
   const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });

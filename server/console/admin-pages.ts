@@ -1,4 +1,4 @@
-// Policy (thresholds per label, fail-open/closed, trust flow, spot checks) and console users.
+// Policy (thresholds per label, fail-open/closed, trust flow, spot checks, retention) and console users.
 // Viewers may read the policy; only admins change it or manage users.
 import express, { type Router } from 'express';
 import { z } from 'zod';
@@ -22,6 +22,7 @@ function policyFromForm(current: Record<string, unknown>, form: Record<string, u
     trust: { delta: number; hops: number };
     spotCheckShare: number;
     failMode: { default: string; labels: Record<string, string> };
+    quarantineRetentionDays?: number;
   };
   doc.version = typeof form.version === 'string' && form.version.trim() ? form.version.trim() : doc.version;
   for (const label of ABUSE_LABELS) {
@@ -38,6 +39,8 @@ function policyFromForm(current: Record<string, unknown>, form: Record<string, u
   };
   doc.trust = { delta: num(form['trust.delta']), hops: num(form['trust.hops']) };
   doc.spotCheckShare = num(form.spotCheckShare);
+  if (typeof form.quarantineRetentionDays === 'string' && form.quarantineRetentionDays.trim() !== '') doc.quarantineRetentionDays = num(form.quarantineRetentionDays);
+  else delete doc.quarantineRetentionDays;
   return doc;
 }
 
@@ -47,7 +50,7 @@ const userForm = z.object({
   password: z.string(),
 });
 
-export function adminPages(deps: { trust: TrustService; accounts: ConsoleAccounts; retentionDays: number | undefined }): Router {
+export function adminPages(deps: { trust: TrustService; accounts: ConsoleAccounts; defaultRetentionDays: number; quarantineOn: boolean }): Router {
   const { trust, accounts } = deps;
   const router = express.Router();
   const admin = requireRole('admin');
@@ -80,10 +83,11 @@ ${ABUSE_LABELS.map(
 <label>δ (share a peer passes on) ${field('trust.delta', p.trust.delta, { min: 0, max: 0.99, step: 0.05 })}</label>
 <label>hops ${field('trust.hops', p.trust.hops, { min: 0, max: 10, step: 1 })}</label>
 <label>spot-check share ${field('spotCheckShare', p.spotCheckShare, { min: 0, max: 1, step: 0.005 })}</label></fieldset>
+<fieldset><legend>Quarantine retention</legend>
+<label>keep quarantined media at least <input name="quarantineRetentionDays" type="number" min="0" max="36500" step="1" value="${p.quarantineRetentionDays ?? ''}" placeholder="${deps.defaultRetentionDays}" ${canEdit ? '' : 'disabled'}> days</label>
+<p class="hint">Empty: ${deps.defaultRetentionDays} days (VOUCH_QUARANTINE_RETENTION_DAYS). Applies to media quarantined from now on; past it, items wait for an admin to delete them. ${deps.quarantineOn ? '' : 'Quarantine is off (VOUCH_QUARANTINE_KEY is not set): blocked media is refused but not kept.'}</p></fieldset>
 ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
-</form>
-<h2>Retention</h2>
-<p>${deps.retentionDays === undefined ? 'Quarantine is off (VOUCH_QUARANTINE_KEY is not set): blocked media is refused but not kept.' : `Quarantined media is kept at least ${deps.retentionDays} days, then waits for an admin to delete it (set by VOUCH_QUARANTINE_RETENTION_DAYS; restart to change).`}</p>`,
+</form>`,
     );
   };
 

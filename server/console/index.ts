@@ -112,7 +112,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.use(reviewPages({ review: scanning.review, quarantine: scanning.quarantine, accounts }));
   router.use(verdictPages({ verdicts: deps.verdicts, review: scanning.review, quarantine: scanning.quarantine, intake: scanning.intake }));
   router.use(peerPages({ federation: deps.federation, trust: deps.trust, accounts }));
-  router.use(adminPages({ trust: deps.trust, accounts, retentionDays: scanning.quarantine?.retentionDays }));
+  router.use(adminPages({ trust: deps.trust, accounts, defaultRetentionDays: config.quarantine.retentionDays, quarantineOn: scanning.quarantine !== undefined }));
   router.use(
     statusPages({
       db: deps.store.db,

@@ -125,8 +125,9 @@ export interface QuarantineOptions {
   dataDir: string;
   /** AES-256 key: exactly 32 bytes (VOUCH_QUARANTINE_KEY, base64). */
   key: Buffer;
-  /** How long an item is kept at least; 0 makes items due for review at once. */
-  retentionDays: number;
+  /** How long an item is kept at least; 0 makes items due for review at once. A function is asked
+   * at each quarantining (the policy can change it at run time). */
+  retentionDays: number | (() => number);
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -342,26 +343,35 @@ type Row = Selectable<QuarantineTable>;
 // ---------------------------------------------------------------------------------------------
 // The quarantine
 
+function checkRetention(days: number): number {
+  if (!Number.isFinite(days) || days < 0) throw new QuarantineInputError(`retentionDays must be a number >= 0, got ${String(days)}`);
+  return days;
+}
+
 export class Quarantine {
   readonly root: string;
   readonly keyId: string;
-  readonly retentionDays: number;
+  readonly #retentionDays: () => number;
   readonly #db: Db;
   readonly #key: KeyObject;
   readonly #now: () => Date;
 
   constructor(options: QuarantineOptions) {
     checkKeyLength(options.key);
-    if (!Number.isFinite(options.retentionDays) || options.retentionDays < 0) {
-      throw new QuarantineInputError(`retentionDays must be a number >= 0, got ${String(options.retentionDays)}`);
-    }
+    const retention = options.retentionDays;
+    this.#retentionDays = typeof retention === 'function' ? retention : () => retention;
+    checkRetention(this.#retentionDays());
     this.#db = options.db;
     // A KeyObject: the key bytes never show up when this object is logged or inspected.
     this.#key = createSecretKey(Buffer.from(options.key));
     this.keyId = quarantineKeyId(options.key);
-    this.retentionDays = options.retentionDays;
     this.root = resolve(options.dataDir, 'quarantine');
     this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Days an item quarantined now is kept at least. */
+  get retentionDays(): number {
+    return checkRetention(this.#retentionDays());
   }
 
   /** Where an item's ciphertext lives. */

@@ -113,6 +113,8 @@ export const policySchema = z.strictObject({
       labels: z.partialRecord(z.enum(['csam', 'sexual', 'gore', 'hate', 'spam']), z.enum(['open', 'closed'])).default({}),
     })
     .default({ default: 'open', labels: { csam: 'closed' } }),
+  /** Days quarantined media is kept at least; absent: VOUCH_QUARANTINE_RETENTION_DAYS. */
+  quarantineRetentionDays: z.number().int().min(0).max(36_500).optional(),
 });
 
 export type LabelPolicy = z.infer<typeof labelPolicySchema>;

@@ -327,9 +327,18 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     await page.goto(`${a.url}/console/policy`);
     await page.fill('input[name="spam.blockProbability"]', '0.9');
     await page.fill('input[name=version]', 'console-test-1');
+    await page.fill('input[name=quarantineRetentionDays]', '30');
     await Promise.all([page.waitForURL(/\/console\/policy\?done=/), page.click('form.policy button[type=submit]')]);
     const { policy } = await (await admin(a, 'GET', '/policy')).json();
-    expect(policy).toMatchObject({ version: 'console-test-1', labels: { spam: { blockProbability: 0.9 } } });
+    expect(policy).toMatchObject({ version: 'console-test-1', labels: { spam: { blockProbability: 0.9 } }, quarantineRetentionDays: 30 });
+    // Media quarantined from now on is kept 30 days.
+    const image = await syntheticJpeg(7104);
+    const own = await hashes(a, image);
+    await admin(a, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: own.sha256 }], label: 'spam', confidence: 1, method: 'human' });
+    await fetch(`${a.url}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
+    const { items } = await (await admin(a, 'GET', '/quarantine')).json();
+    const item = items.find((q: { sha256: string }) => q.sha256 === own.sha256);
+    expect((Date.parse(item.retainUntil) - Date.parse(item.quarantinedAt)) / 86_400_000).toBeCloseTo(30);
     await page.fill('input[name="spam.blockProbability"]', '0.5');
     await page.click('form.policy button[type=submit]');
     await expect.poll(() => page.textContent('.error')).toContain('labels.spam.blockProbability');
