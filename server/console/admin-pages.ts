@@ -69,7 +69,7 @@ export function adminPages(deps: { trust: TrustService; accounts: ConsoleAccount
       html`<p>Policy <strong>${p.version}</strong> (${info.hash.slice(0, 12)}…), set ${formatTime(info.setAt)}. Every change is recorded; explanations name the policy that made them.</p>
 <form method="post" action="/console/policy" class="policy">${csrfField(session)}
 <label>Version name <input name="version" value="${p.version}" maxlength="100" ${canEdit ? '' : 'disabled'}></label>
-<table><caption>Per label</caption><thead><tr><th>label</th><th>block at probability</th><th>min evidence</th><th>no scanner in time (disputed media)</th></tr></thead><tbody>
+<table><caption>Per label</caption><thead><tr><th>label</th><th>block at probability</th><th>min evidence</th><th>no decision in time, this label at stake</th></tr></thead><tbody>
 ${ABUSE_LABELS.map(
   (l) => html`<tr><td>${l}</td><td>${field(`${l}.blockProbability`, p.labels[l].blockProbability, { min: 0.5, max: 1, step: 0.01 })}</td><td>${field(`${l}.minEvidence`, p.labels[l].minEvidence, { min: 0, max: 1000, step: 0.05 })}</td><td>${modeSelect(`${l}.failMode`, p.failMode.labels[l], true)}</td></tr>`,
 )}
@@ -78,7 +78,7 @@ ${ABUSE_LABELS.map(
 <label>abuse probability at most ${field('allow.maxAbuseProbability', p.allow.maxAbuseProbability, { min: 0, max: 0.49, step: 0.01 })}</label>
 <label>ok evidence at least ${field('allow.minEvidence', p.allow.minEvidence, { min: 0, max: 1000, step: 0.05 })}</label>
 <label>independent classifiers (or a human) ${field('allow.requireIndependent', p.allow.requireIndependent, { min: 1, max: 10, step: 1 })}</label></fieldset>
-<fieldset><legend>When no scanner answers in time</legend><label>Unknown media ${modeSelect('failMode.default', p.failMode.default, false)}</label></fieldset>
+<fieldset><legend>When nothing decides in time</legend><label>Media nobody suspected ${modeSelect('failMode.default', p.failMode.default, false)}</label></fieldset>
 <fieldset><legend>Trust and spot checks</legend>
 <label>δ (share a peer passes on) ${field('trust.delta', p.trust.delta, { min: 0, max: 0.99, step: 0.05 })}</label>
 <label>hops ${field('trust.hops', p.trust.hops, { min: 0, max: 10, step: 1 })}</label>

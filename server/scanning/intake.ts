@@ -10,7 +10,7 @@ import type { JobQueue } from '../queue/index.js';
 import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
 import { parseClassifierText } from '../verdicts/objects.js';
 import type { TrustService } from '../trust/service.js';
-import { decide, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import { decide, labelAtStake, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { recordMedia } from './media.js';
@@ -92,12 +92,12 @@ export class MediaIntake {
     this.scanned.setMaxListeners(0);
   }
 
-  /** Whether undecided media with this outcome and label is refused (policy `failMode`). */
-  failsClosed(decision: Pick<MediaDecision, 'outcome' | 'label'>): boolean {
+  /** Whether undecided media is refused (policy `failMode`, for the label at stake if any). */
+  failsClosed(decision: Pick<MediaDecision, 'outcome' | 'label' | 'explanation'>): boolean {
     if (decision.outcome !== 'unknown' && decision.outcome !== 'review') return false;
     const { failMode } = this.trust.policy;
-    const byLabel = decision.label && decision.label !== 'ok' ? failMode.labels[decision.label as AbuseLabel] : undefined;
-    return (byLabel ?? failMode.default) === 'closed';
+    const label = labelAtStake(decision);
+    return ((label ? failMode.labels[label] : undefined) ?? failMode.default) === 'closed';
   }
 
   /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */

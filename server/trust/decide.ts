@@ -105,7 +105,7 @@ export const policySchema = z.strictObject({
   spotCheckShare: z.number().min(0).max(1).default(0.02),
   /**
    * No decision in time (no scanner, or it is slow): accept (`open`) or refuse (`closed`); per
-   * label for disputed media, whose label is known, `default` for the rest.
+   * label for the label at stake (see labelAtStake), `default` for media nobody suspected.
    */
   failMode: z
     .strictObject({
@@ -171,6 +171,18 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // except when peers are already split on CSAM: then it waits for a human.
   failMode: { default: 'open', labels: { csam: 'closed' } },
 });
+
+/**
+ * The abuse label at stake in an undecided outcome, for the policy's `failMode`: the disputed label
+ * of a `review`; for `unknown` media, the abuse label with the most (insufficient) evidence, if any
+ * peer flagged it at all. Null when nobody suspected anything.
+ */
+export function labelAtStake(decision: { label: string | null; explanation: Pick<Explanation, 'labels'> }): AbuseLabel | null {
+  if (decision.label && decision.label !== 'ok') return decision.label as AbuseLabel;
+  let best: LabelEvidence | undefined;
+  for (const evidence of decision.explanation.labels) if (evidence.r > 0 && (!best || evidence.r > best.r)) best = evidence;
+  return best?.label ?? null;
+}
 
 /** Validates a policy document (throws a ZodError naming every bad field) and freezes it. */
 export function parsePolicy(doc: unknown): Policy {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  labelAtStake,
   DEFAULT_POLICY,
   betaOpinion,
   decide,
@@ -220,6 +221,21 @@ describe('disputes', () => {
   it('is not a dispute below minReviewEvidence', () => {
     const d = decide([verdict({ issuer: 'a', label: 'spam', confidence: 0.2 }), verdict({ issuer: 'b', label: 'ok', confidence: 0.2 })], w);
     expect(d.outcome).toBe('unknown');
+  });
+});
+
+describe('label at stake (which failMode applies to undecided media)', () => {
+  it('is the disputed label of a review, the most suspected label of unknown media, else none', () => {
+    const weak = decide(
+      [verdict({ issuer: 'a', label: 'csam', confidence: 0.9 }), verdict({ issuer: 'b', label: 'spam', confidence: 0.3 })],
+      table({ a: 0.5, b: 0.5 }),
+    );
+    expect(weak.outcome).toBe('unknown');
+    expect(labelAtStake(weak)).toBe('csam');
+    expect(labelAtStake(decide([], table({})))).toBeNull();
+    const okOnly = decide([verdict({ issuer: 'a', label: 'ok', confidence: 0.9 })], table({ a: 0.5 }));
+    expect(labelAtStake(okOnly)).toBeNull();
+    expect(labelAtStake({ label: 'gore', explanation: { labels: [] } })).toBe('gore');
   });
 });
 
