@@ -146,7 +146,7 @@ function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, safeF
   if ((url === undefined) !== (token === undefined)) throw new ConfigError('VOUCH_MASTODON_URL and VOUCH_MASTODON_TOKEN go together');
   if (!webhookSecret) return undefined;
   const queue = queues.queue<MastodonJob>(MASTODON_QUEUE, { attempts: 8, backoffBaseMs: 2_000, backoffMaxMs: 600_000 });
-  const integration = new MastodonIntegration({ webhookSecret, url, token, accountAction, maxMediaBytes: config.limits.maxUploadBytes }, intake, queue, safeFetch, logger);
+  const integration = new MastodonIntegration({ webhookSecret, url, token, accountAction, maxMediaBytes: config.limits.maxUploadBytes, scanWaitMs: 60_000 }, intake, queue, safeFetch, logger);
   integration.start();
   return integration;
 }

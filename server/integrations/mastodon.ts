@@ -24,6 +24,8 @@ export interface MastodonSettings {
   token?: string;
   accountAction: MastodonAccountAction;
   maxMediaBytes: number;
+  /** How long a job waits for the scan of an image nobody has judged (it runs in the background). */
+  scanWaitMs: number;
 }
 
 export interface MastodonJob {
@@ -120,7 +122,7 @@ export class MastodonIntegration {
         throw err;
       }
       try {
-        const decision = await this.intake.submit(bytes, `mastodon:${job.statusUri}`);
+        const decision = await this.intake.submit(bytes, `mastodon:${job.statusUri}`, this.settings.scanWaitMs);
         if (decision.outcome === 'block') blocked.push(decision);
       } catch (err) {
         if (err instanceof MediaRejectedError) {

@@ -172,8 +172,21 @@ export class MediaIntake {
     const seen = this.nodes.get(node);
     this.nodes.set(node, { node, classifier: `${result.classifier.name} ${result.classifier.version}`, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
     if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
+    // An upload waiting for this scan decides again itself; otherwise the media's decision after
+    // the scan is recorded here, so that what the scanner flags is quarantined and reviewed.
+    if (this.scanned.listenerCount(job.sha256) === 0) await this.decideAfterScan(job);
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256);
+  }
+
+  private async decideAfterScan(job: ScanJob): Promise<void> {
+    const bytes = await this.pendingBytes(job.sha256);
+    const media = await this.db.selectFrom('media').select('id').where('sha256', '=', Buffer.from(job.sha256, 'hex')).executeTakeFirst();
+    if (!bytes || !media) return;
+    const outcome = await this.pool.hashBytes(bytes);
+    if (!outcome.ok) return;
+    const earlier = await this.db.selectFrom('decisions').select('source').where('id', '=', job.decisionId).executeTakeFirst();
+    await this.decideAndAct(Number(media.id), outcome.hashes, bytes, earlier?.source ?? 'scan', false);
   }
 
   private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {

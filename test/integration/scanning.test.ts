@@ -92,6 +92,20 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     expect(verdict).toMatchObject({ local: true, method: 'classifier', classifier: expect.stringMatching(/nsfw/i) });
   });
 
+  it('records the decision after the scan when the upload did not wait for it', async () => {
+    const image = await syntheticJpeg(502, 640, 480);
+    const res = await fetch(`${bUrl}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
+    const first = await res.json();
+    expect(first).toMatchObject({ outcome: 'unknown', scan_pending: true });
+    const after = await eventually(async () => {
+      const { decisions } = await (await admin(bUrl, 'GET', '/decisions')).json();
+      return decisions.find((d: { id: number; sha256: string }) => d.sha256 === first.hashes.sha256 && d.id > first.decision_id);
+    }, 60_000, 'the decision after the scan');
+    expect(['allow', 'block']).toContain(after.outcome);
+    const detail = await (await admin(bUrl, 'GET', `/decisions/${after.id}`)).json();
+    expect(detail).toMatchObject({ source: 'api', explanation: { decidedBy: 'local' } });
+  });
+
   it('A, trusting B, decides about the same image without a scan of its own', async () => {
     const image = await syntheticJpeg(501, 640, 480);
     // A small instance's choice: one trusted classifier suffices to allow.
