@@ -50,6 +50,9 @@ export interface DecisionQuery {
   limit?: number;
 }
 
+/** Outcomes a human should look at. */
+const QUEUED = ['review', 'block'];
+
 const hex = (b: Uint8Array | null) => (b ? Buffer.from(b).toString('hex') : null);
 
 export class ReviewQueue {
@@ -63,8 +66,19 @@ export class ReviewQueue {
   async list(query: DecisionQuery = {}): Promise<DecisionSummary[]> {
     let q = this.baseQuery().orderBy('d.id', 'desc').limit(Math.max(1, Math.min(500, query.limit ?? 100)));
     if (query.outcome) q = q.where('d.outcome', '=', query.outcome);
-    if (query.queue) q = q.where('d.outcome', 'in', ['review', 'block']);
+    if (query.queue) q = q.where('d.outcome', 'in', QUEUED);
     if (query.pending) q = q.where('d.reviewed_at', 'is', null);
+    // The same media uploaded again is one item: its latest pending decision.
+    if (query.queue && query.pending) {
+      q = q.where('d.id', '=', (eb) =>
+        eb
+          .selectFrom('decisions as d2')
+          .select((eb2) => eb2.fn.max('d2.id').as('latest'))
+          .whereRef('d2.media_id', '=', 'd.media_id')
+          .where('d2.outcome', 'in', QUEUED)
+          .where('d2.reviewed_at', 'is', null),
+      );
+    }
     return (await q.execute()).map((r) => this.summary(r));
   }
 
@@ -73,13 +87,13 @@ export class ReviewQueue {
     return row ? { ...this.summary(row), explanation: row.explanation as Explanation } : undefined;
   }
 
-  /** Pending items in the queue (review and block outcomes no one has reviewed). */
+  /** Media waiting in the queue (a review or block decision no one has reviewed). */
   async pendingCount(): Promise<number> {
     const row = await this.db
       .selectFrom('decisions')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .select((eb) => eb.fn.count<string>('media_id').distinct().as('n'))
       .where('reviewed_at', 'is', null)
-      .where('outcome', 'in', ['review', 'block'])
+      .where('outcome', 'in', QUEUED)
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
@@ -119,6 +133,8 @@ export class ReviewQueue {
         await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
       }
     }
+    // The review settles this decision and every other one still pending about the same media.
+    const media = this.db.selectFrom('decisions').select('media_id').where('id', '=', id);
     await this.db
       .updateTable('decisions')
       .set({
@@ -126,7 +142,7 @@ export class ReviewQueue {
         reviewed_by: actor,
         review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}`,
       })
-      .where('id', '=', id)
+      .where((eb) => eb.or([eb('id', '=', id), eb.and([eb('media_id', '=', media), eb('reviewed_at', 'is', null)])]))
       .execute();
     return { verdict };
   }

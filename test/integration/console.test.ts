@@ -71,6 +71,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
   let peerJudged: { sha256: string; pdq: string };
   /** An image A's own moderators marked, then received: blocked and quarantined. */
   let blockedDecision: number;
+  let earlierDecision: number;
   let secondDecision: number;
 
   // Runs in the page (the tests are typed for Node, not the DOM).
@@ -124,8 +125,10 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     const image = await syntheticJpeg(7102);
     const own = await hashes(a, image);
     expect((await admin(a, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: own.sha256 }], label: 'spam', confidence: 1, method: 'human' })).status).toBe(201);
-    const media = await fetch(`${a.url}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
-    const decision = await media.json();
+    const upload = async () => (await fetch(`${a.url}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    // Uploaded twice: one item in the queue, under its latest decision.
+    earlierDecision = (await upload()).decision_id;
+    const decision = await upload();
     expect(decision).toMatchObject({ outcome: 'block', label: 'spam', quarantined: true });
     blockedDecision = decision.decision_id;
 
@@ -227,6 +230,8 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
 
     const decision = await (await admin(a, 'GET', `/decisions/${blockedDecision}`)).json();
     expect(decision).toMatchObject({ reviewed_by: 'mo', review_outcome: 'overturn:ok: a holiday photo, not spam' });
+    // The earlier decision about the same media is settled by the same review.
+    expect(await (await admin(a, 'GET', `/decisions/${earlierDecision}`)).json()).toMatchObject({ reviewed_by: 'mo', review_outcome: 'overturn:ok: a holiday photo, not spam' });
     const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${decision.sha256}`)).json();
     expect(matches.filter((m: { local: boolean }) => m.local).map((m: { label: string }) => m.label)).toEqual(['ok']);
     const { items } = await (await admin(a, 'GET', '/quarantine')).json();
