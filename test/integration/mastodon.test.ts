@@ -7,8 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { STORE_BACKENDS } from '../helpers/services.js';
+import { eventually, startVouch, type ServerProcess } from '../helpers/process.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const SECRET = randomBytes(24).toString('hex');
@@ -80,25 +79,15 @@ describe('Mastodon webhooks', () => {
 
   beforeAll(async () => {
     await mastodon.start('127.0.0.81');
-    const store = STORE_BACKENDS[0].create();
-    cleanup = store.cleanup;
-    const host = '127.0.0.82';
-    const port = await freePort(host);
-    url = `http://${host}:${port}`;
-    server = await startServerProcess({
-      VOUCH_DATA_DIR: store.config.dataDir,
-      VOUCH_HOST: host,
-      VOUCH_PORT: String(port),
-      VOUCH_PUBLIC_URL: url,
+    ({ server, url, cleanup } = await startVouch('127.0.0.82', {
       VOUCH_ADMIN_TOKEN: TOKEN,
       VOUCH_SCANNER: 'off',
-      REDIS_URL: '',
       VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
       VOUCH_MASTODON_WEBHOOK_SECRET: SECRET,
       VOUCH_MASTODON_URL: mastodon.origin,
       VOUCH_MASTODON_TOKEN: MASTODON_TOKEN,
       VOUCH_MASTODON_ACCOUNT_ACTION: 'sensitive',
-    });
+    }));
   });
 
   afterAll(async () => {

@@ -4,32 +4,16 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { STORE_BACKENDS } from '../helpers/services.js';
+import { startVouch } from '../helpers/process.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 
-async function startVouch(host: string, extra: Record<string, string>) {
-  const store = STORE_BACKENDS[0].create();
-  const port = await freePort(host);
-  const url = `http://${host}:${port}`;
-  const server = await startServerProcess({
-    VOUCH_DATA_DIR: store.config.dataDir,
-    VOUCH_HOST: host,
-    VOUCH_PORT: String(port),
-    VOUCH_PUBLIC_URL: url,
-    VOUCH_ADMIN_TOKEN: TOKEN,
-    VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
-    VOUCH_SCAN_WAIT_MS: '60000',
-    REDIS_URL: '',
-    ...extra,
-  });
-  return { server, url, cleanup: store.cleanup };
-}
+const startPictrsVouch = (host: string, extra: Record<string, string>) =>
+  startVouch(host, { VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'), VOUCH_SCAN_WAIT_MS: '60000', ...extra });
 
 describe('pict-rs external validation', () => {
-  let vouch: Awaited<ReturnType<typeof startVouch>>;
-  let closed: Awaited<ReturnType<typeof startVouch>>;
+  let vouch: Awaited<ReturnType<typeof startPictrsVouch>>;
+  let closed: Awaited<ReturnType<typeof startPictrsVouch>>;
   const admin = (base: string, method: string, path: string, body?: unknown, contentType = 'application/json') =>
     fetch(`${base}/api/v1/admin${path}`, {
       method,
@@ -40,8 +24,8 @@ describe('pict-rs external validation', () => {
 
   beforeAll(async () => {
     [vouch, closed] = await Promise.all([
-      startVouch('127.0.0.51', { VOUCH_SCANNER: 'inprocess' }),
-      startVouch('127.0.0.52', { VOUCH_SCANNER: 'off' }),
+      startPictrsVouch('127.0.0.51', { VOUCH_SCANNER: 'inprocess' }),
+      startPictrsVouch('127.0.0.52', { VOUCH_SCANNER: 'off' }),
     ]);
   });
 

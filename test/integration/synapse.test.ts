@@ -10,8 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { syntheticJpeg } from '../helpers/images.js';
-import { freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { STORE_BACKENDS } from '../helpers/services.js';
+import { freePort, startVouch, type ServerProcess } from '../helpers/process.js';
 import { PYTHON_WITH_TWISTED } from '../helpers/python.js';
 
 const run = promisify(execFile);
@@ -30,20 +29,7 @@ describe.skipIf(!PYTHON_WITH_TWISTED)('Synapse spam-checker module', () => {
   };
 
   beforeAll(async () => {
-    const store = STORE_BACKENDS[0].create();
-    cleanup = store.cleanup;
-    const host = '127.0.0.91';
-    const port = await freePort(host);
-    url = `http://${host}:${port}`;
-    server = await startServerProcess({
-      VOUCH_DATA_DIR: store.config.dataDir,
-      VOUCH_HOST: host,
-      VOUCH_PORT: String(port),
-      VOUCH_PUBLIC_URL: url,
-      VOUCH_ADMIN_TOKEN: TOKEN,
-      VOUCH_SCANNER: 'off',
-      REDIS_URL: '',
-    });
+    ({ server, url, cleanup } = await startVouch('127.0.0.91', { VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off' }));
     const bad = await syntheticJpeg(9101);
     writeFileSync(join(dir, 'bad.jpg'), bad);
     writeFileSync(join(dir, 'fine.jpg'), await syntheticJpeg(9102));
