@@ -38,6 +38,16 @@ function focusItem(index) {
   list[current].scrollIntoView({ block: 'nearest' });
 }
 
+// Clicking or tabbing into an item makes it the one the keys act on.
+document.addEventListener('focusin', (event) => {
+  const item = event.target.closest?.('.review-item');
+  const index = item ? items().indexOf(item) : -1;
+  if (index >= 0 && index !== current) {
+    current = index;
+    items().forEach((el, i) => el.classList.toggle('current', i === current));
+  }
+});
+
 const HELP = 'j / k: next / previous item\nr: reveal the image (logged)\nc: confirm (needs a reason)\no: overturn (pick the label, give a reason)\n/: search verdicts\n?: this help';
 
 document.addEventListener('keydown', (event) => {
@@ -71,12 +81,15 @@ document.addEventListener('keydown', (event) => {
   event.preventDefault();
 });
 
-// Enter in a reason field submits the action asked for by its shortcut (confirm by default).
+// Enter in a reason field: the browser submits with the form's first button (Confirm); after an
+// `o` the moderator asked for Overturn, so that is what is sent.
 document.addEventListener('submit', (event) => {
   const form = event.target;
-  if (!form.classList?.contains('review-form') || event.submitter) return;
+  const pending = form.dataset?.pending;
+  if (!form.classList?.contains('review-form') || !pending || event.submitter?.value === pending) return;
   event.preventDefault();
-  form.querySelector(`button[value="${form.dataset.pending ?? 'confirm'}"]`).click();
+  // Not from inside this submit event: the browser ignores a submission started while one fires.
+  setTimeout(() => form.querySelector(`button[value="${pending}"]`).click(), 0);
 });
 
 if (items().length) focusItem(0);

@@ -1,7 +1,8 @@
 """Vouch spam checker for Synapse: every uploaded media file is sent to Vouch before Synapse keeps
-it. Vouch answers 2xx to keep it and 406 to refuse it (known abuse, undecodable, or - where the
-Vouch policy says fail-closed - media nobody could judge in time). Only the bytes go to Vouch;
-nothing about the uploader does.
+it. Vouch answers 2xx to keep it and 406 to refuse it (known abuse, or - where the Vouch policy
+says fail-closed - media nobody could judge in time). Files that are not images (documents, voice
+notes, anything from an encrypted room) are kept: they are not Vouch's to judge. Only the bytes go
+to Vouch; nothing about the uploader does.
 
 homeserver.yaml:
 
@@ -9,13 +10,14 @@ homeserver.yaml:
       - module: vouch_synapse.VouchSpamChecker
         config:
           url: http://127.0.0.1:8080   # Vouch, on a private address
+          token: "..."                 # Vouch's VOUCH_VALIDATE_TOKEN, if it has one
           fail_closed: false           # what to do when Vouch cannot be reached
           max_bytes: 52428800          # larger files are not sent (and kept or refused per fail_closed)
 """
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 from twisted.web.client import readBody
@@ -34,6 +36,7 @@ class _TooLarge(Exception):
 @dataclass(frozen=True)
 class VouchConfig:
     url: str
+    token: Optional[str]
     fail_closed: bool
     max_bytes: int
 
@@ -55,7 +58,10 @@ class VouchSpamChecker:
         max_bytes = config.get("max_bytes", 50 * 1024 * 1024)
         if not isinstance(max_bytes, int) or max_bytes <= 0:
             raise ConfigError("vouch_synapse: 'max_bytes' must be a positive integer")
-        return VouchConfig(url=url.rstrip("/"), fail_closed=fail_closed, max_bytes=max_bytes)
+        token = config.get("token")
+        if token is not None and (not isinstance(token, str) or len(token) < 32):
+            raise ConfigError("vouch_synapse: 'token' must be Vouch's VOUCH_VALIDATE_TOKEN (32 characters or more)")
+        return VouchConfig(url=url.rstrip("/"), token=token, fail_closed=fail_closed, max_bytes=max_bytes)
 
     def _unavailable(self, why: str, file_info: Any):
         logger.warning("Vouch could not judge media %s (%s): %s", getattr(file_info, "file_id", "?"), why,
@@ -78,12 +84,15 @@ class VouchSpamChecker:
         except _TooLarge:
             return self._unavailable(f"larger than max_bytes ({self._config.max_bytes})", file_info)
 
+        headers = {"Content-Type": ["application/octet-stream"]}
+        if self._config.token:
+            headers["Authorization"] = [f"Bearer {self._config.token}"]
         try:
             response = await self._api.http_client.request(
                 "POST",
                 f"{self._config.url}/api/v1/validate?source=synapse",
                 data=b"".join(chunks),
-                headers=Headers({"Content-Type": ["application/octet-stream"]}),
+                headers=Headers(headers),
             )
             await readBody(response)
         except Exception as e:  # network errors, timeouts: the fail mode decides

@@ -27,6 +27,8 @@ const configSchema = z
       .string()
       .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)')
       .optional(),
+    /** Bearer token the generic upload hook (/api/v1/validate) requires, when set. */
+    validateToken: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     limits: z
       .object({
@@ -113,6 +115,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_PORT: ['port'],
   VOUCH_PUBLIC_URL: ['publicUrl'],
   VOUCH_ADMIN_TOKEN: ['adminToken'],
+  VOUCH_VALIDATE_TOKEN: ['validateToken'],
   VOUCH_LOG_LEVEL: ['logLevel'],
   VOUCH_MAX_UPLOAD_BYTES: ['limits', 'maxUploadBytes'],
   VOUCH_MAX_PIXELS: ['limits', 'maxPixels'],

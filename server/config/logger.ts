@@ -25,6 +25,9 @@ export const REDACTED_PATHS = [
   'mastodon.webhookSecret',
   'config.mastodon.webhookSecret',
   'req.headers["x-hub-signature"]',
+  'req.headers["x-csrf-token"]',
+  'validateToken',
+  'config.validateToken',
   '*.privateKey',
   '*.privatePem',
 ];

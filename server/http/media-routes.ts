@@ -1,4 +1,4 @@
-// Where media comes in: the API (bytes or a URL), pict-rs' external_validation hook, and the two
+// Where media comes in: the API (bytes or a URL), upload hooks (pict-rs, Synapse), and the two
 // internal endpoints scanner nodes use (fetch pending media, post results).
 import express, { type Router } from 'express';
 import { z } from 'zod';
@@ -20,6 +20,19 @@ function decisionJson(d: MediaDecision) {
     quarantined: d.quarantineId !== null,
     hashes: d.hashes,
     explanation: d.explanation,
+  };
+}
+
+/** What an upload hook answers: enough to act on, nothing about peers or trust (hooks are unauthenticated). */
+function hookJson(d: MediaDecision) {
+  return {
+    decision_id: d.decisionId,
+    outcome: d.outcome,
+    label: d.label,
+    scanned: d.scanned,
+    scan_pending: d.scanPending,
+    quarantined: d.quarantineId !== null,
+    sha256: d.hashes.sha256,
   };
 }
 
@@ -61,32 +74,39 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
     res.json(decisionJson(await submit(intake, bytes, source, wait)));
   });
 
-  // Upload validation hooks (pict-rs' external_validation, the Synapse module): 2xx keeps the
-  // upload, 406 refuses it. Unknown media waits for its scan up to the configured time, then the
-  // policy's fail-open/fail-closed rule applies.
-  const validate = (source: (req: express.Request) => string) => async (req: express.Request, res: express.Response) => {
+  // Upload validation hooks: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
+  // scan up to the configured time, then the policy's fail-open/fail-closed rule applies.
+  // pict-rs stores only images, so what is not one is refused there. Other platforms (Synapse)
+  // carry every kind of file, encrypted ones included: what is not an image is not ours to judge
+  // and is kept, while an image we could not decode (corrupt, over the limits) is media nobody
+  // judged, and the policy's default fail mode decides.
+  const validate = (options: { source: (req: express.Request) => string; imagesOnly: boolean }) => async (req: express.Request, res: express.Response) => {
     const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (bytes.length === 0) throw new HttpError(400, 'empty', 'no bytes were sent');
     let decision: MediaDecision;
     try {
-      decision = await intake.submit(bytes, source(req), config.scanner.waitMs);
+      decision = await intake.submit(bytes, options.source(req), config.scanner.waitMs);
     } catch (err) {
-      // What cannot be decoded cannot be shown either: refuse it.
-      if (err instanceof MediaRejectedError) {
-        res.status(406).json({ error: { code: err.code, message: err.message } });
-        return;
-      }
-      throw err;
+      if (!(err instanceof MediaRejectedError)) throw err;
+      const keep = !options.imagesOnly && (err.code === 'unsupported_format' || !intake.failsClosedByDefault());
+      res.status(keep ? 200 : 406).json({ judged: false, error: { code: err.code, message: err.message } });
+      return;
     }
     const refuse = decision.outcome === 'block' || intake.failsClosed(decision);
-    res.status(refuse ? 406 : 201).json(decisionJson(decision));
+    res.status(refuse ? 406 : 201).json(hookJson(decision));
   };
   const uploadBody = express.raw({ type: () => true, limit: maxBytes });
-  router.post('/api/v1/pictrs/validate', uploadBody, validate(() => 'pictrs'));
+  router.post('/api/v1/pictrs/validate', uploadBody, validate({ source: () => 'pictrs', imagesOnly: true }));
+  // Behind VOUCH_VALIDATE_TOKEN when one is set (pict-rs cannot send one; the Synapse module can).
+  const validateAuth = config.validateToken ? requireBearer(config.validateToken, 'validation', '') : (_req: express.Request, _res: express.Response, next: express.NextFunction) => next();
   router.post(
     '/api/v1/validate',
+    validateAuth,
     uploadBody,
-    validate((req) => (typeof req.query.source === 'string' && /^[\w.-]{1,40}$/.test(req.query.source) ? req.query.source : 'upload')),
+    validate({
+      source: (req) => (typeof req.query.source === 'string' && /^[\w.-]{1,40}$/.test(req.query.source) ? req.query.source : 'upload'),
+      imagesOnly: false,
+    }),
   );
   return router;
 }

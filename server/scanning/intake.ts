@@ -92,6 +92,11 @@ export class MediaIntake {
     this.scanned.setMaxListeners(0);
   }
 
+  /** Whether media nobody could judge, and nobody suspected, is refused (policy `failMode.default`). */
+  failsClosedByDefault(): boolean {
+    return this.trust.policy.failMode.default === 'closed';
+  }
+
   /** Whether undecided media is refused (policy `failMode`, for the label at stake if any). */
   failsClosed(decision: Pick<MediaDecision, 'outcome' | 'label' | 'explanation'>): boolean {
     if (decision.outcome !== 'unknown' && decision.outcome !== 'review') return false;

@@ -15,6 +15,7 @@ import { PYTHON_WITH_TWISTED } from '../helpers/python.js';
 
 const run = promisify(execFile);
 const TOKEN = randomBytes(32).toString('hex');
+const VALIDATE_TOKEN = randomBytes(32).toString('hex');
 const HARNESS = join(PROJECT_ROOT, 'test/integration/synapse_harness.py');
 
 describe.skipIf(!PYTHON_WITH_TWISTED)('Synapse spam-checker module', () => {
@@ -29,7 +30,7 @@ describe.skipIf(!PYTHON_WITH_TWISTED)('Synapse spam-checker module', () => {
   };
 
   beforeAll(async () => {
-    ({ server, url, cleanup } = await startVouch('127.0.0.91', { VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off' }));
+    ({ server, url, cleanup } = await startVouch('127.0.0.91', { VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_VALIDATE_TOKEN: VALIDATE_TOKEN, VOUCH_SCANNER: 'off' }));
     const bad = await syntheticJpeg(9101);
     writeFileSync(join(dir, 'bad.jpg'), bad);
     writeFileSync(join(dir, 'fine.jpg'), await syntheticJpeg(9102));
@@ -49,21 +50,31 @@ describe.skipIf(!PYTHON_WITH_TWISTED)('Synapse spam-checker module', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses known media and what is not an image; keeps the rest', async () => {
-    expect(await check({ url }, 'bad.jpg', 'fine.jpg', 'not-an-image.txt')).toEqual({ 'bad.jpg': 'M_FORBIDDEN', 'fine.jpg': 'NOT_SPAM', 'not-an-image.txt': 'M_FORBIDDEN' });
+  it('refuses known media; keeps the rest, and files that are not images', async () => {
+    expect(await check({ url, token: VALIDATE_TOKEN }, 'bad.jpg', 'fine.jpg', 'not-an-image.txt')).toEqual({
+      'bad.jpg': 'M_FORBIDDEN',
+      'fine.jpg': 'NOT_SPAM',
+      'not-an-image.txt': 'NOT_SPAM',
+    });
     const { decisions } = await (await fetch(`${url}/api/v1/admin/decisions`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(decisions.map((d: { source: string }) => d.source)).toEqual(['synapse', 'synapse']);
+  });
+
+  it('needs the validation token when Vouch has one', async () => {
+    expect(await check({ url, fail_closed: true }, 'fine.jpg')).toEqual({ 'fine.jpg': 'M_FORBIDDEN' });
+    expect(await check({ url, token: 'x'.repeat(32), fail_closed: false }, 'bad.jpg')).toEqual({ 'bad.jpg': 'NOT_SPAM' });
   });
 
   it('follows fail_closed when Vouch cannot be reached, or a file is too large', async () => {
     const down = `http://127.0.0.92:${await freePort('127.0.0.92')}`;
     expect(await check({ url: down }, 'fine.jpg')).toEqual({ 'fine.jpg': 'NOT_SPAM' });
     expect(await check({ url: down, fail_closed: true }, 'fine.jpg')).toEqual({ 'fine.jpg': 'M_FORBIDDEN' });
-    expect(await check({ url, max_bytes: 10, fail_closed: true }, 'fine.jpg')).toEqual({ 'fine.jpg': 'M_FORBIDDEN' });
+    expect(await check({ url, token: VALIDATE_TOKEN, max_bytes: 10, fail_closed: true }, 'fine.jpg')).toEqual({ 'fine.jpg': 'M_FORBIDDEN' });
   });
 
   it('refuses a bad configuration', async () => {
     expect(await check({ url: 'ftp://vouch' })).toMatchObject({ config_error: expect.stringContaining("'url'") });
     expect(await check({ url, fail_closed: 'yes' })).toMatchObject({ config_error: expect.stringContaining('fail_closed') });
+    expect(await check({ url, token: 'short' })).toMatchObject({ config_error: expect.stringContaining('token') });
   });
 });
