@@ -402,7 +402,7 @@ users
   .addOption(new Option('-r, --role <role>', `one of ${ROLES.join(', ')}`).argParser(role).default('moderator'))
   .action(async (name: string, opts: { role: Role }, command: Command) => {
     const password = await readPassword(`Password for ${name} (${MIN_PASSWORD_LENGTH} characters at least):`);
-    const user = await withAccounts(command, (accounts) => accounts.create(name, password, opts.role));
+    const user = await withAccounts(command, (accounts) => accounts.create(name, password, opts.role, 'cli'));
     process.stdout.write(`added ${user.username} (${user.role})\n`);
   });
 users
@@ -419,7 +419,7 @@ users
   .argument('<name>')
   .action(async (name: string, _opts, command: Command) => {
     const password = await readPassword(`New password for ${name}:`);
-    await withAccounts(command, (accounts) => accounts.setPassword(name, password));
+    await withAccounts(command, (accounts) => accounts.setPassword(name, password, 'cli'));
     process.stdout.write(`password of ${name} changed\n`);
   });
 users
@@ -428,7 +428,7 @@ users
   .argument('<name>')
   .argument('<role>', ROLES.join(', '), role)
   .action(async (name: string, newRole: Role, _opts, command: Command) => {
-    await withAccounts(command, (accounts) => accounts.setRole(name, newRole));
+    await withAccounts(command, (accounts) => accounts.setRole(name, newRole, 'cli'));
     process.stdout.write(`${name} is now ${newRole}\n`);
   });
 for (const action of ['disable', 'enable'] as const) {
@@ -437,7 +437,7 @@ for (const action of ['disable', 'enable'] as const) {
     .description(action === 'disable' ? 'disable an account and end its sessions (its history stays)' : 'enable a disabled account')
     .argument('<name>')
     .action(async (name: string, _opts, command: Command) => {
-      await withAccounts(command, (accounts) => accounts.setDisabled(name, action === 'disable'));
+      await withAccounts(command, (accounts) => accounts.setDisabled(name, action === 'disable', 'cli'));
       process.stdout.write(`${name} ${action}d\n`);
     });
 }

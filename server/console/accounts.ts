@@ -72,18 +72,22 @@ export class ConsoleAccounts {
 
   constructor(private readonly db: Db) {}
 
-  async create(username: string, password: string, role: Role): Promise<ConsoleUser> {
+  /** `actor`: who did it, for the record (a console user's name, or `cli`). */
+  async create(username: string, password: string, role: Role, actor: string): Promise<ConsoleUser> {
     if (!USERNAME.test(username)) throw new AccountError('usernames are 2-63 characters: lower-case letters, digits, ".", "_" and "-"');
     checkPassword(password);
-    if (await this.db.selectFrom('console_users').select('id').where('username', '=', username).executeTakeFirst()) {
-      throw new AccountError(`user "${username}" already exists`);
+    let row;
+    try {
+      row = await this.db
+        .insertInto('console_users')
+        .values({ username, password_hash: await hashPassword(password), role })
+        .returning(['id', 'username', 'role', 'disabled_at', 'created_at'])
+        .executeTakeFirstOrThrow();
+    } catch (err) {
+      if ((err as { code?: string }).code === '23505') throw new AccountError(`user "${username}" already exists`);
+      throw err;
     }
-    const row = await this.db
-      .insertInto('console_users')
-      .values({ username, password_hash: await hashPassword(password), role })
-      .returning(['id', 'username', 'role', 'disabled_at', 'created_at'])
-      .executeTakeFirstOrThrow();
-    await this.record(username, 'user.create', { role }, null);
+    await this.record(actor, 'user.create', { user: username, role }, null);
     return toUser(row);
   }
 
@@ -93,26 +97,26 @@ export class ConsoleAccounts {
   }
 
   /** Sets a new password and ends the user's sessions. */
-  async setPassword(username: string, password: string): Promise<void> {
+  async setPassword(username: string, password: string, actor: string): Promise<void> {
     checkPassword(password);
     const user = await this.require(username);
     await this.db.updateTable('console_users').set({ password_hash: await hashPassword(password), password_set_at: new Date() }).where('id', '=', user.id).execute();
     await this.db.deleteFrom('console_sessions').where('user_id', '=', user.id).execute();
-    await this.record(username, 'user.password', {}, null);
+    await this.record(actor, 'user.password', { user: username }, null);
   }
 
-  async setRole(username: string, role: Role): Promise<void> {
+  async setRole(username: string, role: Role, actor: string): Promise<void> {
     const user = await this.require(username);
     await this.db.updateTable('console_users').set({ role }).where('id', '=', user.id).execute();
-    await this.record(username, 'user.role', { role }, null);
+    await this.record(actor, 'user.role', { user: username, role }, null);
   }
 
   /** Disabling ends the user's sessions at once; the account and its history stay. */
-  async setDisabled(username: string, disabled: boolean): Promise<void> {
+  async setDisabled(username: string, disabled: boolean, actor: string): Promise<void> {
     const user = await this.require(username);
     await this.db.updateTable('console_users').set({ disabled_at: disabled ? new Date() : null }).where('id', '=', user.id).execute();
     if (disabled) await this.db.deleteFrom('console_sessions').where('user_id', '=', user.id).execute();
-    await this.record(username, disabled ? 'user.disable' : 'user.enable', {}, null);
+    await this.record(actor, disabled ? 'user.disable' : 'user.enable', { user: username }, null);
   }
 
   /** Checks a sign-in; the answer is the same for an unknown user, a disabled one and a bad password. */
@@ -122,7 +126,8 @@ export class ConsoleAccounts {
       : undefined;
     const ok = await verifyPassword(password, row?.password_hash ?? (await (this.decoy ??= hashPassword(randomBytes(16).toString('hex')))));
     if (!row || !ok || row.disabled_at) {
-      await this.record(username.slice(0, 64) || '-', 'signin.failed', {}, ip);
+      // The name only when it is an account's: a password typed into the name field stays unseen.
+      await this.record(row ? row.username : '(unknown name)', 'signin.failed', {}, ip);
       return undefined;
     }
     const token = randomBytes(32).toString('base64url');

@@ -7,7 +7,7 @@ import type { AbuseLabel } from '../trust/decide.js';
 import { AccountError, ROLES, isRole, roleAtLeast, type ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
-import { requireRole } from './session.js';
+import { messages, redirectWithMessage, requireRole } from './session.js';
 import { HttpError } from '../http/errors.js';
 
 const ABUSE_LABELS: AbuseLabel[] = ['csam', 'sexual', 'gore', 'hate', 'spam'];
@@ -60,29 +60,30 @@ export function adminPages(deps: { trust: TrustService; accounts: ConsoleAccount
     const canEdit = roleAtLeast(session.user.role, 'admin');
     const info = trust.policyInfo();
     const p = info.policy;
-    const field = (name: string, value: number, attrs: { min: number; max: number; step: number }) =>
+    // Bounds as loose as the schema's (which the server checks and names); any precision.
+    const field = (name: string, value: number, attrs: { min: number; max: number; step: number | 'any' }) =>
       html`<input name="${name}" type="number" value="${value}" min="${attrs.min}" max="${attrs.max}" step="${attrs.step}" ${canEdit ? '' : 'disabled'} required>`;
     const modeSelect = (name: string, value: string | undefined, allowDefault: boolean) =>
       html`<select name="${name}" ${canEdit ? '' : 'disabled'}>${allowDefault ? html`<option value="" ${value === undefined ? 'selected' : ''}>(default)</option>` : ''}<option value="open" ${value === 'open' ? 'selected' : ''}>open: let through</option><option value="closed" ${value === 'closed' ? 'selected' : ''}>closed: refuse</option></select>`;
     return page(
-      { title: 'Policy', session, active: '/console/policy', error, flash: typeof req.query.done === 'string' ? req.query.done : undefined },
+      { title: 'Policy', session, active: '/console/policy', flash: messages(req).flash, error },
       html`<p>Policy <strong>${p.version}</strong> (${info.hash.slice(0, 12)}…), set ${formatTime(info.setAt)}. Every change is recorded; explanations name the policy that made them.</p>
 <form method="post" action="/console/policy" class="policy">${csrfField(session)}
 <label>Version name <input name="version" value="${p.version}" maxlength="100" ${canEdit ? '' : 'disabled'}></label>
 <table><caption>Per label</caption><thead><tr><th>label</th><th>block at probability</th><th>min evidence</th><th>no decision in time, this label at stake</th></tr></thead><tbody>
 ${ABUSE_LABELS.map(
-  (l) => html`<tr><td>${l}</td><td>${field(`${l}.blockProbability`, p.labels[l].blockProbability, { min: 0.5, max: 1, step: 0.01 })}</td><td>${field(`${l}.minEvidence`, p.labels[l].minEvidence, { min: 0, max: 1000, step: 0.05 })}</td><td>${modeSelect(`${l}.failMode`, p.failMode.labels[l], true)}</td></tr>`,
+  (l) => html`<tr><td>${l}</td><td>${field(`${l}.blockProbability`, p.labels[l].blockProbability, { min: 0.5, max: 1, step: 'any' })}</td><td>${field(`${l}.minEvidence`, p.labels[l].minEvidence, { min: 0, max: 1000, step: 'any' })}</td><td>${modeSelect(`${l}.failMode`, p.failMode.labels[l], true)}</td></tr>`,
 )}
 </tbody></table>
 <fieldset><legend>Allow (the stricter bar)</legend>
-<label>abuse probability at most ${field('allow.maxAbuseProbability', p.allow.maxAbuseProbability, { min: 0, max: 0.49, step: 0.01 })}</label>
-<label>ok evidence at least ${field('allow.minEvidence', p.allow.minEvidence, { min: 0, max: 1000, step: 0.05 })}</label>
+<label>abuse probability at most ${field('allow.maxAbuseProbability', p.allow.maxAbuseProbability, { min: 0, max: 0.5, step: 'any' })}</label>
+<label>ok evidence at least ${field('allow.minEvidence', p.allow.minEvidence, { min: 0, max: 1000, step: 'any' })}</label>
 <label>independent classifiers (or a human) ${field('allow.requireIndependent', p.allow.requireIndependent, { min: 1, max: 10, step: 1 })}</label></fieldset>
 <fieldset><legend>When nothing decides in time</legend><label>Media nobody suspected ${modeSelect('failMode.default', p.failMode.default, false)}</label></fieldset>
 <fieldset><legend>Trust and spot checks</legend>
-<label>δ (share a peer passes on) ${field('trust.delta', p.trust.delta, { min: 0, max: 0.99, step: 0.05 })}</label>
+<label>δ (share a peer passes on) ${field('trust.delta', p.trust.delta, { min: 0, max: 1, step: 'any' })}</label>
 <label>hops ${field('trust.hops', p.trust.hops, { min: 0, max: 10, step: 1 })}</label>
-<label>spot-check share ${field('spotCheckShare', p.spotCheckShare, { min: 0, max: 1, step: 0.005 })}</label></fieldset>
+<label>spot-check share ${field('spotCheckShare', p.spotCheckShare, { min: 0, max: 1, step: 'any' })}</label></fieldset>
 <fieldset><legend>Quarantine retention</legend>
 <label>keep quarantined media at least <input name="quarantineRetentionDays" type="number" min="0" max="36500" step="1" value="${p.quarantineRetentionDays ?? ''}" placeholder="${deps.defaultRetentionDays}" ${canEdit ? '' : 'disabled'}> days</label>
 <p class="hint">Empty: ${deps.defaultRetentionDays} days (VOUCH_QUARANTINE_RETENTION_DAYS). Applies to media quarantined from now on; past it, items wait for an admin to delete them. ${deps.quarantineOn ? '' : 'Quarantine is off (VOUCH_QUARANTINE_KEY is not set): blocked media is refused but not kept.'}</p></fieldset>
@@ -107,7 +108,7 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
       }
       throw err;
     }
-    res.redirect(303, `/console/policy?done=${encodeURIComponent('Policy saved.')}`);
+    redirectWithMessage(req, res, '/console/policy', 'Policy saved.');
   });
 
   router.get('/users', admin, async (req, res) => {
@@ -115,7 +116,7 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
     const [users, events] = await Promise.all([accounts.list(), accounts.events(30)]);
     res.send(
       page(
-        { title: 'Users', session, active: '/console/users', flash: typeof req.query.done === 'string' ? req.query.done : undefined, error: typeof req.query.error === 'string' ? req.query.error : undefined },
+        { title: 'Users', session, active: '/console/users', ...messages(req) },
         html`<table><thead><tr><th>user</th><th>role</th><th>since</th><th></th></tr></thead><tbody>${users.map(
           (u) => html`<tr><td>${u.username}</td><td>${u.role}</td><td>${formatTime(u.createdAt)}</td><td>${
             u.username === session.user.username
@@ -141,26 +142,24 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
     if (!parsed.success) throw new HttpError(400, 'bad_form', parsed.error.issues.map((i) => i.message).join('; '));
     const { username, role, password } = parsed.data;
     try {
-      await accounts.create(username, password, role as (typeof ROLES)[number]);
+      await accounts.create(username, password, role as (typeof ROLES)[number], req.consoleSession!.user.username);
     } catch (err) {
-      if (err instanceof AccountError) return res.redirect(303, `/console/users?error=${encodeURIComponent(err.message)}`);
+      if (err instanceof AccountError) return redirectWithMessage(req, res, '/console/users', err.message, 'error');
       throw err;
     }
-    await accounts.record(req.consoleSession!.user.username, 'user.add', { username, role }, req.ip ?? null);
-    res.redirect(303, `/console/users?done=${encodeURIComponent(`Added ${username} (${role}).`)}`);
+    redirectWithMessage(req, res, '/console/users', `Added ${username} (${role}).`);
   });
   for (const action of ['disable', 'enable'] as const) {
     router.post(`/users/${action}`, admin, async (req, res) => {
       const username = String((req.body as Record<string, unknown>).username ?? '');
       if (username === req.consoleSession!.user.username) throw new HttpError(400, 'bad_form', 'you cannot disable yourself');
       try {
-        await accounts.setDisabled(username, action === 'disable');
+        await accounts.setDisabled(username, action === 'disable', req.consoleSession!.user.username);
       } catch (err) {
         if (err instanceof AccountError) throw new HttpError(404, 'not_found', err.message);
         throw err;
       }
-      await accounts.record(req.consoleSession!.user.username, `user.${action}`, { username }, req.ip ?? null);
-      res.redirect(303, `/console/users?done=${encodeURIComponent(`${action}d ${username}.`)}`);
+      redirectWithMessage(req, res, '/console/users', `${action}d ${username}.`);
     });
   }
   return router;

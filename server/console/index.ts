@@ -15,8 +15,9 @@ import type { ScanningWiring } from '../main.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 import { FederationError } from '../federation/index.js';
 import { HttpError } from '../http/errors.js';
-import { ReviewInputError, ReviewNotFoundError } from '../review/index.js';
-import { QuarantineError } from '../scanning/quarantine.js';
+import { ReviewConflictError, ReviewInputError, ReviewNotFoundError } from '../review/index.js';
+import { QuarantineError, QuarantineNotFoundError } from '../scanning/quarantine.js';
+import { OutboundRequestError } from '../federation/safe-fetch.js';
 import { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { page } from './layout.js';
@@ -131,11 +132,14 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     let status = 500;
     let message = 'Something went wrong; the server log has the details.';
     if (err instanceof HttpError || err instanceof FederationError) ({ status, message } = err);
-    else if (err instanceof ReviewNotFoundError) [status, message] = [404, err.message];
+    else if (err instanceof ReviewNotFoundError || err instanceof QuarantineNotFoundError) [status, message] = [404, err.message];
     else if (err instanceof ReviewInputError) [status, message] = [400, err.message];
-    else if (err instanceof QuarantineError) [status, message] = [409, err.message];
-    else if (typeof err === 'object' && err !== null && 'status' in err && 'type' in err) {
-      [status, message] = [Number((err as { status: number }).status), 'The form could not be read.'];
+    else if (err instanceof ReviewConflictError || err instanceof QuarantineError) [status, message] = [409, err.message];
+    else if (err instanceof OutboundRequestError) [status, message] = [502, err.message];
+    else if (typeof err === 'object' && err !== null && 'status' in err && (err as { expose?: boolean }).expose) {
+      // http-errors from body parsing and static files: a 4xx with a safe message.
+      const e = err as { status: number; type?: string; message: string };
+      [status, message] = [e.status, e.type ? 'The form could not be read.' : e.message];
     }
     if (status >= 500) req.log.error({ err }, 'console request failed');
     if (req.get('accept')?.includes('text/html')) {

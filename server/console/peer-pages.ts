@@ -10,7 +10,7 @@ import { roleAtLeast } from './accounts.js';
 import { trustGraphSvg } from './drawing.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
-import { requireRole } from './session.js';
+import { messages, redirectWithMessage, requireRole } from './session.js';
 import { HttpError } from '../http/errors.js';
 
 const trustValue = z.union([z.literal(''), z.coerce.number().min(0, 'trust is from 0 to 1').max(1, 'trust is from 0 to 1')]);
@@ -70,7 +70,7 @@ export function peerPages(deps: { federation: Federation; trust: TrustService; a
     const changes = await trust.changes(20);
     res.send(
       page(
-        { title: 'Peers & trust', session, active: '/console/peers', flash: typeof req.query.done === 'string' ? req.query.done : undefined },
+        { title: 'Peers & trust', session, active: '/console/peers', flash: messages(req).flash },
         html`${canEdit ? html`<form method="post" action="/console/peers/follow" class="follow">${csrfField(session)}<label>Follow <input name="target" required placeholder="https://big.example/actor or @vouch@big.example" size="50"></label><button>Follow</button></form>` : ''}
 <p class="hint">Direct trust is yours to set, from 0 to 1, per polarity: <em>abuse</em> is how far you believe the peer's abuse flags, <em>ok</em> its claims that media is fine. Effective weights include what your peers vouch for (at most δ = ${trust.policy.trust.delta} of their own, ${trust.policy.trust.hops} hops) and learned penalties.</p>
 <table class="peers"><thead><tr><th>peer</th><th>we follow</th><th>follows us</th><th>direct trust</th><th>effective weight</th><th></th></tr></thead><tbody>${rows}</tbody></table>
@@ -89,7 +89,7 @@ ${trustGraphSvg(polarity === 'ok' ? ok : abuse, blocked)}
   const done = async (req: Request, res: Response, action: string, detail: Record<string, unknown>, message: string) => {
     const user = req.consoleSession!.user.username;
     await accounts.record(user, action, detail, req.ip ?? null);
-    res.redirect(303, `/console/peers?done=${encodeURIComponent(message)}`);
+    redirectWithMessage(req, res, '/console/peers', message);
   };
 
   router.post('/peers/follow', admin, async (req, res) => {

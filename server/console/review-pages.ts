@@ -10,7 +10,7 @@ import type { Quarantine } from '../scanning/quarantine.js';
 import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
-import { requireRole } from './session.js';
+import { messages, redirectWithMessage, requireRole } from './session.js';
 import { HttpError } from '../http/errors.js';
 
 const reviewForm = z.object({
@@ -58,7 +58,7 @@ export function reviewPages(deps: { review: ReviewQueue; quarantine: Quarantine 
 </article>`;
     res.send(
       page(
-        { title: 'Review queue', session, active: '/console/review', flash: typeof req.query.done === 'string' ? req.query.done : undefined },
+        { title: 'Review queue', session, active: '/console/review', flash: messages(req).flash },
         html`<p class="hint">Media stays blurred and grey until you click Reveal; each reveal is logged with your name. Keys: j / k move, r reveals, c confirms, o overturns (pick the label first), ? lists keys.</p>
 ${items.length === 0 ? html`<p class="empty">Nothing waits for review.</p>` : items.map(card)}`,
       ),
@@ -100,7 +100,7 @@ ${items.length === 0 ? html`<p class="empty">Nothing waits for review.</p>` : it
     const { verdict } = await review.review(id, { action, label, reason }, session.user.username);
     await accounts.record(session.user.username, `review.${action}`, { decision: id, label, reason, verdict }, req.ip ?? null);
     const done = action === 'confirm' ? `Decision ${id} confirmed.` : `Decision ${id} overturned to ${label}; our verdict ${verdict} was published.`;
-    res.redirect(303, `/console/review?done=${encodeURIComponent(done)}`);
+    redirectWithMessage(req, res, '/console/review', done);
   });
 
   async function readQuarantined(req: Request, action: 'view' | 'reveal', reason: string): Promise<Buffer> {

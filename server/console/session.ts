@@ -2,7 +2,7 @@
 // scoped to /console and Secure whenever the public URL is https. Every state-changing request
 // must carry the session's CSRF token (form field `_csrf` or header `x-csrf-token`) and, when the
 // browser sends one, an Origin equal to ours.
-import { timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import { roleAtLeast, type ConsoleAccounts, type ConsoleSession, type Role } from './accounts.js';
@@ -75,4 +75,30 @@ export function requireRole(role: Role) {
 /** Where to go after signing in: only a path inside the console, never another site. */
 export function safeNext(value: unknown): string {
   return typeof value === 'string' && /^\/console(\/[\w\-./?=&%]*)?$/.test(value) && !value.includes('//') ? value : '/console/';
+}
+
+/**
+ * Messages after an action travel in the redirect's query string, signed with the session's CSRF
+ * token, so that a link someone else crafted cannot put words in the console's mouth.
+ */
+const flashSignature = (session: ConsoleSession, kind: string, message: string) =>
+  createHmac('sha256', session.csrfToken).update(`${kind}\0${message}`).digest('base64url').slice(0, 22);
+
+export function redirectWithMessage(req: Request, res: Response, path: string, message: string, kind: 'done' | 'error' = 'done'): void {
+  const signature = flashSignature(req.consoleSession!, kind, message);
+  res.redirect(303, `${path}?${kind}=${encodeURIComponent(message)}&sig=${signature}`);
+}
+
+/** The signed message of the last action, if the query carries one. */
+export function messages(req: Request): { flash?: string; error?: string } {
+  const session = req.consoleSession;
+  const sig = typeof req.query.sig === 'string' ? req.query.sig : '';
+  const read = (kind: 'done' | 'error') => {
+    const message = req.query[kind];
+    if (!session || typeof message !== 'string') return undefined;
+    const expected = Buffer.from(flashSignature(session, kind, message));
+    const given = Buffer.from(sig);
+    return given.length === expected.length && timingSafeEqual(given, expected) ? message : undefined;
+  };
+  return { flash: read('done'), error: read('error') };
 }

@@ -2,7 +2,7 @@
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { TrustService } from '../trust/service.js';
-import { OUTCOMES, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
+import { OUTCOMES, ReviewConflictError, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
 import type { ScanningWiring } from '../main.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { HttpError, parseBody } from './errors.js';
@@ -130,6 +130,7 @@ export function reviewRoutes(deps: {
       res.json({ decision: id, action: input.action, verdict });
     } catch (err) {
       if (err instanceof ReviewNotFoundError) throw new HttpError(404, 'not_found', 'no such decision');
+      if (err instanceof ReviewConflictError) throw new HttpError(409, 'already_reviewed', err.message);
       throw err;
     }
   });

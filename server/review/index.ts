@@ -40,6 +40,7 @@ export interface DecisionDetail extends DecisionSummary {
 
 export class ReviewNotFoundError extends Error {}
 export class ReviewInputError extends Error {}
+export class ReviewConflictError extends Error {}
 
 export interface DecisionQuery {
   outcome?: Outcome;
@@ -109,42 +110,52 @@ export class ReviewQueue {
     if (reason.length < 3) throw new ReviewInputError('give a reason (3 characters at least)');
     const decision = await this.get(id);
     if (!decision) throw new ReviewNotFoundError(`no decision ${id}`);
-    let verdict: string | null = null;
-    if (input.action === 'overturn') {
-      const sha256 = Buffer.from(decision.sha256, 'hex');
-      const ours = (await this.verdicts.find({ sha256 })).find((v) => v.local && v.method !== 'hashlist');
-      if (ours) {
-        verdict = (await this.verdicts.updateLocal(ours.uri, { label: input.label, confidence: 1 })).uri;
-      } else {
-        const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
-        const issued = await this.verdicts.issue({
-          subjects: [
-            { algorithm: 'sha256', digest: decision.sha256 },
-            ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
-          ],
-          label: input.label!,
-          confidence: 1,
-          method: 'human',
-          source: `review:${actor}`,
-        });
-        verdict = issued.uri;
-      }
-      if (input.label === 'ok' && decision.quarantineId !== null && this.quarantine) {
-        await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
-      }
-    }
-    // The review settles this decision and every other one still pending about the same media.
-    const media = this.db.selectFrom('decisions').select('media_id').where('id', '=', id);
-    await this.db
+    // Claim it first: a second moderator, a stale tab or a double submit gets a conflict instead of
+    // a second verdict. The review settles every pending decision about the same media.
+    const claimed = await this.db
       .updateTable('decisions')
-      .set({
-        reviewed_at: new Date(),
-        reviewed_by: actor,
-        review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}`,
-      })
-      .where((eb) => eb.or([eb('id', '=', id), eb.and([eb('media_id', '=', media), eb('reviewed_at', 'is', null)])]))
+      .set({ reviewed_at: new Date(), reviewed_by: actor, review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}` })
+      .where('reviewed_at', 'is', null)
+      .where((eb) => eb.or([eb('id', '=', id), eb('media_id', '=', eb.selectFrom('decisions').select('media_id').where('id', '=', id))]))
+      .returning('id')
       .execute();
-    return { verdict };
+    if (!claimed.some((r) => Number(r.id) === id)) {
+      throw new ReviewConflictError(`decision ${id} was already reviewed by ${decision.reviewedBy ?? 'someone'}`);
+    }
+    try {
+      return { verdict: input.action === 'overturn' ? await this.overturn(decision, input.label!, reason, actor) : null };
+    } catch (err) {
+      // Not done: put the decisions back in the queue.
+      await this.db.updateTable('decisions').set({ reviewed_at: null, reviewed_by: null, review_outcome: null }).where('id', 'in', claimed.map((r) => Number(r.id))).execute();
+      throw err;
+    }
+  }
+
+  /** Corrects our own verdict about the media, or issues a human one; `ok` releases the quarantined copy. */
+  private async overturn(decision: DecisionDetail, label: Label, reason: string, actor: string): Promise<string> {
+    const sha256 = Buffer.from(decision.sha256, 'hex');
+    const ours = (await this.verdicts.find({ sha256 })).find((v) => v.local && v.method !== 'hashlist');
+    let verdict: string;
+    if (ours) {
+      verdict = (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
+    } else {
+      const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
+      const issued = await this.verdicts.issue({
+        subjects: [
+          { algorithm: 'sha256', digest: decision.sha256 },
+          ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
+        ],
+        label,
+        confidence: 1,
+        method: 'human',
+        source: `review:${actor}`,
+      });
+      verdict = issued.uri;
+    }
+    if (label === 'ok' && decision.quarantineId !== null && this.quarantine) {
+      await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
+    }
+    return verdict;
   }
 
   private baseQuery() {

@@ -49,7 +49,7 @@ for (const backend of STORE_BACKENDS) {
       handle = backend.create();
       store = await openStore(handle.config);
       accounts = new ConsoleAccounts(store.db);
-      await accounts.create('ana', 'correct horse battery', 'moderator');
+      await accounts.create('ana', 'correct horse battery', 'moderator', 'test');
     });
     afterAll(async () => {
       await store?.close();
@@ -57,9 +57,9 @@ for (const backend of STORE_BACKENDS) {
     });
 
     it('refuses bad names, short passwords and duplicates with clear errors', async () => {
-      await expect(accounts.create('Ana Smith', 'correct horse battery', 'viewer')).rejects.toThrow(/lower-case/);
-      await expect(accounts.create('bob', 'short', 'viewer')).rejects.toThrow(/12 characters/);
-      await expect(accounts.create('ana', 'correct horse battery', 'viewer')).rejects.toThrow(/already exists/);
+      await expect(accounts.create('Ana Smith', 'correct horse battery', 'viewer', 'test')).rejects.toThrow(/lower-case/);
+      await expect(accounts.create('bob', 'short', 'viewer', 'test')).rejects.toThrow(/12 characters/);
+      await expect(accounts.create('ana', 'correct horse battery', 'viewer', 'test')).rejects.toThrow(/already exists/);
     });
 
     it('signs in with the right password only; keeps the token only as its hash', async () => {
@@ -74,6 +74,9 @@ for (const backend of STORE_BACKENDS) {
       const events = (await accounts.events()).map((e) => e.action);
       expect(events.filter((a) => a === 'signin.failed')).toHaveLength(2);
       expect(JSON.stringify(await accounts.events())).not.toContain('correct horse');
+      // A password typed into the name field is not recorded either.
+      await accounts.signIn('correct-horse-battery', 'x', null);
+      expect(JSON.stringify(await accounts.events())).not.toContain('correct-horse');
     });
 
     it('ends sessions that sat idle, on sign-out, on a new password and when the account is disabled', async () => {
@@ -86,15 +89,15 @@ for (const backend of STORE_BACKENDS) {
       expect(await accounts.session(out!.token)).toBeUndefined();
 
       const before = await accounts.signIn('ana', 'correct horse battery', null);
-      await accounts.setPassword('ana', 'a brand new passphrase');
+      await accounts.setPassword('ana', 'a brand new passphrase', 'test');
       expect(await accounts.session(before!.token)).toBeUndefined();
       expect(await accounts.signIn('ana', 'correct horse battery', null)).toBeUndefined();
 
       const live = await accounts.signIn('ana', 'a brand new passphrase', null);
-      await accounts.setDisabled('ana', true);
+      await accounts.setDisabled('ana', true, 'test');
       expect(await accounts.session(live!.token)).toBeUndefined();
       expect(await accounts.signIn('ana', 'a brand new passphrase', null)).toBeUndefined();
-      await accounts.setDisabled('ana', false);
+      await accounts.setDisabled('ana', false, 'test');
       expect(await accounts.signIn('ana', 'a brand new passphrase', null)).toBeDefined();
     });
   });

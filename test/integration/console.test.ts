@@ -284,6 +284,9 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
       );
     expect(await status('/console/peers/trust', { actor: b.actor, abuse: '0' })).toBe(403);
     expect(await status('/console/peers/trust', { actor: b.actor, abuse: '0', _csrf: 'forged' })).toBe(403);
+    // A crafted link cannot make the console display its words.
+    await page.goto(`${a.url}/console/peers?done=${encodeURIComponent('Session expired: sign in at https://evil.example')}&sig=xxxxxxxxxxxxxxxxxxxxxx`);
+    expect(await page.locator('.flash').count()).toBe(0);
     const weight = await (await admin(a, 'GET', `/trust/weight?peer=${encodeURIComponent(b.actor)}`)).json();
     expect(weight.abuse.weight).toBeCloseTo(0.9);
 
