@@ -27,6 +27,14 @@ const configSchema = z
       .string()
       .min(32, 'must be at least 32 characters (generate one with `openssl rand -hex 32`)')
       .optional(),
+    /**
+     * Which reverse proxies to believe about the client's address (X-Forwarded-For): a hop count,
+     * or addresses/CIDRs/`loopback`/`uniquelocal`, comma-separated. Off by default.
+     */
+    trustProxy: z
+      .string()
+      .regex(/^(\d{1,2}|((loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?)(\s*,\s*(loopback|linklocal|uniquelocal|[0-9a-fA-F:.]+(\/\d{1,3})?))*))$/, 'must be a hop count, or addresses/CIDRs/loopback/uniquelocal separated by commas')
+      .optional(),
     /** Bearer token the generic upload hook (/api/v1/validate) requires, when set. */
     validateToken: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -116,6 +124,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_PUBLIC_URL: ['publicUrl'],
   VOUCH_ADMIN_TOKEN: ['adminToken'],
   VOUCH_VALIDATE_TOKEN: ['validateToken'],
+  VOUCH_TRUST_PROXY: ['trustProxy'],
   VOUCH_LOG_LEVEL: ['logLevel'],
   VOUCH_MAX_UPLOAD_BYTES: ['limits', 'maxUploadBytes'],
   VOUCH_MAX_PIXELS: ['limits', 'maxPixels'],

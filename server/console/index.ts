@@ -86,8 +86,16 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   });
   router.post(
     '/login',
-    // Failed sign-ins only: 10 per 15 minutes per address.
-    rateLimit({ windowMs: 15 * 60_000, limit: 10, skipSuccessfulRequests: true, standardHeaders: 'draft-8', legacyHeaders: false }),
+    // Failed sign-ins only: 30 per 15 minutes per address, 10 per account name.
+    rateLimit({ windowMs: 15 * 60_000, limit: 30, skipSuccessfulRequests: true, standardHeaders: 'draft-8', legacyHeaders: false }),
+    rateLimit({
+      windowMs: 15 * 60_000,
+      limit: 10,
+      skipSuccessfulRequests: true,
+      standardHeaders: false,
+      legacyHeaders: false,
+      keyGenerator: (req) => `name:${String((req.body as Record<string, unknown>)?.username ?? '').trim().toLowerCase().slice(0, 64)}`,
+    }),
     async (req, res) => {
       const body = req.body as Record<string, unknown>;
       const username = typeof body.username === 'string' ? body.username.trim().toLowerCase() : '';

@@ -111,7 +111,8 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  // Client addresses (sign-in limits, logs) come from X-Forwarded-For only via proxies named here.
+  app.set('trust proxy', config.trustProxy === undefined ? false : /^\d+$/.test(config.trustProxy) ? Number(config.trustProxy) : config.trustProxy);
   app.use(
     pinoHttp({
       logger,

@@ -12,7 +12,7 @@ import { STORE_BACKENDS } from '../helpers/services.js';
 import { HAVE_CHROMIUM, SCREENSHOT_DIR, launchChromium } from '../helpers/browser.js';
 
 const TOKEN = randomBytes(32).toString('hex');
-const PASSWORDS = { alice: 'alice-admin-passphrase', mo: 'moderator-passphrase', vic: 'viewer-passphrase-1' };
+const PASSWORDS = { alice: 'alice-admin-passphrase', mo: 'moderator-passphrase', vic: 'viewer-passphrase-1', rita: 'rate-limited-viewer' };
 
 interface Instance {
   url: string;
@@ -94,7 +94,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
   beforeAll(async () => {
     [a, b] = await Promise.all([instance('127.0.0.71', STORE_BACKENDS.find((s) => s.available && s.name === 'postgres') ?? STORE_BACKENDS[0]), instance('127.0.0.72', STORE_BACKENDS[0])]);
     // Accounts before the server starts (the embedded database takes one process at a time).
-    for (const [name, role] of [['alice', 'admin'], ['mo', 'moderator'], ['vic', 'viewer']] as const) {
+    for (const [name, role] of [['alice', 'admin'], ['mo', 'moderator'], ['vic', 'viewer'], ['rita', 'viewer']] as const) {
       const added = await runCli(['users', 'add', name, '--role', role], a.env, `${PASSWORDS[name]}\n`);
       expect(added.code, added.stderr).toBe(0);
     }
@@ -165,6 +165,12 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     const cookie = (await context.cookies()).find((c) => c.name === 'vouch_session');
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/console' });
     await shot(page, '02-peers');
+
+    // Guessing: after 10 failures for one name, even the right password waits (429).
+    const attempt = (password: string) =>
+      fetch(`${a.url}/console/login`, { method: 'POST', body: new URLSearchParams({ username: 'rita', password }), redirect: 'manual', headers: { 'sec-fetch-site': 'same-origin' } });
+    for (let i = 0; i < 10; i++) expect((await attempt(`guess-${i}`)).status).toBe(401);
+    expect((await attempt(PASSWORDS.rita)).status).toBe(429);
   });
 
   it('shows review items blurred and grey until a moderator clicks Reveal, and logs the reveal', async () => {
