@@ -11,7 +11,7 @@ import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
 import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
-import { createSafeFetcher, type SafeFetch } from './federation/safe-fetch.js';
+import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { HashPool } from './scanning/hash-pool.js';
@@ -141,10 +141,15 @@ export interface ScanningWiring {
 }
 
 /** The Mastodon webhook receiver, when a webhook secret is configured. */
-function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, safeFetch: SafeFetch, logger: Logger): MastodonIntegration | undefined {
-  const { webhookSecret, url, token, accountAction } = config.mastodon;
+function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, logger: Logger): MastodonIntegration | undefined {
+  const { webhookSecret, url, token, accountAction, allowPrivateNetworks } = config.mastodon;
   if ((url === undefined) !== (token === undefined)) throw new ConfigError('VOUCH_MASTODON_URL and VOUCH_MASTODON_TOKEN go together');
+  if (url?.startsWith('http:') && allowPrivateNetworks.length === 0) {
+    throw new ConfigError('VOUCH_MASTODON_URL is plain http: allowed only to a private address named in VOUCH_MASTODON_ALLOW_PRIVATE_NETWORKS');
+  }
   if (!webhookSecret) return undefined;
+  // Its own fetcher: the private networks Mastodon lives on are not opened to peers' URLs.
+  const safeFetch = createSafeFetcher({ allowPrivate: allowPrivateNetworks, userAgent: `Vouch/${SOFTWARE_VERSION} (+${config.publicUrl})` });
   const queue = queues.queue<MastodonJob>(MASTODON_QUEUE, { attempts: 8, backoffBaseMs: 2_000, backoffMaxMs: 600_000 });
   const integration = new MastodonIntegration({ webhookSecret, url, token, accountAction, maxMediaBytes: config.limits.maxUploadBytes, scanWaitMs: 60_000 }, intake, queue, safeFetch, logger);
   integration.start();
@@ -322,7 +327,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     closers.push(() => hashPool.close());
     const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, hashPool, logger);
     const accounts = new ConsoleAccounts(store.db);
-    const mastodon = wireMastodon(config, queues, scanning.intake, federation.safeFetcher, logger);
+    const mastodon = wireMastodon(config, queues, scanning.intake, logger);
     const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon });
     const server: Server = app.listen(config.port, config.host);
     await once(server, 'listening');

@@ -93,6 +93,10 @@ const configSchema = z
         token: z.string().min(16).optional(),
         /** Also act on the account of a status whose media was blocked. */
         accountAction: z.enum(['none', 'sensitive', 'silence', 'suspend']).default('none'),
+        /** Private CIDRs the Mastodon fetches (its API, its media) may reach; nothing else may. */
+        allowPrivateNetworks: z
+          .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be a CIDR like 10.0.0.0/8')))
+          .default([]),
       })
       .prefault({}),
     log: z
@@ -152,6 +156,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_MASTODON_URL: ['mastodon', 'url'],
   VOUCH_MASTODON_TOKEN: ['mastodon', 'token'],
   VOUCH_MASTODON_ACCOUNT_ACTION: ['mastodon', 'accountAction'],
+  VOUCH_MASTODON_ALLOW_PRIVATE_NETWORKS: ['mastodon', 'allowPrivateNetworks'],
 };
 
 /** The environment variables Vouch reads, for `--help` and the docs. */

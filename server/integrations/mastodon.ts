@@ -28,12 +28,11 @@ export interface MastodonSettings {
   scanWaitMs: number;
 }
 
-export interface MastodonJob {
-  statusId: string;
-  statusUri: string;
-  accountId: string;
-  media: Array<{ id: string; url: string }>;
-}
+/** A status to check, or (after its report was filed) the account action that goes with it. */
+export type MastodonJob =
+  | { kind: 'status'; statusId: string; statusUri: string; accountId: string; media: Array<{ id: string; url: string }> }
+  | { kind: 'action'; accountId: string; reportId: string | undefined; text: string };
+type StatusJob = Extract<MastodonJob, { kind: 'status' }>;
 
 /** The part of Mastodon's webhook payload we use; the rest is ignored. */
 const envelopeSchema = z.object({ event: z.string().max(100), object: z.unknown() });
@@ -98,15 +97,15 @@ export class MastodonIntegration {
     if (media.length === 0) return 0;
     // One job per status version: a redelivered webhook is queued once.
     const version = createHmac('sha256', 'vouch-mastodon').update(media.map((m) => m.id).join(',')).digest('hex').slice(0, 16);
-    await this.queue.add('status', { statusId: object.id, statusUri: object.uri, accountId: object.account.id, media }, { jobId: `mastodon-${object.id}-${version}` });
+    await this.queue.add('status', { kind: 'status', statusId: object.id, statusUri: object.uri, accountId: object.account.id, media }, { jobId: `mastodon-${object.id}-${version}` });
     return media.length;
   }
 
   start(concurrency = 2): void {
-    this.queue.process((job) => this.check(job.data), { concurrency });
+    this.queue.process((job) => (job.data.kind === 'action' ? this.accountAction(job.data) : this.check(job.data)), { concurrency });
   }
 
-  private async check(job: MastodonJob): Promise<void> {
+  private async check(job: StatusJob): Promise<void> {
     const blocked: MediaDecision[] = [];
     for (const media of job.media) {
       let bytes: Buffer;
@@ -116,7 +115,7 @@ export class MastodonIntegration {
         if (res.status !== 200) throw new Error(`fetching ${media.url} answered ${res.status}`);
         bytes = res.body;
       } catch (err) {
-        if (err instanceof OutboundRequestError && (err.reason === 'blocked_address' || err.reason === 'too_large')) {
+        if (err instanceof OutboundRequestError && (err.reason === 'blocked_address' || err.reason === 'too_large' || err.reason === 'bad_url')) {
           throw new PermanentJobError(`${media.url}: ${err.message}`);
         }
         throw err;
@@ -135,8 +134,9 @@ export class MastodonIntegration {
     if (blocked.length > 0) await this.act(job, blocked);
   }
 
-  /** A report for Mastodon's moderators, then the admin's chosen account action, if any. */
-  private async act(job: MastodonJob, blocked: MediaDecision[]): Promise<void> {
+  /** A report for Mastodon's moderators, then (as a job of its own, so a retry never files a
+   * second report) the admin's chosen account action, if any. */
+  private async act(job: StatusJob, blocked: MediaDecision[]): Promise<void> {
     const { url, token, accountAction } = this.settings;
     if (!url || !token) {
       this.logger.warn({ status: job.statusUri, decisions: blocked.map((d) => d.decisionId) }, 'blocked media on Mastodon, but VOUCH_MASTODON_URL / VOUCH_MASTODON_TOKEN are not set: nothing reported');
@@ -150,10 +150,17 @@ export class MastodonIntegration {
       .join('; ')}`.slice(0, 1000);
     const report = await this.api('POST', '/api/v1/reports', { account_id: job.accountId, status_ids: [job.statusId], comment, category, forward: false });
     const reportId = typeof report.id === 'string' ? report.id : undefined;
+    this.logger.warn({ status: job.statusUri, report: reportId }, 'blocked media on Mastodon: reported');
     if (accountAction !== 'none') {
-      await this.api('POST', `/api/v1/admin/accounts/${job.accountId}/action`, { type: accountAction, report_id: reportId, text: comment, send_email_notification: false });
+      await this.queue.add('action', { kind: 'action', accountId: job.accountId, reportId, text: comment }, { jobId: `mastodon-action-${job.statusId}-${reportId ?? 'none'}` });
     }
-    this.logger.warn({ status: job.statusUri, report: reportId, accountAction }, 'blocked media on Mastodon: reported');
+  }
+
+  private async accountAction(job: Extract<MastodonJob, { kind: 'action' }>): Promise<void> {
+    const type = this.settings.accountAction;
+    if (type === 'none') return; // changed since the job was queued
+    await this.api('POST', `/api/v1/admin/accounts/${job.accountId}/action`, { type, report_id: job.reportId, text: job.text, send_email_notification: false });
+    this.logger.warn({ account: job.accountId, report: job.reportId, action: type }, 'Mastodon account action taken');
   }
 
   private async api(method: string, path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {

@@ -82,7 +82,7 @@ describe('Mastodon webhooks', () => {
     ({ server, url, cleanup } = await startVouch('127.0.0.82', {
       VOUCH_ADMIN_TOKEN: TOKEN,
       VOUCH_SCANNER: 'off',
-      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+      VOUCH_MASTODON_ALLOW_PRIVATE_NETWORKS: '127.0.0.81/32',
       VOUCH_MASTODON_WEBHOOK_SECRET: SECRET,
       VOUCH_MASTODON_URL: mastodon.origin,
       VOUCH_MASTODON_TOKEN: MASTODON_TOKEN,
@@ -138,6 +138,10 @@ describe('Mastodon webhooks', () => {
 
     // Redelivery of the same webhook is queued once; the harmless status never led to a report.
     expect((await post(mixed)).status).toBe(202);
+    // Media outside the Mastodon allow list (here: another loopback address) is never fetched.
+    const elsewhere = status('111', [{ id: '14', path: '/system/media_attachments/1.jpg' }]);
+    elsewhere.object.media_attachments[0].url = `${url}/healthz`;
+    expect(await (await post(elsewhere)).json()).toEqual({ queued: 1 });
     const { decisions } = await (await fetch(`${url}/api/v1/admin/decisions`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(decisions.filter((d: { source: string }) => d.source.startsWith('mastodon:')).length).toBeGreaterThanOrEqual(3);
     await new Promise((r) => setTimeout(r, 1500));
