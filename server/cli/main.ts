@@ -280,6 +280,43 @@ for (const [action, description] of [
     });
 }
 
+const quarantine = program
+  .command('quarantine')
+  .description('the quarantine of a running server (through its admin API; needs VOUCH_ADMIN_TOKEN)')
+  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+quarantine
+  .command('list')
+  .description('kept items, newest first')
+  .option('--expired', 'only items past their retention date')
+  .action(async (opts: { expired?: boolean }, command: Command) => {
+    const { items } = (await adminRequest(command, 'GET', `/api/v1/admin/quarantine${opts.expired ? '?expired=true' : ''}`)) as {
+      items: Array<{ id: number; sha256: string; state: string; source: string; retainUntil: string; decision: { outcome: string; label: string | null } }>;
+    };
+    if (items.length === 0) process.stdout.write('nothing kept\n');
+    for (const i of items) process.stdout.write(`${i.id}\t${i.state}\t${i.decision.outcome} ${i.decision.label ?? ''}\tuntil ${i.retainUntil}\t${i.source}\t${i.sha256}\n`);
+  });
+quarantine
+  .command('show')
+  .description('one item with its access log')
+  .argument('<id>', 'item id', positiveInteger)
+  .action(async (id: number, _opts, command: Command) => {
+    process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', `/api/v1/admin/quarantine/${id}`), null, 2)}\n`);
+  });
+for (const [action, description] of [
+  ['export', 'write a report bundle (media unencrypted, metadata, access log, SHA256SUMS) under the server\'s data directory'],
+  ['release', 'mark a false positive (the bytes stay until deleted)'],
+  ['delete', 'delete the bytes for good (the record and access log stay)'],
+] as const) {
+  quarantine
+    .command(action)
+    .description(description)
+    .argument('<id>', 'item id', positiveInteger)
+    .requiredOption('-r, --reason <text>', 'why (recorded in the access log)')
+    .action(async (id: number, opts: { reason: string }, command: Command) => {
+      process.stdout.write(`${JSON.stringify(await adminRequest(command, 'POST', `/api/v1/admin/quarantine/${id}/${action}`, { reason: opts.reason }))}\n`);
+    });
+}
+
 program
   .command('deliveries')
   .description('delivery queue depths and failed (dead-letter) deliveries of a running server')

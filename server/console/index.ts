@@ -26,6 +26,7 @@ import { reviewPages } from './review-pages.js';
 import { verdictPages } from './verdict-pages.js';
 import { peerPages } from './peer-pages.js';
 import { adminPages } from './admin-pages.js';
+import { quarantinePages } from './quarantine-pages.js';
 import { statusPages } from './status-pages.js';
 
 export { ConsoleAccounts } from './accounts.js';
@@ -121,6 +122,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.use(reviewPages({ review: scanning.review, quarantine: scanning.quarantine, accounts }));
   router.use(verdictPages({ verdicts: deps.verdicts, review: scanning.review, quarantine: scanning.quarantine, intake: scanning.intake }));
   router.use(peerPages({ federation: deps.federation, trust: deps.trust, accounts }));
+  router.use(quarantinePages({ quarantine: scanning.quarantine, dataDir: config.dataDir, accounts }));
   router.use(adminPages({ trust: deps.trust, accounts, defaultRetentionDays: config.quarantine.retentionDays, quarantineOn: scanning.quarantine !== undefined }));
   router.use(
     statusPages({

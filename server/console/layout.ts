@@ -9,6 +9,7 @@ const NAV: Array<{ path: string; title: string; role: Role }> = [
   { path: '/console/verdicts', title: 'Verdicts', role: 'viewer' },
   { path: '/console/peers', title: 'Peers & trust', role: 'viewer' },
   { path: '/console/policy', title: 'Policy', role: 'viewer' },
+  { path: '/console/quarantine', title: 'Quarantine', role: 'admin' },
   { path: '/console/log', title: 'Log', role: 'viewer' },
   { path: '/console/users', title: 'Users', role: 'admin' },
 ];

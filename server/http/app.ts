@@ -6,7 +6,8 @@ import { pinoHttp } from 'pino-http';
 import { HttpError, parseBody, rejectionStatus } from './errors.js';
 import { requireBearer } from './auth.js';
 import { mediaRoutes, scannerRoutes } from './media-routes.js';
-import { reviewRoutes } from './review-routes.js';
+import { actorOf, reviewRoutes } from './review-routes.js';
+import { quarantineRoutes } from './quarantine-routes.js';
 import type { TrustService } from '../trust/service.js';
 import type { Metrics } from '../config/metrics.js';
 import type { ScanningWiring } from '../main.js';
@@ -274,6 +275,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ alerts: await transparency.witness.alerts() });
   });
   admin.use(reviewRoutes({ trust, scanning, review: scanning.review }));
+  admin.use(quarantineRoutes({ quarantine: scanning.quarantine, dataDir: config.dataDir, actorOf }));
   app.use('/api/v1/admin', admin);
   app.use('/console', consoleRouter({ config, store, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
   app.get('/', (_req, res) => res.redirect(303, '/console/'));

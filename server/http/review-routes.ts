@@ -27,7 +27,7 @@ const reviewSchema = z
   .refine((r) => r.action === 'confirm' || r.label !== undefined, { message: 'overturning needs the correct label' });
 
 /** Who did it, for the records: the admin API has one token, so the caller may name itself. */
-const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').slice(0, 100);
+export const actorOf = (req: Request) => String(req.get('x-vouch-actor') ?? 'admin').slice(0, 100);
 
 const isOutcome = (s: string): s is Outcome => (OUTCOMES as readonly string[]).includes(s);
 
@@ -135,10 +135,5 @@ export function reviewRoutes(deps: {
     }
   });
 
-  router.get('/quarantine', async (req, res) => {
-    const quarantine = deps.scanning.quarantine;
-    if (!quarantine) throw new HttpError(503, 'quarantine_disabled', 'set VOUCH_QUARANTINE_KEY to keep blocked media');
-    res.json({ items: await quarantine.list({ expiredOnly: req.query.expired === 'true' }) });
-  });
   return router;
 }

@@ -272,6 +272,7 @@ export class MediaIntake {
         bytes,
         sha256: hashes.sha256,
         pdq: hashes.pdq,
+        format: hashes.format,
         source,
         decision: summarizeDecision(decision),
         actor: 'vouch',

@@ -31,6 +31,8 @@ export interface ImageHashes {
   /** Original size as displayed (after EXIF orientation). */
   width: number;
   height: number;
+  /** Decoder format name (jpeg, png, webp, gif, tiff, heif). */
+  format: string;
 }
 
 export interface ImageHashesWithDihedral extends ImageHashes {
@@ -51,6 +53,7 @@ function baseHashes(bytes: Buffer, img: NormalizedImage, pdq: string, pdqQuality
     pipeline: PIPELINE_ID,
     width: img.originalWidth,
     height: img.originalHeight,
+    format: img.format,
   };
 }
 

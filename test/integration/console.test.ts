@@ -2,6 +2,7 @@
 // console under test) follows B, whose verdicts reach A over real federation. Accounts are made
 // with the real CLI. Screenshots of each step go to test-artifacts/screenshots/.
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
@@ -361,8 +362,27 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     await expect.poll(() => page.textContent('.error')).toContain('labels.spam.blockProbability');
     await shot(page, '12-policy-refused');
 
+    // The quarantine: the confirmed item is still held; export a bundle, then delete the bytes.
+    await page.goto(`${a.url}/console/quarantine`);
+    const held = page.locator('table.quarantine tbody tr', { hasText: 'spam' }).first();
+    const itemId = await held.getAttribute('data-item');
+    await held.locator('form.quarantine-export input[name=reason]').fill('report to the hotline');
+    await Promise.all([page.waitForURL(new RegExp(`/console/quarantine/${itemId}\\?done=`)), held.locator('form.quarantine-export button').click()]);
+    const flash = (await page.textContent('.flash'))!;
+    const dir = /to (\/\S+) \(media unencrypted/.exec(flash)![1];
+    expect(readFileSync(join(dir, 'SHA256SUMS'), 'utf8')).toMatch(/media\.jpg/);
+    const del = page.locator('form.quarantine-delete');
+    await del.locator('input[name=reason]').fill('retention decided');
+    await del.locator('input[name=confirm]').check();
+    await Promise.all([page.waitForURL(/\?done=/), del.locator('button').click()]);
+    expect(await page.textContent('.flash')).toContain(`Deleted the bytes of item ${itemId}`);
+    const log = await page.textContent('table.access-log');
+    expect(log).toMatch(/alice\s*export\s*report to the hotline/);
+    expect(log).toMatch(/alice\s*delete\s*retention decided/);
+    await shot(page, '13-quarantine-item');
+
     await page.goto(`${a.url}/console/log`);
     expect(await page.textContent('main')).toContain('Our log holds');
-    await shot(page, '13-log');
+    await shot(page, '14-log');
   });
 });

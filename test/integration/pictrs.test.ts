@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { startVouch } from '../helpers/process.js';
+import { runCli, startVouch } from '../helpers/process.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 
@@ -49,6 +49,16 @@ describe('pict-rs external validation', () => {
     expect((await (await admin(vouch.url, 'GET', `/decisions/${body.decision_id}`)).json()).explanation).toMatchObject({ decidedBy: 'local' });
     const { items } = await (await admin(vouch.url, 'GET', '/quarantine')).json();
     expect(items).toMatchObject([{ sha256, state: 'held', source: 'pictrs' }]);
+
+    // The operator's tools: list, release a false positive, with the reason in the access log.
+    const env = { VOUCH_ADMIN_TOKEN: TOKEN };
+    const listed = await runCli(['quarantine', 'list', '--server', vouch.url], env);
+    expect(listed.stdout).toContain(`${items[0].id}\theld\tblock csam`);
+    expect((await runCli(['quarantine', 'release', String(items[0].id), '--reason', 'partner list was wrong', '--server', vouch.url], env)).stdout).toContain('"released":true');
+    const shown = JSON.parse((await runCli(['quarantine', 'show', String(items[0].id), '--server', vouch.url], env)).stdout);
+    expect(shown.item.state).toBe('released');
+    expect(shown.access.map((a: { action: string }) => a.action)).toEqual(['quarantine', 'release']);
+    expect((await runCli(['quarantine', 'delete', '999', '--reason', 'nothing', '--server', vouch.url], env)).stderr).toContain('404 not_found');
   });
 
   it('scans unknown media before answering, and a reviewer can overturn the result', async () => {
