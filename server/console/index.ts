@@ -132,6 +132,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       scanning,
       review: scanning.review,
       indexSize: () => deps.verdicts.matcher.size.sha256 + deps.verdicts.matcher.size.pdq,
+      accounts,
       transparency: deps.transparency,
     }),
   );

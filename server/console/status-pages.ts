@@ -11,15 +11,17 @@ import type { ReviewQueue } from '../review/index.js';
 import { OUTCOMES } from '../review/index.js';
 import { barChartSvg } from './drawing.js';
 import { html } from './html.js';
-import { formatTime, page } from './layout.js';
-import { requireRole } from './session.js';
+import { csrfField, formatTime, page } from './layout.js';
+import { messages, redirectWithMessage, requireRole } from './session.js';
+import { roleAtLeast, type ConsoleAccounts } from './accounts.js';
+import { HttpError } from '../http/errors.js';
 
 const HOURS = 24;
 
 /** Counts per hour over the last day, oldest first, for each value of `key`. */
 function hourly(rows: Array<{ hour: Date | string; key: string | null; n: string | number }>, keys: readonly string[], now = Date.now()) {
   const start = Math.floor(now / 3600_000) * 3600_000 - (HOURS - 1) * 3600_000;
-  const buckets = Array.from({ length: HOURS }, (_, i) => new Date(start + i * 3600_000).toISOString().slice(11, 16));
+  const buckets = Array.from({ length: HOURS }, (_, i) => `${i === 0 ? 'yesterday ' : ''}${new Date(start + i * 3600_000).toISOString().slice(11, 16)}`);
   const series = keys.map((key) => ({ name: key, values: new Array<number>(HOURS).fill(0) }));
   for (const row of rows) {
     const i = Math.floor((new Date(row.hour).getTime() - start) / 3600_000);
@@ -36,6 +38,7 @@ export function statusPages(deps: {
   scanning: ScanningWiring;
   review: ReviewQueue;
   indexSize: () => number;
+  accounts: ConsoleAccounts;
   transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
 }): Router {
   const router = express.Router();
@@ -71,7 +74,7 @@ export function statusPages(deps: {
       html`<tr class="queue-${name}"><td>${name}</td><td>${c.waiting}</td><td>${c.active}</td><td>${c.delayed}</td><td>${c.dead}</td></tr>`;
     res.send(
       page(
-        { title: 'Health', session: req.consoleSession, active: '/console/' },
+        { title: 'Health', session: req.consoleSession, active: '/console/', ...messages(req) },
         html`<section class="tiles">
 <div class="tile"><span class="big">${pending}</span> waiting for review ${pending > 0 && req.consoleSession!.user.role !== 'viewer' ? html`<a href="/console/review">review</a>` : ''}</div>
 <div class="tile"><span class="big">${deps.indexSize()}</span> hashes indexed</div>
@@ -79,7 +82,17 @@ export function statusPages(deps: {
 </section>
 <h2>Queues</h2>
 <table class="queues"><thead><tr><th>queue</th><th>waiting</th><th>running</th><th>delayed</th><th>dead</th></tr></thead><tbody>${queueRow('scan', scanCounts)}${queueRow('deliver', delivery.counts)}</tbody></table>
-${delivery.dead.length ? html`<p class="warn">Recent dead deliveries: ${delivery.dead.map((d) => html`<span class="uri">${d.error}</span> `)}(retry with <code>vouch deliveries retry ID</code>)</p>` : ''}
+${
+  delivery.dead.length
+    ? html`<h3>Deliveries that gave up</h3><table class="dead"><thead><tr><th>when</th><th>to</th><th>last error</th><th></th></tr></thead><tbody>${delivery.dead.map(
+        (d) => html`<tr><td>${formatTime(d.failedAt)}</td><td class="uri">${d.data.inbox}</td><td>${d.error}</td><td>${
+          roleAtLeast(req.consoleSession!.user.role, 'admin')
+            ? html`<form method="post" action="/console/deliveries/retry" class="inline">${csrfField(req.consoleSession!)}<input type="hidden" name="id" value="${d.id}"><button>Retry</button></form>`
+            : ''
+        }</td></tr>`,
+      )}</tbody></table>`
+    : ''
+}
 <h2>Scanner nodes</h2>
 ${nodes.length ? html`<table><thead><tr><th>node</th><th>classifier</th><th>scans</th><th>last seen</th></tr></thead><tbody>${nodes.map((n) => html`<tr><td>${n.node}</td><td>${n.classifier}</td><td>${n.scans}</td><td>${formatTime(n.lastSeen)}</td></tr>`)}</tbody></table>` : html`<p class="empty">No scanner has posted a result since the server started.</p>`}
 <h2>Last ${HOURS} hours (UTC)</h2>
@@ -90,6 +103,13 @@ ${barChartSvg('Our scans per hour, by label', scans.buckets, scans.series)}
 <p class="hint">Everything here is also at <code>/metrics</code> for Prometheus.</p>`,
       ),
     );
+  });
+
+  router.post('/deliveries/retry', requireRole('admin'), async (req, res) => {
+    const id = String((req.body as Record<string, unknown>).id ?? '');
+    if (!(await deps.federation.retryDelivery(id))) throw new HttpError(404, 'not_found', 'no such dead delivery');
+    await deps.accounts.record(req.consoleSession!.user.username, 'delivery.retry', { id }, req.ip ?? null);
+    redirectWithMessage(req, res, '/console/', 'Delivery queued again.');
   });
 
   router.get('/log', viewer, async (req, res) => {
