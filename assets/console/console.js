@@ -25,6 +25,8 @@ async function reveal(button) {
 document.addEventListener('click', (event) => {
   const button = event.target.closest?.('button.reveal');
   if (button) reveal(button);
+  const submit = event.target.closest?.('form.review-form button[type="submit"]');
+  if (submit) delete submit.form.dataset.pending;
 });
 
 const items = () => [...document.querySelectorAll('.review-item')];
@@ -81,15 +83,17 @@ document.addEventListener('keydown', (event) => {
   event.preventDefault();
 });
 
-// Enter in a reason field: the browser submits with the form's first button (Confirm); after an
-// `o` the moderator asked for Overturn, so that is what is sent.
-document.addEventListener('submit', (event) => {
-  const form = event.target;
-  const pending = form.dataset?.pending;
-  if (!form.classList?.contains('review-form') || !pending || event.submitter?.value === pending) return;
+// Enter in a reason field sends the action its shortcut asked for (`o`: overturn), else confirm.
+// Clicking a button sends that button's action, whatever a shortcut asked for before.
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Enter') return;
+  const reason = event.target.closest?.('form.review-form input[name="reason"]');
+  if (!reason) return;
   event.preventDefault();
-  // Not from inside this submit event: the browser ignores a submission started while one fires.
-  setTimeout(() => form.querySelector(`button[value="${pending}"]`).click(), 0);
+  const form = reason.form;
+  const action = form.dataset.pending ?? 'confirm';
+  delete form.dataset.pending;
+  form.querySelector(`button[value="${action}"]`).click();
 });
 
 if (items().length) focusItem(0);

@@ -3,7 +3,7 @@
 // `vouch users add`; roles are viewer < moderator < admin.
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { PROJECT_ROOT } from '../config/paths.js';
 import type { Config } from '../config/index.js';
 import type { Metrics } from '../config/metrics.js';
@@ -16,7 +16,8 @@ import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/
 import { FederationError } from '../federation/index.js';
 import { HttpError } from '../http/errors.js';
 import { ReviewConflictError, ReviewInputError, ReviewNotFoundError } from '../review/index.js';
-import { QuarantineError, QuarantineNotFoundError } from '../scanning/quarantine.js';
+import { QuarantineError } from '../scanning/quarantine.js';
+import { quarantineStatus } from '../http/quarantine-routes.js';
 import { OutboundRequestError } from '../federation/safe-fetch.js';
 import { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
@@ -87,16 +88,22 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   });
   router.post(
     '/login',
-    // Failed sign-ins only: 30 per 15 minutes per address, 10 per account name.
-    rateLimit({ windowMs: 15 * 60_000, limit: 30, skipSuccessfulRequests: true, standardHeaders: 'draft-8', legacyHeaders: false }),
-    rateLimit({
-      windowMs: 15 * 60_000,
-      limit: 10,
-      skipSuccessfulRequests: true,
-      standardHeaders: false,
-      legacyHeaders: false,
-      keyGenerator: (req) => `name:${String((req.body as Record<string, unknown>)?.username ?? '').trim().toLowerCase().slice(0, 64)}`,
-    }),
+    // Failed sign-ins only, per 15 minutes: 10 per address and account name, 30 per address, and
+    // 100 per account name from anywhere (slows a spread-out guesser; a lock-out needs many addresses).
+    ...[
+      { limit: 10, key: (ip: string, name: string) => `${ip}|${name}` },
+      { limit: 30, key: (ip: string) => ip },
+      { limit: 100, key: (_ip: string, name: string) => `name:${name}` },
+    ].map(({ limit, key }) =>
+      rateLimit({
+        windowMs: 15 * 60_000,
+        limit,
+        skipSuccessfulRequests: true,
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        keyGenerator: (req) => key(ipKeyGenerator(req.ip ?? ''), String((req.body as Record<string, unknown>)?.username ?? '').trim().toLowerCase().slice(0, 64)),
+      }),
+    ),
     async (req, res) => {
       const body = req.body as Record<string, unknown>;
       const username = typeof body.username === 'string' ? body.username.trim().toLowerCase() : '';
@@ -143,9 +150,10 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     let status = 500;
     let message = 'Something went wrong; the server log has the details.';
     if (err instanceof HttpError || err instanceof FederationError) ({ status, message } = err);
-    else if (err instanceof ReviewNotFoundError || err instanceof QuarantineNotFoundError) [status, message] = [404, err.message];
+    else if (err instanceof ReviewNotFoundError) [status, message] = [404, err.message];
     else if (err instanceof ReviewInputError) [status, message] = [400, err.message];
-    else if (err instanceof ReviewConflictError || err instanceof QuarantineError) [status, message] = [409, err.message];
+    else if (err instanceof ReviewConflictError) [status, message] = [409, err.message];
+    else if (err instanceof QuarantineError && quarantineStatus(err) < 500) [status, message] = [quarantineStatus(err), err.message];
     else if (err instanceof OutboundRequestError) [status, message] = [502, err.message];
     else if (typeof err === 'object' && err !== null && 'status' in err && (err as { expose?: boolean }).expose) {
       // http-errors from body parsing and static files: a 4xx with a safe message.

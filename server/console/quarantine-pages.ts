@@ -39,7 +39,7 @@ export function quarantinePages(deps: { quarantine: Quarantine | undefined; data
   router.get('/quarantine', admin, async (req, res) => {
     const quarantine = need();
     const view: View = req.query.show === 'expired' || req.query.show === 'all' ? req.query.show : 'held';
-    const items = (await quarantine.list({ expiredOnly: view === 'expired', limit: 200 })).filter((i) => view !== 'held' || i.state === 'held');
+    const items = await quarantine.list({ expiredOnly: view === 'expired', heldOnly: view === 'held', limit: 200 });
     res.send(
       page(
         { title: 'Quarantine', session: req.consoleSession, active: '/console/quarantine', ...messages(req) },

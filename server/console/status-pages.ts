@@ -21,7 +21,11 @@ const HOURS = 24;
 /** Counts per hour over the last day, oldest first, for each value of `key`. */
 function hourly(rows: Array<{ hour: Date | string; key: string | null; n: string | number }>, keys: readonly string[], now = Date.now()) {
   const start = Math.floor(now / 3600_000) * 3600_000 - (HOURS - 1) * 3600_000;
-  const buckets = Array.from({ length: HOURS }, (_, i) => `${i === 0 ? 'yesterday ' : ''}${new Date(start + i * 3600_000).toISOString().slice(11, 16)}`);
+  // Hours as HH:MM; the first one, and where the day changes, with the date too.
+  const buckets = Array.from({ length: HOURS }, (_, i) => {
+    const iso = new Date(start + i * 3600_000).toISOString();
+    return i === 0 || iso.slice(11, 13) === '00' ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(11, 16);
+  });
   const series = keys.map((key) => ({ name: key, values: new Array<number>(HOURS).fill(0) }));
   for (const row of rows) {
     const i = Math.floor((new Date(row.hour).getTime() - start) / 3600_000);

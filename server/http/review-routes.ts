@@ -2,7 +2,7 @@
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { TrustService } from '../trust/service.js';
-import { OUTCOMES, ReviewConflictError, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
+import { OUTCOMES, ReviewConflictError, ReviewInputError, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
 import type { ScanningWiring } from '../main.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { HttpError, parseBody } from './errors.js';
@@ -21,7 +21,7 @@ const reviewSchema = z
   .object({
     action: z.enum(['confirm', 'overturn']),
     label: z.enum(LABELS).optional(),
-    reason: z.string().min(3).max(1000),
+    reason: z.string().trim().min(3).max(1000),
   })
   .strict()
   .refine((r) => r.action === 'confirm' || r.label !== undefined, { message: 'overturning needs the correct label' });
@@ -131,6 +131,7 @@ export function reviewRoutes(deps: {
     } catch (err) {
       if (err instanceof ReviewNotFoundError) throw new HttpError(404, 'not_found', 'no such decision');
       if (err instanceof ReviewConflictError) throw new HttpError(409, 'already_reviewed', err.message);
+      if (err instanceof ReviewInputError) throw new HttpError(400, 'bad_request', err.message);
       throw err;
     }
   });

@@ -107,6 +107,7 @@ export class MastodonIntegration {
 
   private async check(job: StatusJob): Promise<void> {
     const blocked: MediaDecision[] = [];
+    let pending = 0;
     for (const media of job.media) {
       let bytes: Buffer;
       try {
@@ -123,6 +124,8 @@ export class MastodonIntegration {
       try {
         const decision = await this.intake.submit(bytes, `mastodon:${job.statusUri}`, this.settings.scanWaitMs);
         if (decision.outcome === 'block') blocked.push(decision);
+        // Still being scanned: look again later (the job's retries back off), so a late result is reported too.
+        else if (decision.scanPending && !decision.scanned) pending++;
       } catch (err) {
         if (err instanceof MediaRejectedError) {
           this.logger.info({ status: job.statusUri, media: media.id, code: err.code }, 'mastodon media is not an image we can read');
@@ -131,6 +134,7 @@ export class MastodonIntegration {
         throw err;
       }
     }
+    if (pending > 0 && blocked.length === 0) throw new Error(`${pending} image(s) of ${job.statusUri} still wait for their scan`);
     if (blocked.length > 0) await this.act(job, blocked);
   }
 

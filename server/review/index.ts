@@ -111,51 +111,58 @@ export class ReviewQueue {
     const decision = await this.get(id);
     if (!decision) throw new ReviewNotFoundError(`no decision ${id}`);
     // Claim it first: a second moderator, a stale tab or a double submit gets a conflict instead of
-    // a second verdict. The review settles every pending decision about the same media.
+    // a second verdict. Only then are the other pending decisions about the same media settled.
+    const settled = { reviewed_at: new Date(), reviewed_by: actor, review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}` };
     const claimed = await this.db
       .updateTable('decisions')
-      .set({ reviewed_at: new Date(), reviewed_by: actor, review_outcome: `${input.action}${input.label ? `:${input.label}` : ''}: ${reason}` })
+      .set(settled)
+      .where('id', '=', id)
       .where('reviewed_at', 'is', null)
-      .where((eb) => eb.or([eb('id', '=', id), eb('media_id', '=', eb.selectFrom('decisions').select('media_id').where('id', '=', id))]))
+      .returning('media_id')
+      .executeTakeFirst();
+    if (!claimed) throw new ReviewConflictError(`decision ${id} was already reviewed by ${decision.reviewedBy ?? 'someone'}`);
+    const others = await this.db
+      .updateTable('decisions')
+      .set(settled)
+      .where('media_id', '=', claimed.media_id)
+      .where('reviewed_at', 'is', null)
       .returning('id')
       .execute();
-    if (!claimed.some((r) => Number(r.id) === id)) {
-      throw new ReviewConflictError(`decision ${id} was already reviewed by ${decision.reviewedBy ?? 'someone'}`);
+    let verdict: string | null = null;
+    if (input.action === 'overturn') {
+      try {
+        verdict = await this.correctVerdict(decision, input.label!, actor);
+      } catch (err) {
+        // Nothing was published: put the decisions back in the queue.
+        const ids = [id, ...others.map((r) => Number(r.id))];
+        await this.db.updateTable('decisions').set({ reviewed_at: null, reviewed_by: null, review_outcome: null }).where('id', 'in', ids).execute();
+        throw err;
+      }
+      // After the verdict: a failure here leaves the review done and the copy held (release it by hand).
+      if (input.label === 'ok' && decision.quarantineId !== null && this.quarantine) {
+        await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
+      }
     }
-    try {
-      return { verdict: input.action === 'overturn' ? await this.overturn(decision, input.label!, reason, actor) : null };
-    } catch (err) {
-      // Not done: put the decisions back in the queue.
-      await this.db.updateTable('decisions').set({ reviewed_at: null, reviewed_by: null, review_outcome: null }).where('id', 'in', claimed.map((r) => Number(r.id))).execute();
-      throw err;
-    }
+    return { verdict };
   }
 
-  /** Corrects our own verdict about the media, or issues a human one; `ok` releases the quarantined copy. */
-  private async overturn(decision: DecisionDetail, label: Label, reason: string, actor: string): Promise<string> {
+  /** Corrects our own verdict about the media (an Update goes out), or issues a human one. */
+  private async correctVerdict(decision: DecisionDetail, label: Label, actor: string): Promise<string> {
     const sha256 = Buffer.from(decision.sha256, 'hex');
     const ours = (await this.verdicts.find({ sha256 })).find((v) => v.local && v.method !== 'hashlist');
-    let verdict: string;
-    if (ours) {
-      verdict = (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
-    } else {
-      const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
-      const issued = await this.verdicts.issue({
-        subjects: [
-          { algorithm: 'sha256', digest: decision.sha256 },
-          ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
-        ],
-        label,
-        confidence: 1,
-        method: 'human',
-        source: `review:${actor}`,
-      });
-      verdict = issued.uri;
-    }
-    if (label === 'ok' && decision.quarantineId !== null && this.quarantine) {
-      await this.quarantine.release(decision.quarantineId, { actor, reason: `overturned to ok: ${reason}` });
-    }
-    return verdict;
+    if (ours) return (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
+    const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
+    const issued = await this.verdicts.issue({
+      subjects: [
+        { algorithm: 'sha256', digest: decision.sha256 },
+        ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
+      ],
+      label,
+      confidence: 1,
+      method: 'human',
+      source: `review:${actor}`,
+    });
+    return issued.uri;
   }
 
   private baseQuery() {

@@ -10,7 +10,7 @@ import type { JobQueue } from '../queue/index.js';
 import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
 import { parseClassifierText } from '../verdicts/objects.js';
 import type { TrustService } from '../trust/service.js';
-import { decide, labelAtStake, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import { decide, labelsAtStake, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { recordMedia } from './media.js';
@@ -97,12 +97,13 @@ export class MediaIntake {
     return this.trust.policy.failMode.default === 'closed';
   }
 
-  /** Whether undecided media is refused (policy `failMode`, for the label at stake if any). */
+  /** Whether undecided media is refused (policy `failMode`: closed if it is for any label at stake). */
   failsClosed(decision: Pick<MediaDecision, 'outcome' | 'label' | 'explanation'>): boolean {
     if (decision.outcome !== 'unknown' && decision.outcome !== 'review') return false;
     const { failMode } = this.trust.policy;
-    const label = labelAtStake(decision);
-    return ((label ? failMode.labels[label] : undefined) ?? failMode.default) === 'closed';
+    const labels = labelsAtStake(decision);
+    if (labels.length === 0) return failMode.default === 'closed';
+    return labels.some((label) => (failMode.labels[label] ?? failMode.default) === 'closed');
   }
 
   /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */
@@ -116,7 +117,8 @@ export class MediaIntake {
     let result = await this.decideAndAct(mediaId, hashes, bytes, source);
     if (result.scanPending && waitMs > 0) {
       const scanned = await this.waitForScan(hashes.sha256, waitMs);
-      if (scanned) result = { ...(await this.decideAndAct(mediaId, hashes, bytes, source, false)), scanned: true };
+      // The scan's result recorded the decision after it; decide here only if that failed.
+      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashes, bytes, source, false))), scanned: true };
     }
     return result;
   }
@@ -177,21 +179,25 @@ export class MediaIntake {
     const seen = this.nodes.get(node);
     this.nodes.set(node, { node, classifier: `${result.classifier.name} ${result.classifier.version}`, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
     if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
-    // An upload waiting for this scan decides again itself; otherwise the media's decision after
-    // the scan is recorded here, so that what the scanner flags is quarantined and reviewed.
-    if (this.scanned.listenerCount(job.sha256) === 0) await this.decideAfterScan(job);
+    // The media's decision after the scan is recorded here, so that what the scanner flags is
+    // quarantined and reviewed, and uploads waiting for the scan answer with it. The verdict
+    // stands even if this fails (a retried result would issue a second one): logged instead.
+    const decision = await this.decideAfterScan(job).catch((err: unknown) => {
+      this.logger.error({ err, sha256: job.sha256 }, 'recording the decision after a scan failed');
+      return undefined;
+    });
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
-    this.scanned.emit(job.sha256);
+    this.scanned.emit(job.sha256, { decision });
   }
 
-  private async decideAfterScan(job: ScanJob): Promise<void> {
+  private async decideAfterScan(job: ScanJob): Promise<MediaDecision | undefined> {
     const bytes = await this.pendingBytes(job.sha256);
     const media = await this.db.selectFrom('media').select('id').where('sha256', '=', Buffer.from(job.sha256, 'hex')).executeTakeFirst();
-    if (!bytes || !media) return;
+    if (!bytes || !media) return undefined;
     const outcome = await this.pool.hashBytes(bytes);
-    if (!outcome.ok) return;
+    if (!outcome.ok) return undefined;
     const earlier = await this.db.selectFrom('decisions').select('source').where('id', '=', job.decisionId).executeTakeFirst();
-    await this.decideAndAct(Number(media.id), outcome.hashes, bytes, earlier?.source ?? 'scan', false);
+    return this.decideAndAct(Number(media.id), outcome.hashes, bytes, earlier?.source ?? 'scan', false);
   }
 
   private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {
@@ -207,12 +213,13 @@ export class MediaIntake {
     }
   }
 
-  private async waitForScan(sha256: string, waitMs: number): Promise<boolean> {
+  /** The scan's outcome (with the decision recorded after it, if that worked), or undefined on timeout. */
+  private async waitForScan(sha256: string, waitMs: number): Promise<{ decision: MediaDecision | undefined } | undefined> {
     try {
-      await once(this.scanned, sha256, { signal: AbortSignal.timeout(waitMs) });
-      return true;
+      const [outcome] = (await once(this.scanned, sha256, { signal: AbortSignal.timeout(waitMs) })) as [{ decision: MediaDecision | undefined }];
+      return outcome;
     } catch {
-      return false;
+      return undefined;
     }
   }
 

@@ -179,6 +179,8 @@ export interface ExportResult {
 export interface ListOptions {
   /** Only items past their retention date and not deleted. */
   expiredOnly?: boolean;
+  /** Only items neither released nor deleted. */
+  heldOnly?: boolean;
   /** Default 100, at most 1000. */
   limit?: number;
   /** Item id cursor: only items with a smaller id (newest first). */
@@ -472,6 +474,7 @@ export class Quarantine {
     let query = this.#db.selectFrom('quarantine').selectAll().orderBy('id', 'desc').limit(limit);
     if (options.before !== undefined) query = query.where('id', '<', options.before);
     if (options.expiredOnly) query = query.where('deleted_at', 'is', null).where('retain_until', '<=', this.#now());
+    if (options.heldOnly) query = query.where('deleted_at', 'is', null).where('released_at', 'is', null);
     const rows = await query.execute();
     return rows.map((r) => this.toItem(r));
   }
@@ -538,7 +541,8 @@ export class Quarantine {
             state: item.state,
           },
           decision: item.decision,
-          retention: { retainUntil: item.retainUntil.toISOString(), retentionDays: this.retentionDays },
+          // The date only: the period it came from may have changed since (the policy sets it).
+          retention: { retainUntil: item.retainUntil.toISOString() },
           media: { file: mediaFile, sha256: item.sha256, byteSize: item.byteSize },
         };
         const accessLog = log.map((entry) => {

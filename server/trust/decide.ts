@@ -105,7 +105,7 @@ export const policySchema = z.strictObject({
   spotCheckShare: z.number().min(0).max(1).default(0.02),
   /**
    * No decision in time (no scanner, or it is slow): accept (`open`) or refuse (`closed`); per
-   * label for the label at stake (see labelAtStake), `default` for media nobody suspected.
+   * label at stake (see labelsAtStake; closed if any of them is), `default` for media nobody suspected.
    */
   failMode: z
     .strictObject({
@@ -173,15 +173,15 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
 });
 
 /**
- * The abuse label at stake in an undecided outcome, for the policy's `failMode`: the disputed label
- * of a `review`; for `unknown` media, the abuse label with the most (insufficient) evidence, if any
- * peer flagged it at all. Null when nobody suspected anything.
+ * The abuse labels at stake in an undecided outcome, for the policy's `failMode`: the disputed
+ * label of a `review`, and every abuse label any counted peer verdict flagged, however weakly.
+ * Empty when nobody suspected anything.
  */
-export function labelAtStake(decision: { label: string | null; explanation: Pick<Explanation, 'labels'> }): AbuseLabel | null {
-  if (decision.label && decision.label !== 'ok') return decision.label as AbuseLabel;
-  let best: LabelEvidence | undefined;
-  for (const evidence of decision.explanation.labels) if (evidence.r > 0 && (!best || evidence.r > best.r)) best = evidence;
-  return best?.label ?? null;
+export function labelsAtStake(decision: { label: string | null; explanation: Pick<Explanation, 'labels'> }): AbuseLabel[] {
+  const labels = new Set<AbuseLabel>();
+  if (decision.label && decision.label !== 'ok') labels.add(decision.label as AbuseLabel);
+  for (const evidence of decision.explanation.labels) if (evidence.r > 0) labels.add(evidence.label);
+  return [...labels];
 }
 
 /** Validates a policy document (throws a ZodError naming every bad field) and freezes it. */

@@ -75,7 +75,14 @@ describe('pict-rs external validation', () => {
     const { decisions } = await (await admin(vouch.url, 'GET', '/decisions')).json();
     expect(decisions.find((d: { id: number }) => d.id === decision.decision_id).review_outcome).toMatch(/^overturn:spam: advertising flood/);
     // The next upload of the same image follows the corrected verdict.
-    expect((await validate(vouch.url, image)).status).toBe(406);
+    const again = await validate(vouch.url, image);
+    expect(again.status).toBe(406);
+    // A stale second review of the first decision is refused, and leaves the new one pending.
+    const stale = await admin(vouch.url, 'POST', `/decisions/${decision.decision_id}/review`, { action: 'confirm', reason: 'from an old tab' });
+    expect(stale.status).toBe(409);
+    const newer = await (await admin(vouch.url, 'GET', `/decisions/${(await again.json()).decision_id}`)).json();
+    expect(newer).toMatchObject({ outcome: 'block', reviewed_at: null });
+    expect((await admin(vouch.url, 'POST', `/decisions/${decision.decision_id}/review`, { action: 'confirm', reason: '   ' })).status).toBe(400);
   });
 
   it('refuses undecidable media when no scanner is available and policy is fail-closed', async () => {

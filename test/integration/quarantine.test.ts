@@ -206,7 +206,7 @@ for (const backend of STORE_BACKENDS) {
         exported: { by: 'admin:alice', reason: 'report to the national hotline, case 2024-17' },
         item: { id: item.id, sha256: sha(jpeg), pdq: 'ab'.repeat(32), byteSize: jpeg.length, source: 'pict-rs', quarantinedAt: item.quarantinedAt.toISOString(), state: 'held' },
         decision: DECISION,
-        retention: { retainUntil: item.retainUntil.toISOString(), retentionDays: 30 },
+        retention: { retainUntil: item.retainUntil.toISOString() },
         media: { file: 'media.jpg', sha256: sha(jpeg) },
       });
       expect(JSON.stringify(metadata)).not.toContain(key.toString('base64'));

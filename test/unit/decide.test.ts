@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  labelAtStake,
+  labelsAtStake,
   DEFAULT_POLICY,
   betaOpinion,
   decide,
@@ -224,18 +224,19 @@ describe('disputes', () => {
   });
 });
 
-describe('label at stake (which failMode applies to undecided media)', () => {
-  it('is the disputed label of a review, the most suspected label of unknown media, else none', () => {
+describe('labels at stake (which failMode applies to undecided media)', () => {
+  it('are the disputed label of a review and every label peers flagged, however weakly', () => {
     const weak = decide(
-      [verdict({ issuer: 'a', label: 'csam', confidence: 0.9 }), verdict({ issuer: 'b', label: 'spam', confidence: 0.3 })],
+      [verdict({ issuer: 'a', label: 'csam', confidence: 0.2 }), verdict({ issuer: 'b', label: 'spam', confidence: 0.9 })],
       table({ a: 0.5, b: 0.5 }),
     );
     expect(weak.outcome).toBe('unknown');
-    expect(labelAtStake(weak)).toBe('csam');
-    expect(labelAtStake(decide([], table({})))).toBeNull();
+    // csam carries less evidence than spam here, and is still at stake.
+    expect(labelsAtStake(weak).sort()).toEqual(['csam', 'spam']);
+    expect(labelsAtStake(decide([], table({})))).toEqual([]);
     const okOnly = decide([verdict({ issuer: 'a', label: 'ok', confidence: 0.9 })], table({ a: 0.5 }));
-    expect(labelAtStake(okOnly)).toBeNull();
-    expect(labelAtStake({ label: 'gore', explanation: { labels: [] } })).toBe('gore');
+    expect(labelsAtStake(okOnly)).toEqual([]);
+    expect(labelsAtStake({ label: 'gore', explanation: { labels: [] } })).toEqual(['gore']);
   });
 });
 
