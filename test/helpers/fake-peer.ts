@@ -18,6 +18,8 @@ export class FakePeer {
   /** What this peer answers to pull-on-miss lookups (GET /actor/lookup). */
   lookupVerdicts: Array<Record<string, unknown>> = [];
   readonly lookups: string[] = [];
+  /** What the inbox answers (a test may make it refuse). */
+  inboxStatus = 202;
   /** Called with each activity as it arrives. */
   onReceive?: (activity: Record<string, unknown>) => void;
   private server?: Server;
@@ -47,6 +49,11 @@ export class FakePeer {
           res.end(JSON.stringify(this.actorDocument()));
         } else if (req.method === 'POST' && req.url === '/inbox') {
           this.requests.push({ method: req.method, url: req.url, headers: req.headers });
+          if (this.inboxStatus >= 300) {
+            res.statusCode = this.inboxStatus;
+            res.end();
+            return;
+          }
           const activity = JSON.parse(body) as Record<string, unknown>;
           this.received.push(activity);
           this.onReceive?.(activity);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
 import { eventually, freePort, runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 import { HAVE_CHROMIUM, SCREENSHOT_DIR, launchChromium } from '../helpers/browser.js';
 
 const TOKEN = randomBytes(32).toString('hex');
@@ -332,6 +333,27 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     expect(refused).toBe(403);
     expect((await viewer.goto(`${a.url}/console/review`))?.status()).toBe(403);
     await shot(viewer, '10-viewer-refused');
+  });
+
+  it('lists a delivery that gave up, and an admin can send it again', async () => {
+    // A peer whose inbox refuses (400 ends a delivery at once), a stand-in for a broken remote.
+    const refusing = new FakePeer();
+    await refusing.start('127.0.0.73');
+    try {
+      refusing.inboxStatus = 400;
+      expect((await admin(a, 'POST', '/peers/follow', { target: refusing.actor })).status).toBe(202);
+      await eventually(async () => (await (await admin(a, 'GET', '/deliveries')).json()).dead.length > 0, 15_000, 'the dead letter');
+      const page = await signIn('alice');
+      await page.goto(`${a.url}/console/`);
+      const row = page.locator('table.dead tbody tr', { hasText: refusing.origin });
+      expect(await row.count()).toBe(1);
+      refusing.inboxStatus = 202;
+      await Promise.all([page.waitForURL(/\/console\/\?done=/), row.locator('button').click()]);
+      expect(await page.textContent('.flash')).toContain('Delivery queued again.');
+      await eventually(async () => refusing.received.some((activity) => activity.type === 'Follow'), 15_000, 'the Follow to arrive');
+    } finally {
+      await refusing.stop();
+    }
   });
 
   it('shows health, policy and log pages, and records policy changes', async () => {
