@@ -1,7 +1,7 @@
 // Sign-in, sessions and CSRF for the console. The session cookie is HttpOnly, SameSite=Strict,
 // scoped to /console and Secure whenever the public URL is https. Every state-changing request
-// must carry the session's CSRF token (form field `_csrf` or header `x-csrf-token`) and, when the
-// browser sends one, an Origin equal to ours.
+// must carry the session's CSRF token (form field `_csrf` or header `x-csrf-token`) and come from
+// our own origin as the browser tells it (Sec-Fetch-Site, or Origin from older browsers).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
