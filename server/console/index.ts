@@ -19,7 +19,7 @@ import { ReviewConflictError, ReviewInputError, ReviewNotFoundError } from '../r
 import { QuarantineError } from '../scanning/quarantine.js';
 import { quarantineStatus } from '../http/quarantine-routes.js';
 import { OutboundRequestError } from '../federation/safe-fetch.js';
-import { ConsoleAccounts } from './accounts.js';
+import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { page } from './layout.js';
 import { checkOrigin, loadSession, requireRole, safeNext, sessionCookie } from './session.js';
@@ -32,7 +32,7 @@ import { statusPages } from './status-pages.js';
 
 export { ConsoleAccounts } from './accounts.js';
 
-export const CONSOLE_ASSETS_DIR = join(PROJECT_ROOT, 'assets', 'console');
+const CONSOLE_ASSETS_DIR = join(PROJECT_ROOT, 'assets', 'console');
 
 export interface ConsoleDeps {
   config: Config;
