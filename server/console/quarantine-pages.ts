@@ -4,7 +4,7 @@
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import { QuarantineError, type Quarantine, type QuarantineItem } from '../scanning/quarantine.js';
-import { exportDir, quarantineStatus } from '../http/quarantine-routes.js';
+import { exportDir, itemId, quarantineStatus } from '../http/quarantine-routes.js';
 import { HttpError } from '../http/errors.js';
 import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
@@ -21,11 +21,6 @@ export function quarantinePages(deps: { quarantine: Quarantine | undefined; data
   const need = (): Quarantine => {
     if (!deps.quarantine) throw new HttpError(404, 'quarantine_disabled', 'Quarantine is off: set VOUCH_QUARANTINE_KEY to keep blocked media.');
     return deps.quarantine;
-  };
-  const itemId = (req: Request) => {
-    const id = Number(req.params.id);
-    if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, 'bad_id', 'quarantine ids are positive integers');
-    return id;
   };
 
   const actions = (req: Request, item: QuarantineItem) => {

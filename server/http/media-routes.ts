@@ -25,15 +25,8 @@ function decisionJson(d: MediaDecision) {
 
 /** What an upload hook answers: enough to act on, nothing about peers or trust (hooks are unauthenticated). */
 function hookJson(d: MediaDecision) {
-  return {
-    decision_id: d.decisionId,
-    outcome: d.outcome,
-    label: d.label,
-    scanned: d.scanned,
-    scan_pending: d.scanPending,
-    quarantined: d.quarantineId !== null,
-    sha256: d.hashes.sha256,
-  };
+  const { hashes, explanation: _explanation, ...decision } = decisionJson(d);
+  return { ...decision, sha256: hashes.sha256 };
 }
 
 async function submit(intake: MediaIntake, bytes: Buffer, source: string, waitMs: number): Promise<MediaDecision> {

@@ -23,6 +23,13 @@ export function quarantineStatus(err: QuarantineError): number {
   return 500; // key or integrity: a fault on our side, logged
 }
 
+/** The item id in a route's `:id`. */
+export function itemId(req: Request): number {
+  const id = Number(req.params.id);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, 'bad_id', 'quarantine ids are positive integers');
+  return id;
+}
+
 /** Where a bundle for item `id` goes: a fresh folder under <dataDir>/exports. */
 export function exportDir(dataDir: string, id: number): string {
   return join(dataDir, 'exports', `quarantine-${id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -34,11 +41,6 @@ export function quarantineRoutes(deps: { quarantine: Quarantine | undefined; dat
   const need = (): Quarantine => {
     if (!deps.quarantine) throw new HttpError(503, 'quarantine_disabled', 'set VOUCH_QUARANTINE_KEY to keep blocked media');
     return deps.quarantine;
-  };
-  const itemId = (req: Request) => {
-    const id = Number(req.params.id);
-    if (!Number.isSafeInteger(id) || id <= 0) throw new HttpError(400, 'bad_id', 'quarantine ids are positive integers');
-    return id;
   };
   const run = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
