@@ -1,5 +1,4 @@
 // The composition root: builds every module from the configuration and wires them together.
-import { ReviewQueue } from './review/index.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
@@ -21,6 +20,7 @@ import { MASTODON_QUEUE, MastodonIntegration, type MastodonJob } from './integra
 import { TrustService } from './trust/service.js';
 import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
+import { ReviewQueue } from './review/index.js';
 import { decodeForClassifier, startScanner, type ScannerOptions } from './scanning/scanner.js';
 import { createClassifier, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
