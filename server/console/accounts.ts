@@ -119,15 +119,25 @@ export class ConsoleAccounts {
     await this.record(actor, disabled ? 'user.disable' : 'user.enable', { user: username }, null);
   }
 
+  /** Whether `password` is this (enabled) user's. */
+  async checkPassword(username: string, password: string): Promise<boolean> {
+    return (await this.verifiedUser(username, password)) !== undefined;
+  }
+
+  /** The enabled user with this name and password; as slow for an unknown name as for a known one. */
+  private async verifiedUser(username: string, password: string) {
+    const row = USERNAME.test(username) ? await this.db.selectFrom('console_users').selectAll().where('username', '=', username).executeTakeFirst() : undefined;
+    const ok = await verifyPassword(password, row?.password_hash ?? (await (this.decoy ??= hashPassword(randomBytes(16).toString('hex')))));
+    return row && ok && !row.disabled_at ? row : undefined;
+  }
+
   /** Checks a sign-in; the answer is the same for an unknown user, a disabled one and a bad password. */
   async signIn(username: string, password: string, ip: string | null): Promise<{ token: string; session: ConsoleSession } | undefined> {
-    const row = USERNAME.test(username)
-      ? await this.db.selectFrom('console_users').selectAll().where('username', '=', username).executeTakeFirst()
-      : undefined;
-    const ok = await verifyPassword(password, row?.password_hash ?? (await (this.decoy ??= hashPassword(randomBytes(16).toString('hex')))));
-    if (!row || !ok || row.disabled_at) {
+    const row = await this.verifiedUser(username, password);
+    if (!row) {
       // The name only when it is an account's: a password typed into the name field stays unseen.
-      await this.record(row ? row.username : '(unknown name)', 'signin.failed', {}, ip);
+      const known = USERNAME.test(username) && (await this.db.selectFrom('console_users').select('id').where('username', '=', username).executeTakeFirst());
+      await this.record(known ? username : '(unknown name)', 'signin.failed', {}, ip);
       return undefined;
     }
     const token = randomBytes(32).toString('base64url');

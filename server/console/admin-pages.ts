@@ -120,8 +120,10 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
         html`<table><thead><tr><th>user</th><th>role</th><th>since</th><th></th></tr></thead><tbody>${users.map(
           (u) => html`<tr><td>${u.username}</td><td>${u.role}</td><td>${formatTime(u.createdAt)}</td><td>${
             u.username === session.user.username
-              ? '(you)'
-              : html`<form method="post" action="/console/users/${u.disabled ? 'enable' : 'disable'}" class="inline">${csrfField(session)}<input type="hidden" name="username" value="${u.username}"><button>${u.disabled ? 'Enable' : 'Disable'}</button></form>`
+              ? html`(you) <a href="/console/account">change your password</a>`
+              : html`<form method="post" action="/console/users/${u.disabled ? 'enable' : 'disable'}" class="inline">${csrfField(session)}<input type="hidden" name="username" value="${u.username}"><button>${u.disabled ? 'Enable' : 'Disable'}</button></form>
+<form method="post" action="/console/users/role" class="inline user-role">${csrfField(session)}<input type="hidden" name="username" value="${u.username}"><select name="role">${ROLES.map((r) => html`<option ${r === u.role ? 'selected' : ''}>${r}</option>`)}</select><button>Set role</button></form>
+<form method="post" action="/console/users/password" class="inline user-password">${csrfField(session)}<input type="hidden" name="username" value="${u.username}"><input name="password" type="password" minlength="12" required autocomplete="new-password" placeholder="new password"><button>Set password</button></form>`
           }</td></tr>`,
         )}</tbody></table>
 <h2>Add a user</h2>
@@ -149,6 +151,59 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
     }
     redirectWithMessage(req, res, '/console/users', `Added ${username} (${role}).`);
   });
+  // Another user's role or password (one's own role stays: an admin cannot lock the console out).
+  for (const change of ['role', 'password'] as const) {
+    router.post(`/users/${change}`, admin, async (req, res) => {
+      const body = req.body as Record<string, unknown>;
+      const username = String(body.username ?? '');
+      const actor = req.consoleSession!.user.username;
+      if (username === actor) throw new HttpError(400, 'bad_form', 'change your own password on your account page; your role stays');
+      try {
+        if (change === 'role') {
+          const role = String(body.role ?? '');
+          if (!isRole(role)) throw new HttpError(400, 'bad_form', 'unknown role');
+          await accounts.setRole(username, role, actor);
+          return redirectWithMessage(req, res, '/console/users', `${username} is now ${role}.`);
+        }
+        await accounts.setPassword(username, String(body.password ?? ''), actor);
+        redirectWithMessage(req, res, '/console/users', `New password set for ${username}; their sessions ended.`);
+      } catch (err) {
+        if (err instanceof AccountError) return redirectWithMessage(req, res, '/console/users', err.message, 'error');
+        throw err;
+      }
+    });
+  }
+
+  // Anyone's own password, with the current one.
+  router.get('/account', requireRole('viewer'), (req, res) => {
+    const session = req.consoleSession!;
+    res.send(
+      page(
+        { title: 'Your account', session, ...messages(req) },
+        html`<p>${session.user.username}, ${session.user.role}.</p>
+<form method="post" action="/console/account/password" class="login">${csrfField(session)}
+<label>Current password <input name="current" type="password" required autocomplete="current-password"></label>
+<label>New password <input name="password" type="password" required minlength="12" autocomplete="new-password"></label>
+<button>Change password</button></form>
+<p class="hint">Changing it signs you out everywhere.</p>`,
+      ),
+    );
+  });
+  router.post('/account/password', requireRole('viewer'), async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const username = req.consoleSession!.user.username;
+    if (!(await accounts.checkPassword(username, String(body.current ?? '')))) {
+      return redirectWithMessage(req, res, '/console/account', 'The current password is wrong.', 'error');
+    }
+    try {
+      await accounts.setPassword(username, String(body.password ?? ''), username);
+    } catch (err) {
+      if (err instanceof AccountError) return redirectWithMessage(req, res, '/console/account', err.message, 'error');
+      throw err;
+    }
+    res.redirect(303, '/console/login');
+  });
+
   for (const action of ['disable', 'enable'] as const) {
     router.post(`/users/${action}`, admin, async (req, res) => {
       const username = String((req.body as Record<string, unknown>).username ?? '');

@@ -29,7 +29,7 @@ export function page(options: PageOptions, body: SafeHtml): string {
   const nav = session
     ? html`<nav><span class="brand">Vouch</span>${NAV.filter((n) => roleAtLeast(session.user.role, n.role)).map(
         (n) => html`<a href="${n.path}" class="${n.path === options.active ? 'active' : ''}">${n.title}</a>`,
-      )}<form method="post" action="/console/logout" class="signout"><input type="hidden" name="_csrf" value="${session.csrfToken}"><span>${session.user.username} (${session.user.role})</span><button type="submit">Sign out</button></form></nav>`
+      )}<form method="post" action="/console/logout" class="signout"><input type="hidden" name="_csrf" value="${session.csrfToken}"><a href="/console/account" class="account">${session.user.username} (${session.user.role})</a><button type="submit">Sign out</button></form></nav>`
     : html`<nav><span class="brand">Vouch</span></nav>`;
   return html`<!doctype html>
 <html lang="en">

@@ -15,6 +15,8 @@ import { HAVE_CHROMIUM, SCREENSHOT_DIR, launchChromium } from '../helpers/browse
 
 const TOKEN = randomBytes(32).toString('hex');
 const PASSWORDS = { alice: 'alice-admin-passphrase', mo: 'moderator-passphrase', vic: 'viewer-passphrase-1', rita: 'rate-limited-viewer' };
+/** Accounts the tests make through the console. */
+const PASSWORDS_EXTRA: Record<string, string> = {};
 
 interface Instance {
   url: string;
@@ -81,14 +83,14 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     img.evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { filter: string } }).getComputedStyle(el).filter);
   const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOT_DIR, `console-${name}.png`), fullPage: true });
 
-  async function signIn(user: keyof typeof PASSWORDS): Promise<Page> {
+  async function signIn(user: string): Promise<Page> {
     const context = await browser.newContext();
     contexts.push(context);
     const page = await context.newPage();
     await page.goto(`${a.url}/console/`);
     expect(new URL(page.url()).pathname).toBe('/console/login');
     await page.fill('input[name=username]', user);
-    await page.fill('input[name=password]', PASSWORDS[user]);
+    await page.fill('input[name=password]', (PASSWORDS as Record<string, string>)[user] ?? PASSWORDS_EXTRA[user]);
     await Promise.all([page.waitForURL(`${a.url}/console/`), page.click('button[type=submit]')]);
     return page;
   }
@@ -333,6 +335,38 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     expect(refused).toBe(403);
     expect((await viewer.goto(`${a.url}/console/review`))?.status()).toBe(403);
     await shot(viewer, '10-viewer-refused');
+  });
+
+  it('lets an admin add a user, set its role and password; a user changes its own password', async () => {
+    const page = await signIn('alice');
+    await page.goto(`${a.url}/console/users`);
+    await page.fill('form.new-user input[name=username]', 'nora');
+    await page.selectOption('form.new-user select[name=role]', 'viewer');
+    await page.fill('form.new-user input[name=password]', 'first-passphrase');
+    await Promise.all([page.waitForURL(/\/console\/users\?done=/), page.click('form.new-user button')]);
+    const row = page.locator('tr', { hasText: 'nora' }).first();
+    await row.locator('form.user-role select').selectOption('moderator');
+    await Promise.all([page.waitForURL(/\?done=/), row.locator('form.user-role button').click()]);
+    expect(await page.textContent('.flash')).toContain('nora is now moderator');
+    const again = page.locator('tr', { hasText: 'nora' }).first();
+    await again.locator('form.user-password input[name=password]').fill('second-passphrase');
+    await Promise.all([page.waitForURL(/\?done=/), again.locator('form.user-password button').click()]);
+    expect(await page.textContent('.flash')).toContain('New password set for nora');
+    await shot(page, '15-users');
+
+    PASSWORDS_EXTRA.nora = 'second-passphrase';
+    const nora = await signIn('nora');
+    expect(await nora.textContent('nav')).toContain('nora (moderator)');
+    await nora.goto(`${a.url}/console/account`);
+    await nora.fill('input[name=current]', 'wrong-passphrase');
+    await nora.fill('input[name=password]', 'third-passphrase');
+    await Promise.all([nora.waitForURL(/\/console\/account\?error=/), nora.click('main form button')]);
+    expect(await nora.textContent('.error')).toContain('The current password is wrong.');
+    await nora.fill('input[name=current]', 'second-passphrase');
+    await nora.fill('input[name=password]', 'third-passphrase');
+    await Promise.all([nora.waitForURL(`${a.url}/console/login`), nora.click('main form button')]);
+    PASSWORDS_EXTRA.nora = 'third-passphrase';
+    await signIn('nora');
   });
 
   it('lists a delivery that gave up, and an admin can send it again', async () => {
