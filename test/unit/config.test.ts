@@ -1,10 +1,18 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../server/config/index.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../server/config/index.js';
+import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { tempDir } from '../helpers/services.js';
 
 describe('config', () => {
+  it('documents every environment variable in the operator guide\'s one table', () => {
+    const guide = readFileSync(join(PROJECT_ROOT, 'docs/operator-guide.md'), 'utf8');
+    const table = guide.slice(guide.indexOf('## Configuration'), guide.indexOf('\n## ', guide.indexOf('## Configuration') + 5));
+    const rows = table.split('\n').filter((line) => line.startsWith('| `'));
+    expect(ENVIRONMENT_VARIABLES.filter((name) => !rows.some((row) => row.split('|')[1].includes(`\`${name}\``)))).toEqual([]);
+  });
+
   it('has working defaults', () => {
     const config = loadConfig({});
     expect(config.dataDir).toBe('./data');
