@@ -155,10 +155,13 @@ export function consoleRouter(deps: ConsoleDeps): Router {
     else if (err instanceof ReviewConflictError) [status, message] = [409, err.message];
     else if (err instanceof QuarantineError && quarantineStatus(err) < 500) [status, message] = [quarantineStatus(err), err.message];
     else if (err instanceof OutboundRequestError) [status, message] = [502, err.message];
-    else if (typeof err === 'object' && err !== null && 'status' in err && (err as { expose?: boolean }).expose) {
-      // http-errors from body parsing and static files: a 4xx with a safe message.
-      const e = err as { status: number; type?: string; message: string };
-      [status, message] = [e.status, e.type ? 'The form could not be read.' : e.message];
+    else if (typeof err === 'object' && err !== null && 'status' in err) {
+      // http-errors from body parsing and static files: keep their 4xx; their text only if meant to be shown.
+      const e = err as { status: unknown; expose?: boolean; type?: string; message?: string };
+      if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+        status = e.status;
+        message = e.type ? 'The form could not be read.' : e.expose ? String(e.message) : status === 404 ? 'Not found.' : 'The request was refused.';
+      }
     }
     if (status >= 500) req.log.error({ err }, 'console request failed');
     if (req.get('accept')?.includes('text/html')) {
