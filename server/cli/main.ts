@@ -209,6 +209,9 @@ program
     }
   });
 
+/** Where the commands that talk to a running server find it. */
+const serverOption = () => new Option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+
 /** The admin API of a running server: PGlite allows one process, so live changes go through it. */
 async function adminRequest(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
   const { config } = settings(command);
@@ -243,7 +246,7 @@ async function adminRequest(command: Command, method: string, path: string, body
 const peers = program
   .command('peers')
   .description('federation peers of a running server (through its admin API; needs VOUCH_ADMIN_TOKEN)')
-  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+  .addOption(serverOption());
 
 peers
   .command('list')
@@ -283,7 +286,7 @@ for (const [action, description] of [
 const quarantine = program
   .command('quarantine')
   .description('the quarantine of a running server (through its admin API; needs VOUCH_ADMIN_TOKEN)')
-  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+  .addOption(serverOption());
 quarantine
   .command('list')
   .description('kept items, newest first')
@@ -320,7 +323,7 @@ for (const [action, description] of [
 program
   .command('deliveries')
   .description('delivery queue depths and failed (dead-letter) deliveries of a running server')
-  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
+  .addOption(serverOption())
   .action(async (_opts, command: Command) => {
     process.stdout.write(`${JSON.stringify(await adminRequest(command, 'GET', '/api/v1/admin/deliveries'), null, 2)}\n`);
   });
@@ -343,7 +346,7 @@ program
 const trustCommand = program
   .command('trust')
   .description('direct trust in peers, per polarity (through the admin API of a running server)')
-  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+  .addOption(serverOption());
 
 trustCommand
   .command('set')
@@ -369,7 +372,7 @@ program
   .command('explain')
   .description('what Vouch decides about an image or hash now, and why (verdicts, issuers, trust paths, weights, thresholds)')
   .argument('<hash-or-file>', 'a SHA-256 or PDQ hex hash (prefix sha256: or pdq:), or an image file')
-  .option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)')
+  .addOption(serverOption())
   .option('--json', 'print the raw explanation')
   .action(async (target: string, opts: { json?: boolean }, command: Command) => {
     let query: string;

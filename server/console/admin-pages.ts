@@ -8,7 +8,7 @@ import { AccountError, ROLES, isRole, roleAtLeast, type ConsoleAccounts } from '
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
 import { messages, redirectWithMessage, requireRole } from './session.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, parseBody } from '../http/errors.js';
 
 const ABUSE_LABELS: AbuseLabel[] = ['csam', 'sexual', 'gore', 'hate', 'spam'];
 const num = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN);
@@ -140,9 +140,7 @@ ${canEdit ? html`<button type="submit">Save policy</button>` : ''}
     );
   });
   router.post('/users', admin, async (req, res) => {
-    const parsed = userForm.safeParse(req.body);
-    if (!parsed.success) throw new HttpError(400, 'bad_form', parsed.error.issues.map((i) => i.message).join('; '));
-    const { username, role, password } = parsed.data;
+    const { username, role, password } = parseBody(userForm, req.body);
     try {
       await accounts.create(username, password, role as (typeof ROLES)[number], req.consoleSession!.user.username);
     } catch (err) {

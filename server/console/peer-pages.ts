@@ -11,7 +11,7 @@ import { trustGraphSvg } from './drawing.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
 import { messages, redirectWithMessage, requireRole } from './session.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, parseBody } from '../http/errors.js';
 
 const trustValue = z.union([z.literal(''), z.coerce.number().min(0, 'trust is from 0 to 1').max(1, 'trust is from 0 to 1')]);
 const forms = {
@@ -20,12 +20,6 @@ const forms = {
   block: z.object({ actor: z.url(), reason: z.string().trim().max(500).optional() }),
   trust: z.object({ actor: z.url(), abuse: trustValue.optional(), ok: trustValue.optional() }),
 };
-
-function parseForm<T>(schema: z.ZodType<T>, body: unknown): T {
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new HttpError(400, 'bad_form', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  return parsed.data;
-}
 
 const num = (x: number) => (Math.round(x * 1000) / 1000).toString();
 
@@ -93,29 +87,29 @@ ${trustGraphSvg(polarity === 'ok' ? ok : abuse, blocked)}
   };
 
   router.post('/peers/follow', admin, async (req, res) => {
-    const { target } = parseForm(forms.follow, req.body);
+    const { target } = parseBody(forms.follow, req.body);
     const peer = await federation.follow(target);
     await done(req, res, 'peer.follow', { actor: peer.actor }, `Follow request sent to ${peer.actor}.`);
   });
   for (const action of ['approve', 'reject', 'unfollow'] as const) {
     router.post(`/peers/${action}`, admin, async (req, res) => {
-      const { actor } = parseForm(forms.actor, req.body);
+      const { actor } = parseBody(forms.actor, req.body);
       await federation[action](actor);
       await done(req, res, `peer.${action}`, { actor }, `${action}: ${actor}`);
     });
   }
   router.post('/peers/block', admin, async (req, res) => {
-    const { actor, reason } = parseForm(forms.block, req.body);
+    const { actor, reason } = parseBody(forms.block, req.body);
     await trust.block(actor, req.consoleSession!.user.username, reason || undefined);
     await done(req, res, 'trust.block', { actor, reason }, `Blocked ${actor}.`);
   });
   router.post('/peers/unblock', admin, async (req, res) => {
-    const { actor } = parseForm(forms.actor, req.body);
+    const { actor } = parseBody(forms.actor, req.body);
     await trust.unblock(actor, req.consoleSession!.user.username);
     await done(req, res, 'trust.unblock', { actor }, `Unblocked ${actor}.`);
   });
   router.post('/peers/trust', admin, async (req, res) => {
-    const { actor, abuse, ok } = parseForm(forms.trust, req.body);
+    const { actor, abuse, ok } = parseBody(forms.trust, req.body);
     const user = req.consoleSession!.user.username;
     if (typeof abuse === 'number') await trust.setTrust(actor, 'abuse', abuse, user);
     if (typeof ok === 'number') await trust.setTrust(actor, 'ok', ok, user);

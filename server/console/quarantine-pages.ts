@@ -3,9 +3,9 @@
 // review queue is where moderators look at media, blurred first.
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
-import { QuarantineError, type Quarantine, type QuarantineItem } from '../scanning/quarantine.js';
-import { exportDir, itemId, quarantineStatus } from '../http/quarantine-routes.js';
-import { HttpError } from '../http/errors.js';
+import type { Quarantine, QuarantineItem } from '../scanning/quarantine.js';
+import { exportDir, itemId } from '../http/quarantine-routes.js';
+import { HttpError, parseBody } from '../http/errors.js';
 import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
@@ -73,26 +73,21 @@ ${items.length === 0 ? html`<p class="empty">Nothing here.</p>` : ''}
     router.post(`/quarantine/:id/${action}`, admin, async (req, res) => {
       const quarantine = need();
       const id = itemId(req);
-      const parsed = actionForm.safeParse(req.body);
-      if (!parsed.success) throw new HttpError(400, 'bad_form', parsed.error.issues.map((i) => i.message).join('; '));
-      if (action === 'delete' && parsed.data.confirm !== 'yes') throw new HttpError(400, 'bad_form', 'tick "cannot be undone" to delete');
+      const form = parseBody(actionForm, req.body);
+      if (action === 'delete' && form.confirm !== 'yes') throw new HttpError(400, 'bad_form', 'tick "cannot be undone" to delete');
       const user = req.consoleSession!.user.username;
-      const who = { actor: user, reason: parsed.data.reason };
+      const who = { actor: user, reason: form.reason };
+      // Quarantine refusals (not found, deleted, bad input) become 4xx pages in the console's error handler.
       let message: string;
-      try {
-        if (action === 'export') {
-          const bundle = await quarantine.exportBundle(id, { ...who, outDir: exportDir(deps.dataDir, id) });
-          message = `Exported item ${id} to ${bundle.dir} (media unencrypted: move it as your procedure says, then delete it).`;
-        } else if (action === 'release') {
-          message = (await quarantine.release(id, who)) ? `Released item ${id}.` : `Item ${id} was already released.`;
-        } else {
-          message = (await quarantine.delete(id, who)) ? `Deleted the bytes of item ${id}; its record and access log stay.` : `Item ${id} was already deleted.`;
-        }
-      } catch (err) {
-        if (err instanceof QuarantineError && quarantineStatus(err) < 500) throw new HttpError(quarantineStatus(err), 'quarantine', err.message);
-        throw err;
+      if (action === 'export') {
+        const bundle = await quarantine.exportBundle(id, { ...who, outDir: exportDir(deps.dataDir, id) });
+        message = `Exported item ${id} to ${bundle.dir} (media unencrypted: move it as your procedure says, then delete it).`;
+      } else if (action === 'release') {
+        message = (await quarantine.release(id, who)) ? `Released item ${id}.` : `Item ${id} was already released.`;
+      } else {
+        message = (await quarantine.delete(id, who)) ? `Deleted the bytes of item ${id}; its record and access log stay.` : `Item ${id} was already deleted.`;
       }
-      await deps.accounts.record(user, `quarantine.${action}`, { item: id, reason: parsed.data.reason }, req.ip ?? null);
+      await deps.accounts.record(user, `quarantine.${action}`, { item: id, reason: form.reason }, req.ip ?? null);
       redirectWithMessage(req, res, `/console/quarantine/${id}`, message);
     });
   }

@@ -11,7 +11,7 @@ import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
 import { messages, redirectWithMessage, requireRole } from './session.js';
-import { HttpError } from '../http/errors.js';
+import { HttpError, parseBody } from '../http/errors.js';
 
 const reviewForm = z.object({
   action: z.enum(['confirm', 'overturn']),
@@ -91,10 +91,9 @@ ${items.length === 0 ? html`<p class="empty">Nothing waits for review.</p>` : it
 
   router.post('/review/:id', moderator, async (req, res) => {
     const id = decisionId(req);
-    const parsed = reviewForm.safeParse(req.body);
-    if (!parsed.success) throw new HttpError(400, 'bad_form', parsed.error.issues.map((i) => i.message).join('; '));
-    const { action, reason } = parsed.data;
-    const label = parsed.data.label || undefined;
+    const form = parseBody(reviewForm, req.body);
+    const { action, reason } = form;
+    const label = form.label || undefined;
     if (action === 'overturn' && !label) throw new HttpError(400, 'bad_form', 'pick the correct label to overturn');
     const session = req.consoleSession!;
     const { verdict } = await review.review(id, { action, label, reason }, session.user.username);
