@@ -7,7 +7,6 @@ import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { PROJECT_ROOT } from '../config/paths.js';
 import type { Config } from '../config/index.js';
 import type { Metrics } from '../config/metrics.js';
-import type { Store } from '../store/index.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Federation } from '../federation/index.js';
 import type { TrustService } from '../trust/service.js';
@@ -36,7 +35,6 @@ const CONSOLE_ASSETS_DIR = join(PROJECT_ROOT, 'assets', 'console');
 
 export interface ConsoleDeps {
   config: Config;
-  store: Store;
   metrics: Metrics;
   verdicts: VerdictService;
   federation: Federation;
@@ -133,7 +131,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   router.use(adminPages({ trust: deps.trust, accounts, defaultRetentionDays: config.quarantine.retentionDays, quarantineOn: scanning.quarantine !== undefined }));
   router.use(
     statusPages({
-      db: deps.store.db,
+      verdicts: deps.verdicts,
       metrics: deps.metrics,
       federation: deps.federation,
       scanning,

@@ -1,14 +1,14 @@
 // Health (queues, scanner nodes, throughput and decisions over the last day) and the
 // transparency log (our checkpoints, the witnesses that cosign them, logs we witness, alerts).
 import express, { type Router } from 'express';
-import { sql } from 'kysely';
-import type { Db } from '../store/index.js';
+import type { VerdictService } from '../verdicts/index.js';
 import type { Metrics } from '../config/metrics.js';
 import type { Federation } from '../federation/index.js';
 import type { ScanningWiring } from '../main.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 import type { ReviewQueue } from '../review/index.js';
 import { OUTCOMES } from '../review/index.js';
+import type { HourlyCount } from '../store/index.js';
 import { barChartSvg } from './drawing.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
@@ -19,7 +19,7 @@ import { HttpError } from '../http/errors.js';
 const HOURS = 24;
 
 /** Counts per hour over the last day, oldest first, for each value of `key`. */
-function hourly(rows: Array<{ hour: Date | string; key: string | null; n: string | number }>, keys: readonly string[], now = Date.now()) {
+function hourly(rows: HourlyCount[], keys: readonly string[], now = Date.now()) {
   const start = Math.floor(now / 3600_000) * 3600_000 - (HOURS - 1) * 3600_000;
   // Hours as HH:MM; the first one, and where the day changes, with the date too.
   const buckets = Array.from({ length: HOURS }, (_, i) => {
@@ -28,15 +28,15 @@ function hourly(rows: Array<{ hour: Date | string; key: string | null; n: string
   });
   const series = keys.map((key) => ({ name: key, values: new Array<number>(HOURS).fill(0) }));
   for (const row of rows) {
-    const i = Math.floor((new Date(row.hour).getTime() - start) / 3600_000);
+    const i = Math.floor((row.hour.getTime() - start) / 3600_000);
     const s = series.find((x) => x.name === row.key);
-    if (s && i >= 0 && i < HOURS) s.values[i] += Number(row.n);
+    if (s && i >= 0 && i < HOURS) s.values[i] += row.n;
   }
   return { buckets, series };
 }
 
 export function statusPages(deps: {
-  db: Db;
+  verdicts: VerdictService;
   metrics: Metrics;
   federation: Federation;
   scanning: ScanningWiring;
@@ -54,20 +54,8 @@ export function statusPages(deps: {
       deps.scanning.scanQueueCounts(),
       deps.federation.deliveryStatus(5),
       deps.review.pendingCount(),
-      deps.db
-        .selectFrom('decisions')
-        .select([sql<Date>`date_trunc('hour', created_at)`.as('hour'), 'outcome as key', (eb) => eb.fn.countAll<string>().as('n')])
-        .where('created_at', '>=', since)
-        .groupBy([sql`date_trunc('hour', created_at)`, 'outcome'])
-        .execute(),
-      deps.db
-        .selectFrom('verdicts')
-        .select([sql<Date>`date_trunc('hour', published)`.as('hour'), 'label as key', (eb) => eb.fn.countAll<string>().as('n')])
-        .where('is_local', '=', true)
-        .where('method', '=', 'classifier')
-        .where('published', '>=', since)
-        .groupBy([sql`date_trunc('hour', published)`, 'label'])
-        .execute(),
+      deps.review.hourlyOutcomes(since),
+      deps.verdicts.hourlyScans(since),
       deps.metrics.inbox.get(),
     ]);
     const decisions = hourly(decisionRows, OUTCOMES);

@@ -277,7 +277,7 @@ export function createApp(deps: AppDeps): express.Express {
   admin.use(reviewRoutes({ trust, scanning, review: scanning.review }));
   admin.use(quarantineRoutes({ quarantine: scanning.quarantine, dataDir: config.dataDir, actorOf }));
   app.use('/api/v1/admin', admin);
-  app.use('/console', consoleRouter({ config, store, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
+  app.use('/console', consoleRouter({ config, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
   app.get('/', (_req, res) => res.redirect(303, '/console/'));
   // Mastodon's admin webhooks (status.created / status.updated), checked by their HMAC signature.
   app.post('/api/v1/integrations/mastodon/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {

@@ -1,7 +1,8 @@
 // The review queue: decisions a human should look at (disputed media, and blocked media that is
 // quarantined), and what a moderator does with them. The admin API and the web console both act
 // through here, so a review means the same thing whichever way it was made.
-import type { Db } from '../store/index.js';
+import { sql } from 'kysely';
+import type { Db, HourlyCount } from '../store/index.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Quarantine } from '../scanning/quarantine.js';
 import type { Explanation } from '../trust/decide.js';
@@ -86,6 +87,17 @@ export class ReviewQueue {
   async get(id: number): Promise<DecisionDetail | undefined> {
     const row = await this.baseQuery().select('d.explanation').where('d.id', '=', id).executeTakeFirst();
     return row ? { ...this.summary(row), explanation: row.explanation as Explanation } : undefined;
+  }
+
+  /** Decisions per hour and outcome since `since` (the health chart). */
+  async hourlyOutcomes(since: Date): Promise<HourlyCount[]> {
+    const rows = await this.db
+      .selectFrom('decisions')
+      .select([sql<Date>`date_trunc('hour', created_at)`.as('hour'), 'outcome as key', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('created_at', '>=', since)
+      .groupBy([sql`date_trunc('hour', created_at)`, 'outcome'])
+      .execute();
+    return rows.map((r) => ({ hour: new Date(r.hour), key: r.key, n: Number(r.n) }));
   }
 
   /** Media waiting in the queue (a review or block decision no one has reviewed). */

@@ -37,6 +37,13 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
 
 export class StoreLockedError extends Error {}
 
+/** One bucket of a per-hour count (health charts). */
+export interface HourlyCount {
+  hour: Date;
+  key: string;
+  n: number;
+}
+
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

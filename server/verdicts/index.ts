@@ -2,7 +2,7 @@
 // over it. Owns the verdicts and verdict_subjects tables and keeps the matcher in step with them.
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../store/index.js';
+import type { Db, HourlyCount } from '../store/index.js';
 import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
 import {
@@ -426,6 +426,19 @@ export class VerdictService {
       const verdict = verdicts.get(m.verdictId);
       return verdict && !verdict.retracted ? [{ ...verdict, matchedBy: m.algorithm, distance: m.distance }] : [];
     });
+  }
+
+  /** Our scanner's verdicts per hour and label since `since` (the health chart). */
+  async hourlyScans(since: Date): Promise<HourlyCount[]> {
+    const rows = await this.db
+      .selectFrom('verdicts')
+      .select([sql<Date>`date_trunc('hour', published)`.as('hour'), 'label as key', (eb) => eb.fn.countAll<string>().as('n')])
+      .where('is_local', '=', true)
+      .where('method', '=', 'classifier')
+      .where('published', '>=', since)
+      .groupBy([sql`date_trunc('hour', published)`, 'label'])
+      .execute();
+    return rows.map((r) => ({ hour: new Date(r.hour), key: r.key, n: Number(r.n) }));
   }
 
   /** Verdicts (live and retracted) by label, issuer and publication time, newest first. */

@@ -394,6 +394,8 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     const page = await signIn('alice');
     await page.goto(`${a.url}/console/`);
     expect(await page.locator('figure.chart').count()).toBe(2);
+    // The blocks made above are in the decisions chart, in the block colour.
+    expect(await page.locator('figure.chart').first().locator('rect.series-0').count()).toBeGreaterThan(0);
     expect(await page.textContent('table.queues')).toContain('scan');
     // B delivered its Accept and its verdict to A: /metrics counts them.
     const bMetrics = await (await fetch(`${b.url}/metrics`)).text();
