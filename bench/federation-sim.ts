@@ -24,7 +24,7 @@
 // every instance); verdict_propagation_p95_s (publication to arrival at the last follower);
 // decisions_per_s (wall-clock decide() throughput, JIT warmed up); and what-ifs that change one
 // assumption each, to show what drives the scan figure.
-import { decide, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
+import { decide, DEFAULT_POLICY, type Decision, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
 import type { Label } from '../shared/vocab/verdict.js';
 import { percentile, round, type BenchResult } from './result.js';
 import { seededRandom } from '../test/helpers/random.js';
@@ -49,6 +49,11 @@ export interface SimConfig {
   federatePosts: boolean;
   /** Before scanning, ask the peers it follows for their own verdicts (the product's pull-on-miss). */
   pullOnMiss: boolean;
+  /**
+   * Re-attest (policy `reattest`): an instance whose peers' verdicts decided publishes a consensus
+   * verdict with its basis; asked by pull-on-miss, it answers with one made on demand.
+   */
+  reattest: boolean;
   seed: number;
 }
 
@@ -71,6 +76,7 @@ export const DEFAULT_SIM: SimConfig = {
   scanWithAll: false,
   federatePosts: false,
   pullOnMiss: false,
+  reattest: true,
   seed: 20_240_801,
 };
 
@@ -80,6 +86,8 @@ export interface SimStats {
   scansByReason: { noPeerVerdict: number; insufficient: number; review: number; spotCheck: number };
   /** Scans a pull-on-miss spared. */
   pulled: number;
+  /** Consensus verdicts published (re-attestations). */
+  consensus: number;
   scansOk: number;
   scansAbuse: number;
   uniqueOk: number;
@@ -217,6 +225,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
     scans: 0,
     scansByReason: { noPeerVerdict: 0, insufficient: 0, review: 0, spotCheck: 0 },
     pulled: 0,
+    consensus: 0,
     scansOk: 0,
     scansAbuse: 0,
     uniqueOk: 0,
@@ -245,31 +254,15 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
 
   const posted = new Set<number>();
   let serial = 0;
-  const scan = (i: number, image: number, now: number) => {
-    const me = instances[i];
-    stats.scans++;
-    if (truth[image] === 'ok') stats.scansOk++;
-    else stats.scansAbuse++;
-    const published = new Date(epoch + now * 1000);
-    const delivered: MatchedVerdict[] = [];
-    for (const classifier of me.classifiers) {
-      const verdict: MatchedVerdict = {
-        uri: `${me.issuer}/verdicts/${++serial}`,
-        issuer: me.issuer,
-        local: true,
-        label: truth[image],
-        confidence: 0.9,
-        method: 'classifier',
-        classifier,
-        distance: 0,
-        published,
-      };
-      const mine = me.known.get(image);
-      if (mine) mine.push(verdict);
-      else me.known.set(image, [verdict]);
-      delivered.push({ ...verdict, local: false });
-    }
-    // One delivery per follower (a scanner running two classifiers sends both verdicts together).
+  const hold = (me: Instance, image: number, verdicts: MatchedVerdict[]) => {
+    const held = me.known.get(image);
+    if (held) held.push(...verdicts);
+    else me.known.set(image, [...verdicts]);
+  };
+  /** Keeps `verdicts` as our own and delivers them to every follower (together, as one activity). */
+  const publish = (me: Instance, image: number, now: number, verdicts: MatchedVerdict[]) => {
+    hold(me, image, verdicts);
+    const delivered = verdicts.map((v) => ({ ...v, local: false }));
     let last = 0;
     for (const f of me.followers) {
       const delay = -Math.log(1 - random()) * config.meanDelayS;
@@ -278,14 +271,58 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
     }
     if (me.followers.length > 0) stats.propagationS.push(last);
   };
+  const scan = (i: number, image: number, now: number) => {
+    const me = instances[i];
+    stats.scans++;
+    if (truth[image] === 'ok') stats.scansOk++;
+    else stats.scansAbuse++;
+    const published = new Date(epoch + now * 1000);
+    // One verdict per classifier the scanner runs.
+    publish(
+      me,
+      image,
+      now,
+      me.classifiers.map((classifier) => ({
+        uri: `${me.issuer}/verdicts/${++serial}`,
+        issuer: me.issuer,
+        local: true,
+        label: truth[image],
+        confidence: 0.9,
+        method: 'classifier' as const,
+        classifier,
+        distance: 0,
+        published,
+      })),
+    );
+  };
+  /** What `me` decides about `image` now, re-attesting when its peers' verdicts decided (once per label). */
+  const decideAt = (me: Instance, image: number, now: number): Decision => {
+    const held = me.known.get(image) ?? [];
+    const decision = decide(held, me.weight, DEFAULT_POLICY, { self: me.issuer });
+    if (config.reattest && decision.basis.length > 0 && !held.some((v) => v.local && v.method === 'consensus' && v.label === decision.label)) {
+      stats.consensus++;
+      publish(me, image, now, [
+        {
+          uri: `${me.issuer}/verdicts/${++serial}`,
+          issuer: me.issuer,
+          local: true,
+          label: decision.label!,
+          confidence: 0.9,
+          method: 'consensus',
+          distance: 0,
+          published: new Date(epoch + now * 1000),
+          basis: decision.basis,
+        },
+      ]);
+    }
+    return decision;
+  };
 
   while (queue.size > 0) {
     const e = queue.pop();
     const me = instances[e.instance];
     if (e.kind === 1) {
-      const held = me.known.get(e.image);
-      if (held) held.push(...e.verdicts);
-      else me.known.set(e.image, [...e.verdicts]);
+      hold(me, e.image, e.verdicts);
       continue;
     }
     if (!posted.has(e.image)) {
@@ -297,19 +334,20 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
       me.seen.add(e.image);
       stats.naivePairs++;
     }
-    let verdicts = me.known.get(e.image) ?? [];
     const started = performance.now();
-    let decision = decide(verdicts, me.weight);
+    let decision = decideAt(me, e.image, e.t);
     if (decision.scan && config.pullOnMiss) {
-      // The followed peers' own verdicts as they stand now (answered within the request).
-      const held = new Set(verdicts.map((v) => v.uri));
-      const pulled = me.follows.flatMap((f) =>
-        (instances[f].known.get(e.image) ?? []).filter((v) => v.issuer === instances[f].issuer && !held.has(v.uri)).map((v) => ({ ...v, local: false })),
-      );
+      // The followed peers' own verdicts as they stand now (answered within the request; a peer
+      // whose own peers' verdicts decide re-attests on demand).
+      const held = new Set((me.known.get(e.image) ?? []).map((v) => v.uri));
+      const pulled = me.follows.flatMap((f) => {
+        const peer = instances[f];
+        if (config.reattest) decideAt(peer, e.image, e.t);
+        return (peer.known.get(e.image) ?? []).filter((v) => v.issuer === peer.issuer && !held.has(v.uri)).map((v) => ({ ...v, local: false }));
+      });
       if (pulled.length > 0) {
-        verdicts = [...verdicts, ...pulled];
-        me.known.set(e.image, verdicts);
-        decision = decide(verdicts, me.weight);
+        hold(me, e.image, pulled);
+        decision = decideAt(me, e.image, e.t);
         if (!decision.scan) stats.pulled++;
       }
     }

@@ -10,6 +10,10 @@
 //    `weight(issuer,'ok',L) × confidence × match(distance)` over peer `ok` verdicts. On each side one
 //    classifier (name + version) counts once, however many instances ran it (its strongest
 //    contribution is kept); human reviews, hash lists and consensus verdicts count once per issuer.
+//    A consensus verdict that names its basis (the classifier runs, human reviews and hash lists its
+//    issuer counted) counts as those sources instead, each at the re-attester's weight × what the
+//    re-attester counted it for, and is de-duplicated with them (decision 13). One issuer's
+//    counted evidence on a side is capped at `issuerCap` × its weight.
 // 3. Beta reputation with prior weight W (Jøsang): p = (r + W/2) / (r + s + W), u = W / (r + s + W).
 //    W = 2 is the textbook p = (r+1)/(r+s+2); see DEFAULT_POLICY.priorWeight for why ours is smaller.
 // 4. review (disputed) beats block, which beats allow; anything else is unknown. review and unknown
@@ -28,6 +32,16 @@ export type Outcome = 'block' | 'allow' | 'review' | 'unknown';
 export type Polarity = 'abuse' | 'ok';
 
 /** One verdict matching the image being decided. The store should leave out retracted and superseded ones. */
+/** One source a consensus verdict rests on, as its issuer counted it. Never itself a consensus. */
+export interface BasisSource {
+  /** Who issued the verdict counted. */
+  issuer: string;
+  method: Exclude<Method, 'consensus'>;
+  classifier?: { name: string; version: string } | null;
+  /** What the re-attester counted it for: its weight × confidence × match, 0..1. */
+  contribution: number;
+}
+
 export interface MatchedVerdict {
   uri: string;
   issuer: string;
@@ -42,6 +56,8 @@ export interface MatchedVerdict {
   distance: number;
   /** ISO 8601 text or a Date. */
   published: string | Date;
+  /** Consensus verdicts: the sources their issuer decided on (ignored for other methods). */
+  basis?: readonly BasisSource[] | null;
 }
 
 export interface TrustPath {
@@ -101,6 +117,14 @@ export const policySchema = z.strictObject({
   // so that policies recorded before they existed still parse.
   /** Trust flow: each peer passes on at most `delta` of its weight, over at most `hops` hops. */
   trust: z.strictObject({ delta: z.number().min(0).lt(1), hops: z.number().int().min(0).max(10) }).default({ delta: 0.5, hops: 3 }),
+  /**
+   * One issuer's counted evidence on a side is at most this × its weight: however many classifier
+   * names one peer reports, or sources one consensus verdict relays, it weighs at most this many
+   * full verdicts.
+   */
+  issuerCap: z.number().min(1).max(100).default(2),
+  /** Re-attest: publish a `consensus` verdict (with its basis) when peers' verdicts decided. */
+  reattest: z.boolean().default(true),
   /** Share of peer-decided media re-scanned anyway (catches a peer that builds trust, then flips). */
   spotCheckShare: z.number().min(0).max(1).default(0.02),
   /**
@@ -165,6 +189,11 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // opposition a block tolerates (about 30 % of the evidence for csam, 20 % for the rest).
   priorWeight: 0.3,
   trust: { delta: 0.5, hops: 3 },
+  // 2: a scanner running two models publishes two verdicts, and both should count; a peer naming
+  // ten classifiers (or relaying ten sources) should not count ten times its trust.
+  issuerCap: 2,
+  // Re-attesting lets a peer's judgement reach instances that follow us but not it (decision 13).
+  reattest: true,
   // 2 %: a peer that flips is caught within a few dozen of its verdicts, for a small extra load.
   spotCheckShare: 0.02,
   // Undecided media is let through (most of it is harmless and blocking it stops the service),
@@ -250,6 +279,10 @@ export interface ContributionExplanation {
   weight: number;
   contribution: number;
   paths?: TrustPath[];
+  /** A source a consensus verdict relays (its contribution is the relayer's weight × what the relayer counted). */
+  relays?: { issuer: string; method: Method; classifier: string | null };
+  /** The issuer's evidence on this side reached `issuerCap` × its weight, and was scaled down to it. */
+  capped?: boolean;
   /** Not counted: a repeat (same classifier, or same issuer and method) of `repeatOf`, which counted. */
   deduplicated: boolean;
   repeatOf?: string;
@@ -292,6 +325,16 @@ export interface Decision {
   /** Scan locally: true for unknown and review (spot checks are the caller's random draw). */
   scan: boolean;
   explanation: Explanation;
+  /**
+   * A block or allow decided by peers: the peer verdicts counted on the deciding side, to
+   * re-attest with (relayed sources left out: see asBasis). Empty otherwise.
+   */
+  basis: BasisSource[];
+}
+
+export interface DecideOptions {
+  /** Our own issuer id: sources of ours that peers relay back are ignored (no echo). */
+  self?: string;
 }
 
 const TOP = 10;
@@ -314,58 +357,84 @@ function classifierText(v: MatchedVerdict): string | null {
   return v.classifier ? `${v.classifier.name}@${v.classifier.version}` : null;
 }
 
-/** Who a verdict's evidence belongs to: one classifier across issuers, anything else per issuer. */
-function groupOf(v: MatchedVerdict): string {
-  if (v.method === 'classifier' && v.classifier) return `c\u0000${v.classifier.name}\u0000${v.classifier.version}`;
-  return `${v.method}\u0000${v.issuer}`;
+/** Who a source's evidence belongs to: one classifier across issuers, anything else per issuer. */
+function groupOf(source: { issuer: string; method: Method; classifier?: { name: string; version: string } | null }): string {
+  if (source.method === 'classifier' && source.classifier) return `c\u0000${source.classifier.name}\u0000${source.classifier.version}`;
+  return `${source.method}\u0000${source.issuer}`;
 }
 
-/** One verdict's contribution to one label's side. */
+/** One peer entry's contribution to one label's side. */
 interface Entry {
-  index: number;
+  peer: Peer;
   weight: number;
   paths: TrustPath[] | undefined;
   contribution: number;
-  /** Index of the verdict its group counted, -1 when it counted itself. */
-  repeatOf: number;
+  capped: boolean;
+  /** The entry its group counted, when that is not this one. */
+  repeatOf: Entry | undefined;
 }
 
 interface LabelWork {
   evidence: LabelEvidence;
-  /** Per verdict index, for verdicts on this label's sides. */
-  entries: Map<number, Entry>;
+  /** Per peer entry, for entries on this label's sides. */
+  entries: Map<Peer, Entry>;
+  /** The counted (strongest per group) entries of each side. */
+  counted: { abuse: Entry[]; ok: Entry[] };
 }
 
+/** A peer verdict as counted: itself, or (consensus with a basis) one of the sources it relays. */
 interface Peer {
   v: MatchedVerdict;
-  index: number;
-  strength: number; // confidence × match
+  strength: number; // confidence × match, or (relayed) the relayer's count × match
   m: number;
   group: string;
+  relays: BasisSource | undefined;
 }
+
+const BASIS_METHODS: ReadonlySet<string> = new Set(['classifier', 'human', 'hashlist']);
 
 function sumSide(
   peers: Peer[],
   polarity: Polarity,
   label: AbuseLabel,
   weight: WeightFn,
-  entries: Map<number, Entry>,
-): { total: number; classifiers: number; human: boolean } {
+  issuerCap: number,
+  entries: Map<Peer, Entry>,
+): { total: number; classifiers: number; human: boolean; counted: Entry[] } {
   const best = new Map<string, Entry>();
-  const mine: Array<[Entry, string]> = [];
+  const mine: Entry[] = [];
+  const weights = new Map<string, PeerWeight>();
   for (const peer of peers) {
-    const w = weight(peer.v.issuer, polarity, label);
+    let w = weights.get(peer.v.issuer);
+    if (w === undefined) weights.set(peer.v.issuer, (w = weight(peer.v.issuer, polarity, label)));
     const wt = clamp01(w.weight);
-    const entry: Entry = { index: peer.index, weight: wt, paths: w.paths, contribution: wt * peer.strength, repeatOf: -1 };
-    entries.set(peer.index, entry);
-    mine.push([entry, peer.group]);
+    const entry: Entry = { peer, weight: wt, paths: w.paths, contribution: wt * peer.strength, capped: false, repeatOf: undefined };
+    entries.set(peer, entry);
+    mine.push(entry);
     const held = best.get(peer.group);
     // The strongest contribution of a group counts; ties go to the first given.
     if (held === undefined || entry.contribution > held.contribution) best.set(peer.group, entry);
   }
-  for (const [entry, group] of mine) {
-    const counted = best.get(group)!;
-    if (counted !== entry) entry.repeatOf = counted.index;
+  for (const entry of mine) {
+    const counted = best.get(entry.peer.group)!;
+    if (counted !== entry) entry.repeatOf = counted;
+  }
+  // The cap: one issuer's counted entries on this side weigh at most issuerCap × its weight.
+  const byIssuer = new Map<string, Entry[]>();
+  for (const entry of best.values()) {
+    const list = byIssuer.get(entry.peer.v.issuer);
+    if (list) list.push(entry);
+    else byIssuer.set(entry.peer.v.issuer, [entry]);
+  }
+  for (const list of byIssuer.values()) {
+    const sum = list.reduce((a, e) => a + e.contribution, 0);
+    const limit = issuerCap * list[0].weight;
+    if (sum > limit) {
+      for (const e of list) {
+        e.contribution *= limit / sum;
+        e.capped = true;
+      }
+    }
   }
   let total = 0;
   let classifiers = 0;
@@ -377,7 +446,17 @@ function sumSide(
       else if (group.startsWith('human\u0000')) human = true;
     }
   }
-  return { total, classifiers, human };
+  return { total, classifiers, human, counted: [...best.values()].filter((e) => e.contribution > 0) };
+}
+
+/**
+ * A counted entry as a basis source: only verdicts we hold from their own issuers. What a peer's
+ * consensus relayed is not relayed again, so a retraction never has to chase a loop (decision 13).
+ */
+function asBasis(entry: Entry): BasisSource | undefined {
+  const { v, relays } = entry.peer;
+  if (relays !== undefined || !BASIS_METHODS.has(v.method)) return undefined;
+  return { issuer: v.issuer, method: v.method as BasisSource['method'], classifier: v.classifier ?? null, contribution: round(entry.contribution) };
 }
 
 /**
@@ -387,7 +466,7 @@ function sumSide(
  * @param weight   effective trust per issuer, polarity and label (peers with no path: weight 0)
  * @param policy   thresholds (validated with policySchema); DEFAULT_POLICY when left out
  */
-export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, policy: Policy = DEFAULT_POLICY): Decision {
+export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, policy: Policy = DEFAULT_POLICY, options: DecideOptions = {}): Decision {
   const threshold = policy.distanceThreshold;
   let ignored = 0;
   let localCount = 0;
@@ -403,6 +482,11 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       ignored++;
       return;
     }
+    // Our own consensus verdicts restate what peers said: outputs of this function, never inputs.
+    if (v.local && v.method === 'consensus') {
+      ignored++;
+      return;
+    }
     if (v.local) {
       localCount++;
       const t = timeOf(v.published);
@@ -412,25 +496,28 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       }
       return;
     }
-    const peer: Peer = { v, index, strength, m, group: groupOf(v) };
-    if (v.label === 'ok') okPeers.push(peer);
-    else {
-      const list = abusePeers.get(v.label);
-      if (list) list.push(peer);
-      else abusePeers.set(v.label, [peer]);
-    }
+    const side = v.label === 'ok' ? okPeers : (abusePeers.get(v.label) ?? abusePeers.set(v.label, []).get(v.label)!);
+    if (v.method === 'consensus' && v.basis && v.basis.length > 0) {
+      // Relayed sources count as themselves, at the relayer's weight × what the relayer counted.
+      for (const source of v.basis) {
+        if (source.issuer === options.self || !BASIS_METHODS.has(source.method)) continue; // our own, echoed back
+        const relayed = clamp01(source.contribution) * m;
+        if (relayed > 0) side.push({ v, strength: relayed, m, group: groupOf(source), relays: source });
+      }
+    } else side.push({ v, strength, m, group: groupOf(v), relays: undefined });
   });
 
   const work: LabelWork[] = DECISION_LABELS.map((label) => {
-    const entries = new Map<number, Entry>();
-    const forSide = sumSide(abusePeers.get(label) ?? [], 'abuse', label, weight, entries);
-    const okSide = sumSide(okPeers, 'ok', label, weight, entries);
+    const entries = new Map<Peer, Entry>();
+    const forSide = sumSide(abusePeers.get(label) ?? [], 'abuse', label, weight, policy.issuerCap, entries);
+    const okSide = sumSide(okPeers, 'ok', label, weight, policy.issuerCap, entries);
     const r = forSide.total;
     const s = okSide.total;
     const { p, u } = betaOpinion(r, s, policy.priorWeight);
     const lp = policy.labels[label];
     return {
       entries,
+      counted: { abuse: forSide.counted, ok: okSide.counted },
       evidence: {
         label,
         r,
@@ -530,6 +617,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   const push = (peer: Peer, entry: Entry | undefined) => {
     if (entry === undefined) return;
     const v = peer.v;
+    const relays = peer.relays;
     const row: ContributionExplanation = {
       uri: v.uri,
       issuer: v.issuer,
@@ -541,18 +629,20 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       match: round(peer.m),
       weight: round(entry.weight),
       contribution: round(entry.contribution),
-      deduplicated: entry.repeatOf >= 0,
+      deduplicated: entry.repeatOf !== undefined,
     };
+    if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? `${relays.classifier.name}@${relays.classifier.version}` : null };
+    if (entry.capped) row.capped = true;
     if (entry.paths && entry.paths.length > 0) {
       row.paths = entry.paths.slice(0, MAX_PATHS).map((p) => ({ via: p.via, contribution: round(p.contribution) }));
     }
-    if (entry.repeatOf >= 0) row.repeatOf = verdicts[entry.repeatOf].uri;
+    if (entry.repeatOf) row.repeatOf = entry.repeatOf.peer.v.uri;
     rows.push(row);
   };
   for (const list of abusePeers.values()) {
-    for (const peer of list) push(peer, work[DECISION_LABELS.indexOf(peer.v.label as AbuseLabel)].entries.get(peer.index));
+    for (const peer of list) push(peer, work[DECISION_LABELS.indexOf(peer.v.label as AbuseLabel)].entries.get(peer));
   }
-  for (const peer of okPeers) push(peer, focus.entries.get(peer.index));
+  for (const peer of okPeers) push(peer, focus.entries.get(peer));
   rows.sort((a, b) => Number(a.deduplicated) - Number(b.deduplicated) || b.contribution - a.contribution || (a.uri < b.uri ? -1 : 1));
 
   const explanation: Explanation = {
@@ -575,7 +665,12 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     omitted: Math.max(0, rows.length - TOP),
     policy: { version: policy.version, hash: policyHash(policy) },
   };
-  return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation };
+  let basis: BasisSource[] = [];
+  if (localVerdict === undefined && (outcome === 'allow' || outcome === 'block')) {
+    const counted = outcome === 'allow' ? focus.counted.ok : focus.counted.abuse;
+    basis = counted.map(asBasis).filter((b): b is BasisSource => b !== undefined);
+  }
+  return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis };
 }
 
 /** Tie-break between local verdicts published at the same instant: humans first, then abuse over ok. */

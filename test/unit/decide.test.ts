@@ -344,6 +344,84 @@ describe('sybils (trusted T 0.9, low-trust L 0.2, 50 sybils behind L sharing δ�
   });
 });
 
+describe('re-attestation (consensus verdicts with a basis)', () => {
+  const nsfw = classifier('nsfw');
+  const clip = classifier('clip');
+  const source = (issuer: string, c: { name: string; version: string }, contribution: number) =>
+    ({ issuer, method: 'classifier', classifier: c, contribution }) as const;
+  const consensus = (issuer: string, label: MatchedVerdict['label'], basis: MatchedVerdict['basis']) =>
+    verdict({ issuer, label, method: 'consensus', confidence: 0.9, basis });
+
+  it('a peer decided by its peers re-attests with what it counted; we count it at our weight in it', () => {
+    // R follows S (weight 0.8), which ran two models; R decides allow and its basis names both.
+    const atR = decide(
+      [
+        verdict({ issuer: 'S', label: 'ok', method: 'classifier', classifier: nsfw, confidence: 0.9 }),
+        verdict({ issuer: 'S', label: 'ok', method: 'classifier', classifier: clip, confidence: 0.9 }),
+      ],
+      table({ S: 0.8 }),
+    );
+    expect(atR.outcome).toBe('allow');
+    expect(atR.basis).toEqual([source('S', nsfw, 0.72), source('S', clip, 0.72)]);
+    // We follow R only (0.9): each relayed source counts 0.9 × 0.72, and as its classifier.
+    const atUs = decide([consensus('R', 'ok', atR.basis)], table({ R: 0.9 }));
+    expect(evidence(atUs, 'csam')).toMatchObject({ s: 1.296, okClassifiers: 2 });
+    expect(atUs.outcome).toBe('allow');
+    expect(atUs.explanation.top[0]).toMatchObject({ issuer: 'R', method: 'consensus', relays: { issuer: 'S', classifier: 'nsfw@1' }, contribution: 0.648 });
+    // Relayed sources are not relayed again: a chain would make a retraction chase a loop.
+    expect(atUs.basis).toEqual([]);
+  });
+
+  it('a relayed classifier is the same classifier: it counts once with the original, at the stronger', () => {
+    const direct = verdict({ issuer: 'S', label: 'ok', method: 'classifier', classifier: nsfw, confidence: 0.9 });
+    const d = decide([direct, consensus('R', 'ok', [source('S', nsfw, 0.72)])], table({ S: 0.5, R: 0.9 }));
+    // 0.5 × 0.9 = 0.45 direct against 0.9 × 0.72 = 0.648 relayed: one classifier, 0.648.
+    expect(evidence(d, 'csam')).toMatchObject({ s: 0.648, okClassifiers: 1 });
+    // Ten relayers of the same run still count once.
+    const ten = Array.from({ length: 10 }, (_, i) => consensus(`R${i}`, 'ok', [source('S', nsfw, 0.72)]));
+    expect(evidence(decide(ten, () => ({ weight: 0.9 })), 'csam')).toMatchObject({ s: 0.648, okClassifiers: 1 });
+  });
+
+  it('ignores our own verdicts echoed back, and our own consensus verdicts', () => {
+    const echo = consensus('R', 'ok', [source('me', nsfw, 0.9), source('me', clip, 0.9)]);
+    const d = decide([echo], table({ R: 1 }), DEFAULT_POLICY, { self: 'me' });
+    expect(d.outcome).toBe('unknown');
+    expect(evidence(d, 'csam').s).toBe(0);
+    const mine = verdict({ issuer: 'me', local: true, label: 'ok', method: 'consensus', confidence: 0.9 });
+    const d2 = decide([mine], table({}), DEFAULT_POLICY, { self: 'me' });
+    expect(d2).toMatchObject({ outcome: 'unknown', explanation: { decidedBy: 'peers', verdicts: { local: 0, ignored: 1 } } });
+  });
+
+  it('one relayer counts at most issuerCap × its weight, however many sources it names', () => {
+    const fake = Array.from({ length: 20 }, (_, i) => source(`sybil${i}`, classifier(`fake-${i}`), 1));
+    const d = decide([consensus('L', 'ok', fake)], table({ L: 0.2 }));
+    expect(evidence(d, 'csam').s).toBeCloseTo(2 * 0.2, 6);
+    expect(d.explanation.top.every((t) => t.capped)).toBe(true);
+    // ...so against a trusted peer's csam (0.855) it can ask for a review (0.4 is 32 %), never allow;
+    // without the cap it would have weighed 20 × 0.2 = 4.
+    const tCsam = verdict({ issuer: 'T', label: 'csam', method: 'human', confidence: 0.95 });
+    expect(decide([tCsam, consensus('L', 'ok', fake)], table({ T: 0.9, L: 0.2 })).outcome).toBe('review');
+    expect(decide([tCsam, consensus('L', 'ok', fake.slice(0, 1))], table({ T: 0.9, L: 0.1 })).outcome).toBe('block');
+    // The same cap holds for one peer naming many classifiers of its own.
+    const many = Array.from({ length: 20 }, (_, i) => verdict({ issuer: 'L', label: 'ok', method: 'classifier', classifier: classifier(`m${i}`) }));
+    expect(evidence(decide(many, table({ L: 0.2 })), 'csam').s).toBeCloseTo(0.4, 6);
+  });
+
+  it('a block decided by peers re-attests the block’s evidence; a local decision re-attests nothing', () => {
+    const d = decide([verdict({ issuer: 'T', label: 'csam', method: 'human', confidence: 0.95 })], table({ T: 0.9 }));
+    expect(d).toMatchObject({ outcome: 'block', basis: [{ issuer: 'T', method: 'human', classifier: null, contribution: 0.855 }] });
+    const atUs = decide([consensus('R', 'csam', d.basis)], table({ R: 0.8 }));
+    expect(atUs).toMatchObject({ outcome: 'block', label: 'csam' });
+    const local = decide([verdict({ issuer: 'me', local: true, label: 'csam' })], table({}));
+    expect(local.basis).toEqual([]);
+  });
+
+  it('a consensus verdict without a basis counts once per issuer, as before', () => {
+    const d = decide([verdict({ issuer: 'R', label: 'ok', method: 'consensus', confidence: 0.9 })], table({ R: 1 }));
+    expect(evidence(d, 'csam')).toMatchObject({ s: 0.9, okClassifiers: 0 });
+  });
+});
+
 describe('explanation', () => {
   it('is compact, JSON-serialisable and carries the policy version and hash', () => {
     const w = table(Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, 0.8])));
