@@ -12,7 +12,8 @@ import { openStore, type Store } from './store/index.js';
 import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
-import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
+import { VerdictOwnershipError, VerdictService, type Subject } from './verdicts/index.js';
+import { Reattestation } from './verdicts/consensus.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
 import { ConsoleAccounts } from './console/index.js';
@@ -181,6 +182,7 @@ function wireScanning(
   queues: Queues,
   verdicts: VerdictService,
   trust: TrustService,
+  consensus: Reattestation,
   hashPool: HashPool,
   logger: Logger,
 ): ScanningWiring {
@@ -195,7 +197,7 @@ function wireScanning(
     : undefined;
   if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
   const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
-  const intake = new MediaIntake(store.db, verdicts, trust, hashPool, scanQueue, quarantine, logger, {
+  const intake = new MediaIntake(store.db, verdicts, trust, consensus, hashPool, scanQueue, quarantine, logger, {
     scannerAvailable: mode !== 'off',
     pullOnMiss: (hashes) => federation.pullVerdicts(hashes),
     metrics,
@@ -288,6 +290,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
     const transparency = wireTransparencyLog(store, federation, config, logger, metrics);
     closers.push(() => transparency.scheduler.stop());
+    // Set once re-attestation is wired below: a verdict of our own replaces any consensus of ours.
+    let afterLocalVerdict = async (_subjects: Subject[]): Promise<void> => {};
     const verdicts = new VerdictService(store.db, federation.identity.actorId, config.publicUrl, {
       sign: (object) => federation.sign(object),
       // Every verdict we issue, correct or retract is appended to the log as the JCS of its activity.
@@ -295,6 +299,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const activity = await federation.publish(type, object, restricted);
         const objectId = typeof object.id === 'string' ? object.id : null;
         await transparency.log.append([Buffer.from(canonicalize(activity) as string, 'utf8')], [objectId]);
+        if (type !== 'Delete' && object.method !== 'consensus' && Array.isArray(object.subject)) await afterLocalVerdict(object.subject as Subject[]);
         return activity;
       },
     });
@@ -307,25 +312,33 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
+    const consensus = new Reattestation(verdicts, trust, logger);
+    // A peer's verdict that changes may change what we re-attested: decide about that media again.
+    const revisit = (subjects: Subject[]) =>
+      consensus.revisit(subjects).catch((err: unknown) => logger.error({ err }, 're-deciding after a peer verdict changed failed'));
+    afterLocalVerdict = revisit;
     federation.setInboundHandler({
-      verdict: (_kind, verdict, document, actor) => owned(() => verdicts.receive(verdict, document, actor)),
-      retract: (uri, actor) => owned(() => verdicts.receiveRetraction(uri, actor)),
+      verdict: (_kind, verdict, document, actor) =>
+        owned(async () => {
+          await verdicts.receive(verdict, document, actor);
+          await revisit(verdict.subject);
+        }),
+      retract: (uri, actor) =>
+        owned(async () => {
+          await verdicts.receiveRetraction(uri, actor);
+          const retracted = await verdicts.byUri(uri);
+          if (retracted) await revisit(retracted.subjects);
+        }),
       checkpoint: (checkpoint, actor) => transparency.witnessCheckpoint(checkpoint, actor),
       trustStatement: (statement, actor) => trust.receiveStatement(statement, actor),
     });
-    federation.setLookupHandler(async ({ sha256, pdq }) => {
-      const matches = await verdicts.find({
-        sha256: sha256 ? Buffer.from(sha256, 'hex') : undefined,
-        pdq: pdq ? [Buffer.from(pdq, 'hex')] : undefined,
-      });
-      const ours = matches.filter((m) => m.local && m.method !== 'hashlist');
-      return [...(await verdicts.documents(ours.map((m) => m.id))).values()];
-    });
+    federation.setLookupHandler((hashes) => consensus.lookup(hashes));
     await loadIndex(verdicts, store, logger);
+    await consensus.load();
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, hashPool, logger);
+    const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, consensus, hashPool, logger);
     const accounts = new ConsoleAccounts(store.db);
     const mastodon = wireMastodon(config, queues, scanning.intake, logger);
     const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon });

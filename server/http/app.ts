@@ -87,6 +87,7 @@ function publicVerdictJson(v: Verdict) {
     confidence: v.confidence,
     method: v.method,
     classifier: v.classifier,
+    ...(v.basis ? { basis: v.basis } : {}),
     source: v.source,
     published: v.published,
     expires: v.expires,

@@ -7,10 +7,10 @@ import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
 import type { JobQueue } from '../queue/index.js';
-import type { VerdictMatch, VerdictService } from '../verdicts/index.js';
-import { parseClassifierText } from '../verdicts/objects.js';
+import type { Subject, VerdictService } from '../verdicts/index.js';
+import type { Reattestation } from '../verdicts/consensus.js';
 import type { TrustService } from '../trust/service.js';
-import { decide, labelsAtStake, type AbuseLabel, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { recordMedia } from './media.js';
@@ -53,18 +53,12 @@ export interface IntakeOptions {
   scannerAvailable: boolean;
 }
 
-export function toMatched(m: VerdictMatch): MatchedVerdict {
-  return {
-    uri: m.uri,
-    issuer: m.issuer,
-    local: m.local,
-    label: m.label,
-    confidence: m.confidence,
-    method: m.method,
-    classifier: m.classifier ? parseClassifierText(m.classifier) : null,
-    distance: m.distance,
-    published: m.published,
-  };
+/** The subjects a verdict of ours about media gets: its SHA-256 and its PDQ (with the quality). */
+function subjectsOf(hashes: { sha256: string; pdq?: string; pdqQuality?: number }): Subject[] {
+  return [
+    { algorithm: 'sha256', digest: hashes.sha256 },
+    ...(hashes.pdq ? [{ algorithm: 'pdq' as const, digest: hashes.pdq, ...(hashes.pdqQuality === undefined ? {} : { quality: hashes.pdqQuality }) }] : []),
+  ];
 }
 
 /** A scanner node as the server has seen it (since this server process started). */
@@ -83,6 +77,7 @@ export class MediaIntake {
     private readonly db: Db,
     private readonly verdicts: VerdictService,
     private readonly trust: TrustService,
+    private readonly consensus: Reattestation,
     private readonly pool: HashPool,
     private readonly scanQueue: JobQueue<ScanJob>,
     private readonly quarantine: Quarantine | undefined,
@@ -125,11 +120,10 @@ export class MediaIntake {
 
   /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
   async explain(hashes: { sha256?: string; pdq?: string }): Promise<Decision> {
-    const matches = await this.verdicts.find({
+    return this.consensus.decide({
       sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
       pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
     });
-    return decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
   }
 
   /** Scanner nodes that posted results since this process started, most recent first. */
@@ -164,10 +158,7 @@ export class MediaIntake {
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
     await this.verdicts.issue({
-      subjects: [
-        { algorithm: 'sha256', digest: job.sha256 },
-        ...(media.pdq ? [{ algorithm: 'pdq' as const, digest: Buffer.from(media.pdq).toString('hex'), quality: media.pdq_quality ?? undefined }] : []),
-      ],
+      subjects: subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined }),
       label: result.label,
       confidence: result.confidence,
       method: 'classifier',
@@ -230,23 +221,19 @@ export class MediaIntake {
     source: string,
     allowScan = true,
   ): Promise<MediaDecision> {
-    const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
-    const matches = await this.verdicts.find({
+    const query = {
       sha256: Buffer.from(hashes.sha256, 'hex'),
       pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
       pdqQuality: hashes.pdqQuality,
-    });
+    };
+    const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
+    let decision = await this.consensus.decide(query);
     stopLookup?.();
-    let decision = decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy);
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
     if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
-      const pulled = await this.verdicts.find({
-        sha256: Buffer.from(hashes.sha256, 'hex'),
-        pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-        pdqQuality: hashes.pdqQuality,
-      });
-      decision = decide(pulled.map(toMatched), this.trust.weightFn, this.trust.policy);
+      decision = await this.consensus.decide(query);
     }
+    await this.consensus.reconcile(subjectsOf(hashes), decision);
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);

@@ -5,7 +5,9 @@ import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
 import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
+import type { BasisSource } from '../trust/decide.js';
 import {
+  basisFromDocument,
   classifierText,
   indexable,
   parseClassifierText,
@@ -33,6 +35,8 @@ export interface NewVerdict {
   confidence: number;
   method: Method;
   classifier?: Classifier;
+  /** Consensus verdicts: what we counted (decide()'s basis). */
+  basis?: readonly BasisSource[];
   supersedes?: string;
   /** Where a local verdict came from: 'hashlist:partner.csv', 'moderator:alice', ... */
   source?: string;
@@ -50,6 +54,8 @@ export interface Verdict {
   confidence: number;
   method: Method;
   classifier: string | null;
+  /** Consensus verdicts: the sources their issuer counted; null for other methods. */
+  basis: BasisSource[] | null;
   source: string | null;
   published: string;
   expires: string | null;
@@ -79,6 +85,7 @@ type VerdictRow = {
   expires: Date | null;
   supersedes: string | null;
   retracted_at: Date | null;
+  basis: unknown;
 };
 
 function toHex(bytes: Uint8Array): string {
@@ -104,6 +111,11 @@ export class VerdictService {
     /** Signs and federates what `issue`/`update`/`retractLocal` produce; absent in offline CLI runs. */
     private readonly publisher?: VerdictPublisher,
   ) {}
+
+  /** This instance's actor id, the issuer of our own verdicts. */
+  get issuer(): string {
+    return this.localIssuer;
+  }
 
   /** Loads every live subject into the matcher; run once at start. */
   async loadIndex(pageSize = LOAD_PAGE): Promise<void> {
@@ -287,6 +299,7 @@ export class VerdictService {
       confidence: patch.confidence ?? current.confidence,
       method: current.method,
       classifier: current.classifier ? parseClassifierText(current.classifier) : undefined,
+      basis: current.basis,
       expires: patch.expires === undefined ? (current.expires ? new Date(current.expires) : undefined) : (patch.expires ?? undefined),
       supersedes: current.supersedes ?? undefined,
     };
@@ -428,6 +441,18 @@ export class VerdictService {
     });
   }
 
+  /** Ids of our live consensus verdicts (re-attestations). */
+  async liveConsensusIds(): Promise<number[]> {
+    const rows = await this.db
+      .selectFrom('verdicts')
+      .select('id')
+      .where('is_local', '=', true)
+      .where('method', '=', 'consensus')
+      .where('retracted_at', 'is', null)
+      .execute();
+    return rows.map((r) => Number(r.id));
+  }
+
   /** Our scanner's verdicts per hour and label since `since` (the health chart). */
   async hourlyScans(since: Date): Promise<HourlyCount[]> {
     const rows = await this.db
@@ -459,6 +484,7 @@ export class VerdictService {
     const rows = (await this.db
       .selectFrom('verdicts')
       .select(['id', 'uri', 'issuer', 'is_local', 'label', 'confidence', 'method', 'classifier', 'source', 'published', 'expires', 'supersedes', 'retracted_at'])
+      .select(sql<unknown>`CASE WHEN method = 'consensus' THEN document->'basis' END`.as('basis'))
       .where('id', 'in', ids)
       .execute()) as VerdictRow[];
     const subjects = await this.db
@@ -483,6 +509,7 @@ export class VerdictService {
         confidence: r.confidence,
         method: r.method as Method,
         classifier: r.classifier,
+        basis: basisFromDocument(r.basis),
         source: r.source,
         published: r.published.toISOString(),
         expires: r.expires?.toISOString() ?? null,

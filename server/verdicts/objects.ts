@@ -1,7 +1,8 @@
 // Verdicts as federated objects: the JSON a Verdict is published as (docs/protocol.md), and the
 // small conversions between it and our rows.
 import { VERDICT_CONTEXT } from '../../shared/vocab/contexts.js';
-import type { VerdictObject } from '../../shared/vocab/objects.js';
+import type { BasisEntry, VerdictObject } from '../../shared/vocab/objects.js';
+import type { BasisSource } from '../trust/decide.js';
 import { PIPELINE_ID } from '../../shared/hashing/index.js';
 import type { Label, Method, Algorithm } from '../../shared/vocab/verdict.js';
 import type { IndexedSubject } from '../matching/matcher.js';
@@ -39,6 +40,27 @@ export function parseClassifierText(text: string): Classifier {
   return at > 0 ? { name: text.slice(0, at), version: text.slice(at + 1) } : { name: text, version: 'unknown' };
 }
 
+/** A consensus verdict's basis as published: each source's issuer as `attributedTo`. */
+export function basisToWire(basis: readonly BasisSource[]): BasisEntry[] {
+  return basis.map((b) => ({
+    attributedTo: b.issuer,
+    method: b.method,
+    ...(b.classifier ? { classifier: { name: b.classifier.name, version: b.classifier.version } } : {}),
+    contribution: b.contribution,
+  }));
+}
+
+/** The basis of a stored verdict document (validated when it arrived), or null when it has none. */
+export function basisFromDocument(basis: unknown): BasisSource[] | null {
+  if (!Array.isArray(basis)) return null;
+  return (basis as BasisEntry[]).map((b) => ({
+    issuer: b.attributedTo,
+    method: b.method,
+    classifier: b.classifier ? { name: b.classifier.name, version: b.classifier.version } : null,
+    contribution: b.contribution,
+  }));
+}
+
 export function indexable(subjects: Array<{ algorithm: Algorithm; digest: string; quality?: number }>): IndexedSubject[] {
   return subjects.map((s) => ({ algorithm: s.algorithm, digest: Buffer.from(s.digest, 'hex'), quality: s.quality ?? null }));
 }
@@ -51,6 +73,7 @@ export function verdictObject(v: {
   confidence: number;
   method: Method;
   classifier?: Classifier;
+  basis?: readonly BasisSource[] | null;
   published: Date;
   updated?: Date;
   expires?: Date;
@@ -66,6 +89,7 @@ export function verdictObject(v: {
     confidence: v.confidence,
     method: v.method,
     ...(v.classifier ? { classifier: v.classifier } : {}),
+    ...(v.basis && v.basis.length > 0 ? { basis: basisToWire(v.basis) } : {}),
     pipeline: PIPELINE_ID,
     published: v.published.toISOString(),
     ...(v.updated ? { updated: v.updated.toISOString() } : {}),

@@ -82,6 +82,16 @@ export interface ClassifierRef {
 }
 
 /** The proof members we check (structure only; verifyObject checks the signature). */
+/** One source a `consensus` verdict rests on (docs/protocol.md, "Re-attestation"). */
+export interface BasisEntry {
+  /** The instance that issued the verdict counted. */
+  attributedTo: string;
+  method: 'classifier' | 'human' | 'hashlist';
+  classifier?: ClassifierRef;
+  /** What the re-attesting issuer counted it for (its trust × confidence × match), 0..1. */
+  contribution: number;
+}
+
 export interface ProofShape {
   type: typeof PROOF_TYPE;
   cryptosuite: typeof CRYPTOSUITE;
@@ -102,6 +112,8 @@ export interface VerdictObject {
   confidence: number;
   method: Method;
   classifier?: ClassifierRef;
+  /** Only with method `consensus`. */
+  basis?: BasisEntry[];
   pipeline?: string;
   published: string;
   updated?: string;
@@ -195,6 +207,7 @@ export type ParsedActivity = ActivityEnvelope | UnknownActivity;
 
 export const MAX_URL_LENGTH = 2048;
 export const MAX_SUBJECTS = 16;
+export const MAX_BASIS = 16;
 export const MAX_TRUST_ENTRIES = 10_000;
 export const MAX_CONTEXT_ENTRIES = 8;
 export const MAX_NOTE_LENGTH = 16 * 1024;
@@ -382,6 +395,24 @@ function buildSchemas(allowHttp: boolean) {
     { error: 'must be a single DataIntegrityProof object' },
   );
 
+  const classifierRef = z.object({ name: textField(), version: textField() }, { error: 'must be an object with name and version' });
+  const basisEntry = z
+    .object(
+      {
+        attributedTo: actorUrl,
+        method: z.enum(['classifier', 'human', 'hashlist'], { error: 'must be classifier, human or hashlist (a basis is never a consensus)' }),
+        classifier: classifierRef.optional(),
+        contribution: z
+          .number({ error: 'must be a finite number' })
+          .min(0, { error: 'must be between 0 and 1' })
+          .max(1, { error: 'must be between 0 and 1' }),
+      },
+      { error: 'must be an object' },
+    )
+    .superRefine((b, ctx) => {
+      if (b.method === 'classifier' && b.classifier === undefined) ctx.addIssue({ code: 'custom', message: 'is required when method is "classifier"', path: ['classifier'] });
+    });
+
   const verdict = z
     .object(
       {
@@ -396,7 +427,8 @@ function buildSchemas(allowHttp: boolean) {
           .min(0, { error: 'must be between 0 and 1' })
           .max(1, { error: 'must be between 0 and 1' }),
         method: z.enum(METHODS, { error: `must be one of ${METHODS.join(', ')}` }),
-        classifier: z.object({ name: textField(), version: textField() }, { error: 'must be an object with name and version' }).optional(),
+        classifier: classifierRef.optional(),
+        basis: boundedArray(basisEntry, 1, MAX_BASIS, 'basis entries').optional(),
         pipeline: textField().optional(),
         published: dateField,
         updated: dateField.optional(),
@@ -415,6 +447,9 @@ function buildSchemas(allowHttp: boolean) {
       });
       if (v.method === 'classifier' && v.classifier === undefined) {
         ctx.addIssue({ code: 'custom', message: 'is required when method is "classifier"', path: ['classifier'] });
+      }
+      if (v.basis !== undefined && v.method !== 'consensus') {
+        ctx.addIssue({ code: 'custom', message: 'is only allowed when method is "consensus"', path: ['basis'] });
       }
       const published = parseRfc3339(v.published);
       const updated = v.updated === undefined ? undefined : parseRfc3339(v.updated);

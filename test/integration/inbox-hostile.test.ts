@@ -241,7 +241,13 @@ describe('inbox against hostile peers', () => {
     const decision = await (await fetch(`${base}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(honest.lookups).toEqual([expect.stringContaining(`sha256=${sha256}`)]);
     expect(decision).toMatchObject({ outcome: 'block', label: 'spam', scan_pending: false, explanation: { decidedBy: 'peers' } });
-    expect(await stored(sha256)).toMatchObject([{ issuer: honest.actor, label: 'spam' }]);
+    // The pulled verdict is kept, and, since it decided, re-attested as our consensus naming it.
+    const kept = await stored(sha256);
+    expect(kept).toHaveLength(2);
+    expect(kept).toContainEqual(expect.objectContaining({ issuer: honest.actor, label: 'spam', method: 'human' }));
+    expect(kept).toContainEqual(
+      expect.objectContaining({ local: true, label: 'spam', method: 'consensus', basis: [expect.objectContaining({ issuer: honest.actor, method: 'human' })] }),
+    );
   });
 
   it('refuses a replayed activity', async () => {

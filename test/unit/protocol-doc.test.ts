@@ -210,7 +210,7 @@ afterAll(() => {
 // ---------------------------------------------------------------------------------------------
 
 const KNOWN_KINDS = new Set([
-  'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'tombstone', 'trust-statement', 'checkpoint',
+  'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'consensus-verdict', 'tombstone', 'trust-statement', 'checkpoint',
   'inbox-response', 'create', 'update', 'delete', 'follow', 'accept', 'reject', 'undo', 'outbox', 'outbox-page',
   'catchup-page', 'followers', 'error',
 ]);
@@ -260,6 +260,22 @@ describe('docs/protocol.md examples', () => {
     expect(node['https://w3id.org/vouch#label']).toEqual([{ '@value': 'sexual' }]);
     expect(node['https://w3id.org/vouch#subject']).toHaveLength(3);
     expect(node['https://w3id.org/security#proof']).toBeDefined();
+  });
+});
+
+describe('re-attestation', () => {
+  it('the consensus Verdict example parses, its basis expands to the vouch namespace, and a basis needs method consensus', async () => {
+    const v = example('consensus-verdict');
+    expect(parseVerdict(v, { requireProof: false }).basis).toHaveLength(2);
+    const { expanded } = await expand(v);
+    const basis = (expanded[0] as Record<string, any>)['https://w3id.org/vouch#basis'];
+    expect(basis).toHaveLength(2);
+    expect(basis[0]['https://w3id.org/vouch#contribution']).toEqual([{ '@value': 0.72, '@type': 'http://www.w3.org/2001/XMLSchema#double' }]);
+    expect(basis[0]['https://www.w3.org/ns/activitystreams#attributedTo']).toEqual([{ '@id': 'https://c.example/actor' }]);
+    expect(() => parseVerdict({ ...v, method: 'human' }, { requireProof: false })).toThrow(/basis.*only allowed when method is "consensus"/s);
+    const relayed = { ...v, basis: [{ ...v.basis[0], method: 'consensus' }] };
+    expect(() => parseVerdict(relayed, { requireProof: false })).toThrow(/never a consensus/);
+    expect(() => parseVerdict({ ...v, basis: Array.from({ length: 17 }, () => v.basis[0]) }, { requireProof: false })).toThrow(/at most 16/);
   });
 });
 

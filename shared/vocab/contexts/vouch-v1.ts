@@ -40,6 +40,9 @@ const context = {
     classifier: 'vouch:classifier',
     version: 'vouch:version',
     pipeline: 'vouch:pipeline',
+    // A consensus verdict's sources: each names its issuer with attributedTo (as:attributedTo).
+    basis: { '@id': 'vouch:basis', '@container': '@set' },
+    contribution: { '@id': 'vouch:contribution', '@type': 'xsd:double' },
     expires: { '@id': 'vouch:expires', '@type': 'xsd:dateTime' },
     supersedes: { '@id': 'vouch:supersedes', '@type': '@id' },
     // Actor endpoint: where approved followers ask for verdicts before scanning (pull on miss).

@@ -1,0 +1,148 @@
+// Re-attestation across three real servers on 127.0.0.x, delivering through BullMQ on the real
+// Redis: C's moderator judges an image; B follows C and decides by C's verdict, so B publishes a
+// consensus verdict naming it; A follows B only (not C) and decides the same image with no scan.
+// When C retracts, B's consensus goes too and A no longer allows. Scanners are off, so an unknown
+// stays unknown: a decision here comes only from verdicts.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticJpeg } from '../helpers/images.js';
+import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
+import { hashImage } from '../../shared/hashing/index.js';
+
+const TOKEN = randomBytes(32).toString('hex');
+
+interface Instance {
+  url: string;
+  actor: string;
+  server: ServerProcess;
+}
+
+describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’s judgement reaches A through B', () => {
+  let a: Instance;
+  let b: Instance;
+  let c: Instance;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${i.url}/api/v1/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: res.status === 204 ? undefined : await res.json() };
+  };
+  const submit = async (i: Instance, bytes: Buffer) => {
+    const res = await fetch(`${i.url}/api/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'image/jpeg' }, body: bytes });
+    expect(res.status).toBe(200);
+    return res.json();
+  };
+  const verdictsAbout = async (i: Instance, sha256: string) =>
+    ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`)).json()) as { matches: Array<Record<string, unknown>> }).matches;
+
+  async function start(host: string): Promise<Instance> {
+    const store = STORE_BACKENDS[0].create();
+    cleanups.push(store.cleanup);
+    const port = await freePort(host);
+    const url = `http://${host}:${port}`;
+    const server = await startServerProcess({
+      VOUCH_DATA_DIR: store.config.dataDir,
+      VOUCH_HOST: host,
+      VOUCH_PORT: String(port),
+      VOUCH_PUBLIC_URL: url,
+      VOUCH_ADMIN_TOKEN: TOKEN,
+      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
+      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
+      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+      REDIS_URL,
+      VOUCH_SCANNER: 'off',
+    });
+    return { url, actor: `${url}/actor`, server };
+  }
+
+  async function follow(from: Instance, to: Instance): Promise<void> {
+    expect((await admin(from, 'POST', '/peers/follow', { target: to.actor })).status).toBe(202);
+    await eventually(async () => (await admin(to, 'POST', '/peers/approve', { actor: from.actor })).status === 200, 20_000, 'the follow to be approved');
+    await eventually(async () => {
+      const { peers } = (await admin(from, 'GET', '/peers')).body as { peers: Array<{ actor: string; following: string }> };
+      return peers.some((p) => p.actor === to.actor && p.following === 'accepted');
+    }, 20_000, 'the Accept');
+    expect((await admin(from, 'PUT', '/trust', { peer: to.actor, abuse: 1, ok: 1 })).status).toBe(200);
+  }
+
+  beforeAll(async () => {
+    [a, b, c] = await Promise.all([start('127.0.0.51'), start('127.0.0.52'), start('127.0.0.53')]);
+    await follow(b, c);
+    await follow(a, b);
+  });
+
+  afterAll(async () => {
+    for (const i of [a, b, c]) await i?.server.stop();
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  /** C's moderator says `ok` about this image (a human verdict, confidence 1), and B holds it. */
+  async function judgedByC(seed: number) {
+    const bytes = await syntheticJpeg(seed);
+    const hashes = await hashImage(bytes);
+    const issued = await admin(c, 'POST', '/verdicts', {
+      subjects: [{ algorithm: 'sha256', digest: hashes.sha256 }, { algorithm: 'pdq', digest: hashes.pdq, quality: hashes.pdqQuality }],
+      label: 'ok',
+      confidence: 1,
+      method: 'human',
+    });
+    expect(issued.status).toBe(201);
+    await eventually(async () => (await verdictsAbout(b, hashes.sha256)).length > 0, 15_000, 'C’s verdict to reach B');
+    return { bytes, hashes, uri: (issued.body as { id: string }).id };
+  }
+
+  it('B decides by C’s verdict and re-attests; A, which never followed C, allows with no scan', async () => {
+    const { bytes, hashes, uri } = await judgedByC(501);
+    // A knows nothing yet: unknown.
+    expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
+
+    const atB = await submit(b, bytes);
+    expect(atB).toMatchObject({ outcome: 'allow', label: 'ok', scan_pending: false });
+    const consensus = await eventually(
+      async () => (await verdictsAbout(a, hashes.sha256)).find((v) => v.method === 'consensus'),
+      15_000,
+      'B’s consensus verdict to reach A',
+    );
+    expect(consensus).toMatchObject({ issuer: b.actor, label: 'ok', basis: [{ issuer: c.actor, method: 'human', contribution: 1 }] });
+
+    const atA = await submit(a, bytes);
+    expect(atA).toMatchObject({ outcome: 'allow', label: 'ok', scan_pending: false, explanation: { decidedBy: 'peers' } });
+    expect(atA.explanation.top[0]).toMatchObject({ issuer: b.actor, method: 'consensus', relays: { issuer: c.actor, method: 'human' }, contribution: 1 });
+
+    // C retracts: B decides again, retracts its consensus, and A no longer allows.
+    expect((await admin(c, 'DELETE', `/verdicts/${uri.split('/').pop()}`)).status).toBe(204);
+    await eventually(async () => (await verdictsAbout(a, hashes.sha256)).length === 0, 15_000, 'B’s retraction to reach A');
+    expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
+  });
+
+  it('asked by A’s pull on miss, B re-attests on demand an image it never saw', async () => {
+    expect((await admin(a, 'POST', '/peers/pull', { actor: b.actor, enabled: true })).status).toBe(200);
+    const { bytes, hashes } = await judgedByC(502);
+    const atA = await submit(a, bytes);
+    expect(atA).toMatchObject({ outcome: 'allow', scan_pending: false });
+    expect(atA.explanation.top[0]).toMatchObject({ issuer: b.actor, method: 'consensus', relays: { issuer: c.actor } });
+    // B now holds its consensus as its own verdict, published like any other.
+    expect((await verdictsAbout(b, hashes.sha256)).map((v) => [v.issuer, v.method])).toContainEqual([b.actor, 'consensus']);
+  });
+
+  it('a verdict of B’s own replaces its consensus', async () => {
+    const { bytes, hashes } = await judgedByC(503);
+    await submit(b, bytes);
+    await eventually(async () => (await verdictsAbout(b, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s consensus');
+    // B's moderator disagrees with C.
+    const own = await admin(b, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: hashes.sha256 }], label: 'spam', confidence: 0.9, method: 'human' });
+    expect(own.status).toBe(201);
+    await eventually(async () => !(await verdictsAbout(b, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s consensus to go');
+    const atA = await eventually(async () => {
+      const d = await submit(a, bytes);
+      return d.outcome === 'block' ? d : undefined;
+    }, 15_000, 'A to follow B’s own verdict');
+    expect(atA).toMatchObject({ label: 'spam' });
+  });
+});
