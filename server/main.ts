@@ -158,20 +158,39 @@ function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, logge
 }
 
 /** The configured classifier, for offline use (`vouch scan --classify`). */
-export function loadClassifier(config: Config): Promise<Classifier> {
+export function loadClassifiers(config: Config): Promise<Classifier[]> {
   return classifierLoader(config)();
 }
 
-/** Classifies one image file as a scanner node would (same decoding). */
-export async function classifyFile(classifier: Classifier, path: string) {
-  const result = (await classifier.classify([await decodeForClassifier(await readFile(path))]))[0];
-  return { label: result.label, confidence: result.confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
+/** Classifies one image file with each classifier, as a scanner node would (same decoding). */
+export async function classifyFile(classifiers: Classifier[], path: string) {
+  const image = await decodeForClassifier(await readFile(path));
+  return Promise.all(
+    classifiers.map(async (classifier) => {
+      const [result] = await classifier.classify([image]);
+      return { label: result.label, confidence: result.confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
+    }),
+  );
 }
 
-function classifierLoader(config: Config): () => Promise<Classifier> {
-  let loading: Promise<Classifier> | undefined;
-  const spec = config.scanner.classifier;
-  return () => (loading ??= createClassifier(spec === 'default' ? { kind: 'default' } : { kind: 'onnx', configPath: spec }));
+/** VOUCH_CLASSIFIER's list, loaded once (all or none: one that fails to load closes the others). */
+function classifierLoader(config: Config): () => Promise<Classifier[]> {
+  let loading: Promise<Classifier[]> | undefined;
+  const load = async () => {
+    const results = await Promise.allSettled(
+      config.scanner.classifier.map((spec) => createClassifier(spec === 'default' ? { kind: 'default' } : { kind: 'onnx', configPath: spec })),
+    );
+    const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(loaded.map((c) => c.close()));
+      throw failed.reason;
+    }
+    const names = loaded.map((c) => `${c.info.name}@${c.info.version}`);
+    if (new Set(names).size !== names.length) throw new ConfigError(`VOUCH_CLASSIFIER names the same classifier twice (${names.join(', ')})`);
+    return loaded;
+  };
+  return () => (loading ??= load());
 }
 
 function wireScanning(
@@ -217,7 +236,7 @@ function wireScanning(
     scanQueueCounts: () => scanQueue.counts(),
     scannerOptions: {
       queue: scanQueue,
-      classifier: classifierLoader(config),
+      classifiers: classifierLoader(config),
       token: scannerToken,
       concurrency: config.scanner.concurrency,
       maxBatch: config.scanner.maxBatch,
@@ -232,11 +251,11 @@ export async function startScannerNode(config: Config, logger: Logger, serverUrl
   if (!config.scanner.token) throw new ConfigError('set VOUCH_SCANNER_TOKEN to the server\'s scanner token');
   const queues = createQueues({ redisUrl: config.redisUrl, prefix: queuePrefix(config.publicUrl), logger });
   const loadClassifier = classifierLoader(config);
-  const info = (await loadClassifier()).info;
-  logger.info({ classifier: `${info.name}@${info.version}`, measures: info.measures }, 'scanner node ready');
+  const infos = (await loadClassifier()).map((c) => c.info);
+  logger.info({ classifiers: infos.map((i) => `${i.name}@${i.version}`), measures: infos.map((i) => i.measures) }, 'scanner node ready');
   startScanner({
     queue: queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 }),
-    classifier: loadClassifier,
+    classifiers: loadClassifier,
     serverUrl: serverUrl.replace(/\/+$/, ''),
     token: config.scanner.token,
     concurrency: config.scanner.concurrency,
@@ -246,7 +265,7 @@ export async function startScannerNode(config: Config, logger: Logger, serverUrl
   return {
     async close() {
       await queues.close();
-      await (await loadClassifier()).close();
+      await Promise.all((await loadClassifier()).map((c) => c.close()));
     },
   };
 }

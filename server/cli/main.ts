@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
 import { createLogger, createServerLogger, type Logger } from '../config/logger.js';
-import { classifyFile, imageLimits, loadClassifier, openCore, startScannerNode, startServer } from '../main.js';
+import { classifyFile, imageLimits, loadClassifiers, openCore, startScannerNode, startServer } from '../main.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
 import { StoreLockedError, openStore } from '../store/index.js';
@@ -160,9 +160,9 @@ program
     const bar = progressBar('files');
     try {
       const sweeper = new Sweeper(core.store.db, core.verdicts, pool);
-      const classifier = opts.classify ? await loadClassifier(config) : undefined;
+      const classifiers = opts.classify ? await loadClassifiers(config) : undefined;
       const summary = await sweeper.sweep({
-        classify: classifier ? (path) => classifyFile(classifier, path) : undefined,
+        classify: classifiers ? (path) => classifyFile(classifiers, path) : undefined,
         root: dir,
         quarantineDir: opts.quarantine,
         deleteMatches: opts.deleteMatches,
@@ -173,7 +173,7 @@ program
         progress: (done, total) => bar.update(done, total),
       });
       bar.stop();
-      await classifier?.close();
+      await Promise.all((classifiers ?? []).map((c) => c.close()));
       process.stderr.write(
         `vouch scan: ${summary.files} files: ${summary.unknown} unknown, ${summary.matched} matched, ` +
           `${summary.quarantined} quarantined, ${summary.deleted} deleted, ${summary.errors} errors, ${summary.skipped} already done\n`,

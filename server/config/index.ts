@@ -68,8 +68,21 @@ const configSchema = z
         mode: z.enum(['auto', 'inprocess', 'external', 'off']).default('auto'),
         /** Shared secret between the server and its scanner nodes. */
         token: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
-        /** `default` (the bundled adult-content triage model) or the path of an ONNX classifier config. */
-        classifier: z.string().min(1).default('default'),
+        /**
+         * Comma-separated: `default` (the bundled adult-content triage model) and/or paths of ONNX
+         * classifier configs. Every scan runs each; two independent models let peers allow on one scan.
+         */
+        classifier: z
+          .string()
+          .min(1)
+          .default('default')
+          .transform((text) => text.split(',').map((s) => s.trim()))
+          .pipe(
+            z
+              .array(z.string().min(1, 'an empty entry in the list'))
+              .max(4, 'at most 4 classifiers')
+              .refine((list) => new Set(list).size === list.length, 'a classifier is listed twice'),
+          ),
         concurrency: positiveInt.max(64).default(2),
         maxBatch: positiveInt.max(256).default(8),
         /** How long an upload (pict-rs, POST /api/v1/media?wait=1) waits for its scan. */

@@ -107,9 +107,20 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
 const scanResultSchema = z
   .object({
     job: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), decisionId: z.number().int().positive(), spotCheck: z.boolean() }).strict(),
-    label: z.enum(LABELS),
-    confidence: z.number().min(0).max(1),
-    classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).strict(),
+    /** One per model the node ran. */
+    results: z
+      .array(
+        z
+          .object({
+            label: z.enum(LABELS),
+            confidence: z.number().min(0).max(1),
+            classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).strict(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(4)
+      .refine((list) => new Set(list.map((r) => `${r.classifier.name}@${r.classifier.version}`)).size === list.length, 'one result per classifier'),
     node: z.string().regex(/^[\w.:-]{1,200}$/).optional(),
   })
   .strict();
@@ -128,9 +139,9 @@ export function scannerRoutes(deps: { token: string; intake: MediaIntake }): Rou
   router.post('/internal/scan-results', auth, express.json({ limit: '16kb' }), async (req, res) => {
     const parsed = scanResultSchema.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_request', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    const { job, ...result } = parsed.data;
+    const { job, results, node } = parsed.data;
     try {
-      await deps.intake.scanResult(job, result);
+      await deps.intake.scanResult(job, results, node);
     } catch (err) {
       if (err instanceof MediaRejectedError) throw new HttpError(404, err.code, err.message);
       throw err;

@@ -25,6 +25,13 @@ export interface ScanJob {
 
 export const SCAN_QUEUE = 'scan';
 
+/** What one model said about a scanned image. */
+export interface ScanResult {
+  label: MatchedVerdict['label'];
+  confidence: number;
+  classifier: { name: string; version: string };
+}
+
 export interface MediaDecision {
   decisionId: number;
   outcome: Decision['outcome'];
@@ -144,32 +151,26 @@ export class MediaIntake {
   }
 
   /**
-   * A scanner's result: it becomes our own signed, published verdict. A spot check that
-   * contradicts the peers who decided lowers their weight, with the reason recorded.
+   * A scanner's results, one per model: each becomes our own signed, published verdict. A spot
+   * check that contradicts the peers who decided lowers their weight, with the reason recorded.
    */
-  async scanResult(
-    job: ScanJob,
-    result: { label: MatchedVerdict['label']; confidence: number; classifier: { name: string; version: string }; node?: string },
-  ): Promise<void> {
+  async scanResult(job: ScanJob, results: ScanResult[], node = 'unnamed'): Promise<void> {
     const media = await this.db
       .selectFrom('media')
       .select(['pdq', 'pdq_quality'])
       .where('sha256', '=', Buffer.from(job.sha256, 'hex'))
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
-    await this.verdicts.issue({
-      subjects: subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined }),
-      label: result.label,
-      confidence: result.confidence,
-      method: 'classifier',
-      classifier: result.classifier,
-      source: 'scanner',
-    });
-    this.options.metrics?.scans.inc({ label: result.label });
-    const node = result.node ?? 'unnamed';
+    const subjects = subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined });
+    for (const result of results) {
+      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source: 'scanner' });
+      this.options.metrics?.scans.inc({ label: result.label });
+    }
     const seen = this.nodes.get(node);
-    this.nodes.set(node, { node, classifier: `${result.classifier.name} ${result.classifier.version}`, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
-    if (job.spotCheck) await this.compareWithPeers(job.decisionId, result.label);
+    const classifiers = results.map((r) => `${r.classifier.name} ${r.classifier.version}`).join(', ');
+    this.nodes.set(node, { node, classifier: classifiers, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
+    // Our scan says abuse when any model flagged it.
+    if (job.spotCheck) await this.compareWithPeers(job.decisionId, results.find((r) => r.label !== 'ok')?.label ?? 'ok');
     // The media's decision after the scan is recorded here, so that what the scanner flags is
     // quarantined and reviewed, and uploads waiting for the scan answer with it. The verdict
     // stands even if this fails (a retried result would issue a second one): logged instead.

@@ -1,7 +1,8 @@
 // The scanner node: takes scan jobs from the queue (BullMQ on Redis, so it can run on any GPU
 // machine that reaches Redis; or in-process), fetches the media from the server by a short-lived
-// signed URL with its token, classifies in small batches, and posts the result back. It holds no
-// database and no signing key: the server turns results into signed verdicts.
+// signed URL with its token, classifies it with each configured model in small batches, and posts
+// the results back. It holds no database and no signing key: the server turns results into signed
+// verdicts, one per model.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
 import sharp from 'sharp';
@@ -72,8 +73,8 @@ class Batcher {
 
 export interface ScannerOptions {
   queue: JobQueue<ScanJob>;
-  /** Loaded on the first job, so a server that never scans never pays for the model. */
-  classifier: () => Promise<Classifier>;
+  /** Loaded on the first job, so a server that never scans never pays for the models. */
+  classifiers: () => Promise<Classifier[]>;
   serverUrl: string;
   token: string;
   concurrency: number;
@@ -83,13 +84,13 @@ export interface ScannerOptions {
 
 export function startScanner(options: ScannerOptions): void {
   const { queue, serverUrl, token, logger } = options;
-  let loaded: Promise<{ classifier: Classifier; batcher: Batcher }> | undefined;
+  let loaded: Promise<Array<{ classifier: Classifier; batcher: Batcher }>> | undefined;
   const auth = { authorization: `Bearer ${token}` };
   // How the server's health page names this node.
   const node = `${hostname()}:${process.pid}`.replace(/[^\w.:-]/g, '_').slice(0, 200);
   queue.process(
     async (job) => {
-      loaded ??= options.classifier().then((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) }));
+      loaded ??= options.classifiers().then((list) => list.map((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) })));
       const { sha256 } = job.data;
       const expires = Date.now() + SCAN_URL_TTL_MS;
       const url = `${serverUrl}/internal/scan-media/${sha256}?expires=${expires}&signature=${scanUrlSignature(token, sha256, expires)}`;
@@ -97,18 +98,21 @@ export function startScanner(options: ScannerOptions): void {
       if (res.status === 404) throw new PermanentJobError(`media ${sha256} is no longer pending`);
       if (!res.ok) throw new Error(`fetching media ${sha256} answered ${res.status}`);
       const image = await decodeForClassifier(Buffer.from(await res.arrayBuffer()));
-      const { classifier, batcher } = await loaded;
-      const result = await batcher.classify(image);
-      const { name, version } = classifier.info;
+      const results = await Promise.all(
+        (await loaded).map(async ({ classifier, batcher }) => {
+          const { label, confidence } = await batcher.classify(image);
+          return { label, confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
+        }),
+      );
       const post = await fetch(`${serverUrl}/internal/scan-results`, {
         method: 'POST',
         headers: { ...auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ job: job.data, label: result.label, confidence: result.confidence, classifier: { name, version }, node }),
+        body: JSON.stringify({ job: job.data, results, node }),
         signal: AbortSignal.timeout(30_000),
       });
       if (post.status >= 400 && post.status < 500) throw new PermanentJobError(`server refused the result: ${post.status} ${await post.text()}`);
       if (!post.ok) throw new Error(`posting the result answered ${post.status}`);
-      logger.info({ sha256, label: result.label, confidence: result.confidence }, 'scanned');
+      logger.info({ sha256, results: results.map((r) => `${r.classifier.name}: ${r.label} ${r.confidence.toFixed(3)}`) }, 'scanned');
     },
     { concurrency: options.concurrency },
   );

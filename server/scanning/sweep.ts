@@ -26,7 +26,8 @@ export interface SweepOptions {
    * Classifies images no verdict matched and records the result as a local classifier verdict
    * (offline: recorded, not signed or published; the server publishes what its scanner finds).
    */
-  classify?: (path: string) => Promise<{ label: Label; confidence: number; classifier: { name: string; version: string } }>;
+  /** One result per model. */
+  classify?: (path: string) => Promise<Array<{ label: Label; confidence: number; classifier: { name: string; version: string } }>>;
 }
 
 export interface SweepReportLine {
@@ -36,7 +37,8 @@ export interface SweepReportLine {
   pdq?: string;
   pdq_quality?: number;
   matches?: Array<{ id: string; issuer: string; label: string; confidence: number; distance: number; matched_by: string }>;
-  classified?: { label: string; confidence: number; classifier: string };
+  /** One entry per model (VOUCH_CLASSIFIER may list several). */
+  classified?: Array<{ label: string; confidence: number; classifier: string }>;
   quarantined_to?: string;
   error?: { code: string; message: string };
 }
@@ -168,21 +170,21 @@ export class Sweeper {
       if (matches.length > 0) summary.matched++;
       else summary.unknown++;
       if (matches.length === 0 && options.classify) {
-        const result = await options.classify(path);
-        line.classified = { label: result.label, confidence: result.confidence, classifier: `${result.classifier.name}@${result.classifier.version}` };
-        await this.verdicts.recordLocal([
-          {
+        const results = await options.classify(path);
+        line.classified = results.map((r) => ({ label: r.label, confidence: r.confidence, classifier: `${r.classifier.name}@${r.classifier.version}` }));
+        await this.verdicts.recordLocal(
+          results.map((r) => ({
             subjects: [
-              { algorithm: 'sha256', digest: h.sha256 },
-              { algorithm: 'pdq', digest: h.pdq, quality: h.pdqQuality },
+              { algorithm: 'sha256' as const, digest: h.sha256 },
+              { algorithm: 'pdq' as const, digest: h.pdq, quality: h.pdqQuality },
             ],
-            label: result.label,
-            confidence: result.confidence,
-            method: 'classifier',
-            classifier: result.classifier,
+            label: r.label,
+            confidence: r.confidence,
+            method: 'classifier' as const,
+            classifier: r.classifier,
             source,
-          },
-        ]);
+          })),
+        );
       }
       const actionable = matches.some((m) => actOn.has(m.label));
       if (actionable && options.deleteMatches) {

@@ -108,13 +108,13 @@ describe('vouch scan and import-hashes', () => {
     expect(result.code, result.stderr).toBe(0);
     const [line] = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     // The bundled model is adult-content triage: it only ever says ok or sexual.
-    expect(line).toMatchObject({ status: 'unknown', classified: { label: expect.stringMatching(/^(ok|sexual)$/), classifier: expect.stringMatching(/nsfw/i) } });
+    expect(line).toMatchObject({ status: 'unknown', classified: [{ label: expect.stringMatching(/^(ok|sexual)$/), classifier: expect.stringMatching(/nsfw/i) }] });
     const hashed = JSON.parse((await runCli(['hash', join(fresh, 'new.jpg')], env)).stdout);
     writeFileSync(join(fresh, 'copy.jpg'), readFileSync(join(fresh, 'new.jpg')));
     const again = await runCli(['scan', fresh, '--report', report], env);
     expect(again.code, again.stderr).toBe(0);
     const last = JSON.parse(readFileSync(report, 'utf8').trim().split('\n').pop()!);
-    expect(last).toMatchObject({ file: 'copy.jpg', sha256: hashed.sha256, status: 'match', matches: [{ label: line.classified.label }] });
+    expect(last).toMatchObject({ file: 'copy.jpg', sha256: hashed.sha256, status: 'match', matches: [{ label: line.classified[0].label }] });
   });
 
   it('refuses a bad list without importing any of it', async () => {

@@ -1,11 +1,16 @@
 // Scan once, trust everywhere: B and its scanner node (a separate process on the real Redis)
-// classify an image and publish the verdict; A, which follows and trusts B, then decides about the
-// same image with no scan of its own. The classifier is the real bundled model on the CPU (the
-// GPU is what the test cannot have); the images are generated.
+// classify an image with two models and publish a verdict for each; A, which follows and trusts B,
+// then decides about the same image with no scan of its own, under the default policy (allow needs
+// two independent classifiers). The models are the real bundled one on the CPU (the GPU is what
+// the test cannot have) and a tiny generated ONNX model that says ok; the images are generated.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
+import { writeOkTestClassifier } from '../helpers/models.js';
 import { eventually, freePort, runCli, startServerProcess, VOUCH_BIN, type ServerProcess } from '../helpers/process.js';
 import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
 
@@ -53,11 +58,14 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
   }
 
   beforeAll(async () => {
+    const models = await mkdtemp(join(tmpdir(), 'vouch-models-'));
+    cleanups.push(() => rm(models, { recursive: true, force: true }));
+    const secondModel = await writeOkTestClassifier(models);
     let bEnv: Record<string, string>;
     ({ server: b, url: bUrl, env: bEnv } = await start('127.0.0.41', SCANNER_TOKEN));
     ({ server: a, url: aUrl } = await start('127.0.0.42', randomBytes(32).toString('hex')));
     scanner = spawn(process.execPath, [VOUCH_BIN, 'scanner', '--server', bUrl], {
-      env: { ...process.env, ...bEnv, VOUCH_LOG_LEVEL: 'info' },
+      env: { ...process.env, ...bEnv, VOUCH_CLASSIFIER: `default,${secondModel}`, VOUCH_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     scanner.stdout!.on('data', (d) => scannerLog.push(String(d)));
@@ -88,8 +96,10 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     // The bundled model is an adult-content triage model: it may only ever say sexual or ok.
     expect(['allow', 'block']).toContain(decision.outcome);
     expect(['ok', 'sexual']).toContain(decision.label);
-    const [verdict] = (await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${decision.hashes.sha256}`)).json()).matches;
-    expect(verdict).toMatchObject({ local: true, method: 'classifier', classifier: expect.stringMatching(/nsfw/i) });
+    // One verdict per model.
+    const { matches } = await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${decision.hashes.sha256}`)).json();
+    expect(matches.map((v: { classifier: string }) => v.classifier).sort()).toEqual([expect.stringMatching(/nsfw/i), 'test-mean-colour@1']);
+    for (const verdict of matches) expect(verdict).toMatchObject({ local: true, method: 'classifier' });
   });
 
   it('records the decision after the scan when the upload did not wait for it', async () => {
@@ -106,21 +116,25 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     expect(detail).toMatchObject({ source: 'api', explanation: { decidedBy: 'local' } });
   });
 
-  it('A, trusting B, decides about the same image without a scan of its own', async () => {
+  it('A, trusting B, decides about the same image without a scan of its own, under the default policy', async () => {
     const image = await syntheticJpeg(501, 640, 480);
-    // A small instance's choice: one trusted classifier suffices to allow.
+    // The default policy, less the random 2 % spot check (this test must be deterministic).
     const { policy } = await (await admin(aUrl, 'GET', '/policy')).json();
-    const relaxed = { ...policy, version: 'small-instance-1', spotCheckShare: 0, allow: { ...policy.allow, requireIndependent: 1, minEvidence: 0.5 } };
-    expect((await admin(aUrl, 'PUT', '/policy', relaxed)).status).toBe(200);
+    expect((await admin(aUrl, 'PUT', '/policy', { ...policy, version: 'no-spot-checks', spotCheckShare: 0 })).status).toBe(200);
     expect((await admin(aUrl, 'PUT', '/trust', { peer: `${bUrl}/actor`, abuse: 0.9, ok: 0.9 })).status).toBe(200);
 
     const hashed = await (await fetch(`${aUrl}/api/v1/hash`, { method: 'POST', body: image })).json();
-    await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches.length === 1, 20_000, 'B\'s verdict to reach A');
+    const atB = (await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches as Array<{ label: string }>;
+    await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches.length === 2, 20_000, 'B\'s two verdicts to reach A');
 
     const res = await fetch(`${aUrl}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
     const decision = await res.json();
     expect(decision).toMatchObject({ scan_pending: false, explanation: { decidedBy: 'peers' } });
-    expect(['allow', 'block']).toContain(decision.outcome);
+    // Both models said ok (the bundled one at 0.9999 for this generated image): two independent
+    // classifiers, 0.9 × ~1 each, so A allows on B's one scan.
+    expect(atB.map((v) => v.label)).toEqual(['ok', 'ok']);
+    expect(decision).toMatchObject({ outcome: 'allow', label: 'ok' });
+    expect(decision.explanation.labels[0]).toMatchObject({ okClassifiers: 2 });
     expect(decision.explanation.top[0]).toMatchObject({ issuer: `${bUrl}/actor`, method: 'classifier', weight: 0.9 });
 
     const explained = await runCli(['explain', `sha256:${hashed.sha256}`, '--server', aUrl], { VOUCH_ADMIN_TOKEN: TOKEN });

@@ -26,7 +26,7 @@ import {
 } from '../../server/scanning/classifiers/index.js';
 import { readNsfwjsModel } from '../../server/scanning/classifiers/default-model.js';
 import { preprocessInto } from '../../server/scanning/classifiers/onnx.js';
-import { encodeOnnxModel, type OnnxGraph } from '../../server/scanning/classifiers/onnx-writer.js';
+import { meanColourModel } from '../helpers/models.js';
 import { syntheticPixels } from '../helpers/images.js';
 
 // --- generated images ---------------------------------------------------------------------------
@@ -64,28 +64,6 @@ const discs = (seed: number, width: number, height: number): RgbImage => ({ rgb:
 const RED: [number, number, number] = [255, 0, 0];
 const GREEN: [number, number, number] = [0, 255, 0];
 const BLUE: [number, number, number] = [0, 0, 255];
-
-/**
- * Mean colour classifier: logits = 10 * mean over pixels of each input channel; probs = softmax.
- * Classes are the three input channels, so a red image (normalised 0..1) is class 0 with
- * p = e^10 / (e^10 + 2).
- */
-function meanColourModel(layout: 'NCHW' | 'NHWC', batch: number | 'batch', size = 8): Uint8Array {
-  const graph: OnnxGraph = {
-    nodes: [
-      { opType: 'ReduceMean', inputs: ['pixels'], outputs: ['mean'], attributes: { axes: layout === 'NCHW' ? [2, 3] : [1, 2], keepdims: 0 } },
-      { opType: 'Mul', inputs: ['mean', 'ten'], outputs: ['logits'] },
-      { opType: 'Softmax', inputs: ['logits'], outputs: ['probs'], attributes: { axis: -1 } },
-    ],
-    initializers: [{ name: 'ten', dims: [], type: 'float32', data: new Float32Array([10]) }],
-    inputs: [{ name: 'pixels', shape: layout === 'NCHW' ? [batch, 3, size, size] : [batch, size, size, 3] }],
-    outputs: [
-      { name: 'logits', shape: [batch, 3] },
-      { name: 'probs', shape: [batch, 3] },
-    ],
-  };
-  return encodeOnnxModel(graph);
-}
 
 const P_TOP = Math.exp(10) / (Math.exp(10) + 2);
 
