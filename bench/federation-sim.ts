@@ -4,11 +4,18 @@
 //
 // Model (all draws from one seeded generator, so every run gives the same figures):
 // - each instance follows (and trusts, weight 0.6–0.9 for both polarities) 3–5 random peers and
-//   receives their verdicts; nothing is relayed, and weights are the direct ones (no trust flow:
-//   two hops at δ = 0.5 split over 3–5 peers would give ~0.1, far below a block's evidence floor);
+//   receives their verdicts; weights are the direct ones (no trust flow: two hops at δ = 0.5 split
+//   over 3–5 peers would give ~0.1, far below a block's evidence floor). With `hubs`, a few large
+//   instances follow everyone and everyone follows them (trust 0.9–1): small instances subscribed
+//   to larger ones;
+// - re-attestation (policy `reattest`, on by default; decision 13): an instance whose peers'
+//   verdicts decided publishes a consensus verdict with its basis to its followers, and answers a
+//   pull with one made on demand. (Not modelled: retracting it once the instance scans itself, which
+//   would only lower the figures; a spot check's own verdicts then count alongside it, capped.)
 // - half the instances scan with classifier `sim-nsfw` v1, the other half with `sim-clip` v1
 //   (a fake classifier: the image's true label, confidence 0.9), because `allow` needs two
 //   independent classifiers (or a human) and a classifier counts once however many instances ran it;
+//   with `scanWithAll` every scanner runs both (VOUCH_CLASSIFIER=default,model.json);
 // - 20 000 posts of 2 000 unique images (85 % ok), popularity Zipf(1.1), each arriving at one random
 //   instance (Poisson arrivals over one simulated hour); every copy is an exact match (distance 0);
 // - with `pullOnMiss` (a what-if), an instance about to scan first asks the peers it follows for
@@ -45,6 +52,13 @@ export interface SimConfig {
   classifiers: Array<{ name: string; version: string }>;
   /** ...or every scanner runs all of them (one scan, one verdict per classifier). */
   scanWithAll: boolean;
+  /**
+   * Large instances ("hubs"): the first `hubs` instances follow every other instance, and every
+   * instance follows every hub, trusting it `hubWeightMin`–`hubWeightMax` (on top of its random follows).
+   */
+  hubs: number;
+  hubWeightMin: number;
+  hubWeightMax: number;
   /** Each post also reaches every other instance (as a federated post does), after the same kind of delay. */
   federatePosts: boolean;
   /** Before scanning, ask the peers it follows for their own verdicts (the product's pull-on-miss). */
@@ -74,6 +88,9 @@ export const DEFAULT_SIM: SimConfig = {
     { name: 'sim-clip', version: '1' },
   ],
   scanWithAll: false,
+  hubs: 0,
+  hubWeightMin: 0.9,
+  hubWeightMax: 1,
   federatePosts: false,
   pullOnMiss: false,
   reattest: true,
@@ -208,9 +225,12 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
       [others[k], others[j]] = [others[j], others[k]];
     }
     const count = Math.min(others.length, config.followsMin + Math.floor(random() * (config.followsMax - config.followsMin + 1)));
+    const isHub = (j: number) => j < config.hubs;
+    // A hub follows everyone; everyone follows every hub; and the random follows besides.
+    const follows = isHub(i) ? others : [...new Set([...others.filter(isHub), ...others.slice(0, count)])];
     const table = new Map<string, PeerWeight>();
-    for (const f of others.slice(0, count)) {
-      const weight = uniform(config.weightMin, config.weightMax);
+    for (const f of follows) {
+      const weight = isHub(f) ? uniform(config.hubWeightMin, config.hubWeightMax) : uniform(config.weightMin, config.weightMax);
       const issuer = instances[f].issuer;
       table.set(issuer, { weight, paths: [{ via: [issuer], contribution: weight }] });
       instances[f].followers.push(i);
@@ -376,6 +396,7 @@ export async function benchFederationSim(): Promise<BenchResult[]> {
   const perImage = (n: number) => round(n / main.uniqueImages, 3);
   const propagation = [...main.propagationS].sort((a, b) => a - b);
   const everyone = { followsMin: DEFAULT_SIM.instances - 1, followsMax: DEFAULT_SIM.instances - 1 };
+  const hubsTwoModelsPull = { hubs: 3, scanWithAll: true, pullOnMiss: true };
   const scansPer = (config: Partial<SimConfig>) => {
     const s = simulate({ ...DEFAULT_SIM, ...config });
     return round(s.scans / s.uniqueImages, 3);
@@ -394,7 +415,16 @@ export async function benchFederationSim(): Promise<BenchResult[]> {
     { name: 'verdict_propagation_p95_s', value: round(percentile(propagation, 0.95), 2), unit: 's' },
     { name: 'decisions_per_s', value: Math.round(main.decisions / main.decideSeconds), unit: 'decisions/s' },
     // What-ifs, one assumption changed each.
+    { name: 'scans_per_unique_image_no_reattest', value: scansPer({ reattest: false }), unit: 'scans' },
+    // One model everywhere (every instance on the bundled one): allow by peers can never happen.
     { name: 'scans_per_unique_image_one_classifier', value: scansPer({ classifiers: [DEFAULT_SIM.classifiers[0]] }), unit: 'scans' },
+    { name: 'scans_per_unique_image_two_models', value: scansPer({ scanWithAll: true }), unit: 'scans' },
+    { name: 'scans_per_unique_image_two_models_pull_on_miss', value: scansPer({ scanWithAll: true, pullOnMiss: true }), unit: 'scans' },
+    // Small instances subscribed to three large ones that follow everyone: the case the product is for.
+    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss', value: scansPer(hubsTwoModelsPull), unit: 'scans' },
+    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_no_reattest', value: scansPer({ ...hubsTwoModelsPull, reattest: false }), unit: 'scans' },
+    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_hub_trust_0.6_0.9', value: scansPer({ ...hubsTwoModelsPull, hubWeightMin: 0.6, hubWeightMax: 0.9 }), unit: 'scans' },
+    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_federated_posts', value: scansPer({ ...hubsTwoModelsPull, federatePosts: true }), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all', value: scansPer(everyone), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all_both_classifiers', value: scansPer({ ...everyone, scanWithAll: true }), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all_both_classifiers_no_spot_check', value: scansPer({ ...everyone, scanWithAll: true, spotCheck: 0 }), unit: 'scans' },
