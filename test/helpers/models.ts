@@ -25,27 +25,30 @@ export function meanColourModel(layout: 'NCHW' | 'NHWC', batch: number | 'batch'
   return encodeOnnxModel(graph);
 }
 
+/** A classifier config for the mean-colour model (`model` relative to the config's folder). */
+export function meanColourConfig(overrides: Record<string, unknown> = {}) {
+  return {
+    name: 'test-mean-colour',
+    version: '1',
+    measures: 'Which primary colour dominates (a test model; detects nothing harmful).',
+    model: 'mean-nchw.onnx',
+    input: { width: 8, height: 8, layout: 'NCHW' as const },
+    normalize: { scale: 1 / 255 },
+    output: { name: 'logits', kind: 'logits' as const },
+    classes: ['red', 'green', 'blue'],
+    labels: { red: 'sexual', green: 'ok', blue: 'gore' } as Record<string, string>,
+    ...overrides,
+  };
+}
+
 /**
- * Writes the mean-colour model and a classifier config that maps every class to `ok`: a second,
- * independent model for scanner tests that detects nothing (so it never disputes the real one).
- * Returns the config's path.
+ * Writes the mean-colour model with a config that maps every class to `ok`: a second, independent
+ * model for scanner tests that detects nothing (so it never disputes the real one). Returns the
+ * config's path.
  */
 export async function writeOkTestClassifier(dir: string): Promise<string> {
-  await writeFile(join(dir, 'mean-colour.onnx'), meanColourModel('NCHW', 'batch'));
+  await writeFile(join(dir, 'mean-nchw.onnx'), meanColourModel('NCHW', 'batch'));
   const path = join(dir, 'mean-colour.json');
-  await writeFile(
-    path,
-    JSON.stringify({
-      name: 'test-mean-colour',
-      version: '1',
-      measures: 'Nothing: a test model whose every class means ok.',
-      model: 'mean-colour.onnx',
-      input: { width: 8, height: 8, layout: 'NCHW' },
-      normalize: { scale: 1 / 255 },
-      output: { name: 'logits', kind: 'logits' },
-      classes: ['red', 'green', 'blue'],
-      labels: { red: 'ok', green: 'ok', blue: 'ok' },
-    }),
-  );
+  await writeFile(path, JSON.stringify(meanColourConfig({ measures: 'Nothing: a test model whose every class means ok.', labels: { red: 'ok', green: 'ok', blue: 'ok' } })));
   return path;
 }

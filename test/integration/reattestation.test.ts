@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
-import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
+import { eventually, startVouch, type ServerProcess } from '../helpers/process.js';
+import { HAVE_REDIS, REDIS_URL } from '../helpers/services.js';
 import { hashImage } from '../../shared/hashing/index.js';
 
 const TOKEN = randomBytes(32).toString('hex');
@@ -41,15 +41,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`)).json()) as { matches: Array<Record<string, unknown>> }).matches;
 
   async function start(host: string): Promise<Instance> {
-    const store = STORE_BACKENDS[0].create();
-    cleanups.push(store.cleanup);
-    const port = await freePort(host);
-    const url = `http://${host}:${port}`;
-    const server = await startServerProcess({
-      VOUCH_DATA_DIR: store.config.dataDir,
-      VOUCH_HOST: host,
-      VOUCH_PORT: String(port),
-      VOUCH_PUBLIC_URL: url,
+    const { server, url, cleanup } = await startVouch(host, {
       VOUCH_ADMIN_TOKEN: TOKEN,
       VOUCH_FEDERATION_ALLOW_HTTP: 'true',
       VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
@@ -58,6 +50,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
       REDIS_URL,
       VOUCH_SCANNER: 'off',
     });
+    cleanups.push(cleanup);
     return { url, actor: `${url}/actor`, server };
   }
 

@@ -26,7 +26,7 @@ import {
 } from '../../server/scanning/classifiers/index.js';
 import { readNsfwjsModel } from '../../server/scanning/classifiers/default-model.js';
 import { preprocessInto } from '../../server/scanning/classifiers/onnx.js';
-import { meanColourModel } from '../helpers/models.js';
+import { meanColourConfig, meanColourModel } from '../helpers/models.js';
 import { syntheticPixels } from '../helpers/images.js';
 
 // --- generated images ---------------------------------------------------------------------------
@@ -78,18 +78,7 @@ afterAll(async () => {
 });
 
 function config(overrides: Partial<OnnxClassifierConfigInput> = {}): OnnxClassifierConfigInput {
-  return {
-    name: 'test-mean-colour',
-    version: '1',
-    measures: 'Which primary colour dominates (a test model; detects nothing harmful).',
-    model: 'mean-nchw.onnx',
-    input: { width: 8, height: 8, layout: 'NCHW' },
-    normalize: { scale: 1 / 255 },
-    output: { name: 'logits', kind: 'logits' },
-    classes: ['red', 'green', 'blue'],
-    labels: { red: 'sexual', green: 'ok', blue: 'gore' },
-    ...overrides,
-  };
+  return meanColourConfig(overrides) as OnnxClassifierConfigInput;
 }
 
 async function withClassifier<T>(cfg: OnnxClassifierConfigInput, fn: (c: Classifier) => Promise<T>): Promise<T> {
