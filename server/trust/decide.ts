@@ -31,7 +31,6 @@ export const DECISION_LABELS: readonly AbuseLabel[] = Object.freeze(LABELS.filte
 export type Outcome = 'block' | 'allow' | 'review' | 'unknown';
 export type Polarity = 'abuse' | 'ok';
 
-/** One verdict matching the image being decided. The store should leave out retracted and superseded ones. */
 /** One source a consensus verdict rests on, as its issuer counted it. Never itself a consensus. */
 export interface BasisSource {
   /** Who issued the verdict counted. */
@@ -42,6 +41,7 @@ export interface BasisSource {
   contribution: number;
 }
 
+/** One verdict matching the image being decided. The store should leave out retracted and superseded ones. */
 export interface MatchedVerdict {
   uri: string;
   issuer: string;
@@ -475,7 +475,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   const okPeers: Peer[] = [];
   const abusePeers = new Map<AbuseLabel, Peer[]>();
 
-  verdicts.forEach((v, index) => {
+  verdicts.forEach((v) => {
     const m = match(v.distance, threshold);
     const strength = clamp01(v.confidence) * m;
     if (!(strength > 0)) {
