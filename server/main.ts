@@ -187,7 +187,10 @@ function classifierLoader(config: Config): () => Promise<Classifier[]> {
       throw failed.reason;
     }
     const names = loaded.map((c) => `${c.info.name}@${c.info.version}`);
-    if (new Set(names).size !== names.length) throw new ConfigError(`VOUCH_CLASSIFIER names the same classifier twice (${names.join(', ')})`);
+    if (new Set(names).size !== names.length) {
+      await Promise.all(loaded.map((c) => c.close()));
+      throw new ConfigError(`VOUCH_CLASSIFIER names the same classifier twice (${names.join(', ')})`);
+    }
     return loaded;
   };
   return () => (loading ??= load());

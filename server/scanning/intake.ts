@@ -162,8 +162,11 @@ export class MediaIntake {
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
     const subjects = subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined });
+    // One scan, one instant: among local verdicts published together, abuse wins over ok, so the
+    // newest-local rule does not let the last model listed decide.
+    const published = new Date();
     for (const result of results) {
-      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source: 'scanner' });
+      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source: 'scanner', published });
       this.options.metrics?.scans.inc({ label: result.label });
     }
     const seen = this.nodes.get(node);
@@ -195,11 +198,15 @@ export class MediaIntake {
   private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {
     const row = await this.db.selectFrom('decisions').select(['explanation']).where('id', '=', decisionId).executeTakeFirst();
     const explanation = row?.explanation as Explanation | undefined;
+    const penalised = new Set<string>();
     for (const c of explanation?.top ?? []) {
       if (c.deduplicated || c.contribution <= 0) continue;
       const disagrees = (c.label === 'ok') !== (ourLabel === 'ok');
       if (!disagrees) continue;
       const polarity = c.label === 'ok' ? 'ok' : 'abuse';
+      // Once per peer and polarity, however many of its verdicts (or relayed sources) counted.
+      if (penalised.has(`${polarity} ${c.issuer}`)) continue;
+      penalised.add(`${polarity} ${c.issuer}`);
       const factor = await this.trust.penalise(c.issuer, polarity, `spot check of decision ${decisionId}: peer said ${c.label}, our scanner said ${ourLabel}`);
       this.logger.warn({ peer: c.issuer, polarity, factor, decisionId }, 'spot check disagreed with a peer: its weight was lowered');
     }
@@ -234,7 +241,7 @@ export class MediaIntake {
     if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
       decision = await this.consensus.decide(query);
     }
-    await this.consensus.reconcile(subjectsOf(hashes), decision);
+    await this.consensus.reconcile(subjectsOf(hashes), query);
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { LABELS, type Label, type Method } from '../../shared/vocab/verdict.js';
+import { MAX_BASIS } from '../../shared/vocab/objects.js';
 import { MAX_PDQ_DISTANCE } from '../matching/matcher.js';
 
 /** Every label but `ok`: the labels a decision weighs evidence for. Most severe first. */
@@ -378,7 +379,7 @@ interface LabelWork {
   evidence: LabelEvidence;
   /** Per peer entry, for entries on this label's sides. */
   entries: Map<Peer, Entry>;
-  /** The counted (strongest per group) entries of each side. */
+  /** Per side, for each counted group, the strongest verdict held from its own issuer (if any). */
   counted: { abuse: Entry[]; ok: Entry[] };
 }
 
@@ -401,33 +402,24 @@ function sumSide(
   issuerCap: number,
   entries: Map<Peer, Entry>,
 ): { total: number; classifiers: number; human: boolean; counted: Entry[] } {
-  const best = new Map<string, Entry>();
   const mine: Entry[] = [];
-  const weights = new Map<string, PeerWeight>();
+  const byIssuer = new Map<string, Entry[]>();
   for (const peer of peers) {
-    let w = weights.get(peer.v.issuer);
-    if (w === undefined) weights.set(peer.v.issuer, (w = weight(peer.v.issuer, polarity, label)));
+    let list = byIssuer.get(peer.v.issuer);
+    if (list === undefined) byIssuer.set(peer.v.issuer, (list = []));
+    const w = list[0] ?? weight(peer.v.issuer, polarity, label);
     const wt = clamp01(w.weight);
     const entry: Entry = { peer, weight: wt, paths: w.paths, contribution: wt * peer.strength, capped: false, repeatOf: undefined };
     entries.set(peer, entry);
     mine.push(entry);
-    const held = best.get(peer.group);
-    // The strongest contribution of a group counts; ties go to the first given.
-    if (held === undefined || entry.contribution > held.contribution) best.set(peer.group, entry);
+    list.push(entry);
   }
-  for (const entry of mine) {
-    const counted = best.get(entry.peer.group)!;
-    if (counted !== entry) entry.repeatOf = counted;
-  }
-  // The cap: one issuer's counted entries on this side weigh at most issuerCap × its weight.
-  const byIssuer = new Map<string, Entry[]>();
-  for (const entry of best.values()) {
-    const list = byIssuer.get(entry.peer.v.issuer);
-    if (list) list.push(entry);
-    else byIssuer.set(entry.peer.v.issuer, [entry]);
-  }
+  // The cap, before de-duplication (so a capped relay never displaces an original it copies):
+  // one issuer's entries, one per group, weigh at most issuerCap × its weight on this side.
   for (const list of byIssuer.values()) {
-    const sum = list.reduce((a, e) => a + e.contribution, 0);
+    const strongest = new Map<string, number>();
+    for (const e of list) strongest.set(e.peer.group, Math.max(strongest.get(e.peer.group) ?? 0, e.contribution));
+    const sum = [...strongest.values()].reduce((a, c) => a + c, 0);
     const limit = issuerCap * list[0].weight;
     if (sum > limit) {
       for (const e of list) {
@@ -435,6 +427,20 @@ function sumSide(
         e.capped = true;
       }
     }
+  }
+  // The strongest contribution of a group counts; ties go to the first given. `original` is the
+  // strongest verdict we hold from its own issuer: what a re-attestation of ours may name.
+  const best = new Map<string, Entry>();
+  const original = new Map<string, Entry>();
+  for (const entry of mine) {
+    const held = best.get(entry.peer.group);
+    if (held === undefined || entry.contribution > held.contribution) best.set(entry.peer.group, entry);
+    const own = original.get(entry.peer.group);
+    if (entry.peer.relays === undefined && (own === undefined || entry.contribution > own.contribution)) original.set(entry.peer.group, entry);
+  }
+  for (const entry of mine) {
+    const counted = best.get(entry.peer.group)!;
+    if (counted !== entry) entry.repeatOf = counted;
   }
   let total = 0;
   let classifiers = 0;
@@ -446,18 +452,20 @@ function sumSide(
       else if (group.startsWith('human\u0000')) human = true;
     }
   }
-  return { total, classifiers, human, counted: [...best.values()].filter((e) => e.contribution > 0) };
+  const counted = [...best.values()].filter((e) => e.contribution > 0);
+  return { total, classifiers, human, counted: counted.flatMap((e) => original.get(e.peer.group) ?? []) };
 }
 
 /**
- * A counted entry as a basis source: only verdicts we hold from their own issuers. What a peer's
- * consensus relayed is not relayed again, so a retraction never has to chase a loop (decision 13).
+ * A verdict held from its own issuer as a basis source. What a peer's consensus relayed is not
+ * relayed again, so a retraction never has to chase a loop (decision 13).
  */
 function asBasis(entry: Entry): BasisSource | undefined {
-  const { v, relays } = entry.peer;
-  if (relays !== undefined || !BASIS_METHODS.has(v.method)) return undefined;
+  const { v } = entry.peer;
+  if (!BASIS_METHODS.has(v.method) || !(entry.contribution > 0)) return undefined;
   return { issuer: v.issuer, method: v.method as BasisSource['method'], classifier: v.classifier ?? null, contribution: round(entry.contribution) };
 }
+
 
 /**
  * Decides what to do with one image, given every verdict that matches it.
@@ -668,7 +676,11 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   let basis: BasisSource[] = [];
   if (localVerdict === undefined && (outcome === 'allow' || outcome === 'block')) {
     const counted = outcome === 'allow' ? focus.counted.ok : focus.counted.abuse;
-    basis = counted.map(asBasis).filter((b): b is BasisSource => b !== undefined);
+    basis = counted
+      .map(asBasis)
+      .filter((b): b is BasisSource => b !== undefined)
+      .sort((a, b) => b.contribution - a.contribution)
+      .slice(0, MAX_BASIS);
   }
   return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis };
 }

@@ -6,7 +6,7 @@
 //
 // This module is also the one place where stored verdicts become decide()'s input, so that every
 // decision ignores our own sources echoed back by peers.
-import { decide, type Decision, type MatchedVerdict } from '../trust/decide.js';
+import { decide, type BasisSource, type Decision, type MatchedVerdict } from '../trust/decide.js';
 import type { TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { MatchQuery } from '../matching/matcher.js';
@@ -35,13 +35,23 @@ function confidenceOf(decision: Decision): number {
   return Math.round(Math.min(1, Math.max(0, p)) * 10_000) / 10_000;
 }
 
+/** The lookup for media with these subjects (rotations and mirrors are not stored: only its own PDQ). */
 function queryOf(subjects: readonly Subject[]): MatchQuery {
   const sha256 = subjects.find((s) => s.algorithm === 'sha256');
   const pdq = subjects.filter((s) => s.algorithm === 'pdq');
   return {
     sha256: sha256 ? Buffer.from(sha256.digest, 'hex') : undefined,
     pdq: pdq.length > 0 ? pdq.map((s) => Buffer.from(s.digest, 'hex')) : undefined,
+    pdqQuality: pdq.find((s) => s.quality !== undefined)?.quality,
   };
+}
+
+/** What a basis names, ignoring the weights: a change here means followers count other sources. */
+function basisKey(basis: readonly BasisSource[] | null): string {
+  return (basis ?? [])
+    .map((b) => `${b.issuer}\u0000${b.method}\u0000${b.classifier ? `${b.classifier.name}@${b.classifier.version}` : ''}`)
+    .sort()
+    .join('\n');
 }
 
 export class Reattestation {
@@ -70,13 +80,17 @@ export class Reattestation {
     return decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy, { self: this.verdicts.issuer });
   }
 
-  /** Brings our consensus about the media with these subjects in line with `decision`. Never throws. */
-  async reconcile(subjects: readonly Subject[], decision: Decision): Promise<void> {
+  /**
+   * Brings our consensus about the media with these subjects in line with what we decide now from
+   * the verdicts matching `query` (decided in turn, so a stale decision is never applied last).
+   * Never throws.
+   */
+  async reconcile(subjects: readonly Subject[], query: MatchQuery = queryOf(subjects)): Promise<void> {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
     if (key === undefined) return;
     const id = `${key.algorithm}:${key.digest}`;
     const previous = this.running.get(id) ?? Promise.resolve();
-    const next = previous.then(() => this.reconcileNow(key, subjects, decision));
+    const next = previous.then(async () => this.reconcileNow(key, subjects, await this.decide(query)));
     const settled = next.catch((err: unknown) => this.logger.error({ err, subject: id }, 're-attestation failed'));
     this.running.set(id, settled);
     await settled;
@@ -90,7 +104,8 @@ export class Reattestation {
     );
     let kept = false;
     for (const verdict of ours) {
-      if (!kept && verdict.label === want) {
+      // Kept while it says the same from the same sources; the weights behind it may drift.
+      if (!kept && verdict.label === want && basisKey(verdict.basis) === basisKey(decision.basis)) {
         kept = true;
         continue;
       }
@@ -110,29 +125,32 @@ export class Reattestation {
     }
   }
 
-  /** A peer verdict with these subjects arrived, changed or was retracted: decide again about media we re-attested. */
+  /** A verdict with these subjects arrived, changed or was retracted: decide again about media we re-attested. */
   async revisit(subjects: readonly Subject[]): Promise<void> {
     if (this.live.size === 0 || subjects.length === 0) return;
-    const touched = (await this.verdicts.find(queryOf(subjects))).filter((m) => this.live.has(m.id));
-    for (const ours of touched) await this.reconcile(ours.subjects, await this.decide(queryOf(ours.subjects)));
+    // The index alone answers "none of ours" (the inbox's common case) without the database.
+    const ids = this.verdicts.matchIds(queryOf(subjects)).filter((id) => this.live.has(id));
+    if (ids.length === 0) return;
+    for (const ours of (await this.verdicts.byIds(ids)).values()) await this.reconcile(ours.subjects);
   }
 
   /**
    * A follower's pull on miss: our own verdicts about these hashes (hash lists left out: they are
-   * not ours to publish). With none, our peers' verdicts may decide: then we re-attest on demand.
+   * not ours to publish). With none, the verdicts we hold about that exact SHA-256 may decide: then
+   * we re-attest on demand, about that SHA-256 alone. (The asker chooses the hashes; a consensus
+   * pairing its SHA-256 with a PDQ it also chose would let it make us vouch for a pairing.)
    */
   async lookup(hashes: { sha256?: string; pdq?: string }): Promise<Record<string, unknown>[]> {
-    const subjects: Subject[] = [
-      ...(hashes.sha256 ? [{ algorithm: 'sha256' as const, digest: hashes.sha256 }] : []),
-      ...(hashes.pdq ? [{ algorithm: 'pdq' as const, digest: hashes.pdq }] : []),
-    ];
-    const query = queryOf(subjects);
+    const query: MatchQuery = {
+      sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
+      pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
+    };
     let matches = await this.verdicts.find(query);
     const own = () => matches.filter((m) => m.local && m.method !== 'hashlist');
-    if (own().length === 0 && this.trust.policy.reattest) {
-      const decision = this.decideFrom(matches);
-      if (decision.basis.length > 0) {
-        await this.reconcile(subjects, decision);
+    if (own().length === 0 && hashes.sha256 && this.trust.policy.reattest) {
+      const exact: Subject[] = [{ algorithm: 'sha256', digest: hashes.sha256 }];
+      if (this.decideFrom(matches.filter((m) => m.matchedBy === 'sha256')).basis.length > 0) {
+        await this.reconcile(exact);
         matches = await this.verdicts.find(query);
       }
     }

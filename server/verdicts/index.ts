@@ -430,6 +430,11 @@ export class VerdictService {
       .execute();
   }
 
+  /** Ids of the live verdicts matching the query, from the index alone (no database read). */
+  matchIds(query: MatchQuery): number[] {
+    return this.matcher.match(query).map((m) => m.verdictId);
+  }
+
   /** Live verdicts matching the query, closest first. */
   async find(query: MatchQuery): Promise<VerdictMatch[]> {
     const matches = this.matcher.match(query);

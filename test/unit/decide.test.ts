@@ -407,6 +407,36 @@ describe('re-attestation (consensus verdicts with a basis)', () => {
     expect(evidence(decide(many, table({ L: 0.2 })), 'csam').s).toBeCloseTo(0.4, 6);
   });
 
+  it('a capped relay never displaces the originals it copies, and the basis names the originals', () => {
+    // Four peers' classifiers say sexual (0.8 each); R relays the same four at 1 each, capped to 2 × 0.9.
+    const models = [0, 1, 2, 3].map((i) => classifier(`c${i}`));
+    const originals = models.map((c, i) => verdict({ issuer: `P${i}`, label: 'sexual', method: 'classifier', classifier: c, confidence: 0.8 }));
+    const relay = consensus('R', 'sexual', models.map((c, i) => source(`P${i}`, c, 1)));
+    const weights = table({ P0: 1, P1: 1, P2: 1, P3: 1, R: 0.9, H: 1 });
+    const humanOk = verdict({ issuer: 'H', label: 'ok', confidence: 0.6 });
+    const without = decide([...originals, humanOk], weights);
+    const withRelay = decide([...originals, relay, humanOk], weights);
+    expect(without).toMatchObject({ outcome: 'block', label: 'sexual' });
+    expect(withRelay).toMatchObject({ outcome: 'block', label: 'sexual' });
+    expect(evidence(withRelay, 'sexual').r).toBeCloseTo(3.2, 6);
+    expect(withRelay.basis.map((b) => b.issuer).sort()).toEqual(['P0', 'P1', 'P2', 'P3']);
+    // When a relay does win a group, the basis still names the original we hold for it.
+    const weak = verdict({ issuer: 'P0', label: 'ok', method: 'classifier', classifier: nsfw, confidence: 0.9 });
+    const strong = consensus('R', 'ok', [source('S', nsfw, 0.9), source('S', clip, 0.9)]);
+    const d = decide([weak, strong], table({ P0: 0.5, R: 1 }));
+    expect(d.outcome).toBe('allow');
+    expect(d.basis).toEqual([source('P0', nsfw, 0.45)]);
+  });
+
+  it('names at most 16 sources, the strongest', () => {
+    const humans = Array.from({ length: 20 }, (_, i) => verdict({ issuer: `h${i}`, label: 'ok', confidence: 0.5 + i / 100 }));
+    const d = decide(humans, () => ({ weight: 1 }));
+    expect(d.outcome).toBe('allow');
+    expect(d.basis).toHaveLength(16);
+    expect(d.basis[0]).toMatchObject({ issuer: 'h19', contribution: 0.69 });
+    expect(d.basis.at(-1)).toMatchObject({ issuer: 'h4' });
+  });
+
   it('a block decided by peers re-attests the block’s evidence; a local decision re-attests nothing', () => {
     const d = decide([verdict({ issuer: 'T', label: 'csam', method: 'human', confidence: 0.95 })], table({ T: 0.9 }));
     expect(d).toMatchObject({ outcome: 'block', basis: [{ issuer: 'T', method: 'human', classifier: null, contribution: 0.855 }] });
