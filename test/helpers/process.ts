@@ -125,6 +125,14 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
   }
 }
 
+/** Federation between servers on 127.0.0.x: plain HTTP, loopback peers allowed, quick delivery retries. */
+export const LOCAL_FEDERATION_ENV: Readonly<Record<string, string>> = Object.freeze({
+  VOUCH_FEDERATION_ALLOW_HTTP: 'true',
+  VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+  VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
+  VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+});
+
 /** A server on `host` with its own embedded database, for tests of one instance. */
 export async function startVouch(host: string, env: Record<string, string>): Promise<{ server: ServerProcess; url: string; cleanup: () => Promise<void> }> {
   // Loaded here, not at the top: services.js probes PostgreSQL and Redis when it loads.

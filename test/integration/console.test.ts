@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { eventually, freePort, runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { eventually, freePort, runCli, startServerProcess, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
 import { FakePeer } from '../helpers/fake-peer.js';
 import { HAVE_CHROMIUM, SCREENSHOT_DIR, launchChromium } from '../helpers/browser.js';
@@ -46,10 +46,7 @@ async function instance(host: string, backend: (typeof STORE_BACKENDS)[number]):
       VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
       VOUCH_SCANNER: 'off',
       REDIS_URL: '',
-      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
-      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
-      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
-      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+      ...LOCAL_FEDERATION_ENV,
     },
   };
 }

@@ -2,7 +2,7 @@
 // delivering through BullMQ on the real Redis. A follows B and B approves; C is never approved.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freePort, runCli, startServerProcess, type ServerProcess } from '../helpers/process.js';
+import { eventually, freePort, runCli, startServerProcess, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL, REDIS_URL, STORE_BACKENDS, tempDir } from '../helpers/services.js';
 import { FakePeer } from '../helpers/fake-peer.js';
 
@@ -34,11 +34,8 @@ async function instance(name: string, host: string, store: Record<string, string
       VOUCH_PUBLIC_URL: url,
       VOUCH_ADMIN_TOKEN: TOKEN,
       REDIS_URL,
-      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
-      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
+      ...LOCAL_FEDERATION_ENV,
       VOUCH_DELIVERY_ATTEMPTS: '60',
-      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
-      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
       VOUCH_LOG_LEVEL: 'info',
     },
   };

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { eventually, startVouch, type ServerProcess } from '../helpers/process.js';
+import { eventually, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_REDIS, REDIS_URL } from '../helpers/services.js';
 import { hashImage } from '../../shared/hashing/index.js';
 
@@ -43,10 +43,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
   async function start(host: string): Promise<Instance> {
     const { server, url, cleanup } = await startVouch(host, {
       VOUCH_ADMIN_TOKEN: TOKEN,
-      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
-      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
-      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
-      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+      ...LOCAL_FEDERATION_ENV,
       REDIS_URL,
       VOUCH_SCANNER: 'off',
     });

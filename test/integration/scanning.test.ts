@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
 import { writeOkTestClassifier } from '../helpers/models.js';
-import { eventually, freePort, runCli, startServerProcess, VOUCH_BIN, type ServerProcess } from '../helpers/process.js';
+import { eventually, freePort, runCli, startServerProcess, VOUCH_BIN, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
 
 const TOKEN = randomBytes(32).toString('hex');
@@ -44,10 +44,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
       VOUCH_PORT: String(port),
       VOUCH_PUBLIC_URL: url,
       VOUCH_ADMIN_TOKEN: TOKEN,
-      VOUCH_FEDERATION_ALLOW_HTTP: 'true',
-      VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8',
-      VOUCH_DELIVERY_BACKOFF_BASE_MS: '100',
-      VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
+      ...LOCAL_FEDERATION_ENV,
       REDIS_URL,
       VOUCH_SCANNER: 'external',
       VOUCH_SCANNER_TOKEN: scannerToken,
