@@ -61,6 +61,11 @@ export interface SimConfig {
   hubWeightMax: number;
   /** Each post also reaches every other instance (as a federated post does), after the same kind of delay. */
   federatePosts: boolean;
+  /**
+   * A federated copy nobody waits on that needs a scan is scanned this long later, and only if
+   * still undecided then (policy `remoteScanDelaySeconds`); 0 scans at once.
+   */
+  remoteScanDelayS: number;
   /** Before scanning, ask the peers it follows for their own verdicts (the product's pull-on-miss). */
   pullOnMiss: boolean;
   /**
@@ -92,6 +97,7 @@ export const DEFAULT_SIM: SimConfig = {
   hubWeightMin: 0.9,
   hubWeightMax: 1,
   federatePosts: false,
+  remoteScanDelayS: DEFAULT_POLICY.deferScanSeconds,
   pullOnMiss: false,
   reattest: true,
   seed: 20_240_801,
@@ -128,7 +134,11 @@ const TRUTH: Array<[Label, number]> = [
   ['csam', 0.005],
 ];
 
-type Event = { t: number; kind: 0; instance: number; image: number } | { t: number; kind: 1; instance: number; verdicts: MatchedVerdict[]; image: number };
+/** 0: a post arrives (remote: federated from another instance); 1: verdicts arrive; 2: a deferred scan falls due. */
+type Event =
+  | { t: number; kind: 0; instance: number; image: number; remote: boolean }
+  | { t: number; kind: 1; instance: number; verdicts: MatchedVerdict[]; image: number }
+  | { t: number; kind: 2; instance: number; image: number };
 
 /** A binary min-heap on event time. */
 class Queue {
@@ -179,6 +189,8 @@ interface Instance {
   seen: Set<number>;
   /** Images this instance already drew a spot check for. */
   drawn: Set<number>;
+  /** Images with a deferred scan pending. */
+  deferred: Set<number>;
 }
 
 export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
@@ -217,6 +229,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
     known: new Map(),
     seen: new Set(),
     drawn: new Set(),
+    deferred: new Set(),
   }));
   instances.forEach((me, i) => {
     const others = instances.map((_, j) => j).filter((j) => j !== i);
@@ -264,10 +277,10 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
     t += -Math.log(1 - random()) * (config.durationS / config.posts);
     const origin = Math.floor(random() * config.instances);
     const image = zipf();
-    queue.push({ t, kind: 0, instance: origin, image });
+    queue.push({ t, kind: 0, instance: origin, image, remote: false });
     if (config.federatePosts) {
       for (let i = 0; i < config.instances; i++) {
-        if (i !== origin) queue.push({ t: t - Math.log(1 - random()) * config.meanDelayS, kind: 0, instance: i, image });
+        if (i !== origin) queue.push({ t: t - Math.log(1 - random()) * config.meanDelayS, kind: 0, instance: i, image, remote: true });
       }
     }
   }
@@ -338,11 +351,66 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
     return decision;
   };
 
+  /** Decides, and (pull on miss) asks the followed peers before a scan. */
+  const decideWithPull = (i: number, image: number, now: number): Decision => {
+    const me = instances[i];
+    const started = performance.now();
+    let decision = decideAt(me, image, now);
+    if (decision.scan && config.pullOnMiss) {
+      // The followed peers' own verdicts as they stand now (answered within the request; a peer
+      // whose own peers' verdicts decide re-attests on demand).
+      const held = new Set((me.known.get(image) ?? []).map((v) => v.uri));
+      const pulled = me.follows.flatMap((f) => {
+        const peer = instances[f];
+        if (config.reattest) decideAt(peer, image, now);
+        return (peer.known.get(image) ?? []).filter((v) => v.issuer === peer.issuer && !held.has(v.uri)).map((v) => ({ ...v, local: false }));
+      });
+      if (pulled.length > 0) {
+        hold(me, image, pulled);
+        decision = decideAt(me, image, now);
+        if (!decision.scan) stats.pulled++;
+      }
+    }
+    stats.decideSeconds += (performance.now() - started) / 1000;
+    stats.decisions++;
+    stats.outcomes[decision.outcome]++;
+    const truthLabel = truth[image];
+    if ((decision.outcome === 'block' && truthLabel === 'ok') || (decision.outcome === 'allow' && truthLabel !== 'ok')) stats.wrong++;
+    return decision;
+  };
+
+  /** Scans, defers the scan (a federated copy, with remoteScanDelayS), or draws a spot check. */
+  const act = (i: number, image: number, now: number, decision: Decision, remote: boolean) => {
+    const me = instances[i];
+    if (decision.scan) {
+      if (remote && config.remoteScanDelayS > 0) {
+        // One deferred scan per image at a time, as the product's one job per image.
+        if (!me.deferred.has(image)) {
+          me.deferred.add(image);
+          queue.push({ t: now + config.remoteScanDelayS, kind: 2, instance: i, image });
+        }
+        return;
+      }
+      if (decision.outcome === 'review') stats.scansByReason.review++;
+      else if (decision.explanation.verdicts.peer === 0) stats.scansByReason.noPeerVerdict++;
+      else stats.scansByReason.insufficient++;
+      scan(i, image, now);
+    } else if (decision.explanation.decidedBy === 'peers' && !me.drawn.has(image) && (me.drawn.add(image), random() < config.spotCheck)) {
+      stats.scansByReason.spotCheck++;
+      scan(i, image, now);
+    }
+  };
+
   while (queue.size > 0) {
     const e = queue.pop();
     const me = instances[e.instance];
     if (e.kind === 1) {
       hold(me, e.image, e.verdicts);
+      continue;
+    }
+    if (e.kind === 2) {
+      me.deferred.delete(e.image);
+      act(e.instance, e.image, e.t, decideWithPull(e.instance, e.image, e.t), false);
       continue;
     }
     if (!posted.has(e.image)) {
@@ -354,37 +422,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
       me.seen.add(e.image);
       stats.naivePairs++;
     }
-    const started = performance.now();
-    let decision = decideAt(me, e.image, e.t);
-    if (decision.scan && config.pullOnMiss) {
-      // The followed peers' own verdicts as they stand now (answered within the request; a peer
-      // whose own peers' verdicts decide re-attests on demand).
-      const held = new Set((me.known.get(e.image) ?? []).map((v) => v.uri));
-      const pulled = me.follows.flatMap((f) => {
-        const peer = instances[f];
-        if (config.reattest) decideAt(peer, e.image, e.t);
-        return (peer.known.get(e.image) ?? []).filter((v) => v.issuer === peer.issuer && !held.has(v.uri)).map((v) => ({ ...v, local: false }));
-      });
-      if (pulled.length > 0) {
-        hold(me, e.image, pulled);
-        decision = decideAt(me, e.image, e.t);
-        if (!decision.scan) stats.pulled++;
-      }
-    }
-    stats.decideSeconds += (performance.now() - started) / 1000;
-    stats.decisions++;
-    stats.outcomes[decision.outcome]++;
-    const truthLabel = truth[e.image];
-    if ((decision.outcome === 'block' && truthLabel === 'ok') || (decision.outcome === 'allow' && truthLabel !== 'ok')) stats.wrong++;
-    if (decision.scan) {
-      if (decision.outcome === 'review') stats.scansByReason.review++;
-      else if (decision.explanation.verdicts.peer === 0) stats.scansByReason.noPeerVerdict++;
-      else stats.scansByReason.insufficient++;
-      scan(e.instance, e.image, e.t);
-    } else if (decision.explanation.decidedBy === 'peers' && !me.drawn.has(e.image) && (me.drawn.add(e.image), random() < config.spotCheck)) {
-      stats.scansByReason.spotCheck++;
-      scan(e.instance, e.image, e.t);
-    }
+    act(e.instance, e.image, e.t, decideWithPull(e.instance, e.image, e.t), e.remote);
   }
   stats.uniqueImages = posted.size;
   return stats;

@@ -29,9 +29,9 @@ function hookJson(d: MediaDecision) {
   return { ...decision, sha256: hashes.sha256 };
 }
 
-async function submit(intake: MediaIntake, bytes: Buffer, source: string, waitMs: number): Promise<MediaDecision> {
+async function submit(intake: MediaIntake, bytes: Buffer, source: string, waitMs: number, remote = false): Promise<MediaDecision> {
   try {
-    return await intake.submit(bytes, source, waitMs);
+    return await intake.submit(bytes, source, waitMs, { remote });
   } catch (err) {
     if (err instanceof MediaRejectedError) throw new HttpError(rejectionStatus(err.code), err.code, err.message);
     throw err;
@@ -46,15 +46,19 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
   const jsonBody = express.json({ limit: '8kb' });
 
   // POST bytes, or {"url": "https://…"} (fetched SSRF-safe, size-capped). ?wait=1 waits for a scan.
+  // Media from another instance (fetched by URL, or bytes sent with ?remote=1) that nobody waits on
+  // is scanned `deferScanSeconds` late, unless peers' verdicts decide it first.
   // For the platform's integration (it holds the admin token): an answer carries the explanation,
   // peers and trust paths included, and each call may start a scan.
   const platformOnly = requireBearer(config.adminToken, 'admin', 'the media API is disabled: set VOUCH_ADMIN_TOKEN');
   router.post('/api/v1/media', platformOnly, imageBody, jsonBody, async (req, res) => {
     let bytes: Buffer;
     let source = 'api';
+    let remote = req.query.remote === '1' || req.query.remote === 'true';
     if (Buffer.isBuffer(req.body)) {
       bytes = req.body;
     } else {
+      remote = true;
       const parsed = z.object({ url: z.url({ protocol: /^https?$/ }) }).strict().safeParse(req.body);
       if (!parsed.success) throw new HttpError(400, 'bad_request', 'send image bytes, or JSON {"url": "https://…"}');
       const fetched = await safeFetch(parsed.data.url, { maxBodyBytes: maxBytes, accept: 'image/*' });
@@ -64,7 +68,7 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
     }
     if (bytes.length === 0) throw new HttpError(400, 'empty', 'request body must hold the image bytes');
     const wait = req.query.wait === '1' || req.query.wait === 'true' ? config.scanner.waitMs : 0;
-    res.json(decisionJson(await submit(intake, bytes, source, wait)));
+    res.json(decisionJson(await submit(intake, bytes, source, wait, remote)));
   });
 
   // Upload validation hooks: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
@@ -106,7 +110,7 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
 
 const scanResultSchema = z
   .object({
-    job: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), decisionId: z.number().int().positive(), spotCheck: z.boolean() }).strict(),
+    job: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), decisionId: z.number().int().positive(), spotCheck: z.boolean(), deferred: z.boolean().optional() }).strict(),
     /** One per model the node ran. */
     results: z
       .array(
@@ -132,6 +136,12 @@ export function scannerRoutes(deps: { token: string; intake: MediaIntake }): Rou
     const sha256 = String(req.params.sha256);
     const ok = /^[0-9a-f]{64}$/.test(sha256) && verifyScanUrl(deps.token, sha256, Number(req.query.expires), String(req.query.signature ?? ''));
     if (!ok) throw new HttpError(403, 'bad_signature', 'the scan URL is invalid or has expired');
+    // A deferred scan: peers may have decided while it waited (410: settled, nothing to scan).
+    if (req.query.recheck !== undefined) {
+      const decisionId = Number(req.query.recheck);
+      if (!Number.isSafeInteger(decisionId) || decisionId <= 0) throw new HttpError(400, 'bad_query', 'recheck must be the job\'s decision id');
+      if (await deps.intake.settledBeforeScan({ sha256, decisionId })) throw new HttpError(410, 'settled', 'decided without a scan');
+    }
     const bytes = await deps.intake.pendingBytes(sha256);
     if (!bytes) throw new HttpError(404, 'not_found', 'no pending media with that hash');
     res.type('application/octet-stream').send(bytes);

@@ -13,6 +13,7 @@ import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
+import type { MatchQuery } from '../matching/matcher.js';
 import { recordMedia } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 
@@ -21,7 +22,12 @@ export interface ScanJob {
   decisionId: number;
   /** A spot check of a peer-decided image: disagreement lowers those peers' weight. */
   spotCheck: boolean;
+  /** Nobody waited: queued `deferScanSeconds` late, and skipped if peers decided meanwhile. */
+  deferred?: boolean;
 }
+
+/** When a needed scan starts: at once, late (nobody waits on it), or not at all. */
+type ScanTiming = 'now' | 'deferred' | 'never';
 
 export const SCAN_QUEUE = 'scan';
 
@@ -58,6 +64,15 @@ export interface IntakeOptions {
   pullOnMiss?: (hashes: { sha256: string; pdq: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
+}
+
+/** Every verdict that may match media: its SHA-256, and its PDQ in all eight rotations and mirrors. */
+function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
+  return {
+    sha256: Buffer.from(hashes.sha256, 'hex'),
+    pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
+    pdqQuality: hashes.pdqQuality,
+  };
 }
 
 /** The subjects a verdict of ours about media gets: its SHA-256 and its PDQ (with the quality). */
@@ -108,19 +123,25 @@ export class MediaIntake {
     return labels.some((label) => (failMode.labels[label] ?? failMode.default) === 'closed');
   }
 
-  /** Decides about uploaded bytes; `waitMs` waits that long for a scan when one is needed. */
-  async submit(bytes: Buffer, source: string, waitMs = 0): Promise<MediaDecision> {
+  /**
+   * Decides about media; `waitMs` waits that long for a scan when one is needed. Media from
+   * another instance (`remote`) that nobody waits on has its scan deferred by the policy's
+   * `deferScanSeconds`: a federated copy usually arrives before the verdict of the instance that
+   * scanned it, and that verdict can spare the scan. Our own uploads are scanned at once, since
+   * ours is the scan the federation will rely on.
+   */
+  async submit(bytes: Buffer, source: string, waitMs = 0, origin: { remote?: boolean } = {}): Promise<MediaDecision> {
     const stopHash = this.options.metrics?.hashSeconds.startTimer();
     const outcome = await this.pool.hashBytes(bytes);
     stopHash?.();
     if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
     const hashes = outcome.hashes;
     const mediaId = await recordMedia(this.db, hashes, outcome.byteSize, source);
-    let result = await this.decideAndAct(mediaId, hashes, bytes, source);
+    let result = await this.decideAndAct(mediaId, hashes, bytes, source, origin.remote && waitMs === 0 ? 'deferred' : 'now');
     if (result.scanPending && waitMs > 0) {
       const scanned = await this.waitForScan(hashes.sha256, waitMs);
       // The scan's result recorded the decision after it; decide here only if that failed.
-      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashes, bytes, source, false))), scanned: true };
+      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashes, bytes, source, 'never'))), scanned: true };
     }
     return result;
   }
@@ -186,13 +207,37 @@ export class MediaIntake {
   }
 
   private async decideAfterScan(job: ScanJob): Promise<MediaDecision | undefined> {
+    const pending = await this.pendingMedia(job);
+    return pending && this.decideAndAct(pending.mediaId, pending.hashes, pending.bytes, pending.source, 'never');
+  }
+
+  /** A pending scan's media, hashed again (the rotated PDQs are not stored), with its first decision's source. */
+  private async pendingMedia(job: Pick<ScanJob, 'sha256' | 'decisionId'>) {
     const bytes = await this.pendingBytes(job.sha256);
     const media = await this.db.selectFrom('media').select('id').where('sha256', '=', Buffer.from(job.sha256, 'hex')).executeTakeFirst();
     if (!bytes || !media) return undefined;
     const outcome = await this.pool.hashBytes(bytes);
     if (!outcome.ok) return undefined;
     const earlier = await this.db.selectFrom('decisions').select('source').where('id', '=', job.decisionId).executeTakeFirst();
-    return this.decideAndAct(Number(media.id), outcome.hashes, bytes, earlier?.source ?? 'scan', false);
+    return { mediaId: Number(media.id), hashes: outcome.hashes, bytes, source: earlier?.source ?? 'scan' };
+  }
+
+  /**
+   * A deferred scan falls due: if peers' verdicts decided meanwhile, that decision is recorded
+   * (quarantine, re-attestation and all), the pending media is dropped, and true says "no scan".
+   * Also true when the media is no longer pending (another scan of it finished first).
+   */
+  async settledBeforeScan(job: Pick<ScanJob, 'sha256' | 'decisionId'>): Promise<boolean> {
+    const pending = await this.pendingMedia(job);
+    if (!pending) return true;
+    const { hashes } = pending;
+    const decision = await this.consensus.decide(lookupQuery(hashes));
+    if (decision.scan) return false;
+    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never');
+    await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
+    this.scanned.emit(job.sha256, { decision: recorded });
+    this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
+    return true;
   }
 
   private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {
@@ -227,13 +272,10 @@ export class MediaIntake {
     hashes: ImageHashesWithDihedral,
     bytes: Buffer,
     source: string,
-    allowScan = true,
+    timing: ScanTiming,
   ): Promise<MediaDecision> {
-    const query = {
-      sha256: Buffer.from(hashes.sha256, 'hex'),
-      pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-      pdqQuality: hashes.pdqQuality,
-    };
+    const allowScan = timing !== 'never';
+    const query = lookupQuery(hashes);
     const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
     let decision = await this.consensus.decide(query);
     stopLookup?.();
@@ -264,8 +306,14 @@ export class MediaIntake {
         .values({ sha256: Buffer.from(hashes.sha256, 'hex'), bytes })
         .onConflict((oc) => oc.column('sha256').doNothing())
         .execute();
-      // One job per image at a time: the same upload arriving twice is scanned once.
-      await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${hashes.sha256}` });
+      // One job per image at a time: the same upload arriving twice is scanned once. A deferred
+      // job has an id of its own, so that an upload someone waits on is not held behind it.
+      const deferMs = timing === 'deferred' && decision.scan ? this.trust.policy.deferScanSeconds * 1000 : 0;
+      if (deferMs > 0) {
+        await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck, deferred: true }, { jobId: `scan-deferred-${hashes.sha256}`, delayMs: deferMs });
+      } else {
+        await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${hashes.sha256}` });
+      }
     }
     let quarantineId: number | null = null;
     // Disputed media is kept too: a moderator reviewing it needs to see it.

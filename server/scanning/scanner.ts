@@ -93,8 +93,13 @@ export function startScanner(options: ScannerOptions): void {
       loaded ??= options.classifiers().then((list) => list.map((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) })));
       const { sha256 } = job.data;
       const expires = Date.now() + SCAN_URL_TTL_MS;
-      const url = `${serverUrl}/internal/scan-media/${sha256}?expires=${expires}&signature=${scanUrlSignature(token, sha256, expires)}`;
+      const recheck = job.data.deferred ? `&recheck=${job.data.decisionId}` : '';
+      const url = `${serverUrl}/internal/scan-media/${sha256}?expires=${expires}&signature=${scanUrlSignature(token, sha256, expires)}${recheck}`;
       const res = await fetch(url, { headers: auth, signal: AbortSignal.timeout(30_000) });
+      if (res.status === 410) {
+        logger.info({ sha256 }, 'decided by peers while the scan was deferred: not scanned');
+        return;
+      }
       if (res.status === 404) throw new PermanentJobError(`media ${sha256} is no longer pending`);
       if (!res.ok) throw new Error(`fetching media ${sha256} answered ${res.status}`);
       const image = await decodeForClassifier(Buffer.from(await res.arrayBuffer()));

@@ -126,6 +126,11 @@ export const policySchema = z.strictObject({
   issuerCap: z.number().min(1).max(100).default(2),
   /** Re-attest: publish a `consensus` verdict (with its basis) when peers' verdicts decided. */
   reattest: z.boolean().default(true),
+  /**
+   * A scan nobody waits on (no upload hook or ?wait=1 holding a request) starts this many seconds
+   * late, and only if peers' verdicts have not decided meanwhile; 0 scans at once.
+   */
+  deferScanSeconds: z.number().int().min(0).max(3_600).default(30),
   /** Share of peer-decided media re-scanned anyway (catches a peer that builds trust, then flips). */
   spotCheckShare: z.number().min(0).max(1).default(0.02),
   /**
@@ -195,6 +200,9 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   issuerCap: 2,
   // Re-attesting lets a peer's judgement reach instances that follow us but not it (decision 13).
   reattest: true,
+  // 30 s: a federated copy usually arrives before the verdict of the instance that scanned it
+  // (verdicts reach followers within seconds: verdict_propagation_p95_s), and nobody is waiting.
+  deferScanSeconds: 30,
   // 2 %: a peer that flips is caught within a few dozen of its verdicts, for a small extra load.
   spotCheckShare: 0.02,
   // Undecided media is let through (most of it is harmless and blocking it stops the service),

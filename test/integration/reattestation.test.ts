@@ -1,8 +1,11 @@
-// Re-attestation across three real servers on 127.0.0.x, delivering through BullMQ on the real
-// Redis: C's moderator judges an image; B follows C and decides by C's verdict, so B publishes a
-// consensus verdict naming it; A follows B only (not C) and decides the same image with no scan.
-// When C retracts, B's consensus goes too and A no longer allows. Scanners are off, so an unknown
-// stays unknown: a decision here comes only from verdicts.
+// Peers deciding before we scan, between real servers on 127.0.0.x delivering through BullMQ on
+// the real Redis.
+// Re-attestation: C's moderator judges an image; B follows C and decides by C's verdict, so B
+// publishes a consensus verdict naming it; A follows B only (not C) and decides the same image with
+// no scan. When C retracts, B's consensus goes too and A no longer allows. Scanners are off there,
+// so an unknown stays unknown: a decision comes only from verdicts.
+// Deferred scans: remote media nobody waits on is scanned late, and not at all when a peer's
+// verdict arrives first (a real in-process scanner with the bundled model, delayed BullMQ jobs).
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
@@ -18,51 +21,53 @@ interface Instance {
   server: ServerProcess;
 }
 
+const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
+  const res = await fetch(`${i.url}/api/v1/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: res.status === 204 ? undefined : await res.json() };
+};
+const submit = async (i: Instance, bytes: Buffer, query = '') => {
+  const res = await fetch(`${i.url}/api/v1/media${query}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'image/jpeg' }, body: bytes });
+  expect(res.status).toBe(200);
+  return res.json();
+};
+const verdictsAbout = async (i: Instance, sha256: string) =>
+  ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`)).json()) as { matches: Array<Record<string, unknown>> }).matches;
+
+/** A server on `host` (scanner off unless `env` says otherwise); its store's cleanup goes to `cleanups`. */
+async function start(host: string, cleanups: Array<() => Promise<void>>, env: Record<string, string> = {}): Promise<Instance> {
+  const { server, url, cleanup } = await startVouch(host, {
+    VOUCH_ADMIN_TOKEN: TOKEN,
+    ...LOCAL_FEDERATION_ENV,
+    REDIS_URL,
+    VOUCH_SCANNER: 'off',
+    ...env,
+  });
+  cleanups.push(cleanup);
+  return { url, actor: `${url}/actor`, server };
+}
+
+async function follow(from: Instance, to: Instance): Promise<void> {
+  expect((await admin(from, 'POST', '/peers/follow', { target: to.actor })).status).toBe(202);
+  await eventually(async () => (await admin(to, 'POST', '/peers/approve', { actor: from.actor })).status === 200, 20_000, 'the follow to be approved');
+  await eventually(async () => {
+    const { peers } = (await admin(from, 'GET', '/peers')).body as { peers: Array<{ actor: string; following: string }> };
+    return peers.some((p) => p.actor === to.actor && p.following === 'accepted');
+  }, 20_000, 'the Accept');
+  expect((await admin(from, 'PUT', '/trust', { peer: to.actor, abuse: 1, ok: 1 })).status).toBe(200);
+}
+
 describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’s judgement reaches A through B', () => {
   let a: Instance;
   let b: Instance;
   let c: Instance;
   const cleanups: Array<() => Promise<void>> = [];
 
-  const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${i.url}/api/v1/admin${path}`, {
-      method,
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: res.status === 204 ? undefined : await res.json() };
-  };
-  const submit = async (i: Instance, bytes: Buffer) => {
-    const res = await fetch(`${i.url}/api/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'image/jpeg' }, body: bytes });
-    expect(res.status).toBe(200);
-    return res.json();
-  };
-  const verdictsAbout = async (i: Instance, sha256: string) =>
-    ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`)).json()) as { matches: Array<Record<string, unknown>> }).matches;
-
-  async function start(host: string): Promise<Instance> {
-    const { server, url, cleanup } = await startVouch(host, {
-      VOUCH_ADMIN_TOKEN: TOKEN,
-      ...LOCAL_FEDERATION_ENV,
-      REDIS_URL,
-      VOUCH_SCANNER: 'off',
-    });
-    cleanups.push(cleanup);
-    return { url, actor: `${url}/actor`, server };
-  }
-
-  async function follow(from: Instance, to: Instance): Promise<void> {
-    expect((await admin(from, 'POST', '/peers/follow', { target: to.actor })).status).toBe(202);
-    await eventually(async () => (await admin(to, 'POST', '/peers/approve', { actor: from.actor })).status === 200, 20_000, 'the follow to be approved');
-    await eventually(async () => {
-      const { peers } = (await admin(from, 'GET', '/peers')).body as { peers: Array<{ actor: string; following: string }> };
-      return peers.some((p) => p.actor === to.actor && p.following === 'accepted');
-    }, 20_000, 'the Accept');
-    expect((await admin(from, 'PUT', '/trust', { peer: to.actor, abuse: 1, ok: 1 })).status).toBe(200);
-  }
-
   beforeAll(async () => {
-    [a, b, c] = await Promise.all([start('127.0.0.51'), start('127.0.0.52'), start('127.0.0.53')]);
+    [a, b, c] = await Promise.all([start('127.0.0.51', cleanups), start('127.0.0.52', cleanups), start('127.0.0.53', cleanups)]);
     await follow(b, c);
     await follow(a, b);
   });
@@ -134,5 +139,68 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
       return d.outcome === 'block' ? d : undefined;
     }, 15_000, 'A to follow B’s own verdict');
     expect(atA).toMatchObject({ label: 'spam' });
+  });
+});
+
+describe.skipIf(!HAVE_REDIS)('deferred scans: remote media nobody waits on is scanned late, or not at all', () => {
+  let p: Instance;
+  let q: Instance;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    [p, q] = await Promise.all([start('127.0.0.54', cleanups, { VOUCH_SCANNER: 'inprocess' }), start('127.0.0.55', cleanups)]);
+    await follow(p, q);
+    // Short deferral for the test; no random spot check (2 % by default) in a deterministic test.
+    const { policy } = (await admin(p, 'GET', '/policy')).body as { policy: Record<string, unknown> };
+    expect((await admin(p, 'PUT', '/policy', { ...policy, version: 'deferred-3s', deferScanSeconds: 3, spotCheckShare: 0 })).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    for (const i of [p, q]) await i?.server.stop();
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  const decisionsAbout = async (sha256: string) =>
+    ((await admin(p, 'GET', '/decisions')).body as { decisions: Array<{ id: number; sha256: string; outcome: string }> }).decisions.filter((d) => d.sha256 === sha256);
+  const ownClassifierVerdicts = async (sha256: string) => (await verdictsAbout(p, sha256)).filter((v) => v.local && v.method === 'classifier');
+
+  it('a peer verdict arriving while the scan waits spares it: the decision is recorded, nothing is scanned', async () => {
+    const bytes = await syntheticJpeg(601);
+    const first = await submit(p, bytes, '?remote=1');
+    expect(first).toMatchObject({ outcome: 'unknown', scan_pending: true });
+    const hashes = await hashImage(bytes);
+    const issued = await admin(q, 'POST', '/verdicts', {
+      subjects: [{ algorithm: 'sha256', digest: hashes.sha256 }],
+      label: 'ok',
+      confidence: 1,
+      method: 'human',
+    });
+    expect(issued.status).toBe(201);
+    const settled = await eventually(async () => (await decisionsAbout(hashes.sha256)).find((d) => d.id > first.decision_id), 20_000, 'the decision when the deferred scan fell due');
+    expect(settled).toMatchObject({ outcome: 'allow' });
+    // Well past the deferral: still no verdict of our scanner's.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await ownClassifierVerdicts(hashes.sha256)).toEqual([]);
+  });
+
+  it('with no peer verdict, the scan runs once the deferral is over', async () => {
+    const bytes = await syntheticJpeg(602);
+    const started = Date.now();
+    const first = await submit(p, bytes, '?remote=1');
+    expect(first).toMatchObject({ outcome: 'unknown', scan_pending: true });
+    const [verdict] = await eventually(async () => {
+      const own = await ownClassifierVerdicts(first.hashes.sha256);
+      return own.length > 0 ? own : undefined;
+    }, 30_000, 'the deferred scan');
+    expect(Date.parse(verdict.published as string) - started).toBeGreaterThanOrEqual(2_900);
+    expect(verdict).toMatchObject({ classifier: expect.stringMatching(/nsfw/i) });
+  });
+
+  it('our own upload is scanned at once, however long remote media would wait', async () => {
+    const { policy } = (await admin(p, 'GET', '/policy')).body as { policy: Record<string, unknown> };
+    expect((await admin(p, 'PUT', '/policy', { ...policy, version: 'deferred-1h', deferScanSeconds: 3_600 })).status).toBe(200);
+    const first = await submit(p, await syntheticJpeg(603));
+    expect(first).toMatchObject({ outcome: 'unknown', scan_pending: true });
+    await eventually(async () => (await ownClassifierVerdicts(first.hashes.sha256)).length > 0, 30_000, 'the scan, long before an hour');
   });
 });
