@@ -18,6 +18,8 @@
 //   with `scanWithAll` every scanner runs both (VOUCH_CLASSIFIER=default,model.json);
 // - 20 000 posts of 2 000 unique images (85 % ok), popularity Zipf(1.1), each arriving at one random
 //   instance (Poisson arrivals over one simulated hour); every copy is an exact match (distance 0);
+// - federated copies (with `federatePosts`) that need a scan are scanned `remoteScanDelayS` later
+//   (the policy's deferScanSeconds), and only if still undecided then; the origin scans at once;
 // - with `pullOnMiss` (a what-if), an instance about to scan first asks the peers it follows for
 //   their own verdicts, and scans only if those do not settle it;
 // - an instance deciding `unknown` or `review` scans at once: its verdict becomes local and is
@@ -63,7 +65,7 @@ export interface SimConfig {
   federatePosts: boolean;
   /**
    * A federated copy nobody waits on that needs a scan is scanned this long later, and only if
-   * still undecided then (policy `remoteScanDelaySeconds`); 0 scans at once.
+   * still undecided then (policy `deferScanSeconds`); 0 scans at once.
    */
   remoteScanDelayS: number;
   /** Before scanning, ask the peers it follows for their own verdicts (the product's pull-on-miss). */
@@ -463,6 +465,8 @@ export async function benchFederationSim(): Promise<BenchResult[]> {
     { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_no_reattest', value: scansPer({ ...hubsTwoModelsPull, reattest: false }), unit: 'scans' },
     { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_hub_trust_0.6_0.9', value: scansPer({ ...hubsTwoModelsPull, hubWeightMin: 0.6, hubWeightMax: 0.9 }), unit: 'scans' },
     { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_federated_posts', value: scansPer({ ...hubsTwoModelsPull, federatePosts: true }), unit: 'scans' },
+    // ...with federated copies scanned at once (no deferScanSeconds): the copy races the verdict.
+    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_federated_posts_no_defer', value: scansPer({ ...hubsTwoModelsPull, federatePosts: true, remoteScanDelayS: 0 }), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all', value: scansPer(everyone), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all_both_classifiers', value: scansPer({ ...everyone, scanWithAll: true }), unit: 'scans' },
     { name: 'scans_per_unique_image_follow_all_both_classifiers_no_spot_check', value: scansPer({ ...everyone, scanWithAll: true, spotCheck: 0 }), unit: 'scans' },
