@@ -12,7 +12,7 @@ import { openStore, type Store } from './store/index.js';
 import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
-import { VerdictOwnershipError, VerdictService, type Subject } from './verdicts/index.js';
+import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { Reattestation } from './verdicts/consensus.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
@@ -312,8 +312,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
     const transparency = wireTransparencyLog(store, federation, config, logger, metrics);
     closers.push(() => transparency.scheduler.stop());
-    // Set once re-attestation is wired below: a verdict of our own replaces any consensus of ours.
-    let afterLocalVerdict = async (_subjects: Subject[]): Promise<void> => {};
     const verdicts = new VerdictService(store.db, federation.identity.actorId, config.publicUrl, {
       sign: (object) => federation.sign(object),
       // Every verdict we issue, correct or retract is appended to the log as the JCS of its activity.
@@ -321,7 +319,6 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
         const activity = await federation.publish(type, object, restricted);
         const objectId = typeof object.id === 'string' ? object.id : null;
         await transparency.log.append([Buffer.from(canonicalize(activity) as string, 'utf8')], [objectId]);
-        if (type !== 'Delete' && object.method !== 'consensus' && Array.isArray(object.subject)) await afterLocalVerdict(object.subject as Subject[]);
         return activity;
       },
     });
@@ -335,21 +332,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
     const consensus = new Reattestation(verdicts, trust, logger);
-    // A peer's verdict that changes may change what we re-attested: decide about that media again.
-    const revisit = (subjects: Subject[]) =>
-      consensus.revisit(subjects).catch((err: unknown) => logger.error({ err }, 're-deciding after a peer verdict changed failed'));
-    afterLocalVerdict = revisit;
+    // A verdict that changes (a peer's, or one of our own) may change what we re-attested.
+    verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor) =>
         owned(async () => {
           await verdicts.receive(verdict, document, actor);
-          await revisit(verdict.subject);
+          await consensus.revisit([verdict.subject]);
         }),
       retract: (uri, actor) =>
         owned(async () => {
           await verdicts.receiveRetraction(uri, actor);
           const retracted = await verdicts.byUri(uri);
-          if (retracted) await revisit(retracted.subjects);
+          if (retracted) await consensus.revisit([retracted.subjects]);
         }),
       checkpoint: (checkpoint, actor) => transparency.witnessCheckpoint(checkpoint, actor),
       trustStatement: (statement, actor) => trust.receiveStatement(statement, actor),

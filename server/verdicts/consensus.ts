@@ -125,13 +125,24 @@ export class Reattestation {
     }
   }
 
-  /** A verdict with these subjects arrived, changed or was retracted: decide again about media we re-attested. */
-  async revisit(subjects: readonly Subject[]): Promise<void> {
-    if (this.live.size === 0 || subjects.length === 0) return;
+  /**
+   * Verdicts with these subjects (one list per verdict) arrived, changed or were retracted: decide
+   * again about media we re-attested. Never throws.
+   */
+  async revisit(subjectLists: ReadonlyArray<readonly Subject[]>): Promise<void> {
+    if (this.live.size === 0) return;
     // The index alone answers "none of ours" (the inbox's common case) without the database.
-    const ids = this.verdicts.matchIds(queryOf(subjects)).filter((id) => this.live.has(id));
-    if (ids.length === 0) return;
-    for (const ours of (await this.verdicts.byIds(ids)).values()) await this.reconcile(ours.subjects);
+    const ids = new Set<number>();
+    for (const subjects of subjectLists) {
+      if (subjects.length === 0) continue;
+      for (const id of this.verdicts.matchIds(queryOf(subjects))) if (this.live.has(id)) ids.add(id);
+    }
+    if (ids.size === 0) return;
+    try {
+      for (const ours of (await this.verdicts.byIds([...ids])).values()) await this.reconcile(ours.subjects);
+    } catch (err) {
+      this.logger.error({ err }, 're-deciding media we re-attested failed');
+    }
   }
 
   /**

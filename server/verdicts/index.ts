@@ -112,6 +112,16 @@ export class VerdictService {
     private readonly publisher?: VerdictPublisher,
   ) {}
 
+  private localListener: ((subjects: Subject[][]) => Promise<void>) | undefined;
+
+  /**
+   * Called with the subjects of our own verdicts (consensus ones aside) after they are recorded,
+   * issued or corrected: media we re-attested then has a verdict of our own to decide it.
+   */
+  onLocalVerdicts(listener: (subjects: Subject[][]) => Promise<void>): void {
+    this.localListener = listener;
+  }
+
   /** This instance's actor id, the issuer of our own verdicts. */
   get issuer(): string {
     return this.localIssuer;
@@ -193,6 +203,8 @@ export class VerdictService {
       );
       ids.push(...inserted);
     }
+    const own = verdicts.filter((v) => v.method !== 'consensus');
+    if (own.length > 0) await this.localListener?.(own.map((v) => v.subjects));
     return ids;
   }
 
@@ -283,6 +295,7 @@ export class VerdictService {
     });
     this.matcher.add(id, indexable(input.subjects));
     await publisher.publish('Create', document, input.label !== 'ok');
+    if (input.method !== 'consensus') await this.localListener?.([input.subjects]);
     return (await this.byIds([id])).get(id)!;
   }
 
@@ -312,6 +325,7 @@ export class VerdictService {
       .where('id', '=', current.id)
       .execute();
     await publisher.publish('Update', document, next.label !== 'ok' || current.label !== 'ok');
+    if (current.method !== 'consensus') await this.localListener?.([current.subjects]);
     return (await this.byIds([current.id])).get(current.id)!;
   }
 

@@ -116,6 +116,23 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
   });
 
+  it('a hash list B imports replaces its consensus: B’s own list now decides', async () => {
+    const { bytes, hashes } = await judgedByC(504);
+    await submit(b, bytes);
+    await eventually(async () => (await verdictsAbout(b, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s consensus');
+    const imported = await fetch(`${b.url}/api/v1/admin/hashes?source=partner`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'text/plain' },
+      body: `sha256:${hashes.sha256},csam,1`,
+    });
+    expect(imported.status).toBe(201);
+    const atB = await verdictsAbout(b, hashes.sha256);
+    expect(atB.some((v) => v.method === 'consensus')).toBe(false);
+    expect(atB).toContainEqual(expect.objectContaining({ local: true, method: 'hashlist', label: 'csam' }));
+    // A hears of the retraction (hash lists themselves are never published).
+    await eventually(async () => !(await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'the retraction to reach A');
+  });
+
   it('asked by A’s pull on miss, B re-attests on demand an image it never saw', async () => {
     expect((await admin(a, 'POST', '/peers/pull', { actor: b.actor, enabled: true })).status).toBe(200);
     const { bytes, hashes } = await judgedByC(502);
