@@ -332,8 +332,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
     const consensus = new Reattestation(verdicts, trust, logger);
-    // A verdict that changes (a peer's, or one of our own) may change what we re-attested.
+    closers.push(async () => consensus.close());
+    // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
+    // a change of trust or policy.
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
+    trust.onChange((what) => void consensus.revisitAll(what));
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor) =>
         owned(async () => {

@@ -42,7 +42,7 @@ export interface BasisSource {
   contribution: number;
 }
 
-/** One verdict matching the image being decided. The store should leave out retracted and superseded ones. */
+/** One verdict matching the image being decided. The store should leave out retracted, superseded and expired ones. */
 export interface MatchedVerdict {
   uri: string;
   issuer: string;
@@ -59,6 +59,8 @@ export interface MatchedVerdict {
   published: string | Date;
   /** Consensus verdicts: the sources their issuer decided on (ignored for other methods). */
   basis?: readonly BasisSource[] | null;
+  /** When the verdict stops counting (ISO 8601 text or a Date); none: until retracted. */
+  expires?: string | Date | null;
 }
 
 export interface TrustPath {
@@ -339,6 +341,12 @@ export interface Decision {
    * re-attest with (relayed sources left out: see asBasis). Empty otherwise.
    */
   basis: BasisSource[];
+  /**
+   * With a basis: the earliest expiry among the verdicts the deciding side rests on (those it names
+   * and the relays that counted), when the decision may stop holding; a consensus verdict expires
+   * with it. Null otherwise.
+   */
+  expires: Date | null;
 }
 
 export interface DecideOptions {
@@ -389,6 +397,8 @@ interface LabelWork {
   entries: Map<Peer, Entry>;
   /** Per side, for each counted group, the strongest verdict held from its own issuer (if any). */
   counted: { abuse: Entry[]; ok: Entry[] };
+  /** Per side, the entry each counted group counted (a relay where it was the strongest). */
+  winners: { abuse: Entry[]; ok: Entry[] };
 }
 
 /** A peer verdict as counted: itself, or (consensus with a basis) one of the sources it relays. */
@@ -409,7 +419,7 @@ function sumSide(
   weight: WeightFn,
   issuerCap: number,
   entries: Map<Peer, Entry>,
-): { total: number; classifiers: number; human: boolean; counted: Entry[] } {
+): { total: number; classifiers: number; human: boolean; counted: Entry[]; winners: Entry[] } {
   const mine: Entry[] = [];
   const byIssuer = new Map<string, Entry[]>();
   for (const peer of peers) {
@@ -460,8 +470,8 @@ function sumSide(
       else if (group.startsWith('human\u0000')) human = true;
     }
   }
-  const counted = [...best.values()].filter((e) => e.contribution > 0);
-  return { total, classifiers, human, counted: counted.flatMap((e) => original.get(e.peer.group) ?? []) };
+  const winners = [...best.values()].filter((e) => e.contribution > 0);
+  return { total, classifiers, human, counted: winners.flatMap((e) => original.get(e.peer.group) ?? []), winners };
 }
 
 /**
@@ -534,6 +544,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     return {
       entries,
       counted: { abuse: forSide.counted, ok: okSide.counted },
+      winners: { abuse: forSide.winners, ok: okSide.winners },
       evidence: {
         label,
         r,
@@ -682,15 +693,26 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     policy: { version: policy.version, hash: policyHash(policy) },
   };
   let basis: BasisSource[] = [];
+  let expires: Date | null = null;
   if (localVerdict === undefined && (outcome === 'allow' || outcome === 'block')) {
-    const counted = outcome === 'allow' ? focus.counted.ok : focus.counted.abuse;
-    basis = counted
+    const side = outcome === 'allow' ? 'ok' : 'abuse';
+    basis = focus.counted[side]
       .map(asBasis)
       .filter((b): b is BasisSource => b !== undefined)
       .sort((a, b) => b.contribution - a.contribution)
       .slice(0, MAX_BASIS);
+    if (basis.length > 0) expires = earliestExpiry([...focus.counted[side], ...focus.winners[side]]);
   }
-  return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis };
+  return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis, expires };
+}
+
+function earliestExpiry(counted: readonly Entry[]): Date | null {
+  let earliest = Infinity;
+  for (const { peer } of counted) {
+    const t = peer.v.expires ? timeOf(peer.v.expires) : NaN;
+    if (t < earliest) earliest = t;
+  }
+  return Number.isFinite(earliest) ? new Date(earliest) : null;
 }
 
 /** Tie-break between local verdicts published at the same instant: humans first, then abuse over ok. */

@@ -21,6 +21,7 @@ export interface DirectTrust {
 
 export class TrustService {
   private readonly graph = new TrustGraph();
+  private changeListener: ((what: string) => void) | undefined;
   private readonly weights = new Map<string, TrustWeights>();
   private current: { policy: Policy; hash: string; setAt: Date | null } = { policy: DEFAULT_POLICY, hash: policyHash(DEFAULT_POLICY), setAt: null };
 
@@ -34,6 +35,20 @@ export class TrustService {
     const service = new TrustService(db, publisher);
     await service.reload();
     return service;
+  }
+
+  /**
+   * Called after every change of trust or policy (ours, a peer's TrustStatement, a spot check's
+   * penalty), with what changed: effective weights, thresholds or both may differ now.
+   */
+  onChange(listener: (what: string) => void): void {
+    this.changeListener = listener;
+  }
+
+  /** Drops the weights computed so far and tells the listener. */
+  private changed(what: string): void {
+    this.weights.clear();
+    this.changeListener?.(what);
   }
 
   /** Rebuilds the in-memory graph and policy from the store. */
@@ -71,7 +86,7 @@ export class TrustService {
       .executeTakeFirstOrThrow();
     await this.record('policy', { hash, version: policy.version }, actor);
     this.current = { policy, hash, setAt: row.set_at };
-    this.weights.clear(); // δ and H may have changed
+    this.changed('policy'); // δ and H may have changed too
     return policy;
   }
 
@@ -84,7 +99,7 @@ export class TrustService {
       .execute();
     await this.record('trust', { peer, polarity, label: label ?? null, value }, actor);
     this.graph.setDirect(polarity, peer, value, label);
-    this.weights.clear();
+    this.changed('trust');
     await this.publishStatement();
   }
 
@@ -103,7 +118,7 @@ export class TrustService {
       .onConflict((oc) => oc.column('publisher').doUpdateSet({ document, updated, received_at: new Date() }))
       .execute();
     this.applyStatement(publisher, statement.trust);
-    this.weights.clear();
+    this.changed('trust statement');
   }
 
   private applyStatement(publisher: string, entries: TrustEntry[]): void {
@@ -134,7 +149,7 @@ export class TrustService {
       .execute();
     await this.record('block', { peer, reason: reason ?? null }, actor);
     this.graph.block(peer);
-    this.weights.clear();
+    this.changed('block');
     await this.publishStatement();
   }
 
@@ -142,7 +157,7 @@ export class TrustService {
     await this.db.deleteFrom('trust_blocks').where('peer', '=', peer).execute();
     await this.record('unblock', { peer }, actor);
     this.graph.unblock(peer);
-    this.weights.clear();
+    this.changed('unblock');
     await this.publishStatement();
   }
 
@@ -160,7 +175,7 @@ export class TrustService {
       .execute();
     await this.record('penalty', { peer, polarity, factor, reason }, 'spot-check');
     this.graph.setPenalty(polarity, peer, factor);
-    this.weights.clear();
+    this.changed('penalty');
     return factor;
   }
 

@@ -2,7 +2,9 @@
 // publish a `consensus` verdict naming the peer verdicts we counted (its basis), so that instances
 // that follow us but not those peers can count them at their trust in us. Our consensus follows
 // our decision: a new decision that differs retracts or replaces it, and when a peer's verdict
-// matching it arrives, changes or is retracted, the media is decided again.
+// matching it arrives, changes or is retracted, the media is decided again; likewise after a
+// change of trust or policy (every live consensus), and when the verdicts it rests on expire (a
+// consensus expires with the earliest of them, so followers stop counting it on time too).
 //
 // This module is also the one place where stored verdicts become decide()'s input, so that every
 // decision ignores our own sources echoed back by peers.
@@ -25,6 +27,7 @@ export function toMatched(m: VerdictMatch): MatchedVerdict {
     distance: m.distance,
     published: m.published,
     basis: m.basis,
+    expires: m.expires,
   };
 }
 
@@ -46,6 +49,10 @@ function queryOf(subjects: readonly Subject[]): MatchQuery {
   };
 }
 
+function timeOrNull(iso: string | null): number | null {
+  return iso === null ? null : Date.parse(iso);
+}
+
 /** What a basis names, ignoring the weights: a change here means followers count other sources. */
 function basisKey(basis: readonly BasisSource[] | null): string {
   return (basis ?? [])
@@ -54,11 +61,26 @@ function basisKey(basis: readonly BasisSource[] | null): string {
     .join('\n');
 }
 
+/** Longest setTimeout delay Node accepts; later expiries are looked at again after it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Expiry re-decisions are batched at least this far apart, so a clock skew cannot spin the timer. */
+const MIN_EXPIRY_TIMER_MS = 1_000;
+/** Consensus verdicts loaded per page during a full pass. */
+const PASS_PAGE = 500;
+
 export class Reattestation {
-  /** Ids of our live consensus verdicts: a peer verdict that touches none of them costs one lookup. */
-  private readonly live = new Set<number>();
+  /**
+   * Our live consensus verdicts by id, with when each expires (ms, or null): a peer verdict that
+   * touches none of them costs one lookup.
+   */
+  private readonly live = new Map<number, number | null>();
   /** One reconciliation per media at a time, keyed by its first subject. */
   private readonly running = new Map<string, Promise<void>>();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimerAt = Infinity;
+  /** The full pass in progress, and whether another change asked for one more after it. */
+  private pass: Promise<void> | undefined;
+  private passAgain = false;
 
   constructor(
     private readonly verdicts: VerdictService,
@@ -66,9 +88,16 @@ export class Reattestation {
     private readonly logger: Logger,
   ) {}
 
-  /** Loads the ids of our live consensus verdicts; run once at start. */
+  /** Loads our live consensus verdicts and watches their expiry; run once at start. */
   async load(): Promise<void> {
-    for (const id of await this.verdicts.liveConsensusIds()) this.live.add(id);
+    for (const { id, expires } of await this.verdicts.liveConsensus()) this.track(id, expires);
+  }
+
+  /** Stops the expiry timer (a pass in progress finishes on its own). */
+  close(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    this.expiryTimerAt = Infinity;
   }
 
   /** What we decide now about media matching `query`. */
@@ -99,14 +128,20 @@ export class Reattestation {
 
   private async reconcileNow(key: Subject, subjects: readonly Subject[], decision: Decision): Promise<void> {
     const want = this.trust.policy.reattest && decision.basis.length > 0 ? decision.label : null;
-    const ours = (await this.verdicts.find(queryOf([key]))).filter(
+    const ours = (await this.verdicts.find(queryOf([key]), { includeExpired: true })).filter(
       (m) => m.local && m.method === 'consensus' && m.matchedBy === key.algorithm && m.distance === 0,
     );
+    const expires = decision.expires;
     let kept = false;
     for (const verdict of ours) {
-      // Kept while it says the same from the same sources; the weights behind it may drift.
+      // Kept while it says the same from the same sources; the weights behind it may drift. Its
+      // expiry follows what it rests on, so followers stop counting it when we would.
       if (!kept && verdict.label === want && basisKey(verdict.basis) === basisKey(decision.basis)) {
         kept = true;
+        if (timeOrNull(verdict.expires) !== (expires?.getTime() ?? null)) {
+          await this.verdicts.updateLocal(verdict.uri, { expires, basis: decision.basis, confidence: confidenceOf(decision) });
+        }
+        this.track(verdict.id, expires);
         continue;
       }
       await this.verdicts.retractLocal(verdict.uri);
@@ -119,9 +154,76 @@ export class Reattestation {
         confidence: confidenceOf(decision),
         method: 'consensus',
         basis: decision.basis,
+        expires: expires ?? undefined,
         source: 'consensus',
       });
-      this.live.add(issued.id);
+      this.track(issued.id, expires);
+    }
+  }
+
+  /** Counts a consensus verdict as live, re-deciding its media when it expires. */
+  private track(id: number, expires: Date | null): void {
+    const at = expires?.getTime() ?? null;
+    this.live.set(id, at);
+    if (at !== null && at < this.expiryTimerAt) this.armExpiryTimer(at);
+  }
+
+  private armExpiryTimer(at: number): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimerAt = at;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(MIN_EXPIRY_TIMER_MS, at - Date.now()));
+    this.expiryTimer = setTimeout(() => void this.expired(), delay);
+    this.expiryTimer.unref();
+  }
+
+  /** Re-decides the media of every consensus that has expired, then waits for the next expiry. */
+  private async expired(): Promise<void> {
+    this.expiryTimer = undefined;
+    this.expiryTimerAt = Infinity;
+    const now = Date.now();
+    const due = [...this.live].filter(([, at]) => at !== null && at <= now).map(([id]) => id);
+    await this.redecide(due, 'expiry');
+    // One that is still due failed to reconcile (logged): followers ignore it now that it has
+    // expired; the next change about its media reconciles it again.
+    for (const id of due) if ((this.live.get(id) ?? Infinity) <= now) this.live.set(id, null);
+    let next = Infinity;
+    for (const at of this.live.values()) if (at !== null && at < next) next = at;
+    if (next < this.expiryTimerAt) this.armExpiryTimer(next);
+  }
+
+  /**
+   * Trust or policy changed: decides again about the media of every live consensus verdict, in the
+   * background. Changes arriving during a pass are served by one more pass after it.
+   */
+  revisitAll(reason: string): Promise<void> {
+    if (this.pass) {
+      this.passAgain = true;
+      return this.pass;
+    }
+    this.pass = (async () => {
+      do {
+        this.passAgain = false;
+        await this.redecide([...this.live.keys()], reason);
+      } while (this.passAgain);
+    })().finally(() => {
+      this.pass = undefined;
+    });
+    return this.pass;
+  }
+
+  /** Reconciles the media of these consensus verdicts of ours. Never throws. */
+  private async redecide(ids: number[], reason: string): Promise<void> {
+    if (ids.length === 0) return;
+    const started = Date.now();
+    try {
+      for (let i = 0; i < ids.length; i += PASS_PAGE) {
+        for (const ours of (await this.verdicts.byIds(ids.slice(i, i + PASS_PAGE))).values()) {
+          if (!ours.retracted) await this.reconcile(ours.subjects);
+        }
+      }
+      this.logger.info({ reason, consensus: ids.length, ms: Date.now() - started }, 're-decided media we re-attested');
+    } catch (err) {
+      this.logger.error({ err, reason }, 're-deciding media we re-attested failed');
     }
   }
 

@@ -299,8 +299,8 @@ export class VerdictService {
     return (await this.byIds([id])).get(id)!;
   }
 
-  /** Corrects one of our verdicts (label, confidence, expiry) and publishes an Update. */
-  async updateLocal(uri: string, patch: { label?: Label; confidence?: number; expires?: Date | null }): Promise<Verdict> {
+  /** Corrects one of our verdicts (label, confidence, expiry; a consensus' basis) and publishes an Update. */
+  async updateLocal(uri: string, patch: { label?: Label; confidence?: number; expires?: Date | null; basis?: BasisSource[] }): Promise<Verdict> {
     const publisher = this.requirePublisher();
     const current = await this.byUri(uri);
     if (!current || !current.local) throw new VerdictNotFoundError(uri);
@@ -312,7 +312,7 @@ export class VerdictService {
       confidence: patch.confidence ?? current.confidence,
       method: current.method,
       classifier: current.classifier ? parseClassifierText(current.classifier) : undefined,
-      basis: current.basis,
+      basis: current.method === 'consensus' ? (patch.basis ?? current.basis) : null,
       expires: patch.expires === undefined ? (current.expires ? new Date(current.expires) : undefined) : (patch.expires ?? undefined),
       supersedes: current.supersedes ?? undefined,
     };
@@ -449,27 +449,29 @@ export class VerdictService {
     return this.matcher.match(query).map((m) => m.verdictId);
   }
 
-  /** Live verdicts matching the query, closest first. */
-  async find(query: MatchQuery): Promise<VerdictMatch[]> {
+  /** Live verdicts matching the query, closest first: not retracted, and unless asked, not expired. */
+  async find(query: MatchQuery, options: { includeExpired?: boolean } = {}): Promise<VerdictMatch[]> {
+    const now = options.includeExpired ? -Infinity : Date.now();
     const matches = this.matcher.match(query);
     if (matches.length === 0) return [];
     const verdicts = await this.byIds(matches.map((m) => m.verdictId));
     return matches.flatMap((m) => {
       const verdict = verdicts.get(m.verdictId);
-      return verdict && !verdict.retracted ? [{ ...verdict, matchedBy: m.algorithm, distance: m.distance }] : [];
+      const live = verdict && !verdict.retracted && !(verdict.expires && Date.parse(verdict.expires) <= now);
+      return live ? [{ ...verdict, matchedBy: m.algorithm, distance: m.distance }] : [];
     });
   }
 
-  /** Ids of our live consensus verdicts (re-attestations). */
-  async liveConsensusIds(): Promise<number[]> {
+  /** Our unretracted consensus verdicts (re-attestations), with when each expires. */
+  async liveConsensus(): Promise<Array<{ id: number; expires: Date | null }>> {
     const rows = await this.db
       .selectFrom('verdicts')
-      .select('id')
+      .select(['id', 'expires'])
       .where('is_local', '=', true)
       .where('method', '=', 'consensus')
       .where('retracted_at', 'is', null)
       .execute();
-    return rows.map((r) => Number(r.id));
+    return rows.map((r) => ({ id: Number(r.id), expires: r.expires }));
   }
 
   /** Our scanner's verdicts per hour and label since `since` (the health chart). */

@@ -143,6 +143,69 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     expect((await verdictsAbout(b, hashes.sha256)).map((v) => [v.issuer, v.method])).toContainEqual([b.actor, 'consensus']);
   });
 
+  const consensusAt = async (i: Instance, sha256: string) => (await verdictsAbout(i, sha256)).filter((v) => v.method === 'consensus');
+
+  it('B’s consensus expires with what it rests on, and follows a change of that expiry', async () => {
+    const bytes = await syntheticJpeg(505);
+    const hashes = await hashImage(bytes);
+    const expires = new Date(Date.now() + 120_000).toISOString();
+    const issued = await admin(c, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: hashes.sha256 }], label: 'ok', confidence: 1, method: 'human', expires });
+    expect(issued.status).toBe(201);
+    await eventually(async () => (await verdictsAbout(b, hashes.sha256)).length > 0, 15_000, 'C’s verdict to reach B');
+    expect(await submit(b, bytes)).toMatchObject({ outcome: 'allow' });
+    const first = await eventually(async () => (await consensusAt(a, hashes.sha256))[0], 15_000, 'B’s consensus to reach A');
+    expect(first).toMatchObject({ issuer: b.actor, expires });
+
+    // C makes its verdict last: B's consensus, the same sources, is updated to last too.
+    const id = (issued.body as { id: string }).id.split('/').pop();
+    expect((await admin(c, 'PATCH', `/verdicts/${id}`, { expires: null })).status).toBe(200);
+    await eventually(async () => (await consensusAt(a, hashes.sha256))[0]?.expires === null, 15_000, 'B’s updated consensus to reach A');
+    expect(await consensusAt(a, hashes.sha256)).toEqual([expect.objectContaining({ id: first.id, basis: [expect.objectContaining({ issuer: c.actor })] })]);
+  });
+
+  it('when a verdict B’s consensus rests on expires, B decides again then and re-attests what still holds', async () => {
+    const bytes = await syntheticJpeg(507);
+    const hashes = await hashImage(bytes);
+    const subjects = [{ algorithm: 'sha256', digest: hashes.sha256 }];
+    // C's two classifiers say ok for good; its moderator says ok too, but only for a few seconds.
+    const expires = new Date(Date.now() + 6_000).toISOString();
+    for (const body of [
+      { subjects, label: 'ok', confidence: 0.9, method: 'classifier', classifier: { name: 'model-a', version: '1' } },
+      { subjects, label: 'ok', confidence: 0.9, method: 'classifier', classifier: { name: 'model-b', version: '1' } },
+      { subjects, label: 'ok', confidence: 1, method: 'human', expires },
+    ]) {
+      expect((await admin(c, 'POST', '/verdicts', body)).status).toBe(201);
+    }
+    await eventually(async () => (await verdictsAbout(b, hashes.sha256)).length === 3, 15_000, 'C’s verdicts to reach B');
+    expect(await submit(b, bytes)).toMatchObject({ outcome: 'allow' });
+    const first = await eventually(async () => (await consensusAt(a, hashes.sha256))[0], 15_000, 'B’s consensus to reach A');
+    expect(first).toMatchObject({ expires });
+    expect((first.basis as unknown[]).length).toBe(3);
+
+    // Past the expiry B's decision rests on the classifiers alone: a new consensus naming them,
+    // expiring never, replaces the old one.
+    const next = await eventually(async () => {
+      const now = await consensusAt(a, hashes.sha256);
+      return now.length === 1 && now[0].id !== first.id ? now[0] : undefined;
+    }, 20_000, 'B’s new consensus to reach A');
+    expect(next).toMatchObject({ expires: null });
+    expect((next.basis as Array<{ method: string }>).map((s) => s.method)).toEqual(['classifier', 'classifier']);
+    expect(await submit(a, bytes)).toMatchObject({ outcome: 'allow', scan_pending: false });
+  });
+
+  it('B’s trust in C withdrawn: B re-decides what it re-attested and retracts it', async () => {
+    const { bytes, hashes } = await judgedByC(506);
+    await submit(b, bytes);
+    await eventually(async () => (await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s consensus to reach A');
+    expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 0 })).status).toBe(200);
+    await eventually(async () => !(await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s retraction to reach A');
+    expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
+    // Trusted again: nothing re-attests until B decides about the image again.
+    expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 1 })).status).toBe(200);
+    await submit(b, bytes);
+    await eventually(async () => (await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s new consensus');
+  });
+
   it('a verdict of B’s own replaces its consensus', async () => {
     const { bytes, hashes } = await judgedByC(503);
     await submit(b, bytes);

@@ -446,6 +446,23 @@ describe('re-attestation (consensus verdicts with a basis)', () => {
     expect(local.basis).toEqual([]);
   });
 
+  it('expires with the earliest of the verdicts counted on the deciding side, relays included', () => {
+    const soon = '2031-01-01T00:00:00.000Z';
+    const later = '2032-01-01T00:00:00.000Z';
+    const s1 = verdict({ issuer: 'S', label: 'ok', method: 'classifier', classifier: nsfw, confidence: 0.9, expires: later });
+    const relay = { ...consensus('R', 'ok', [source('Q', clip, 0.9)]), expires: new Date(soon) };
+    const d = decide([s1, relay], table({ S: 0.9, R: 0.9 }));
+    expect(d.outcome).toBe('allow');
+    expect(d.expires?.toISOString()).toBe(soon);
+    // What lost or was not counted does not shorten it; with nothing expiring, neither does it.
+    const lost = verdict({ issuer: 'X', label: 'spam', confidence: 0.1, expires: '2030-01-01T00:00:00Z' });
+    expect(decide([s1, relay, lost], table({ S: 0.9, R: 0.9, X: 0.5 })).expires?.toISOString()).toBe(soon);
+    expect(decide([s1, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires?.toISOString()).toBe(later);
+    expect(decide([{ ...s1, expires: undefined }, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires).toBeNull();
+    // No basis (undecided, or decided by a local verdict): no expiry.
+    expect(decide([s1], table({ S: 0.9 })).expires).toBeNull();
+  });
+
   it('a consensus verdict without a basis counts once per issuer, as before', () => {
     const d = decide([verdict({ issuer: 'R', label: 'ok', method: 'consensus', confidence: 0.9 })], table({ R: 1 }));
     expect(evidence(d, 'csam')).toMatchObject({ s: 0.9, okClassifiers: 0 });
