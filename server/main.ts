@@ -23,7 +23,7 @@ import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
 import { ReviewQueue } from './review/index.js';
 import { decodeForClassifier, startScanner, type ScannerOptions } from './scanning/scanner.js';
-import { createClassifier, type Classifier } from './scanning/classifiers/index.js';
+import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { decodeHashes } from './log/format.js';
 import { verifierKey } from '../shared/merkle/checkpoint.js';
@@ -178,7 +178,7 @@ function classifierLoader(config: Config): () => Promise<Classifier[]> {
   let loading: Promise<Classifier[]> | undefined;
   const load = async () => {
     const results = await Promise.allSettled(
-      config.scanner.classifier.map((spec) => createClassifier(spec === 'default' ? { kind: 'default' } : { kind: 'onnx', configPath: spec })),
+      config.scanner.classifier.map((spec) => createClassifier(isBundledModel(spec) ? { kind: 'default', model: spec } : { kind: 'onnx', configPath: spec })),
     );
     const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -69,8 +69,9 @@ const configSchema = z
         /** Shared secret between the server and its scanner nodes. */
         token: z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional(),
         /**
-         * Comma-separated: `default` (the bundled adult-content triage model) and/or paths of ONNX
-         * classifier configs. Every scan runs each; two independent models let peers allow on one scan.
+         * Comma-separated: `default` and `inception` (the bundled adult-content triage models) and/or
+         * paths of ONNX classifier configs. Every scan runs each; two independent models let peers
+         * allow on one scan.
          */
         classifier: z
           .string()

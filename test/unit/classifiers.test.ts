@@ -24,10 +24,43 @@ import {
   type OnnxClassifierConfigInput,
   type RgbImage,
 } from '../../server/scanning/classifiers/index.js';
-import { readNsfwjsModel } from '../../server/scanning/classifiers/default-model.js';
+import { locateNsfwjsModel, readNsfwjsModel, type BundledModel } from '../../server/scanning/classifiers/default-model.js';
 import { preprocessInto } from '../../server/scanning/classifiers/onnx.js';
 import { meanColourConfig, meanColourModel } from '../helpers/models.js';
 import { syntheticPixels } from '../helpers/images.js';
+
+/** A bundled model's class scores as TensorFlow.js itself computes them (WASM backend), same preprocessing. */
+async function tfjsReference(model: BundledModel, size: number, images: RgbImage[]): Promise<Float32Array> {
+  const require = createRequire(import.meta.url);
+  const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
+  require('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  const artifacts = readNsfwjsModel(locateNsfwjsModel(model));
+  const layers = await tf.loadLayersModel({
+    load: async () => ({
+      modelTopology: artifacts.modelTopology as object,
+      weightSpecs: artifacts.weightSpecs as never,
+      weightData: artifacts.weightData.slice().buffer,
+    }),
+  });
+  // The same preprocessing the classifier uses (sharp resize to size x size, pixel / 255, NHWC).
+  const settings = { input: { width: size, height: size, layout: 'NHWC' as const, channelOrder: 'RGB' as const, resize: 'fill' as const }, normalize: { scale: 1 / 255, offset: 0 } };
+  const batch = new Float32Array(images.length * size * size * 3);
+  await Promise.all(images.map((img, i) => preprocessInto(img, settings, batch, i)));
+  const input = tf.tensor4d(batch, [images.length, size, size, 3]);
+  const output = layers.predict(input) as import('@tensorflow/tfjs').Tensor;
+  const reference = (await output.data()) as Float32Array;
+  input.dispose();
+  output.dispose();
+  layers.dispose();
+  return reference;
+}
+
+function maxDifference(ours: Classification[], reference: Float32Array): number {
+  let maxDiff = 0;
+  ours.forEach((r, i) => DEFAULT_MODEL_CLASSES.forEach((cls, k) => (maxDiff = Math.max(maxDiff, Math.abs((r.classScores?.[cls] ?? NaN) - reference[i * 5 + k])))));
+  return maxDiff;
+}
 
 // --- generated images ---------------------------------------------------------------------------
 
@@ -89,6 +122,34 @@ async function withClassifier<T>(cfg: OnnxClassifierConfigInput, fn: (c: Classif
     await classifier.close();
   }
 }
+
+describe('second bundled classifier (nsfwjs InceptionV3, offline)', () => {
+  let classifier: Classifier;
+  let images: RgbImage[];
+
+  beforeAll(async () => {
+    images = [gradient(320, 240), await noise(256, 256), discs(7, 640, 480)];
+    classifier = await createClassifier({ kind: 'default', model: 'inception' });
+  }, 60_000);
+  afterAll(async () => {
+    await classifier?.close();
+  });
+
+  it('is another classifier, as honest about what it measures', () => {
+    expect(classifier.info).toMatchObject({ name: 'nsfwjs-inception-v3', labels: ['sexual', 'ok'] });
+    expect(classifier.info.version).toMatch(/^nsfwjs-4\.\d+\.\d+$/);
+    expect(classifier.info.measures).toMatch(/InceptionV3 model \(299x299/);
+    expect(classifier.info.measures).toMatch(/does not detect CSAM/);
+  });
+
+  it('matches the model run by TensorFlow.js itself (concatenations and pooling included)', async () => {
+    const ours = await classifier.classify(images);
+    for (const r of ours) expect(Object.values(r.classScores ?? {}).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    const maxDiff = maxDifference(ours, await tfjsReference('inception', 299, images));
+    console.log(`inception model vs tfjs reference: max |dp| = ${maxDiff.toExponential(2)}`);
+    expect(maxDiff).toBeLessThan(1e-4);
+  }, 60_000);
+});
 
 describe('ONNX backend (generated models)', () => {
   it('loads a JSON config from disk, resolves the model path beside it, maps classes to labels', async () => {
@@ -289,31 +350,7 @@ describe('default classifier (nsfwjs MobileNetV2, offline)', () => {
   });
 
   it('matches the model run by TensorFlow.js itself (the converter changes nothing)', async () => {
-    const require = createRequire(import.meta.url);
-    const tf = require('@tensorflow/tfjs') as typeof import('@tensorflow/tfjs');
-    require('@tensorflow/tfjs-backend-wasm');
-    await tf.setBackend('wasm');
-    const artifacts = readNsfwjsModel();
-    const model = await tf.loadLayersModel({
-      load: async () => ({
-        modelTopology: artifacts.modelTopology as object,
-        weightSpecs: artifacts.weightSpecs as never,
-        weightData: artifacts.weightData.slice().buffer,
-      }),
-    });
-    // The same preprocessing the classifier uses (sharp resize to 224x224, pixel / 255, NHWC).
-    const settings = { input: { width: 224, height: 224, layout: 'NHWC' as const, channelOrder: 'RGB' as const, resize: 'fill' as const }, normalize: { scale: 1 / 255, offset: 0 } };
-    const batch = new Float32Array(images.length * 224 * 224 * 3);
-    await Promise.all(images.map((img, i) => preprocessInto(img, settings, batch, i)));
-    const input = tf.tensor4d(batch, [images.length, 224, 224, 3]);
-    const output = model.predict(input) as import('@tensorflow/tfjs').Tensor;
-    const reference = await output.data();
-    input.dispose();
-    output.dispose();
-    model.dispose();
-    const ours = await classifier.classify(images);
-    let maxDiff = 0;
-    ours.forEach((r, i) => DEFAULT_MODEL_CLASSES.forEach((cls, k) => (maxDiff = Math.max(maxDiff, Math.abs((r.classScores?.[cls] ?? NaN) - reference[i * 5 + k])))));
+    const maxDiff = maxDifference(await classifier.classify(images), await tfjsReference('default', 224, images));
     console.log(`default model vs tfjs reference: max |dp| = ${maxDiff.toExponential(2)}`);
     expect(maxDiff).toBeLessThan(1e-4);
   });

@@ -1,11 +1,11 @@
-// The default classifier: the MobileNetV2 adult-content model that the `nsfwjs` npm package ships
-// (Keras weights as a tfjs layers model, uint8-quantized), converted in memory to ONNX at start and
-// run on ONNX Runtime like an operator's model. Weights come from node_modules by file path; no
-// network is involved at install or run time.
+// The bundled classifiers: the adult-content models that the `nsfwjs` npm package ships (Keras
+// weights as tfjs layers models, uint8-quantized): MobileNetV2 (`default`) and InceptionV3
+// (`inception`), converted in memory to ONNX at start and run on ONNX Runtime like an operator's
+// model. Weights come from node_modules by file path; no network is involved at install or run time.
 //
-// What it measures: how much an image resembles the five classes of its training set (Drawing,
-// Hentai, Neutral, Porn, Sexy). It is adult-content triage. It is NOT an abuse detector: it never
-// emits `csam`, and its `sexual` score must not be read as one.
+// What they measure: how much an image resembles the five classes of their training set (Drawing,
+// Hentai, Neutral, Porn, Sexy). They are adult-content triage. They are NOT abuse detectors: they
+// never emit `csam`, and their `sexual` score must not be read as one.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,14 +29,32 @@ export const DEFAULT_MODEL_LABELS = {
   Sexy: 'ok',
 } as const;
 
-export const DEFAULT_MODEL_MEASURES =
-  'Adult-content triage: the nsfwjs MobileNetV2 model (224x224, classes Drawing/Hentai/Neutral/Porn/Sexy) ' +
+const measures = (architecture: string, size: number) =>
+  `Adult-content triage: the nsfwjs ${architecture} model (${size}x${size}, classes Drawing/Hentai/Neutral/Porn/Sexy) ` +
   'scores how much an image looks like pornography or explicit drawings (Porn+Hentai -> sexual; ' +
   'Drawing/Neutral/Sexy -> ok). It is not an abuse detector: it does not detect CSAM, age, consent, ' +
   'violence or hate, never emits csam, and errs on art, medical images and swimwear; ' +
   'never use it as the sole basis for an abuse label.';
 
+export const DEFAULT_MODEL_MEASURES = measures('MobileNetV2', 224);
+
+/**
+ * The models nsfwjs ships as Keras layers models, by the name VOUCH_CLASSIFIER gives them. Both
+ * learned from the same training set: two architectures, so they do not share one model's blind
+ * spots, but they do share the data's (docs/scanner.md).
+ */
+export const BUNDLED_MODELS = {
+  default: { name: 'nsfwjs-mobilenet-v2', dir: 'mobilenet_v2', shards: 1, size: 224, architecture: 'MobileNetV2' },
+  inception: { name: 'nsfwjs-inception-v3', dir: 'inception_v3', shards: 6, size: 299, architecture: 'InceptionV3' },
+} as const;
+export type BundledModel = keyof typeof BUNDLED_MODELS;
+
+export function isBundledModel(name: string): name is BundledModel {
+  return Object.hasOwn(BUNDLED_MODELS, name);
+}
+
 export interface NsfwjsModelFiles {
+  model: BundledModel;
   /** Installed nsfwjs version. */
   version: string;
   dir: string;
@@ -44,8 +62,8 @@ export interface NsfwjsModelFiles {
   shardFiles: string[];
 }
 
-/** Locates the MobileNetV2 model files inside the installed nsfwjs package. */
-export function locateNsfwjsModel(): NsfwjsModelFiles {
+/** Locates a bundled model's files inside the installed nsfwjs package. */
+export function locateNsfwjsModel(model: BundledModel = 'default'): NsfwjsModelFiles {
   const require = createRequire(import.meta.url);
   let entry: string;
   try {
@@ -60,8 +78,10 @@ export function locateNsfwjsModel(): NsfwjsModelFiles {
     root = up;
   }
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-  const dir = join(root, 'dist', 'models', 'mobilenet_v2');
-  return { version: pkg.version, dir, modelFile: join(dir, 'model.min.js'), shardFiles: [join(dir, 'group1-shard1of1.min.js')] };
+  const { dir: folder, shards } = BUNDLED_MODELS[model];
+  const dir = join(root, 'dist', 'models', folder);
+  const shardFiles = Array.from({ length: shards }, (_, i) => join(dir, `group1-shard${i + 1}of${shards}.min.js`));
+  return { model, version: pkg.version, dir, modelFile: join(dir, 'model.min.js'), shardFiles };
 }
 
 function safeJsonName(path: string): boolean {
@@ -100,15 +120,21 @@ export function readNsfwjsModel(files: NsfwjsModelFiles = locateNsfwjsModel()): 
   return { modelTopology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((g) => g.weights), weightData };
 }
 
-/** Converts the shipped model to ONNX (a few hundred ms); `scripts/export-default-model.mjs` writes it to a file. */
-export function convertDefaultModel(files: NsfwjsModelFiles = locateNsfwjsModel()): ConvertedModel & { nsfwjsVersion: string } {
+/**
+ * Converts a shipped model to ONNX (MobileNetV2: a few hundred ms; InceptionV3: about 3 s);
+ * `scripts/export-default-model.mjs` writes it to a file.
+ */
+export function convertDefaultModel(files: NsfwjsModelFiles = locateNsfwjsModel()): ConvertedModel & { nsfwjsVersion: string; model: BundledModel } {
+  const { architecture, size } = BUNDLED_MODELS[files.model];
   const converted = convertKerasToOnnx(readNsfwjsModel(files), {
-    docString: `nsfwjs ${files.version} MobileNetV2 (MIT, github.com/infinitered/nsfwjs), converted by Vouch. ${DEFAULT_MODEL_MEASURES}`,
+    docString: `nsfwjs ${files.version} ${architecture} (MIT, github.com/infinitered/nsfwjs), converted by Vouch. ${measures(architecture, size)}`,
   });
-  return { ...converted, nsfwjsVersion: files.version };
+  return { ...converted, nsfwjsVersion: files.version, model: files.model };
 }
 
 export interface DefaultClassifierOptions {
+  /** Which bundled model: `default` (MobileNetV2) unless given. */
+  model?: BundledModel;
   executionProvider?: 'cpu' | 'cuda';
   cudaDeviceId?: number;
   maxBatch?: number;
@@ -116,14 +142,19 @@ export interface DefaultClassifierOptions {
 }
 
 /** The ONNX classifier config that describes the converted model (also written next to an exported .onnx). */
-export function defaultModelConfig(converted: Pick<ConvertedModel, 'inputName' | 'outputName' | 'inputShape'>, nsfwjsVersion: string): Omit<OnnxClassifierConfigInput, 'model'> {
+export function defaultModelConfig(
+  converted: Pick<ConvertedModel, 'inputName' | 'outputName' | 'inputShape'>,
+  nsfwjsVersion: string,
+  model: BundledModel = 'default',
+): Omit<OnnxClassifierConfigInput, 'model'> {
   const [height, width] = converted.inputShape;
+  const { name, architecture, size } = BUNDLED_MODELS[model];
   return {
-    name: 'nsfwjs-mobilenet-v2',
+    name,
     version: `nsfwjs-${nsfwjsVersion}`,
-    measures: DEFAULT_MODEL_MEASURES,
+    measures: measures(architecture, size),
     input: { name: converted.inputName, width, height, layout: 'NHWC', channelOrder: 'RGB', resize: 'fill' },
-    // nsfwjs feeds pixel / 255 (0..1), resized to 224x224 ignoring the aspect ratio.
+    // nsfwjs feeds pixel / 255 (0..1), resized to the model's square ignoring the aspect ratio.
     normalize: { scale: 1 / 255, offset: 0 },
     output: { name: converted.outputName, kind: 'probabilities' },
     classes: [...DEFAULT_MODEL_CLASSES],
@@ -132,12 +163,14 @@ export function defaultModelConfig(converted: Pick<ConvertedModel, 'inputName' |
 }
 
 export async function createDefaultClassifier(options: DefaultClassifierOptions = {}): Promise<Classifier> {
-  const converted = convertDefaultModel();
-  if (converted.outputSize !== DEFAULT_MODEL_CLASSES.length || converted.inputShape.join('x') !== '224x224x3') {
+  const model = options.model ?? 'default';
+  const converted = convertDefaultModel(locateNsfwjsModel(model));
+  const { size } = BUNDLED_MODELS[model];
+  if (converted.outputSize !== DEFAULT_MODEL_CLASSES.length || converted.inputShape.join('x') !== `${size}x${size}x3`) {
     throw new ClassifierError(`unexpected nsfwjs model shape (input ${converted.inputShape.join('x')}, ${converted.outputSize} classes) in nsfwjs ${converted.nsfwjsVersion}`);
   }
   const { model: _inMemory, ...settings } = onnxClassifierConfigSchema.parse({
-    ...defaultModelConfig(converted, converted.nsfwjsVersion),
+    ...defaultModelConfig(converted, converted.nsfwjsVersion, model),
     model: '(converted in memory)',
     executionProvider: options.executionProvider ?? 'cpu',
     cudaDeviceId: options.cudaDeviceId ?? 0,

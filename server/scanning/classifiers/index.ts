@@ -1,5 +1,5 @@
-// Classifier backends behind one interface (types.ts): the default adult-content model that ships
-// in an npm package, or any ONNX image model an operator describes in a JSON config.
+// Classifier backends behind one interface (types.ts): the adult-content models that ship in an npm
+// package (`default`, `inception`), or any ONNX image model an operator describes in a JSON config.
 import { createDefaultClassifier, type DefaultClassifierOptions } from './default-model.js';
 import { createOnnxClassifier } from './onnx.js';
 import type { Classifier } from './types.js';
@@ -35,5 +35,8 @@ export {
   DEFAULT_MODEL_CLASSES,
   DEFAULT_MODEL_LABELS,
   DEFAULT_MODEL_MEASURES,
+  BUNDLED_MODELS,
+  isBundledModel,
+  type BundledModel,
   type DefaultClassifierOptions,
 } from './default-model.js';

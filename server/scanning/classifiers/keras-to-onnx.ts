@@ -319,6 +319,17 @@ export function convertKerasToOnnx(artifacts: TfjsLayersArtifacts, options: { do
         result = { ...x, name: acc };
         break;
       }
+      case 'Concatenate': {
+        if (inbound.length < 2) throw new Error(`layer ${layer.name}: Concatenate needs two inputs or more`);
+        const axis = c.axis ?? -1;
+        if (inbound.some((t) => t.rank !== x.rank) || !(axis === -1 || axis === x.rank - 1)) {
+          throw new Error(`layer ${layer.name}: only concatenation along the channels of same-rank inputs`);
+        }
+        const channels = inbound.every((t) => t.channels !== undefined) ? inbound.reduce((n, t) => n + (t.channels ?? 0), 0) : undefined;
+        // Keras' channels-last axis is ONNX's axis 1 for feature maps (NCHW) and vectors alike.
+        result = { name: add('Concat', inbound.map((t) => t.name), layer.name, { axis: 1 }), rank: x.rank, channels };
+        break;
+      }
       case 'AveragePooling2D':
       case 'MaxPooling2D': {
         need4();
