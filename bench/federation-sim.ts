@@ -2,26 +2,27 @@
 // (server/trust/decide.ts, DEFAULT_POLICY) on an in-memory verdict exchange with network latency,
 // in simulated time. `benchFederationSim()` prints the figures; `simulate()` runs one configuration.
 //
-// Model (all draws from one seeded generator, so every run gives the same figures):
+// Model (all draws from one seeded generator, so every run gives the same figures). The main
+// scenario is the deployment the operator guide recommends; each what-if changes one thing:
 // - each instance follows (and trusts, weight 0.6–0.9 for both polarities) 3–5 random peers and
 //   receives their verdicts; weights are the direct ones (no trust flow: two hops at δ = 0.5 split
-//   over 3–5 peers would give ~0.1, far below a block's evidence floor). With `hubs`, a few large
-//   instances follow everyone and everyone follows them (trust 0.9–1): small instances subscribed
-//   to larger ones;
+//   over 3–5 peers would give ~0.1, far below a block's evidence floor). With `hubs` (1 in the main
+//   scenario), large instances follow everyone and everyone follows them (trust 0.9–1): small
+//   instances subscribed to a larger one;
 // - re-attestation (policy `reattest`, on by default; decision 13): an instance whose peers'
 //   verdicts decided publishes a consensus verdict with its basis to its followers, and answers a
 //   pull with one made on demand. (Not modelled: retracting it once the instance scans itself, which
 //   would only lower the figures; a spot check's own verdicts then count alongside it, capped.)
-// - half the instances scan with classifier `sim-nsfw` v1, the other half with `sim-clip` v1
-//   (a fake classifier: the image's true label, confidence 0.9), because `allow` needs two
-//   independent classifiers (or a human) and a classifier counts once however many instances ran it;
-//   with `scanWithAll` every scanner runs both (VOUCH_CLASSIFIER=default,model.json);
+// - every scanner runs two classifiers, `sim-nsfw` v1 and `sim-clip` v1 (fake ones: the image's
+//   true label, confidence 0.9), as with VOUCH_CLASSIFIER=default,inception, because `allow` needs
+//   two independent classifiers (or a human) and a classifier counts once however many instances ran
+//   it; without `scanWithAll`, half the scanners run one and half the other;
 // - 20 000 posts of 2 000 unique images (85 % ok), popularity Zipf(1.1), each arriving at one random
 //   instance (Poisson arrivals over one simulated hour); every copy is an exact match (distance 0);
 // - federated copies (with `federatePosts`) that need a scan are scanned `remoteScanDelayS` later
 //   (the policy's deferScanSeconds), and only if still undecided then; the origin scans at once;
-// - with `pullOnMiss` (a what-if), an instance about to scan first asks the peers it follows for
-//   their own verdicts, and scans only if those do not settle it;
+// - with `pullOnMiss` (on in the main scenario), an instance about to scan first asks the peers it
+//   follows for their own verdicts, and scans only if those do not settle it;
 // - an instance deciding `unknown` or `review` scans at once: its verdict becomes local and is
 //   published to its followers, arriving after an exponential delay (mean 2 s) at each; of the
 //   images an instance decided thanks to peers' verdicts, 2 % are re-scanned (spot check; one draw per
@@ -94,13 +95,13 @@ export const DEFAULT_SIM: SimConfig = {
     { name: 'sim-nsfw', version: '1' },
     { name: 'sim-clip', version: '1' },
   ],
-  scanWithAll: false,
-  hubs: 0,
+  scanWithAll: true,
+  hubs: 1,
   hubWeightMin: 0.9,
   hubWeightMax: 1,
   federatePosts: false,
   remoteScanDelayS: DEFAULT_POLICY.deferScanSeconds,
-  pullOnMiss: false,
+  pullOnMiss: true,
   reattest: true,
   seed: 20_240_801,
 };
@@ -435,12 +436,12 @@ export async function benchFederationSim(): Promise<BenchResult[]> {
   const main = simulate(DEFAULT_SIM);
   const perImage = (n: number) => round(n / main.uniqueImages, 3);
   const propagation = [...main.propagationS].sort((a, b) => a - b);
-  const everyone = { followsMin: DEFAULT_SIM.instances - 1, followsMax: DEFAULT_SIM.instances - 1 };
-  const hubsTwoModelsPull = { hubs: 3, scanWithAll: true, pullOnMiss: true };
   const scansPer = (config: Partial<SimConfig>) => {
     const s = simulate({ ...DEFAULT_SIM, ...config });
     return round(s.scans / s.uniqueImages, 3);
   };
+  const whatIf = (name: string, config: Partial<SimConfig>): BenchResult => ({ name: `scans_per_unique_image_${name}`, value: scansPer(config), unit: 'scans' });
+  const smallOnly = { hubs: 0 };
   return [
     { name: 'sim_unique_images', value: main.uniqueImages, unit: 'images' },
     { name: 'scans_per_unique_image', value: perImage(main.scans), unit: 'scans' },
@@ -454,28 +455,27 @@ export async function benchFederationSim(): Promise<BenchResult[]> {
     { name: 'sim_wrong_decisions', value: main.wrong, unit: 'decisions' },
     { name: 'verdict_propagation_p95_s', value: round(percentile(propagation, 0.95), 2), unit: 's' },
     { name: 'decisions_per_s', value: Math.round(main.decisions / main.decideSeconds), unit: 'decisions/s' },
-    // What-ifs, one assumption changed each.
-    { name: 'scans_per_unique_image_no_reattest', value: scansPer({ reattest: false }), unit: 'scans' },
-    // One model everywhere (every instance on the bundled one): allow by peers can never happen.
-    { name: 'scans_per_unique_image_one_classifier', value: scansPer({ classifiers: [DEFAULT_SIM.classifiers[0]] }), unit: 'scans' },
-    { name: 'scans_per_unique_image_two_models', value: scansPer({ scanWithAll: true }), unit: 'scans' },
-    { name: 'scans_per_unique_image_two_models_pull_on_miss', value: scansPer({ scanWithAll: true, pullOnMiss: true }), unit: 'scans' },
-    // Small instances subscribed to three large ones that follow everyone: the case the product is for.
-    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss', value: scansPer(hubsTwoModelsPull), unit: 'scans' },
-    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_no_reattest', value: scansPer({ ...hubsTwoModelsPull, reattest: false }), unit: 'scans' },
-    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_hub_trust_0.6_0.9', value: scansPer({ ...hubsTwoModelsPull, hubWeightMin: 0.6, hubWeightMax: 0.9 }), unit: 'scans' },
-    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_federated_posts', value: scansPer({ ...hubsTwoModelsPull, federatePosts: true }), unit: 'scans' },
-    // ...with federated copies scanned at once (no deferScanSeconds): the copy races the verdict.
-    { name: 'scans_per_unique_image_hubs_two_models_pull_on_miss_federated_posts_no_defer', value: scansPer({ ...hubsTwoModelsPull, federatePosts: true, remoteScanDelayS: 0 }), unit: 'scans' },
-    { name: 'scans_per_unique_image_follow_all', value: scansPer(everyone), unit: 'scans' },
-    { name: 'scans_per_unique_image_follow_all_both_classifiers', value: scansPer({ ...everyone, scanWithAll: true }), unit: 'scans' },
-    { name: 'scans_per_unique_image_follow_all_both_classifiers_no_spot_check', value: scansPer({ ...everyone, scanWithAll: true, spotCheck: 0 }), unit: 'scans' },
-    // Every post also federated to all 20 instances (naive = 20): the post races the verdict.
-    { name: 'scans_per_unique_image_federated_posts', value: scansPer({ federatePosts: true }), unit: 'scans' },
-    { name: 'scans_per_unique_image_federated_posts_follow_all_both_classifiers', value: scansPer({ federatePosts: true, ...everyone, scanWithAll: true }), unit: 'scans' },
-    // ...and with pull-on-miss, which the product offers per peer: the race is what it is for.
-    { name: 'scans_per_unique_image_pull_on_miss', value: scansPer({ pullOnMiss: true }), unit: 'scans' },
-    { name: 'scans_per_unique_image_federated_posts_pull_on_miss', value: scansPer({ federatePosts: true, pullOnMiss: true }), unit: 'scans' },
-    { name: 'scans_per_unique_image_federated_posts_follow_all_both_classifiers_pull_on_miss', value: scansPer({ federatePosts: true, ...everyone, scanWithAll: true, pullOnMiss: true }), unit: 'scans' },
+    // What-ifs: one assumption of the main scenario changed each.
+    whatIf('three_large_instances', { hubs: 3 }),
+    whatIf('large_instance_trust_0.6_0.9', { hubWeightMin: 0.6, hubWeightMax: 0.9 }),
+    whatIf('no_pull_on_miss', { pullOnMiss: false }),
+    whatIf('no_reattest', { reattest: false }),
+    whatIf('no_spot_check', { spotCheck: 0 }),
+    // Scanners with one model each (half one, half the other); one model everywhere (the bundled
+    // default alone): then peers can never allow, whatever the topology.
+    whatIf('one_model_per_scanner', { scanWithAll: false }),
+    whatIf('one_classifier', { scanWithAll: false, classifiers: [DEFAULT_SIM.classifiers[0]] }),
+    // Every post also federated to all 20 instances at once (naive = 20): copies race the verdict;
+    // their scans wait deferScanSeconds; 2 % spot checks on each of 19 instances remain.
+    whatIf('federated_posts', { federatePosts: true }),
+    whatIf('federated_posts_no_defer', { federatePosts: true, remoteScanDelayS: 0 }),
+    whatIf('federated_posts_no_spot_check', { federatePosts: true, spotCheck: 0 }),
+    // Small instances only, no large one: a sparse random graph, then denser ones.
+    whatIf('no_large_instance', smallOnly),
+    whatIf('no_large_instance_follows_9', { ...smallOnly, followsMin: 9, followsMax: 9 }),
+    whatIf('no_large_instance_follows_12', { ...smallOnly, followsMin: 12, followsMax: 12 }),
+    whatIf('no_large_instance_federated_posts', { ...smallOnly, federatePosts: true }),
+    // Everything against: small instances only, one model per scanner, no pull on miss.
+    whatIf('no_large_instance_one_model_per_scanner_no_pull', { ...smallOnly, scanWithAll: false, pullOnMiss: false }),
   ];
 }
