@@ -8,6 +8,7 @@ import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
 import type { JobQueue } from '../queue/index.js';
 import type { Subject, VerdictService } from '../verdicts/index.js';
+import { classifierText } from '../verdicts/objects.js';
 import type { Reattestation } from '../verdicts/consensus.js';
 import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
@@ -183,21 +184,28 @@ export class MediaIntake {
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
     const subjects = subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined });
-    // One scan, one instant: among local verdicts published together, abuse wins over ok, so the
-    // newest-local rule does not let the last model listed decide.
-    const published = new Date();
+    // A scanner posts again when it did not get our answer: what this scan already issued is not
+    // issued twice. One scan, one instant (a retry's included): among local verdicts published
+    // together abuse wins over ok, so the newest-local rule does not let the last model decide.
+    const source = `scanner:decision-${job.decisionId}`;
+    const earlier = await this.verdicts.localFromSource(source);
+    const issued = new Set(earlier.map((v) => v.classifier));
+    const published = earlier.length > 0 ? new Date(earlier[0].published) : new Date();
     for (const result of results) {
-      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source: 'scanner', published });
+      if (issued.has(classifierText(result.classifier))) continue;
+      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source, published });
       this.options.metrics?.scans.inc({ label: result.label });
     }
     const seen = this.nodes.get(node);
     const classifiers = results.map((r) => `${r.classifier.name} ${r.classifier.version}`).join(', ');
     this.nodes.set(node, { node, classifier: classifiers, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
     // Our scan says abuse when any model flagged it.
-    if (job.spotCheck) await this.compareWithPeers(job.decisionId, results.find((r) => r.label !== 'ok')?.label ?? 'ok');
+    if (job.spotCheck && (await this.claimSpotCheck(job.decisionId))) {
+      await this.compareWithPeers(job.decisionId, results.find((r) => r.label !== 'ok')?.label ?? 'ok');
+    }
     // The media's decision after the scan is recorded here, so that what the scanner flags is
     // quarantined and reviewed, and uploads waiting for the scan answer with it. The verdict
-    // stands even if this fails (a retried result would issue a second one): logged instead.
+    // stands even if this fails: logged instead.
     const decision = await this.decideAfterScan(job).catch((err: unknown) => {
       this.logger.error({ err, sha256: job.sha256 }, 'recording the decision after a scan failed');
       return undefined;
@@ -238,6 +246,17 @@ export class MediaIntake {
     this.scanned.emit(job.sha256, { decision: recorded });
     this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
     return true;
+  }
+
+  /** True once per decision: a spot check's result posted again does not penalise anyone twice. */
+  private async claimSpotCheck(decisionId: number): Promise<boolean> {
+    const claimed = await this.db
+      .updateTable('decisions')
+      .set({ spot_checked_at: new Date() })
+      .where('id', '=', decisionId)
+      .where('spot_checked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(claimed.numUpdatedRows) > 0;
   }
 
   private async compareWithPeers(decisionId: number, ourLabel: string): Promise<void> {

@@ -117,6 +117,7 @@ export interface DecisionTable {
   reviewed_at: Timestamp | null;
   reviewed_by: string | null;
   review_outcome: string | null;
+  spot_checked_at: Timestamp | null;
 }
 
 export interface TrustDirectTable {

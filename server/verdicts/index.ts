@@ -462,6 +462,15 @@ export class VerdictService {
     });
   }
 
+  /**
+   * Every verdict we issued with this `source`, retracted ones included: what one scan issued
+   * (`scanner:decision-ID`), so that its result posted again issues nothing twice.
+   */
+  async localFromSource(source: string): Promise<Verdict[]> {
+    const rows = await this.db.selectFrom('verdicts').select('id').where('is_local', '=', true).where('source', '=', source).execute();
+    return [...(await this.byIds(rows.map((r) => Number(r.id)))).values()];
+  }
+
   /** Our unretracted consensus verdicts (re-attestations), with when each expires. */
   async liveConsensus(): Promise<Array<{ id: number; expires: Date | null }>> {
     const rows = await this.db

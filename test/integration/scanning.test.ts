@@ -16,6 +16,7 @@ import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const SCANNER_TOKEN = randomBytes(32).toString('hex');
+const A_SCANNER_TOKEN = randomBytes(32).toString('hex');
 
 describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a trusted peer judged', () => {
   let a: ServerProcess;
@@ -60,7 +61,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     const secondModel = await writeOkTestClassifier(models);
     let bEnv: Record<string, string>;
     ({ server: b, url: bUrl, env: bEnv } = await start('127.0.0.41', SCANNER_TOKEN));
-    ({ server: a, url: aUrl } = await start('127.0.0.42', randomBytes(32).toString('hex')));
+    ({ server: a, url: aUrl } = await start('127.0.0.42', A_SCANNER_TOKEN));
     scanner = spawn(process.execPath, [VOUCH_BIN, 'scanner', '--server', bUrl], {
       env: { ...process.env, ...bEnv, VOUCH_CLASSIFIER: `default,${secondModel}`, VOUCH_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -138,5 +139,35 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     expect(explained.code, explained.stderr).toBe(0);
     expect(explained.stdout).toContain(`from ${bUrl}/actor: weight 0.900`);
     expect(explained.stdout).toContain('trust path');
+  });
+
+  it('a scan result posted twice (a scanner retrying) issues nothing twice and penalises once', async () => {
+    // A spot check of A's peer-decided allow of image 501 (the test above), posted by hand as A's
+    // scanner node would (A has none running), with our "scanner" disagreeing: sexual.
+    const hashed = await (await fetch(`${aUrl}/api/v1/hash`, { method: 'POST', body: await syntheticJpeg(501, 640, 480) })).json();
+    const { decisions } = await (await admin(aUrl, 'GET', '/decisions')).json();
+    const decided = decisions.find((d: { sha256: string; outcome: string }) => d.sha256 === hashed.sha256 && d.outcome === 'allow');
+    const post = () =>
+      fetch(`${aUrl}/internal/scan-results`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${A_SCANNER_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          job: { sha256: hashed.sha256, decisionId: decided.id, spotCheck: true },
+          results: [
+            { label: 'sexual', confidence: 0.9, classifier: { name: 'spot-a', version: '1' } },
+            { label: 'ok', confidence: 0.8, classifier: { name: 'spot-b', version: '1' } },
+          ],
+        }),
+      });
+    expect((await post()).status).toBe(201);
+    expect((await post()).status).toBe(201);
+    const { matches } = await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json();
+    const ours = matches.filter((v: { local: boolean }) => v.local);
+    expect(ours.map((v: { classifier: string }) => v.classifier).sort()).toEqual(['spot-a@1', 'spot-b@1']);
+    expect(new Set(ours.map((v: { published: string }) => v.published)).size).toBe(1);
+    const { changes } = await (await admin(aUrl, 'GET', '/trust')).json();
+    const penalties = changes.filter((c: { kind: string; detail: { peer: string } }) => c.kind === 'penalty' && c.detail.peer === `${bUrl}/actor`);
+    expect(penalties).toHaveLength(1);
+    expect(penalties[0].detail).toMatchObject({ polarity: 'ok', factor: 0.5 });
   });
 });
