@@ -336,7 +336,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
     // a change of trust or policy.
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
-    trust.onChange((what) => void consensus.revisitAll(what));
+    trust.onChange((what) => (what === 'trust statement' ? consensus.revisitAllLater(what) : void consensus.revisitAll(what)));
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor) =>
         owned(async () => {

@@ -67,6 +67,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MIN_EXPIRY_TIMER_MS = 1_000;
 /** Consensus verdicts loaded per page during a full pass. */
 const PASS_PAGE = 500;
+/** Peers' changes start a full pass at most this often, however often a peer sends them. */
+const PEER_PASS_INTERVAL_MS = 60_000;
 
 export class Reattestation {
   /**
@@ -81,6 +83,8 @@ export class Reattestation {
   /** The full pass in progress, and whether another change asked for one more after it. */
   private pass: Promise<void> | undefined;
   private passAgain = false;
+  private lastPassAt = -Infinity;
+  private laterTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly verdicts: VerdictService,
@@ -93,8 +97,10 @@ export class Reattestation {
     for (const { id, expires } of await this.verdicts.liveConsensus()) this.track(id, expires);
   }
 
-  /** Stops the expiry timer (a pass in progress finishes on its own). */
+  /** Stops the timers (a pass in progress finishes on its own). */
   close(): void {
+    clearTimeout(this.laterTimer);
+    this.laterTimer = undefined;
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     this.expiryTimerAt = Infinity;
@@ -203,12 +209,27 @@ export class Reattestation {
     this.pass = (async () => {
       do {
         this.passAgain = false;
+        this.lastPassAt = Date.now();
         await this.redecide([...this.live.keys()], reason);
       } while (this.passAgain);
     })().finally(() => {
       this.pass = undefined;
     });
     return this.pass;
+  }
+
+  /**
+   * A change a peer made (its TrustStatement): the same pass, but at most one per
+   * PEER_PASS_INTERVAL_MS, so that a peer sending statement after statement cannot keep us busy.
+   */
+  revisitAllLater(reason: string): void {
+    if (this.laterTimer) return;
+    const wait = Math.max(0, this.lastPassAt + PEER_PASS_INTERVAL_MS - Date.now());
+    this.laterTimer = setTimeout(() => {
+      this.laterTimer = undefined;
+      void this.revisitAll(reason);
+    }, wait);
+    this.laterTimer.unref();
   }
 
   /** Reconciles the media of these consensus verdicts of ours. Never throws. */
