@@ -223,7 +223,11 @@ export function createApp(deps: AppDeps): express.Express {
 
   admin.post('/verdicts', json, async (req, res) => {
     const input = parseBody(newVerdictSchema, req.body);
-    const verdict = await verdicts.issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' });
+    const verdict = await verdicts.issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' }).catch((err: unknown) => {
+      // The verdict named in `supersedes` is not one of ours: a bad request, not a missing page.
+      if (err instanceof VerdictNotFoundError) throw new HttpError(400, 'bad_supersedes', err.message);
+      throw err;
+    });
     res.status(201).json(publicVerdictJson(verdict));
   });
   admin.patch('/verdicts/:id', json, async (req, res) => {

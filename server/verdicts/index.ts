@@ -262,9 +262,16 @@ export class VerdictService {
     return rows.map((r) => ({ algorithm: r.algorithm, digest: r.digest, quality: r.quality }));
   }
 
-  /** Issues a verdict of our own: stored, signed, indexed, and published to followers. */
+  /**
+   * Issues a verdict of our own: stored, signed, indexed, and published to followers. One that
+   * supersedes another of ours retracts it (a Delete goes out too, as the protocol asks).
+   */
   async issue(input: NewVerdict): Promise<Verdict> {
     const publisher = this.requirePublisher();
+    const superseded = input.supersedes === undefined ? undefined : await this.byUri(input.supersedes);
+    if (input.supersedes !== undefined && !superseded?.local) {
+      throw new VerdictNotFoundError(input.supersedes, 'not one of ours to supersede');
+    }
     const uri = `${this.publicUrl}/verdicts/${randomUUID()}`;
     const published = input.published ?? new Date();
     const document = publisher.sign(
@@ -295,7 +302,9 @@ export class VerdictService {
     });
     this.matcher.add(id, indexable(input.subjects));
     await publisher.publish('Create', document, input.label !== 'ok');
-    if (input.method !== 'consensus') await this.localListener?.([input.subjects]);
+    if (superseded && !superseded.retracted) await this.retractLocal(superseded.uri);
+    const touched = superseded ? [input.subjects, superseded.subjects] : [input.subjects];
+    if (input.method !== 'consensus') await this.localListener?.(touched);
     return (await this.byIds([id])).get(id)!;
   }
 

@@ -145,6 +145,18 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('federation between three servers
     expect((await admin(b, 'DELETE', `/verdicts/${id}`)).status).toBe(204);
     await eventually(async () => (await lookup(a, `pdq=${pdq}`)).length === 0, 15_000, 'the retraction to reach A');
 
+    // A correction that changes the subjects is a new verdict superseding the old: B retracts the
+    // old one as it issues the new, and A follows both steps. Only a verdict of B's own can be superseded.
+    const first = await (await admin(b, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: sha256 }], label: 'spam', confidence: 0.6, method: 'human' })).json();
+    await eventually(async () => (await lookup(a, `sha256=${sha256}`))[0]?.id === first.id, 15_000, 'the first verdict to reach A');
+    const otherSha256 = hex(32);
+    const correction = await admin(b, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: otherSha256 }], label: 'spam', confidence: 0.6, method: 'human', supersedes: first.id });
+    expect(correction.status).toBe(201);
+    await eventually(async () => (await lookup(a, `sha256=${sha256}`)).length === 0 && (await lookup(a, `sha256=${otherSha256}`)).length === 1, 15_000, 'A to drop the superseded verdict');
+    const foreign = await admin(b, 'POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: sha256 }], label: 'spam', confidence: 0.6, method: 'human', supersedes: `${a.actor.replace('/actor', '')}/verdicts/00000000-0000-4000-8000-000000000000` });
+    expect(foreign.status).toBe(400);
+    expect(await foreign.json()).toMatchObject({ error: { code: 'bad_supersedes' } });
+
     // C was never approved: nothing was delivered to it, and B's feed gives it nothing.
     expect(await lookup(c, `pdq=${pdq}`)).toEqual([]);
     const anonymous = await (await fetch(`${b.actor}/outbox`)).json();
