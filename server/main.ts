@@ -332,11 +332,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
     const consensus = new Reattestation(verdicts, trust, logger);
-    closers.push(async () => consensus.close());
+    closers.push(() => consensus.close());
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
     // a change of trust or policy.
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
-    trust.onChange((what) => (what === 'trust statement' ? consensus.revisitAllLater(what) : void consensus.revisitAll(what)));
+    trust.onChange((what) => {
+      // Changes a peer can cause are throttled; the admin's own take effect at once.
+      if (what === 'trust statement' || what === 'penalty') consensus.revisitAllLater(what);
+      else void consensus.revisitAll(what, what === 'policy' ? 'all' : 'changed-weights');
+    });
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor) =>
         owned(async () => {

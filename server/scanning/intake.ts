@@ -95,6 +95,8 @@ export interface ScannerNodeSeen {
 export class MediaIntake {
   private readonly scanned = new EventEmitter();
   private readonly nodes = new Map<string, ScannerNodeSeen>();
+  /** Scan results being recorded, by decision: a second post of one waits for the first. */
+  private readonly recording = new Map<number, Promise<void>>();
 
   constructor(
     private readonly db: Db,
@@ -177,6 +179,19 @@ export class MediaIntake {
    * check that contradicts the peers who decided lowers their weight, with the reason recorded.
    */
   async scanResult(job: ScanJob, results: ScanResult[], node = 'unnamed'): Promise<void> {
+    // One post of a scan's result at a time: a scanner that gave up waiting posts again while the
+    // first is still being recorded. (Across server processes, a unique index keeps one of each.)
+    const previous = this.recording.get(job.decisionId) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(() => this.recordScanResult(job, results, node));
+    this.recording.set(job.decisionId, mine);
+    try {
+      await mine;
+    } finally {
+      if (this.recording.get(job.decisionId) === mine) this.recording.delete(job.decisionId);
+    }
+  }
+
+  private async recordScanResult(job: ScanJob, results: ScanResult[], node: string): Promise<void> {
     const media = await this.db
       .selectFrom('media')
       .select(['pdq', 'pdq_quality'])
@@ -201,7 +216,14 @@ export class MediaIntake {
     this.nodes.set(node, { node, classifier: classifiers, lastSeen: new Date(), scans: (seen?.scans ?? 0) + 1 });
     // Our scan says abuse when any model flagged it.
     if (job.spotCheck && (await this.claimSpotCheck(job.decisionId))) {
-      await this.compareWithPeers(job.decisionId, results.find((r) => r.label !== 'ok')?.label ?? 'ok');
+      try {
+        await this.compareWithPeers(job.decisionId, results.find((r) => r.label !== 'ok')?.label ?? 'ok');
+      } catch (err) {
+        // Unclaimed, so that the retry compares again (a peer penalised before the failure may be
+        // penalised twice: erring towards the peer our scanner contradicted).
+        await this.db.updateTable('decisions').set({ spot_checked_at: null }).where('id', '=', job.decisionId).execute();
+        throw err;
+      }
     }
     // The media's decision after the scan is recorded here, so that what the scanner flags is
     // quarantined and reviewed, and uploads waiting for the scan answer with it. The verdict

@@ -710,7 +710,7 @@ function earliestExpiry(counted: readonly Entry[]): Date | null {
   let earliest = Infinity;
   for (const { peer } of counted) {
     const t = peer.v.expires ? timeOf(peer.v.expires) : NaN;
-    if (t < earliest) earliest = t;
+    if (Number.isFinite(t) && t < earliest) earliest = t; // an unreadable expiry hides no other
   }
   return Number.isFinite(earliest) ? new Date(earliest) : null;
 }

@@ -8,7 +8,7 @@
 //
 // This module is also the one place where stored verdicts become decide()'s input, so that every
 // decision ignores our own sources echoed back by peers.
-import { decide, type BasisSource, type Decision, type MatchedVerdict } from '../trust/decide.js';
+import { decide, DECISION_LABELS, type BasisSource, type Decision, type MatchedVerdict } from '../trust/decide.js';
 import type { TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { MatchQuery } from '../matching/matcher.js';
@@ -67,24 +67,36 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MIN_EXPIRY_TIMER_MS = 1_000;
 /** Consensus verdicts loaded per page during a full pass. */
 const PASS_PAGE = 500;
-/** Peers' changes start a full pass at most this often, however often a peer sends them. */
+/** Peers' changes start a pass at most this often, however often a peer sends them. */
 const PEER_PASS_INTERVAL_MS = 60_000;
 
+/** What a pass re-decides: every live consensus, or those resting on an issuer whose weight changed. */
+export type PassScope = 'all' | 'changed-weights';
+
+interface LiveConsensus {
+  /** When it expires (ms), or null. */
+  expires: number | null;
+  /** Its basis' issuers, as indexes into `Reattestation.issuers`. */
+  issuers: readonly number[];
+}
+
 export class Reattestation {
-  /**
-   * Our live consensus verdicts by id, with when each expires (ms, or null): a peer verdict that
-   * touches none of them costs one lookup.
-   */
-  private readonly live = new Map<number, number | null>();
+  /** Our live consensus verdicts by id: a peer verdict that touches none of them costs one lookup. */
+  private readonly live = new Map<number, LiveConsensus>();
+  /** Every issuer a basis of ours named, with its weights when last compared (see changedIssuers). */
+  private readonly issuers: Array<{ issuer: string; weights: string }> = [];
+  private readonly issuerIndex = new Map<string, number>();
   /** One reconciliation per media at a time, keyed by its first subject. */
   private readonly running = new Map<string, Promise<void>>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiryTimerAt = Infinity;
   /** The full pass in progress, and whether another change asked for one more after it. */
   private pass: Promise<void> | undefined;
-  private passAgain = false;
-  private lastPassAt = -Infinity;
+  private passAgain: PassScope | undefined;
+  /** When the last pass ended: throttled passes start PEER_PASS_INTERVAL_MS after it at the earliest. */
+  private lastPassEnd = -Infinity;
   private laterTimer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly verdicts: VerdictService,
@@ -94,16 +106,18 @@ export class Reattestation {
 
   /** Loads our live consensus verdicts and watches their expiry; run once at start. */
   async load(): Promise<void> {
-    for (const { id, expires } of await this.verdicts.liveConsensus()) this.track(id, expires);
+    for (const { id, expires, basis } of await this.verdicts.liveConsensus()) this.track(id, expires, basis ?? []);
   }
 
-  /** Stops the timers (a pass in progress finishes on its own). */
-  close(): void {
+  /** Stops the timers and waits for a pass in progress, which stops at its next page. */
+  async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.laterTimer);
     this.laterTimer = undefined;
     clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
     this.expiryTimerAt = Infinity;
+    await this.pass;
   }
 
   /** What we decide now about media matching `query`. */
@@ -147,7 +161,7 @@ export class Reattestation {
         if (timeOrNull(verdict.expires) !== (expires?.getTime() ?? null)) {
           await this.verdicts.updateLocal(verdict.uri, { expires, basis: decision.basis, confidence: confidenceOf(decision) });
         }
-        this.track(verdict.id, expires);
+        this.track(verdict.id, expires, decision.basis);
         continue;
       }
       await this.verdicts.retractLocal(verdict.uri);
@@ -163,15 +177,42 @@ export class Reattestation {
         expires: expires ?? undefined,
         source: 'consensus',
       });
-      this.track(issued.id, expires);
+      this.track(issued.id, expires, decision.basis);
     }
   }
 
   /** Counts a consensus verdict as live, re-deciding its media when it expires. */
-  private track(id: number, expires: Date | null): void {
+  private track(id: number, expires: Date | null, basis: readonly BasisSource[]): void {
     const at = expires?.getTime() ?? null;
-    this.live.set(id, at);
-    if (at !== null && at < this.expiryTimerAt) this.armExpiryTimer(at);
+    this.live.set(id, { expires: at, issuers: [...new Set(basis.map((b) => this.indexOf(b.issuer)))] });
+    if (at !== null && at < this.expiryTimerAt && !this.closed) this.armExpiryTimer(at);
+  }
+
+  private indexOf(issuer: string): number {
+    let index = this.issuerIndex.get(issuer);
+    if (index === undefined) {
+      index = this.issuers.push({ issuer, weights: this.weightsOf(issuer) }) - 1;
+      this.issuerIndex.set(issuer, index);
+    }
+    return index;
+  }
+
+  /** Every weight decide() may give this issuer (both polarities, each label), as one string. */
+  private weightsOf(issuer: string): string {
+    return (['abuse', 'ok'] as const).flatMap((polarity) => DECISION_LABELS.map((label) => this.trust.weightsFor(polarity, label).weight(issuer))).join(',');
+  }
+
+  /** Issuers whose weights differ from when last compared (the comparison is updated). */
+  private changedIssuers(): Set<number> {
+    const changed = new Set<number>();
+    this.issuers.forEach((entry, index) => {
+      const now = this.weightsOf(entry.issuer);
+      if (now !== entry.weights) {
+        entry.weights = now;
+        changed.add(index);
+      }
+    });
+    return changed;
   }
 
   private armExpiryTimer(at: number): void {
@@ -187,47 +228,71 @@ export class Reattestation {
     this.expiryTimer = undefined;
     this.expiryTimerAt = Infinity;
     const now = Date.now();
-    const due = [...this.live].filter(([, at]) => at !== null && at <= now).map(([id]) => id);
+    const due = [...this.live].filter(([, c]) => c.expires !== null && c.expires <= now).map(([id]) => id);
     await this.redecide(due, 'expiry');
     // One that is still due failed to reconcile (logged): followers ignore it now that it has
     // expired; the next change about its media reconciles it again.
-    for (const id of due) if ((this.live.get(id) ?? Infinity) <= now) this.live.set(id, null);
+    for (const id of due) {
+      const still = this.live.get(id);
+      if (still && (still.expires ?? Infinity) <= now) this.live.set(id, { ...still, expires: null });
+    }
     let next = Infinity;
-    for (const at of this.live.values()) if (at !== null && at < next) next = at;
+    for (const { expires } of this.live.values()) if (expires !== null && expires < next) next = expires;
     if (next < this.expiryTimerAt) this.armExpiryTimer(next);
   }
 
   /**
-   * Trust or policy changed: decides again about the media of every live consensus verdict, in the
-   * background. Changes arriving during a pass are served by one more pass after it.
+   * Trust or policy changed: decides again, in the background, about the media of every live
+   * consensus verdict (`all`: the policy changed) or of those whose basis names an issuer whose
+   * weight changed. Changes arriving during a pass are served by one more pass after it.
    */
-  revisitAll(reason: string): Promise<void> {
+  revisitAll(reason: string, scope: PassScope): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.pass) {
-      this.passAgain = true;
+      this.passAgain = this.passAgain === 'all' ? 'all' : scope;
       return this.pass;
     }
-    this.pass = (async () => {
-      do {
-        this.passAgain = false;
-        this.lastPassAt = Date.now();
-        await this.redecide([...this.live.keys()], reason);
-      } while (this.passAgain);
-    })().finally(() => {
-      this.pass = undefined;
-    });
+    const run = async () => {
+      await null; // let `this.pass` be set before anything below can clear it
+      let next: PassScope | undefined = scope;
+      try {
+        while (next !== undefined && !this.closed) {
+          this.passAgain = undefined;
+          await this.redecide(this.inScope(next), reason);
+          this.lastPassEnd = Date.now();
+          next = this.passAgain;
+        }
+      } catch (err) {
+        this.logger.error({ err, reason }, 're-deciding media we re-attested failed');
+      } finally {
+        // In the same step as the last look at passAgain: a request arriving after it starts a new pass.
+        this.pass = undefined;
+      }
+    };
+    this.pass = run();
     return this.pass;
   }
 
+  private inScope(scope: PassScope): number[] {
+    const changed = this.changedIssuers(); // updated either way, so the next comparison starts here
+    if (scope === 'all') return [...this.live.keys()];
+    if (changed.size === 0) return [];
+    return [...this.live].filter(([, c]) => c.issuers.some((i) => changed.has(i))).map(([id]) => id);
+  }
+
   /**
-   * A change a peer made (its TrustStatement): the same pass, but at most one per
-   * PEER_PASS_INTERVAL_MS, so that a peer sending statement after statement cannot keep us busy.
+   * A change a peer caused (its TrustStatement, or a spot check's penalty of it): the same pass for
+   * changed weights, but starting PEER_PASS_INTERVAL_MS after the last one ended at the earliest,
+   * so that a peer sending statement after statement cannot keep us busy.
    */
   revisitAllLater(reason: string): void {
-    if (this.laterTimer) return;
-    const wait = Math.max(0, this.lastPassAt + PEER_PASS_INTERVAL_MS - Date.now());
+    if (this.laterTimer || this.closed) return;
+    const wait = Math.max(0, this.lastPassEnd + PEER_PASS_INTERVAL_MS - Date.now());
     this.laterTimer = setTimeout(() => {
       this.laterTimer = undefined;
-      void this.revisitAll(reason);
+      // A pass still running (started by the admin): look again a whole interval after it ends.
+      if (this.pass) void this.pass.then(() => this.revisitAllLater(reason));
+      else void this.revisitAll(reason, 'changed-weights');
     }, wait);
     this.laterTimer.unref();
   }
@@ -237,9 +302,14 @@ export class Reattestation {
     if (ids.length === 0) return;
     const started = Date.now();
     try {
-      for (let i = 0; i < ids.length; i += PASS_PAGE) {
-        for (const ours of (await this.verdicts.byIds(ids.slice(i, i + PASS_PAGE))).values()) {
-          if (!ours.retracted) await this.reconcile(ours.subjects);
+      for (let i = 0; i < ids.length && !this.closed; i += PASS_PAGE) {
+        const page = ids.slice(i, i + PASS_PAGE);
+        const found = await this.verdicts.byIds(page);
+        for (const id of page) {
+          const ours = found.get(id);
+          // Retracted by hand meanwhile (or gone): no longer ours to follow.
+          if (!ours || ours.retracted) this.live.delete(id);
+          else await this.reconcile(ours.subjects);
         }
       }
       this.logger.info({ reason, consensus: ids.length, ms: Date.now() - started }, 're-decided media we re-attested');

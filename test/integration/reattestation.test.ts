@@ -168,7 +168,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     const hashes = await hashImage(bytes);
     const subjects = [{ algorithm: 'sha256', digest: hashes.sha256 }];
     // C's two classifiers say ok for good; its moderator says ok too, but only for a few seconds.
-    const expires = new Date(Date.now() + 6_000).toISOString();
+    const expires = new Date(Date.now() + 12_000).toISOString();
     for (const body of [
       { subjects, label: 'ok', confidence: 0.9, method: 'classifier', classifier: { name: 'model-a', version: '1' } },
       { subjects, label: 'ok', confidence: 0.9, method: 'classifier', classifier: { name: 'model-b', version: '1' } },
@@ -187,7 +187,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     const next = await eventually(async () => {
       const now = await consensusAt(a, hashes.sha256);
       return now.length === 1 && now[0].id !== first.id ? now[0] : undefined;
-    }, 20_000, 'B’s new consensus to reach A');
+    }, 40_000, 'B’s new consensus to reach A');
     expect(next).toMatchObject({ expires: null });
     expect((next.basis as Array<{ method: string }>).map((s) => s.method)).toEqual(['classifier', 'classifier']);
     expect(await submit(a, bytes)).toMatchObject({ outcome: 'allow', scan_pending: false });
