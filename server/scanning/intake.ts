@@ -9,6 +9,7 @@ import type { Metrics } from '../config/metrics.js';
 import type { JobQueue } from '../queue/index.js';
 import type { Subject, VerdictService } from '../verdicts/index.js';
 import { classifierText } from '../verdicts/objects.js';
+import { PerKeySerial } from '../per-key-serial.js';
 import type { Reattestation } from '../verdicts/consensus.js';
 import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
@@ -96,7 +97,7 @@ export class MediaIntake {
   private readonly scanned = new EventEmitter();
   private readonly nodes = new Map<string, ScannerNodeSeen>();
   /** Scan results being recorded, by decision: a second post of one waits for the first. */
-  private readonly recording = new Map<number, Promise<void>>();
+  private readonly recording = new PerKeySerial<number>();
 
   constructor(
     private readonly db: Db,
@@ -181,14 +182,7 @@ export class MediaIntake {
   async scanResult(job: ScanJob, results: ScanResult[], node = 'unnamed'): Promise<void> {
     // One post of a scan's result at a time: a scanner that gave up waiting posts again while the
     // first is still being recorded. (Across server processes, a unique index keeps one of each.)
-    const previous = this.recording.get(job.decisionId) ?? Promise.resolve();
-    const mine = previous.catch(() => undefined).then(() => this.recordScanResult(job, results, node));
-    this.recording.set(job.decisionId, mine);
-    try {
-      await mine;
-    } finally {
-      if (this.recording.get(job.decisionId) === mine) this.recording.delete(job.decisionId);
-    }
+    await this.recording.run(job.decisionId, () => this.recordScanResult(job, results, node));
   }
 
   private async recordScanResult(job: ScanJob, results: ScanResult[], node: string): Promise<void> {

@@ -14,6 +14,7 @@ import type { Logger } from '../config/logger.js';
 import type { MatchQuery } from '../matching/matcher.js';
 import { parseClassifierText } from './objects.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
+import { PerKeySerial } from '../per-key-serial.js';
 
 export function toMatched(m: VerdictMatch): MatchedVerdict {
   return {
@@ -67,7 +68,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MIN_EXPIRY_TIMER_MS = 1_000;
 /** Consensus verdicts loaded per page during a full pass. */
 const PASS_PAGE = 500;
-/** Peers' changes start a pass at most this often, however often a peer sends them. */
+/** A pass for changes a peer caused starts at least this long after the last pass ended. */
 const PEER_PASS_INTERVAL_MS = 60_000;
 
 /** What a pass re-decides: every live consensus, or those resting on an issuer whose weight changed. */
@@ -87,7 +88,7 @@ export class Reattestation {
   private readonly issuers: Array<{ issuer: string; weights: string }> = [];
   private readonly issuerIndex = new Map<string, number>();
   /** One reconciliation per media at a time, keyed by its first subject. */
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly reconciling = new PerKeySerial<string>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private expiryTimerAt = Infinity;
   /** The full pass in progress, and whether another change asked for one more after it. */
@@ -109,7 +110,7 @@ export class Reattestation {
     for (const { id, expires, basis } of await this.verdicts.liveConsensus()) this.track(id, expires, basis ?? []);
   }
 
-  /** Stops the timers and waits for a pass in progress, which stops at its next page. */
+  /** Stops the timers and waits for a pass in progress, which stops before its next media. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.laterTimer);
@@ -138,12 +139,9 @@ export class Reattestation {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
     if (key === undefined) return;
     const id = `${key.algorithm}:${key.digest}`;
-    const previous = this.running.get(id) ?? Promise.resolve();
-    const next = previous.then(async () => this.reconcileNow(key, subjects, await this.decide(query)));
-    const settled = next.catch((err: unknown) => this.logger.error({ err, subject: id }, 're-attestation failed'));
-    this.running.set(id, settled);
-    await settled;
-    if (this.running.get(id) === settled) this.running.delete(id);
+    await this.reconciling
+      .run(id, async () => this.reconcileNow(key, subjects, await this.decide(query)))
+      .catch((err: unknown) => this.logger.error({ err, subject: id }, 're-attestation failed'));
   }
 
   private async reconcileNow(key: Subject, subjects: readonly Subject[], decision: Decision): Promise<void> {
@@ -306,6 +304,7 @@ export class Reattestation {
         const page = ids.slice(i, i + PASS_PAGE);
         const found = await this.verdicts.byIds(page);
         for (const id of page) {
+          if (this.closed) break;
           const ours = found.get(id);
           // Retracted by hand meanwhile (or gone): no longer ours to follow.
           if (!ours || ours.retracted) this.live.delete(id);
