@@ -50,31 +50,39 @@ function admin(base: string, method: string, path: string, body?: unknown) {
   });
 }
 
+/** Runs `task` over `items` with `concurrency` workers. */
+async function eachConcurrently<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await task(items[next++]);
+  }));
+}
+
+/** The server at `base` follows `peer`, which accepts; returns the server's inbox. */
+async function followedBy(base: string, peer: FakePeer): Promise<string> {
+  const inbox = `${base}/actor/inbox`;
+  await admin(base, 'POST', '/peers/follow', { target: peer.actor });
+  const follow = await eventually(async () => peer.received.find((a) => a.type === 'Follow'));
+  await peer.post(inbox, peer.activity('Accept', follow));
+  return inbox;
+}
+
 async function inboxThroughput(count: number, concurrency: number): Promise<number> {
   const { server, base, dataDir } = await startVouch('127.0.0.20');
   const peer = new FakePeer();
   await peer.start('127.0.0.21');
   try {
-    const inbox = `${base}/actor/inbox`;
-    await admin(base, 'POST', '/peers/follow', { target: peer.actor });
-    const follow = await eventually(async () => peer.received.find((a) => a.type === 'Follow'));
-    await peer.post(inbox, peer.activity('Accept', follow));
+    const inbox = await followedBy(base, peer);
     const requests = Array.from({ length: count }, () => {
       const verdict = peer.signObject(peer.verdict([{ algorithm: 'pdq', digest: randomBytes(32).toString('hex'), quality: 100 }]));
       const body = JSON.stringify(peer.activity('Create', verdict));
       return { body, headers: peer.signedHeaders('POST', inbox, body) };
     });
-    let next = 0;
     const started = performance.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < requests.length) {
-          const { body, headers } = requests[next++];
-          const res = await fetch(inbox, { method: 'POST', headers, body });
-          if (res.status !== 202) throw new Error(`inbox answered ${res.status}: ${await res.text()}`);
-        }
-      }),
-    );
+    await eachConcurrently(requests, concurrency, async ({ body, headers }) => {
+      const res = await fetch(inbox, { method: 'POST', headers, body });
+      if (res.status !== 202) throw new Error(`inbox answered ${res.status}: ${await res.text()}`);
+    });
     return count / ((performance.now() - started) / 1000);
   } finally {
     await peer.stop();
@@ -120,14 +128,6 @@ async function fanout(followers: number): Promise<number> {
   }
 }
 
-/** Runs `task` over `items` with `concurrency` workers. */
-async function eachConcurrently<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await task(items[next++]);
-  }));
-}
-
 /** The duration (ms) the server logs for the next pass over its consensus verdicts made for `reason`. */
 function passMs(server: ServerProcess, from: number, reason: string): Promise<number> {
   return eventually(async () => {
@@ -145,10 +145,7 @@ async function consensusPass(count: number): Promise<{ keptMs: number; retracted
   const peer = new FakePeer();
   await peer.start('127.0.0.23');
   try {
-    const inbox = `${base}/actor/inbox`;
-    await admin(base, 'POST', '/peers/follow', { target: peer.actor });
-    const follow = await eventually(async () => peer.received.find((a) => a.type === 'Follow'));
-    await peer.post(inbox, peer.activity('Accept', follow));
+    const inbox = await followedBy(base, peer);
     await admin(base, 'PUT', '/trust', { peer: peer.actor, abuse: 1, ok: 1 });
 
     const images = await Promise.all(Array.from({ length: count }, (_, i) => syntheticJpeg(70_000 + i, 96, 96)));
