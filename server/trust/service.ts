@@ -10,6 +10,9 @@ import { DEFAULT_POLICY, parsePolicy, policyHash, type AbuseLabel, type Policy, 
 /** Signs and federates our TrustStatement; passed in by main so trust imports nothing above it. */
 export type TrustPublisher = (trust: TrustEntry[]) => Promise<void>;
 
+/** What changed: ours (policy, trust, a block) or what a peer caused (its statement, a penalty). */
+export type TrustChange = 'policy' | 'trust' | 'block' | 'unblock' | 'trust statement' | 'penalty';
+
 export interface DirectTrust {
   peer: string;
   polarity: TrustPolarity;
@@ -21,7 +24,7 @@ export interface DirectTrust {
 
 export class TrustService {
   private readonly graph = new TrustGraph();
-  private changeListener: ((what: string) => void) | undefined;
+  private changeListener: ((what: TrustChange) => void) | undefined;
   private readonly weights = new Map<string, TrustWeights>();
   private current: { policy: Policy; hash: string; setAt: Date | null } = { policy: DEFAULT_POLICY, hash: policyHash(DEFAULT_POLICY), setAt: null };
 
@@ -41,12 +44,12 @@ export class TrustService {
    * Called after every change of trust or policy (ours, a peer's TrustStatement, a spot check's
    * penalty), with what changed: effective weights, thresholds or both may differ now.
    */
-  onChange(listener: (what: string) => void): void {
+  onChange(listener: (what: TrustChange) => void): void {
     this.changeListener = listener;
   }
 
   /** Drops the weights computed so far and tells the listener. */
-  private changed(what: string): void {
+  private changed(what: TrustChange): void {
     this.weights.clear();
     this.changeListener?.(what);
   }
