@@ -331,8 +331,9 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
-    const consensus = new Reattestation(verdicts, trust, logger);
+    const consensus = new Reattestation(verdicts, trust, logger, metrics);
     closers.push(() => consensus.close());
+    metrics.gauge('vouch_consensus_live', 'Consensus verdicts of ours (re-attestations) not retracted', [], async () => [{ labels: {}, value: consensus.liveCount }]);
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
     // a change of trust or policy.
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));

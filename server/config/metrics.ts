@@ -40,6 +40,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly consensusRedecided = new Counter({
+    name: 'vouch_consensus_redecided_total',
+    help: 'Consensus verdicts of ours re-decided by a pass, by reason (a trust or policy change, expiry)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly hashSeconds = new Histogram({
     name: 'vouch_hash_seconds',
     help: 'Time to decode and hash one image',

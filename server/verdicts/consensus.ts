@@ -11,6 +11,7 @@
 import { decide, DECISION_LABELS, type BasisSource, type Decision, type MatchedVerdict } from '../trust/decide.js';
 import type { TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
+import type { Metrics } from '../config/metrics.js';
 import type { MatchQuery } from '../matching/matcher.js';
 import { parseClassifierText } from './objects.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
@@ -103,7 +104,13 @@ export class Reattestation {
     private readonly verdicts: VerdictService,
     private readonly trust: TrustService,
     private readonly logger: Logger,
+    private readonly metrics?: Metrics,
   ) {}
+
+  /** How many consensus verdicts of ours are live. */
+  get liveCount(): number {
+    return this.live.size;
+  }
 
   /** Loads our live consensus verdicts and watches their expiry; run once at start. */
   async load(): Promise<void> {
@@ -311,6 +318,7 @@ export class Reattestation {
           else await this.reconcile(ours.subjects);
         }
       }
+      this.metrics?.consensusRedecided.inc({ reason }, ids.length);
       this.logger.info({ reason, consensus: ids.length, ms: Date.now() - started }, 're-decided media we re-attested');
     } catch (err) {
       this.logger.error({ err, reason }, 're-deciding media we re-attested failed');

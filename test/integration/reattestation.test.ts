@@ -200,6 +200,9 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 0 })).status).toBe(200);
     await eventually(async () => !(await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s retraction to reach A');
     expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
+    const metrics = await (await fetch(`${b.url}/metrics`)).text();
+    expect(metrics).toMatch(/^vouch_consensus_redecided_total\{reason="trust"\} [1-9]/m);
+    expect(metrics).toMatch(/^vouch_consensus_live \d+$/m);
     // Trusted again: nothing re-attests until B decides about the image again.
     expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 1 })).status).toBe(200);
     await submit(b, bytes);
