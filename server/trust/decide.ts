@@ -701,7 +701,9 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       .filter((b): b is BasisSource => b !== undefined)
       .sort((a, b) => b.contribution - a.contribution)
       .slice(0, MAX_BASIS);
-    if (basis.length > 0) expires = earliestExpiry([...focus.counted[side], ...focus.winners[side]]);
+    // An allow holds for every label, each with its own ok-side weights: what any of them rests on.
+    const restsOn = (outcome === 'allow' ? work : [focus]).flatMap((w) => [...w.counted[side], ...w.winners[side]]);
+    if (basis.length > 0) expires = earliestExpiry(restsOn);
   }
   return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis, expires };
 }

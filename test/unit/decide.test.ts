@@ -459,6 +459,14 @@ describe('re-attestation (consensus verdicts with a basis)', () => {
     expect(decide([s1, relay, lost], table({ S: 0.9, R: 0.9, X: 0.5 })).expires?.toISOString()).toBe(soon);
     expect(decide([s1, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires?.toISOString()).toBe(later);
     expect(decide([{ ...s1, expires: undefined }, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires).toBeNull();
+    // An allow holds for every label, each with its own ok-side weights: a verdict that counts for
+    // one label only still bounds it (here S's ok counts for spam, where T's alone would do too).
+    const perLabel: WeightFn = (issuer, _polarity, label) => ({ weight: issuer === 'T' || label === 'spam' ? 1 : 0 });
+    const t = verdict({ issuer: 'T', label: 'ok' });
+    const s = verdict({ issuer: 'S', label: 'ok', expires: soon });
+    const both = decide([t, s], perLabel);
+    expect(both).toMatchObject({ outcome: 'allow' });
+    expect(both.expires?.toISOString()).toBe(soon);
     // No basis (undecided, or decided by a local verdict): no expiry.
     expect(decide([s1], table({ S: 0.9 })).expires).toBeNull();
   });
