@@ -25,6 +25,7 @@ export interface DirectTrust {
 export class TrustService {
   private readonly graph = new TrustGraph();
   private changeListener: ((what: TrustChange) => void) | undefined;
+  private changeCount = 0;
   private readonly weights = new Map<string, TrustWeights>();
   private current: { policy: Policy; hash: string; setAt: Date | null } = { policy: DEFAULT_POLICY, hash: policyHash(DEFAULT_POLICY), setAt: null };
 
@@ -48,8 +49,14 @@ export class TrustService {
     this.changeListener = listener;
   }
 
+  /** Counts every change of trust or policy: a decision taken under another count may be stale. */
+  get version(): number {
+    return this.changeCount;
+  }
+
   /** Drops the weights computed so far and tells the listener. */
   private changed(what: TrustChange): void {
+    this.changeCount++;
     this.weights.clear();
     this.changeListener?.(what);
   }

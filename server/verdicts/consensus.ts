@@ -71,6 +71,8 @@ const MIN_EXPIRY_TIMER_MS = 1_000;
 const PASS_PAGE = 500;
 /** A pass for changes a peer caused starts at least this long after the last pass ended. */
 const PEER_PASS_INTERVAL_MS = 60_000;
+/** Trust changing while a media is decided: decided again, this many times at most (then passes catch up). */
+const MAX_REDECISIONS = 5;
 
 /** What a pass re-decides: every live consensus, or those resting on an issuer whose weight changed. */
 export type PassScope = 'all' | 'changed-weights';
@@ -78,14 +80,17 @@ export type PassScope = 'all' | 'changed-weights';
 interface LiveConsensus {
   /** When it expires (ms), or null. */
   expires: number | null;
-  /** Its basis' issuers, as indexes into `Reattestation.issuers`. */
-  issuers: readonly number[];
+  /**
+   * The peers whose weights its decision depended on (every matching peer verdict's issuer), as
+   * indexes into `Reattestation.issuers`; null for one loaded at start and not decided since.
+   */
+  issuers: readonly number[] | null;
 }
 
 export class Reattestation {
   /** Our live consensus verdicts by id: a peer verdict that touches none of them costs one lookup. */
   private readonly live = new Map<number, LiveConsensus>();
-  /** Every issuer a basis of ours named, with its weights when last compared (see changedIssuers). */
+  /** Every issuer a consensus of ours depended on, with its weights when last compared (see changedIssuers). */
   private readonly issuers: Array<{ issuer: string; weights: string }> = [];
   private readonly issuerIndex = new Map<string, number>();
   /** One reconciliation per media at a time, keyed by its first subject. */
@@ -95,7 +100,7 @@ export class Reattestation {
   /** The full pass in progress, and whether another change asked for one more after it. */
   private pass: Promise<void> | undefined;
   private passAgain: PassScope | undefined;
-  /** When the last pass ended: throttled passes start PEER_PASS_INTERVAL_MS after it at the earliest. */
+  /** When the last pass ended (monotonic ms): throttled passes start PEER_PASS_INTERVAL_MS after it at the earliest. */
   private lastPassEnd = -Infinity;
   private laterTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -114,7 +119,7 @@ export class Reattestation {
 
   /** Loads our live consensus verdicts and watches their expiry; run once at start. */
   async load(): Promise<void> {
-    for (const { id, expires, basis } of await this.verdicts.liveConsensus()) this.track(id, expires, basis ?? []);
+    for (const { id, expires } of await this.verdicts.liveConsensus()) this.track(id, expires, null);
   }
 
   /** Stops the timers and waits for a pass in progress, which stops before its next media. */
@@ -133,25 +138,43 @@ export class Reattestation {
     return this.decideFrom(await this.verdicts.find(query));
   }
 
+  /** The decision, and the peers whose weights it depended on. */
+  private async decideWithIssuers(query: MatchQuery): Promise<{ decision: Decision; issuers: string[] }> {
+    const matches = await this.verdicts.find(query);
+    return { decision: this.decideFrom(matches), issuers: matches.filter((m) => !m.local).map((m) => m.issuer) };
+  }
+
   private decideFrom(matches: VerdictMatch[]): Decision {
     return decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy, { self: this.verdicts.issuer });
   }
 
   /**
    * Brings our consensus about the media with these subjects in line with what we decide now from
-   * the verdicts matching `query` (decided in turn, so a stale decision is never applied last).
-   * Never throws.
+   * the verdicts matching `query` (decided in turn, so a stale decision is never applied last; and
+   * again if trust changed meanwhile, which a pass already under way may have missed). Never
+   * throws: false when it failed (logged).
    */
-  async reconcile(subjects: readonly Subject[], query: MatchQuery = queryOf(subjects)): Promise<void> {
+  async reconcile(subjects: readonly Subject[], query: MatchQuery = queryOf(subjects)): Promise<boolean> {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
-    if (key === undefined) return;
+    if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
-    await this.reconciling
-      .run(id, async () => this.reconcileNow(key, subjects, await this.decide(query)))
-      .catch((err: unknown) => this.logger.error({ err, subject: id }, 're-attestation failed'));
+    return this.reconciling
+      .run(id, async () => {
+        for (let round = 0; round < MAX_REDECISIONS; round++) {
+          const version = this.trust.version;
+          const { decision, issuers } = await this.decideWithIssuers(query);
+          await this.reconcileNow(key, subjects, decision, issuers);
+          if (this.trust.version === version) break;
+        }
+        return true;
+      })
+      .catch((err: unknown) => {
+        this.logger.error({ err, subject: id }, 're-attestation failed');
+        return false;
+      });
   }
 
-  private async reconcileNow(key: Subject, subjects: readonly Subject[], decision: Decision): Promise<void> {
+  private async reconcileNow(key: Subject, subjects: readonly Subject[], decision: Decision, issuers: string[]): Promise<void> {
     const want = this.trust.policy.reattest && decision.basis.length > 0 ? decision.label : null;
     const ours = (await this.verdicts.find(queryOf([key]), { includeExpired: true })).filter(
       (m) => m.local && m.method === 'consensus' && m.matchedBy === key.algorithm && m.distance === 0,
@@ -166,7 +189,7 @@ export class Reattestation {
         if (timeOrNull(verdict.expires) !== (expires?.getTime() ?? null)) {
           await this.verdicts.updateLocal(verdict.uri, { expires, basis: decision.basis, confidence: confidenceOf(decision) });
         }
-        this.track(verdict.id, expires, decision.basis);
+        this.track(verdict.id, expires, issuers);
         continue;
       }
       await this.verdicts.retractLocal(verdict.uri);
@@ -182,14 +205,14 @@ export class Reattestation {
         expires: expires ?? undefined,
         source: 'consensus',
       });
-      this.track(issued.id, expires, decision.basis);
+      this.track(issued.id, expires, issuers);
     }
   }
 
   /** Counts a consensus verdict as live, re-deciding its media when it expires. */
-  private track(id: number, expires: Date | null, basis: readonly BasisSource[]): void {
+  private track(id: number, expires: Date | null, issuers: readonly string[] | null): void {
     const at = expires?.getTime() ?? null;
-    this.live.set(id, { expires: at, issuers: [...new Set(basis.map((b) => this.indexOf(b.issuer)))] });
+    this.live.set(id, { expires: at, issuers: issuers && [...new Set(issuers.map((issuer) => this.indexOf(issuer)))] });
     if (at !== null && at < this.expiryTimerAt && !this.closed) this.armExpiryTimer(at);
   }
 
@@ -221,6 +244,7 @@ export class Reattestation {
   }
 
   private armExpiryTimer(at: number): void {
+    if (this.closed) return;
     clearTimeout(this.expiryTimer);
     this.expiryTimerAt = at;
     const delay = Math.min(MAX_TIMER_MS, Math.max(MIN_EXPIRY_TIMER_MS, at - Date.now()));
@@ -264,7 +288,7 @@ export class Reattestation {
         while (next !== undefined && !this.closed) {
           this.passAgain = undefined;
           await this.redecide(this.inScope(next), reason);
-          this.lastPassEnd = Date.now();
+          this.lastPassEnd = performance.now();
           next = this.passAgain;
         }
       } catch (err) {
@@ -281,8 +305,8 @@ export class Reattestation {
   private inScope(scope: PassScope): number[] {
     const changed = this.changedIssuers(); // updated either way, so the next comparison starts here
     if (scope === 'all') return [...this.live.keys()];
-    if (changed.size === 0) return [];
-    return [...this.live].filter(([, c]) => c.issuers.some((i) => changed.has(i))).map(([id]) => id);
+    // One whose peers we do not know yet (loaded at start) may depend on any of them.
+    return [...this.live].filter(([, c]) => c.issuers === null || c.issuers.some((i) => changed.has(i))).map(([id]) => id);
   }
 
   /**
@@ -292,7 +316,7 @@ export class Reattestation {
    */
   revisitAllLater(reason: string): void {
     if (this.laterTimer || this.closed) return;
-    const wait = Math.max(0, this.lastPassEnd + PEER_PASS_INTERVAL_MS - Date.now());
+    const wait = Math.max(0, this.lastPassEnd + PEER_PASS_INTERVAL_MS - performance.now());
     this.laterTimer = setTimeout(() => {
       this.laterTimer = undefined;
       // A pass still running (started by the admin): look again a whole interval after it ends.
@@ -315,14 +339,21 @@ export class Reattestation {
           const ours = found.get(id);
           // Retracted by hand meanwhile (or gone): no longer ours to follow.
           if (!ours || ours.retracted) this.live.delete(id);
-          else await this.reconcile(ours.subjects);
+          else if (!(await this.reconcile(ours.subjects))) this.retryLater(id);
         }
       }
       this.metrics?.consensusRedecided.inc({ reason }, ids.length);
       this.logger.info({ reason, consensus: ids.length, ms: Date.now() - started }, 're-decided media we re-attested');
     } catch (err) {
       this.logger.error({ err, reason }, 're-deciding media we re-attested failed');
+      for (const id of ids) this.retryLater(id);
     }
+  }
+
+  /** A re-decision failed: its peers count as changed, so a pass soon decides again. */
+  private retryLater(id: number): void {
+    for (const index of this.live.get(id)?.issuers ?? []) this.issuers[index].weights = ''; // unknown ones are always in scope
+    this.revisitAllLater('retry');
   }
 
   /**

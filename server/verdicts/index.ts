@@ -480,16 +480,16 @@ export class VerdictService {
     return [...(await this.byIds(rows.map((r) => Number(r.id)))).values()];
   }
 
-  /** Our unretracted consensus verdicts (re-attestations), with when each expires and its basis. */
-  async liveConsensus(): Promise<Array<{ id: number; expires: Date | null; basis: BasisSource[] | null }>> {
+  /** Our unretracted consensus verdicts (re-attestations), with when each expires. */
+  async liveConsensus(): Promise<Array<{ id: number; expires: Date | null }>> {
     const rows = await this.db
       .selectFrom('verdicts')
-      .select(['id', 'expires', sql<unknown>`document->'basis'`.as('basis')])
+      .select(['id', 'expires'])
       .where('is_local', '=', true)
       .where('method', '=', 'consensus')
       .where('retracted_at', 'is', null)
       .execute();
-    return rows.map((r) => ({ id: Number(r.id), expires: r.expires, basis: basisFromDocument(r.basis) }));
+    return rows.map((r) => ({ id: Number(r.id), expires: r.expires }));
   }
 
   /** Our scanner's verdicts per hour and label since `since` (the health chart). */

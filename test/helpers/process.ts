@@ -133,16 +133,23 @@ export const LOCAL_FEDERATION_ENV: Readonly<Record<string, string>> = Object.fre
   VOUCH_DELIVERY_BACKOFF_MAX_MS: '1000',
 });
 
-/** A server on `host` with its own embedded database, for tests of one instance. */
-export async function startVouch(host: string, env: Record<string, string>): Promise<{ server: ServerProcess; url: string; cleanup: () => Promise<void> }> {
+/**
+ * A server on `host` with its own embedded database, for tests of one instance; `env` is what it
+ * was started with, to start it again on the same store.
+ */
+export async function startVouch(
+  host: string,
+  env: Record<string, string>,
+): Promise<{ server: ServerProcess; url: string; env: Record<string, string>; cleanup: () => Promise<void> }> {
   // Loaded here, not at the top: services.js probes PostgreSQL and Redis when it loads.
   const { STORE_BACKENDS } = await import('./services.js');
   const store = STORE_BACKENDS[0].create();
   const port = await freePort(host);
   const url = `http://${host}:${port}`;
   try {
-    const server = await startServerProcess({ VOUCH_DATA_DIR: store.config.dataDir, VOUCH_HOST: host, VOUCH_PORT: String(port), VOUCH_PUBLIC_URL: url, REDIS_URL: '', ...env });
-    return { server, url, cleanup: store.cleanup };
+    const fullEnv = { VOUCH_DATA_DIR: store.config.dataDir, VOUCH_HOST: host, VOUCH_PORT: String(port), VOUCH_PUBLIC_URL: url, REDIS_URL: '', ...env };
+    const server = await startServerProcess(fullEnv);
+    return { server, url, env: fullEnv, cleanup: store.cleanup };
   } catch (err) {
     await store.cleanup();
     throw err;

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
-import { eventually, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
+import { eventually, startServerProcess, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_REDIS, REDIS_URL } from '../helpers/services.js';
 import { hashImage } from '../../shared/hashing/index.js';
 
@@ -19,6 +19,7 @@ interface Instance {
   url: string;
   actor: string;
   server: ServerProcess;
+  env: Record<string, string>;
 }
 
 const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
@@ -39,7 +40,7 @@ const verdictsAbout = async (i: Instance, sha256: string) =>
 
 /** A server on `host` (scanner off unless `env` says otherwise); its store's cleanup goes to `cleanups`. */
 async function start(host: string, cleanups: Array<() => Promise<void>>, env: Record<string, string> = {}): Promise<Instance> {
-  const { server, url, cleanup } = await startVouch(host, {
+  const { server, url, env: started, cleanup } = await startVouch(host, {
     VOUCH_ADMIN_TOKEN: TOKEN,
     ...LOCAL_FEDERATION_ENV,
     REDIS_URL,
@@ -47,7 +48,7 @@ async function start(host: string, cleanups: Array<() => Promise<void>>, env: Re
     ...env,
   });
   cleanups.push(cleanup);
-  return { url, actor: `${url}/actor`, server };
+  return { url, actor: `${url}/actor`, server, env: started };
 }
 
 async function follow(from: Instance, to: Instance): Promise<void> {
@@ -193,10 +194,14 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     expect(await submit(a, bytes)).toMatchObject({ outcome: 'allow', scan_pending: false });
   });
 
-  it('B’s trust in C withdrawn: B re-decides what it re-attested and retracts it', async () => {
+  it('B’s trust in C withdrawn: B re-decides what it re-attested and retracts it, a restart between', async () => {
     const { bytes, hashes } = await judgedByC(506);
     await submit(b, bytes);
     await eventually(async () => (await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s consensus to reach A');
+    // Restarted, B knows its consensus verdicts from its store only (not yet which peers each
+    // depended on): the first trust change re-decides them all.
+    await b.server.stop();
+    b.server = await startServerProcess(b.env);
     expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 0 })).status).toBe(200);
     await eventually(async () => !(await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s retraction to reach A');
     expect(await submit(a, bytes)).toMatchObject({ outcome: 'unknown' });
