@@ -21,6 +21,7 @@ import { MASTODON_QUEUE, MastodonIntegration, type MastodonJob } from './integra
 import { TrustService } from './trust/service.js';
 import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
+import { mediaQuery } from './scanning/media.js';
 import { ReviewQueue } from './review/index.js';
 import { decodeForClassifier, startScanner, type ScannerOptions } from './scanning/scanner.js';
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
@@ -331,7 +332,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
-    const consensus = new Reattestation(verdicts, trust, logger, metrics);
+    const consensus = new Reattestation(verdicts, trust, logger, metrics, (sha256) => mediaQuery(store.db, sha256));
     closers.push(() => consensus.close());
     metrics.gauge('vouch_consensus_live', 'Consensus verdicts of ours (re-attestations) not retracted', [], async () => [{ labels: {}, value: consensus.liveCount }]);
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may

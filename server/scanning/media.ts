@@ -2,20 +2,25 @@
 // seen. Owns the media table.
 import { sql } from 'kysely';
 import type { Db } from '../store/index.js';
-import type { ImageHashes } from '../../shared/hashing/index.js';
+import type { ImageHashes, ImageHashesWithDihedral } from '../../shared/hashing/index.js';
+import type { MatchQuery } from '../matching/matcher.js';
+
+const PDQ_BYTES = 32;
 
 export async function recordMedia(
   db: Db,
-  hashes: ImageHashes,
+  hashes: ImageHashes | ImageHashesWithDihedral,
   byteSize: number,
   source: string,
 ): Promise<number> {
+  const dihedral = 'pdqDihedral' in hashes ? Buffer.concat(Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex'))) : null;
   const row = await db
     .insertInto('media')
     .values({
       sha256: Buffer.from(hashes.sha256, 'hex'),
       pdq: Buffer.from(hashes.pdq, 'hex'),
       pdq_quality: hashes.pdqQuality,
+      pdq_dihedral: dihedral,
       phash64: Buffer.from(hashes.phash64, 'hex'),
       pipeline: hashes.pipeline,
       width: hashes.width,
@@ -24,9 +29,30 @@ export async function recordMedia(
       source,
     })
     .onConflict((oc) =>
-      oc.column('sha256').doUpdateSet({ last_seen: sql`now()`, seen_count: sql`media.seen_count + 1` }),
+      oc.column('sha256').doUpdateSet({
+        last_seen: sql`now()`,
+        seen_count: sql`media.seen_count + 1`,
+        pdq_dihedral: sql`coalesce(media.pdq_dihedral, excluded.pdq_dihedral)`,
+      }),
     )
     .returning('id')
     .executeTakeFirstOrThrow();
   return row.id;
+}
+
+/**
+ * The lookup a decision about media we have seen uses: its SHA-256 and the PDQs of its rotations
+ * and mirrors (its own PDQ alone if those were not recorded); undefined for media never seen.
+ */
+export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | undefined> {
+  const row = await db
+    .selectFrom('media')
+    .select(['pdq', 'pdq_quality', 'pdq_dihedral'])
+    .where('sha256', '=', Buffer.from(sha256, 'hex'))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const pdq: Buffer[] = [];
+  if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(Buffer.from(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
+  else if (row.pdq) pdq.push(Buffer.from(row.pdq));
+  return { sha256: Buffer.from(sha256, 'hex'), pdq: pdq.length > 0 ? pdq : undefined, pdqQuality: row.pdq_quality ?? undefined };
 }

@@ -11,6 +11,7 @@ export interface MediaTable {
   sha256: Uint8Array;
   pdq: Uint8Array | null;
   pdq_quality: number | null;
+  pdq_dihedral: Uint8Array | null;
   phash64: Uint8Array | null;
   pipeline: string;
   width: number | null;

@@ -110,6 +110,8 @@ export class Reattestation {
     private readonly trust: TrustService,
     private readonly logger: Logger,
     private readonly metrics?: Metrics,
+    /** The lookup media we have seen was first decided with (its rotations and mirrors included). */
+    private readonly mediaQuery?: (sha256: string) => Promise<MatchQuery | undefined>,
   ) {}
 
   /** How many consensus verdicts of ours are live. */
@@ -154,12 +156,13 @@ export class Reattestation {
    * again if trust changed meanwhile, which a pass already under way may have missed). Never
    * throws: false when it failed (logged).
    */
-  async reconcile(subjects: readonly Subject[], query: MatchQuery = queryOf(subjects)): Promise<boolean> {
+  async reconcile(subjects: readonly Subject[], given?: MatchQuery): Promise<boolean> {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
     if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
     return this.reconciling
       .run(id, async () => {
+        const query = given ?? (key.algorithm === 'sha256' ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
         for (let round = 0; round < MAX_REDECISIONS; round++) {
           const version = this.trust.version;
           const { decision, issuers } = await this.decideWithIssuers(query);

@@ -7,6 +7,7 @@
 // Deferred scans: remote media nobody waits on is scanned late, and not at all when a peer's
 // verdict arrives first (a real in-process scanner with the bundled model, delayed BullMQ jobs).
 import { randomBytes } from 'node:crypto';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg } from '../helpers/images.js';
 import { eventually, startServerProcess, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
@@ -212,6 +213,32 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     expect((await admin(b, 'PUT', '/trust', { peer: c.actor, abuse: 1, ok: 1 })).status).toBe(200);
     await submit(b, bytes);
     await eventually(async () => (await verdictsAbout(a, hashes.sha256)).some((v) => v.method === 'consensus'), 15_000, 'B’s new consensus');
+  });
+
+  it('a consensus decided on a rotated copy’s verdicts survives B deciding again (its rotations are kept)', async () => {
+    // C judged a copy of the image turned a quarter; B sees the image upright and matches C's
+    // verdicts through its rotations.
+    const bytes = await syntheticJpeg(508);
+    const turned = await sharp(bytes).rotate(90).jpeg({ quality: 95 }).toBuffer();
+    const turnedPdq = (await hashImage(turned)).pdq;
+    const hashes = await hashImage(bytes);
+    for (const body of [
+      { label: 'ok', confidence: 1, method: 'human' },
+      { label: 'ok', confidence: 1, method: 'classifier', classifier: { name: 'model-a', version: '1' } },
+    ]) {
+      expect((await admin(c, 'POST', '/verdicts', { subjects: [{ algorithm: 'pdq', digest: turnedPdq, quality: 100 }], ...body })).status).toBe(201);
+    }
+    await eventually(async () => (await fetch(`${b.url}/api/v1/verdicts?pdq=${turnedPdq}`).then((r) => r.json())).matches.length === 2, 15_000, 'C’s verdicts to reach B');
+    expect(await submit(b, bytes)).toMatchObject({ outcome: 'allow' });
+    const first = await eventually(async () => (await consensusAt(a, hashes.sha256))[0], 15_000, 'B’s consensus to reach A');
+
+    // A policy change re-decides every consensus of B's: this one is decided as it first was.
+    const redecided = async () => Number((await (await fetch(`${b.url}/metrics`)).text()).match(/^vouch_consensus_redecided_total\{reason="policy"\} (\d+)/m)?.[1] ?? 0);
+    const before = await redecided();
+    const { policy } = (await admin(b, 'GET', '/policy')).body as { policy: Record<string, unknown> };
+    expect((await admin(b, 'PUT', '/policy', { ...policy, version: 'same-thresholds' })).status).toBe(200);
+    await eventually(async () => (await redecided()) > before, 20_000, 'B’s pass');
+    expect(await consensusAt(b, hashes.sha256)).toEqual([expect.objectContaining({ id: first.id })]);
   });
 
   it('a verdict of B’s own replaces its consensus', async () => {
