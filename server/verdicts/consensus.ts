@@ -3,8 +3,9 @@
 // that follow us but not those peers can count them at their trust in us. Our consensus follows
 // our decision: a new decision that differs retracts or replaces it, and when a peer's verdict
 // matching it arrives, changes or is retracted, the media is decided again; likewise after a
-// change of trust or policy (every live consensus), and when the verdicts it rests on expire (a
-// consensus expires with the earliest of them, so followers stop counting it on time too).
+// change of trust (the consensus verdicts that depended on a peer whose weight changed) or of
+// policy (all of them), and when the verdicts it rests on expire (a consensus expires with the
+// earliest of them, so followers stop counting it on time too).
 //
 // This module is also the one place where stored verdicts become decide()'s input, so that every
 // decision ignores our own sources echoed back by peers.
@@ -74,7 +75,7 @@ const PEER_PASS_INTERVAL_MS = 60_000;
 /** Trust changing while a media is decided: decided again, this many times at most (then passes catch up). */
 const MAX_REDECISIONS = 5;
 
-/** What a pass re-decides: every live consensus, or those resting on an issuer whose weight changed. */
+/** What a pass re-decides: every live consensus, or those that depended on a peer whose weight changed. */
 export type PassScope = 'all' | 'changed-weights';
 
 interface LiveConsensus {
@@ -275,8 +276,8 @@ export class Reattestation {
 
   /**
    * Trust or policy changed: decides again, in the background, about the media of every live
-   * consensus verdict (`all`: the policy changed) or of those whose basis names an issuer whose
-   * weight changed. Changes arriving during a pass are served by one more pass after it.
+   * consensus verdict (`all`: the policy changed) or of those that depended on a peer whose weight
+   * changed. Changes arriving during a pass are served by one more pass after it.
    */
   revisitAll(reason: string, scope: PassScope): Promise<void> {
     if (this.closed) return Promise.resolve();
