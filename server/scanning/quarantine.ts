@@ -1,5 +1,5 @@
 // Quarantine: where blocked media is KEPT. Some jurisdictions require evidence of abuse material to
-// be preserved and reported, so Vouch never silently deletes what it blocked (ARCHITECTURE.md,
+// be preserved and reported, so Vouch never silently deletes what it blocked (docs/architecture.md,
 // Pipeline step 6 "Act"). The bytes are encrypted at rest (AES-256-GCM, key from configuration),
 // every access is logged in the same transaction as the access, an item can be exported as a report
 // bundle for the authorities, and deletion happens only by explicit admin action with a reason,

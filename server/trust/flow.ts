@@ -1,4 +1,4 @@
-// The trust-weight engine: hop-bounded conserved trust flow (ARCHITECTURE.md, "Trust and decision").
+// The trust-weight engine: hop-bounded conserved trust flow (docs/architecture.md, "Trust and decision").
 // Pure and in memory: no database, no network, no clock. The trust module loads the admin's direct
 // trust, blocks, learned penalties and the peers' published TrustStatements into a TrustGraph, and
 // asks it for the effective weight of every peer, per polarity (and optionally per label).

@@ -7,7 +7,7 @@
  * callers get a `ProofVerdict` with a stable `code` (for metrics, HTTP answers, audit reports)
  * and a human `reason`. `assertVerified` turns a verdict into a thrown `ProofError`.
  *
- * Edge rules follow the transparency-dev/merkle conformance vectors (shared/testdata/merkle):
+ * Edge rules follow the transparency-dev/merkle conformance vectors (test/fixtures/merkle):
  *  - inclusion needs index < size, so nothing is ever included in the empty tree;
  *  - a consistency proof FROM size 0 is rejected (it proves nothing: every tree extends the empty
  *    one; a follower without a previous checkpoint simply has nothing to check);

@@ -8,7 +8,7 @@ import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
 import { runCli } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
-const TESTDATA = new URL('../../../shared/testdata/pdq/', import.meta.url);
+const TESTDATA = new URL('../fixtures/pdq/', import.meta.url);
 
 describe('vouch hash', () => {
   it('prints one JSON line per file, and fails with a JSON error for a bad one', async () => {

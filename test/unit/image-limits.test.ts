@@ -17,7 +17,7 @@ import {
   type ImageRejectionCode,
 } from '../../shared/hashing/index.js';
 
-const PDQ_DATA = new URL('../../../shared/testdata/pdq/', import.meta.url);
+const PDQ_DATA = new URL('../fixtures/pdq/', import.meta.url);
 
 /** Runs `f` and returns the ImageRejectedError it throws (failing if it throws anything else). */
 async function rejection(f: () => Promise<unknown>): Promise<ImageRejectedError> {

@@ -178,7 +178,7 @@ interface ConsistencyVector {
   wantErr: boolean;
 }
 
-const vectorDir = new URL('../../../shared/testdata/merkle/', import.meta.url);
+const vectorDir = new URL('../fixtures/merkle/', import.meta.url);
 const vectorFiles = readdirSync(vectorDir).filter((f) => f.endsWith('.json')).sort();
 const inclusionFiles = vectorFiles.filter((f) => f.startsWith('inclusion__'));
 const consistencyFiles = vectorFiles.filter((f) => f.startsWith('consistency__'));

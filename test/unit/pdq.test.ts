@@ -19,10 +19,10 @@ import {
 } from '../../shared/hashing/index.js';
 
 // Shared test data lives beside the repository (CI clones it as ../shared).
-const PDQ_DATA = new URL('../../../shared/testdata/pdq/', import.meta.url);
+const PDQ_DATA = new URL('../fixtures/pdq/', import.meta.url);
 const readTestImage = (name: string) => readFile(new URL(name, PDQ_DATA));
 
-// Hashes from Meta's C++ reference tool (see shared/testdata/pdq/README.md). PDQ's own rule for
+// Hashes from Meta's C++ reference tool (see test/fixtures/pdq/README.md). PDQ's own rule for
 // "same hash" across implementations (different JPEG decoders, float rounding): distance <= 10
 // at quality >= 80.
 const REFERENCE: ReadonlyArray<[file: string, hex: string]> = [
