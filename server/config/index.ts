@@ -6,7 +6,14 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
-const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
+/** What a boolean setting accepts from the environment (any case), as error messages name it. */
+const BOOLEAN_FORMS = 'true/false, 1/0 or yes/no';
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
+/** Every boolean setting: a JSON boolean, or one of BOOLEAN_FORMS in any case; anything else fails. */
+const booleanSetting = z.preprocess(
+  (v) => (typeof v === 'string' ? (BOOLEAN_WORDS[v.trim().toLowerCase()] ?? v) : v),
+  z.boolean({ error: `must be ${BOOLEAN_FORMS}` }),
+);
 
 const configSchema = z
   .object({
@@ -48,10 +55,10 @@ const configSchema = z
     hashThreads: positiveInt.max(256).optional(),
     federation: z
       .object({
-        autoApproveFollowers: booleanish.default(false),
-        publicOkFeed: booleanish.default(false),
+        autoApproveFollowers: booleanSetting.default(false),
+        publicOkFeed: booleanSetting.default(false),
         /** http:// peers: test meshes and private networks only. */
-        allowHttp: booleanish.default(false),
+        allowHttp: booleanSetting.default(false),
         /** CIDRs outgoing requests may reach despite being private (SSRF guard exceptions). */
         allowPrivateNetworks: z
           .preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'must be a CIDR like 10.0.0.0/8')))
@@ -224,7 +231,17 @@ export function loadConfig(
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    // An operator sets variables, not config keys: name the variable a bad value came from.
+    const fromEnv = new Map(
+      Object.entries(ENV_KEYS)
+        .filter(([name, path]) => env[name] !== undefined && env[name] !== '' && overrides[path.join('.')] === undefined)
+        .map(([name, path]) => [path.join('.'), name]),
+    );
+    const lines = result.error.issues.map((issue) => {
+      const key = issue.path.join('.');
+      const variable = fromEnv.get(key);
+      return `  ${key || '(root)'}: ${issue.message}${variable ? ` (set by ${variable})` : ''}`;
+    });
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const config = result.data;

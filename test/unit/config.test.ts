@@ -59,4 +59,31 @@ describe('config', () => {
     expect(() => loadConfig({ VOUCH_CONFIG: notJson })).toThrow(/not valid JSON/);
     expect(() => loadConfig({ VOUCH_CONFIG: join(dir, 'missing.json') })).toThrow(/cannot read config file/);
   });
+
+  it('reads every boolean setting as true/false, 1/0 or yes/no in any case', () => {
+    const booleans = { VOUCH_AUTO_APPROVE_FOLLOWERS: 'autoApproveFollowers', VOUCH_PUBLIC_OK_FEED: 'publicOkFeed', VOUCH_FEDERATION_ALLOW_HTTP: 'allowHttp' } as const;
+    for (const [variable, key] of Object.entries(booleans)) {
+      for (const [text, value] of [['true', true], ['1', true], ['yes', true], ['TRUE', true], [' Yes ', true], ['false', false], ['0', false], ['no', false], ['No', false]] as const) {
+        expect(loadConfig({ [variable]: text }).federation[key], `${variable}=${text}`).toBe(value);
+      }
+      expect(loadConfig({}).federation[key]).toBe(false);
+    }
+    const dir = tempDir();
+    const file = join(dir, 'vouch.json');
+    writeFileSync(file, JSON.stringify({ federation: { allowHttp: true, publicOkFeed: 'yes' } }));
+    expect(loadConfig({ VOUCH_CONFIG: file }).federation).toMatchObject({ allowHttp: true, publicOkFeed: true });
+  });
+
+  it('refuses any other boolean value, naming the variable and the accepted forms', () => {
+    for (const text of ['on', 'y', '2', 'truee']) {
+      expect(() => loadConfig({ VOUCH_FEDERATION_ALLOW_HTTP: text })).toThrow(
+        /federation\.allowHttp: must be true\/false, 1\/0 or yes\/no \(set by VOUCH_FEDERATION_ALLOW_HTTP\)/,
+      );
+    }
+    const dir = tempDir();
+    const file = join(dir, 'vouch.json');
+    writeFileSync(file, JSON.stringify({ federation: { publicOkFeed: 1 } }));
+    // From the file: the key is named, and no variable is blamed.
+    expect(() => loadConfig({ VOUCH_CONFIG: file })).toThrow(/federation\.publicOkFeed: must be true\/false, 1\/0 or yes\/no$/);
+  });
 });
