@@ -1,10 +1,11 @@
 // The HTTP API. Every error leaves as {"error": {"code", "message"}} with a 4xx/5xx status; input
 // is checked before it is used; request bodies are size-capped before they are read.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
-import { HttpError, parseBody, rejectionStatus } from './errors.js';
-import { requireBearer } from './auth.js';
+import { Counter } from 'prom-client';
+import { HttpError, parseBody, refuseDeclaredOversize, rejectionStatus } from './errors.js';
+import { bearerMatches, requireBearer } from './auth.js';
 import { mediaRoutes, scannerRoutes } from './media-routes.js';
 import { actorOf, reviewRoutes } from './review-routes.js';
 import { quarantineRoutes } from './quarantine-routes.js';
@@ -19,7 +20,7 @@ import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Store } from '../store/index.js';
-import { pingStore } from '../store/index.js';
+import { isStoreUnavailable, pingStore } from '../store/index.js';
 import { VerdictNotFoundError, type Verdict, type VerdictService, type VerdictMatch } from '../verdicts/index.js';
 import { FederationError, type Federation } from '../federation/index.js';
 import { OutboundRequestError } from '../federation/safe-fetch.js';
@@ -102,6 +103,31 @@ function verdictJson(v: VerdictMatch) {
   return { ...rest, matched_by: v.matchedBy, distance: v.distance };
 }
 
+// Body limits of the routes below, checked against a declared Content-Length before reading.
+const JSON_LIMIT = 256 * 1024;
+const HASH_LIST_LIMIT = 64 * 1024 * 1024;
+const WEBHOOK_LIMIT = 1024 * 1024;
+/** A dependency that answers slower than this counts as down for /healthz. */
+const HEALTH_PROBE_MS = 2_000;
+/** Busy and unavailable answers: the wait a client is told, and how often each kind is logged. */
+const RETRY_AFTER_S = 1;
+const SHED_LOG_INTERVAL_MS = 60_000;
+
+/** Answers 'ok' or 'down' for one dependency, a hung probe counting as down. */
+async function probe(check: () => Promise<unknown>): Promise<'ok' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'down'>((resolve) => (timer = setTimeout(() => resolve('down'), HEALTH_PROBE_MS)));
+  const answer = check().then(
+    () => 'ok' as const,
+    () => 'down' as const,
+  );
+  try {
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function singleQuery(req: Request, name: string): string | undefined {
   const value = req.query[name];
   if (value === undefined) return undefined;
@@ -113,6 +139,16 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // Busy and unavailable answers are counted and logged at most once per interval, not per request:
+  // under load they would flood the log.
+  const shedAnswers = new Counter({
+    name: 'vouch_http_shed_total',
+    help: 'Requests answered 503 because the hashing queue was full (busy) or the database was unreachable',
+    labelNames: ['reason'],
+    registers: [metrics.registry],
+  });
+  const shedLogged = new Map<string, { at: number; unlogged: number }>();
+  const shedResponses = new WeakSet<object>();
   // Client addresses (sign-in limits, logs) come from X-Forwarded-For only via proxies named here.
   app.set('trust proxy', config.trustProxy === undefined ? false : /^\d+$/.test(config.trustProxy) ? Number(config.trustProxy) : config.trustProxy);
   app.use(
@@ -123,28 +159,38 @@ export function createApp(deps: AppDeps): express.Express {
         res.setHeader('x-request-id', id);
         return id;
       },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      customLogLevel: (_req, res, err) =>
+        shedResponses.has(res) ? 'silent' : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
     }),
   );
+  // No route takes a body larger than this: refuse a larger declared one before reading any of it.
+  // Routes check their own, smaller limits the same way.
+  app.use(refuseDeclaredOversize(Math.max(config.limits.maxUploadBytes, HASH_LIST_LIMIT)));
 
   // Prometheus text format: counts and latencies only, nothing secret (bind or proxy accordingly).
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  // Each dependency by name: the database, and Redis when the queues live there (probed through the
+  // scan queue's counts, which read it). Any one down answers 503.
   app.get('/healthz', async (_req, res) => {
-    try {
-      await pingStore(store);
-      res.json({ status: 'ok', store: store.kind, index: verdicts.matcher.size });
-    } catch {
-      res.status(503).json({ status: 'unavailable', store: store.kind });
-    }
+    const [database, redis] = await Promise.all([probe(() => pingStore(store)), config.redisUrl ? probe(() => scanning.scanQueueCounts()) : undefined]);
+    const ok = database === 'ok' && redis !== 'down';
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', store: store.kind, database, ...(redis ? { redis } : {}), index: verdicts.matcher.size });
+  });
+  // For load balancers: whether this process can answer requests, i.e. its database answers. Redis
+  // away stalls issuing and delivery, not lookups and hashing, so it does not take a process out.
+  app.get('/readyz', async (_req, res) => {
+    const database = await probe(() => pingStore(store));
+    res.status(database === 'ok' ? 200 : 503).json({ ready: database === 'ok', database });
   });
 
+  const imageLimit = refuseDeclaredOversize(config.limits.maxUploadBytes);
   const imageBody = express.raw({ type: () => true, limit: config.limits.maxUploadBytes });
 
-  app.post('/api/v1/hash', imageBody, async (req, res) => {
+  app.post('/api/v1/hash', imageLimit, imageBody, async (req, res) => {
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
       throw new HttpError(400, 'empty', 'request body must hold the image bytes');
@@ -164,7 +210,23 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
 
+  // Lookups show what the feeds show (server/federation, the outbox and /verdicts/ID): anonymous
+  // callers only our own `ok` verdicts, and those only with VOUCH_PUBLIC_OK_FEED; approved
+  // followers (signed GET) all of our own verdicts; the admin token everything we hold, peers'
+  // verdicts included. A hidden verdict is left out as if it did not exist: no label, digest or
+  // distance, which would make the endpoint an oracle for "does my altered copy still match".
+  const adminTokenDigest = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : undefined;
+  const lookupAudience = async (req: Request): Promise<(v: VerdictMatch) => boolean> => {
+    if (req.get('authorization') !== undefined) {
+      if (adminTokenDigest && bearerMatches(req, adminTokenDigest)) return () => true;
+      throw new HttpError(401, 'unauthorized', 'a valid admin bearer token is required (or send none)');
+    }
+    if (req.get('signature') !== undefined && (await federation.approvedFollower(req)) !== undefined) return (v) => v.local;
+    return (v) => config.federation.publicOkFeed && v.local && v.label === 'ok';
+  };
+
   app.get('/api/v1/verdicts', async (req, res) => {
+    const visible = await lookupAudience(req);
     const pdqHex = singleQuery(req, 'pdq');
     const shaHex = singleQuery(req, 'sha256');
     if (!pdqHex && !shaHex) throw new HttpError(400, 'bad_query', 'give pdq=HEX or sha256=HEX');
@@ -182,14 +244,15 @@ export function createApp(deps: AppDeps): express.Express {
       throw new HttpError(400, 'bad_hash', (err as Error).message);
     }
     const matches = await verdicts.find({ pdq: pdq ? [pdq] : undefined, sha256, maxDistance });
-    res.json({ matches: matches.map(verdictJson) });
+    res.json({ matches: matches.filter(visible).map(verdictJson) });
   });
 
   const admin = express.Router();
   admin.use(requireBearer(config.adminToken, 'admin', 'admin API is disabled: set VOUCH_ADMIN_TOKEN'));
   admin.post(
     '/hashes',
-    express.text({ type: ['text/plain', 'text/csv'], limit: '64mb' }),
+    refuseDeclaredOversize(HASH_LIST_LIMIT),
+    express.text({ type: ['text/plain', 'text/csv'], limit: HASH_LIST_LIMIT }),
     async (req, res) => {
       if (typeof req.body !== 'string') {
         throw new HttpError(415, 'unsupported_media_type', 'send the hash list as text/plain or text/csv');
@@ -215,13 +278,14 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(201).json(result);
     },
   );
-  const json = express.json({ limit: '256kb', type: ['application/json', 'application/*+json'] });
+  const jsonLimit = refuseDeclaredOversize(JSON_LIMIT);
+  const json = express.json({ limit: JSON_LIMIT, type: ['application/json', 'application/*+json'] });
   const localUri = (id: string) => {
     if (!/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, 'bad_id', 'verdict ids are UUIDs');
     return `${config.publicUrl}/verdicts/${id}`;
   };
 
-  admin.post('/verdicts', json, async (req, res) => {
+  admin.post('/verdicts', jsonLimit, json, async (req, res) => {
     const input = parseBody(newVerdictSchema, req.body);
     const verdict = await verdicts.issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' }).catch((err: unknown) => {
       // The verdict named in `supersedes` is not one of ours: a bad request, not a missing page.
@@ -230,7 +294,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
     res.status(201).json(publicVerdictJson(verdict));
   });
-  admin.patch('/verdicts/:id', json, async (req, res) => {
+  admin.patch('/verdicts/:id', jsonLimit, json, async (req, res) => {
     const patch = parseBody(verdictPatchSchema, req.body);
     const verdict = await verdicts.updateLocal(localUri(String(req.params.id)), {
       ...patch,
@@ -249,20 +313,20 @@ export function createApp(deps: AppDeps): express.Express {
       peers: peers.map((p) => ({ actor: p.actor, following: p.following, follower: p.follower, inbox: p.inbox, fetched_at: p.fetchedAt, caught_up_to: p.caughtUpTo })),
     });
   });
-  admin.post('/peers/follow', json, async (req, res) => {
+  admin.post('/peers/follow', jsonLimit, json, async (req, res) => {
     const { target } = parseBody(followSchema, req.body);
     const peer = await federation.follow(target);
     res.status(202).json({ actor: peer.actor, following: peer.following });
   });
   for (const action of ['approve', 'reject', 'unfollow'] as const) {
-    admin.post(`/peers/${action}`, json, async (req, res) => {
+    admin.post(`/peers/${action}`, jsonLimit, json, async (req, res) => {
       const { actor } = parseBody(actorSchema, req.body);
       await federation[action](actor);
       const peer = await federation.peers.get(actor);
       res.json({ actor, following: peer?.following, follower: peer?.follower });
     });
   }
-  admin.post('/peers/pull', json, async (req, res) => {
+  admin.post('/peers/pull', jsonLimit, json, async (req, res) => {
     const { actor, enabled } = parseBody(z.object({ actor: z.url(), enabled: z.boolean() }).strict(), req.body);
     if (!(await federation.peers.get(actor))) throw new HttpError(404, 'unknown_peer', `${actor} is not a known peer`);
     await federation.peers.setPullOnMiss(actor, enabled);
@@ -285,7 +349,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/console', consoleRouter({ config, metrics, verdicts, federation, trust, scanning, transparency, accounts }));
   app.get('/', (_req, res) => res.redirect(303, '/console/'));
   // Mastodon's admin webhooks (status.created / status.updated), checked by their HMAC signature.
-  app.post('/api/v1/integrations/mastodon/webhook', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
+  app.post('/api/v1/integrations/mastodon/webhook', refuseDeclaredOversize(WEBHOOK_LIMIT), express.raw({ type: () => true, limit: WEBHOOK_LIMIT }), async (req, res) => {
     if (!mastodon) throw new HttpError(503, 'mastodon_disabled', 'set VOUCH_MASTODON_WEBHOOK_SECRET to receive Mastodon webhooks');
     try {
       const queued = await mastodon.receive(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), req.get('x-hub-signature'));
@@ -317,21 +381,49 @@ export function createApp(deps: AppDeps): express.Express {
       status = 502;
       code = `outbound_${err.reason}`;
       message = err.message;
+    } else if (err instanceof URIError) {
+      // A path parameter with malformed percent-encoding (the router could not decode it).
+      status = 400;
+      code = 'bad_path';
+      message = 'the path is not valid percent-encoding';
     } else if (typeof err === 'object' && err !== null && 'type' in err && 'status' in err) {
       // body-parser errors: too large, malformed, bad charset.
       const e = err as { type: string; status: number; message: string; limit?: number };
       status = e.status;
       code = e.type === 'entity.too.large' ? 'too_large' : e.type.replace(/\W+/g, '_');
       message = e.type === 'entity.too.large' ? `request body exceeds ${e.limit ?? config.limits.maxUploadBytes} bytes` : e.message;
+    } else if (typeof err === 'object' && err !== null && 'status' in err && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+      // Other client errors from body parsing (a body that is not the gzip/deflate/br it claims to be).
+      status = err.status;
+      code = 'bad_body';
+      const encoding = req.get('content-encoding')?.slice(0, 40);
+      message = `the request body could not be read${encoding ? ` as ${encoding}` : ''}`;
     } else if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-      status = 503;
-      code = 'busy';
-      message = 'hashing queue is full, retry shortly';
-      res.setHeader('retry-after', '1');
+      return shed(req, res, 'busy', 'hashing queue is full, retry shortly', err);
+    } else if (isStoreUnavailable(err)) {
+      return shed(req, res, 'database_unavailable', 'the database is unreachable, retry shortly', err);
     }
     if (status >= 500) req.log.error({ err }, 'request failed');
     res.status(status).json({ error: { code, message } });
   });
+
+  /** A 503 the client should retry: counted, and logged once per interval with how many there were. */
+  function shed(req: Request, res: Response, code: 'busy' | 'database_unavailable', message: string, err: unknown) {
+    shedAnswers.inc({ reason: code });
+    const now = performance.now();
+    const last = shedLogged.get(code);
+    if (!last || now - last.at >= SHED_LOG_INTERVAL_MS) {
+      const error = err instanceof Error ? err.message : String(err);
+      // `unlogged`: the 503s of this kind since the previous line.
+      req.log.warn({ code, error, unlogged: last?.unlogged ?? 0 }, `answering 503 ${code} (logged once a minute; vouch_http_shed_total counts them all)`);
+      shedLogged.set(code, { at: now, unlogged: 0 });
+    } else {
+      last.unlogged++;
+    }
+    shedResponses.add(res);
+    res.setHeader('retry-after', String(RETRY_AFTER_S));
+    res.status(503).json({ error: { code, message } });
+  }
 
   return app;
 }

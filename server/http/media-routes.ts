@@ -8,7 +8,7 @@ import { MediaRejectedError, type MediaDecision, type MediaIntake } from '../sca
 import { verifyScanUrl } from '../scanning/scanner.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { requireBearer } from './auth.js';
-import { HttpError, rejectionStatus } from './errors.js';
+import { HttpError, refuseDeclaredOversize, rejectionStatus } from './errors.js';
 
 function decisionJson(d: MediaDecision) {
   return {
@@ -42,8 +42,11 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
   const { config, intake, safeFetch } = deps;
   const router = express.Router();
   const maxBytes = config.limits.maxUploadBytes;
-  const imageBody = express.raw({ type: (req) => !/^application\/json/.test(req.headers['content-type'] ?? ''), limit: maxBytes });
-  const jsonBody = express.json({ limit: '8kb' });
+  const isJson = (req: express.Request) => /^application\/json/.test(req.headers['content-type'] ?? '');
+  const jsonLimit = 8 * 1024;
+  const imageBody = express.raw({ type: (req) => !isJson(req as express.Request), limit: maxBytes });
+  const jsonBody = express.json({ limit: jsonLimit });
+  const mediaLimit = refuseDeclaredOversize((req) => (isJson(req) ? jsonLimit : maxBytes));
 
   // POST bytes, or {"url": "https://…"} (fetched SSRF-safe, size-capped). ?wait=1 waits for a scan.
   // Media from another instance (fetched by URL, or bytes sent with ?remote=1) that nobody waits on
@@ -51,7 +54,7 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
   // For the platform's integration (it holds the admin token): an answer carries the explanation,
   // peers and trust paths included, and each call may start a scan.
   const platformOnly = requireBearer(config.adminToken, 'admin', 'the media API is disabled: set VOUCH_ADMIN_TOKEN');
-  router.post('/api/v1/media', platformOnly, imageBody, jsonBody, async (req, res) => {
+  router.post('/api/v1/media', platformOnly, mediaLimit, imageBody, jsonBody, async (req, res) => {
     let bytes: Buffer;
     let source = 'api';
     let remote = req.query.remote === '1' || req.query.remote === 'true';
@@ -92,13 +95,15 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
     const refuse = decision.outcome === 'block' || intake.failsClosed(decision);
     res.status(refuse ? 406 : 201).json(hookJson(decision));
   };
+  const uploadLimit = refuseDeclaredOversize(maxBytes);
   const uploadBody = express.raw({ type: () => true, limit: maxBytes });
-  router.post('/api/v1/pictrs/validate', uploadBody, validate({ source: () => 'pictrs', imagesOnly: true }));
+  router.post('/api/v1/pictrs/validate', uploadLimit, uploadBody, validate({ source: () => 'pictrs', imagesOnly: true }));
   // Behind VOUCH_VALIDATE_TOKEN when one is set (pict-rs cannot send one; the Synapse module can).
   const validateAuth = config.validateToken ? requireBearer(config.validateToken, 'validation', '') : (_req: express.Request, _res: express.Response, next: express.NextFunction) => next();
   router.post(
     '/api/v1/validate',
     validateAuth,
+    uploadLimit,
     uploadBody,
     validate({
       source: (req) => (typeof req.query.source === 'string' && /^[\w.-]{1,40}$/.test(req.query.source) ? req.query.source : 'upload'),
@@ -146,7 +151,8 @@ export function scannerRoutes(deps: { token: string; intake: MediaIntake }): Rou
     if (!bytes) throw new HttpError(404, 'not_found', 'no pending media with that hash');
     res.type('application/octet-stream').send(bytes);
   });
-  router.post('/internal/scan-results', auth, express.json({ limit: '16kb' }), async (req, res) => {
+  const resultLimit = 16 * 1024;
+  router.post('/internal/scan-results', auth, refuseDeclaredOversize(resultLimit), express.json({ limit: resultLimit }), async (req, res) => {
     const parsed = scanResultSchema.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_request', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     const { job, results, node } = parsed.data;

@@ -25,14 +25,42 @@ type StoreConfig = Pick<Config, 'dataDir' | 'databaseUrl' | 'databaseSchema'>;
 // bigint columns (bigserial ids, counts) come back as strings from pg; ids stay well inside 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+/** How long a request waits for a connection before failing (503) while PostgreSQL is away. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 function postgresDialect(url: string, schema: string | undefined): Dialect {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // A schema per deployment (or per test run) without touching the URL.
     options: schema ? `-c search_path=${schema}` : undefined,
   });
+  // A PostgreSQL restart terminates every connection. The pool drops an idle client that fails and
+  // emits 'error', which would kill the process without a listener; a client that is checked out
+  // (between a transaction's queries) emits it on itself. Neither needs handling beyond that: the
+  // failed client is removed on release, the next query opens a new one, and requests fail with
+  // 503 (isStoreUnavailable) until the server is back.
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new PostgresDialect({ pool });
+}
+
+// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown, starting up).
+const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3])/;
+const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+// node-postgres reports a lost or unobtainable connection with these messages and no code.
+const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|not queryable|Client was closed/i;
+
+/** Whether `err` (or its cause) says the database server cannot be reached right now, not that a query was wrong. */
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
+    if (UNAVAILABLE_MESSAGE.test(e.message)) return true;
+    if (e instanceof AggregateError && e.errors.some(isStoreUnavailable)) return true;
+  }
+  return false;
 }
 
 export class StoreLockedError extends Error {}
