@@ -1,5 +1,5 @@
 // `npm run bench [-- SUITE...]`: runs the benchmark suites and prints one `name value unit` line
-// per figure. Suites: hashing, index, log, scanner, trust, federation, federation-sim (all when none is named). Record the figures,
+// per figure. Suites: hashing, index, log, scanner, trust, federation, federation-sim, pdq-radius (all when none is named). Record the figures,
 // with the machine they ran on, in docs/benchmarks.md.
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { BenchResult } from './result.js';
@@ -18,6 +18,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   scanner: async () => (await import('./scanner.js')).benchScanner(),
   trust: async () => (await import('./trust.js')).benchTrust(),
   'federation-sim': async () => (await import('./federation-sim.js')).benchFederationSim(),
+  'pdq-radius': async () => (await import('./pdq-radius.js')).benchPdqRadius(),
 };
 
 const requested = process.argv.slice(2);
