@@ -202,7 +202,7 @@ export class Federation {
   // --- subscriptions -------------------------------------------------------------------------
 
   async follow(target: string): Promise<Peer> {
-    const actor = await this.peers.resolve(target, this.options.allowHttp && target.startsWith('http:') ? 'http' : 'https');
+    const actor = await this.peers.resolve(target, this.options.allowHttp);
     if (actor === this.identity.actorId) throw new FederationError(400, 'self_follow', 'an instance cannot follow itself');
     const peer = await this.peers.refresh(actor);
     const follow = this.activity('Follow', actor);

@@ -3,7 +3,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
-import type { SafeFetch } from './safe-fetch.js';
+import { OutboundRequestError, type SafeFetch } from './safe-fetch.js';
 import type { Identity } from './identity.js';
 import { signRequest } from '../../shared/crypto/http-signature.js';
 import { loadPublicKey } from '../../shared/crypto/keys.js';
@@ -253,13 +253,20 @@ export class PeerDirectory {
     return key;
   }
 
-  /** Resolves `https://host/actor`, `vouch@host` or `acct:vouch@host` to an actor URL via WebFinger. */
-  async resolve(target: string, scheme: 'https' | 'http' = 'https'): Promise<string> {
+  /**
+   * Resolves `https://host/actor`, `vouch@host` or `acct:vouch@host` to an actor URL via WebFinger.
+   * With `allowHttp` (test meshes), a host that takes no TLS connection is asked over plain http.
+   */
+  async resolve(target: string, allowHttp = false): Promise<string> {
     if (/^https?:\/\//.test(target)) return target;
     const match = /^(?:acct:)?@?([^@\s/]+)@([^@\s/]+)$/.exec(target);
     if (!match) throw new FederationError(400, 'bad_target', `"${target}" is neither an actor URL nor a user@host handle`);
-    const url = `${scheme}://${match[2]}/.well-known/webfinger?resource=${encodeURIComponent(`acct:${match[1]}@${match[2]}`)}`;
-    const res = await this.safeFetch(url, { accept: 'application/jrd+json', maxBodyBytes: 64 * 1024 });
+    const path = `/.well-known/webfinger?resource=${encodeURIComponent(`acct:${match[1]}@${match[2]}`)}`;
+    const get = (scheme: 'https' | 'http') => this.safeFetch(`${scheme}://${match[2]}${path}`, { accept: 'application/jrd+json', maxBodyBytes: 64 * 1024 });
+    const res = await get('https').catch((err: unknown) => {
+      if (allowHttp && err instanceof OutboundRequestError && err.reason === 'connection_failed') return get('http');
+      throw err;
+    });
     if (res.status !== 200) throw new FederationError(502, 'webfinger_failed', `WebFinger for ${target} answered ${res.status}`);
     let doc: { links?: Array<{ rel?: string; type?: string; href?: string }> };
     try {
