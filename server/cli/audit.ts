@@ -1,7 +1,8 @@
 // `vouch audit URL`: everything the auditor needs from the peer, fetched without a server of our
 // own — its actor (for the log key and proof keys), then the log through server/log's auditor.
 import type { KeyObject } from 'node:crypto';
-import { createSafeFetcher } from '../federation/safe-fetch.js';
+import { isIP } from 'node:net';
+import { OutboundRequestError, blockedRange, createSafeFetcher } from '../federation/safe-fetch.js';
 import { auditLog, logOrigin, type AuditReport } from '../log/index.js';
 import { verifierKey } from '../../shared/merkle/checkpoint.js';
 import { multibaseToEd25519, verifyObject } from '../../shared/crypto/data-integrity.js';
@@ -15,18 +16,52 @@ export interface AuditPeerOptions {
   progress?: { update(done: number, total: number): void; stop(): void };
 }
 
-class AuditError extends Error {}
+/** A peer that cannot be audited as asked: the CLI shows its message alone. */
+export class AuditError extends Error {}
+
+/**
+ * The SSRF guard's refusal in an auditor's terms: one setting opens both plain http and private
+ * addresses, so name it rather than blame http alone.
+ */
+function refusal(err: OutboundRequestError, url: URL): string {
+  const setting = 'VOUCH_ALLOW_PRIVATE_NETWORKS (CIDRs, e.g. 127.0.0.0/8 for this machine)';
+  if (err.reason === 'blocked_address') return `${err.message}: the audit reaches private addresses only inside ${setting}`;
+  if (err.reason === 'bad_url' && url.protocol === 'http:') {
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const range = isIP(host) === 0 ? null : blockedRange(host);
+    return (
+      `${url.origin} refused: ${range ? `${host} is a ${range} address, and ` : ''}` +
+      `the audit uses plain http and private addresses only inside ${setting}; audit a public instance over https`
+    );
+  }
+  return err.message;
+}
 
 export async function auditPeer(options: AuditPeerOptions): Promise<AuditReport> {
   const safeFetch = createSafeFetcher({ allowPrivate: options.allowPrivateNetworks, maxBodyBytes: 32 * 1024 * 1024, timeoutMs: 60_000 });
   const get = async (url: string, accept: string) => {
-    const res = await safeFetch(url, { accept });
+    const res = await safeFetch(url, { accept }).catch((err: unknown) => {
+      throw err instanceof OutboundRequestError ? new AuditError(refusal(err, new URL(url))) : err;
+    });
     if (res.status !== 200) throw new AuditError(`GET ${url} answered ${res.status}`);
     return res.body.toString('utf8');
   };
-  const base = new URL(options.url);
+  const getJson = async (url: string, accept: string): Promise<unknown> => {
+    const text = await get(url, accept);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new AuditError(`GET ${url} did not answer JSON: is this a Vouch instance?`);
+    }
+  };
+  let base: URL;
+  try {
+    base = new URL(options.url);
+  } catch {
+    throw new AuditError(`"${options.url}" is not a URL: give the instance's base URL (https://vouch.example) or its actor URL`);
+  }
   const actorUrl = base.pathname.endsWith('/actor') ? base.href : `${base.origin}/actor`;
-  const actor = JSON.parse(await get(actorUrl, 'application/activity+json')) as {
+  const actor = (await getJson(actorUrl, 'application/activity+json')) as {
     id?: string;
     assertionMethod?: Array<{ id?: string; type?: string; controller?: string; publicKeyMultibase?: string }>;
   };
@@ -43,7 +78,7 @@ export async function auditPeer(options: AuditPeerOptions): Promise<AuditReport>
     return await auditLog({
       baseUrl: base.origin,
       logVerifierKey: verifierKey(logOrigin(base.host), logKey, 'ed25519'),
-      fetchJson: async (url) => JSON.parse(await get(url, 'application/json')),
+      fetchJson: (url) => getJson(url, 'application/json'),
       fetchText: (url) => get(url, 'text/plain'),
       stateDir: options.stateDir,
       all: options.all,

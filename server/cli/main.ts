@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `vouch` command. Each subcommand loads and validates the configuration, does one job and
-// exits non-zero with a clear message on failure.
-import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+// exits non-zero with a clear message on failure: an ordinary mistake gets one line, never a stack
+// trace (the handler at the end decides which errors are ordinary).
+import { open, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -14,13 +14,17 @@ import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
 import { StoreLockedError, openStore } from '../store/index.js';
 import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
-import { auditPeer } from './audit.js';
+import { AuditError, auditPeer } from './audit.js';
+import { OutboundRequestError } from '../federation/safe-fetch.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { Sweeper } from '../scanning/sweep.js';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
 import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
 
 class CliError extends Error {}
+
+/** Errors that an ordinary mistake (a typo, a missing file, a refused address) causes. */
+const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError];
 
 function settings(command: Command, level?: 'info'): { config: Config; logger: Logger } {
   const opts = command.optsWithGlobals<{ config?: string; dataDir?: string }>();
@@ -44,6 +48,18 @@ function label(value: string): Label {
 
 function algorithm(value: string): Algorithm {
   if (!isAlgorithm(value)) throw new InvalidArgumentError('must be pdq, sha256 or phash64');
+  return value;
+}
+
+/** An http(s) URL given on the command line. */
+function httpUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new InvalidArgumentError('must be an http:// or https:// URL, e.g. https://vouch.example');
   return value;
 }
 
@@ -88,8 +104,9 @@ const program = new Command()
   .description('Federated hash-attestation server for fediverse admins.')
   .option('-c, --config <file>', 'JSON config file (also VOUCH_CONFIG)')
   .option('--data-dir <dir>', 'data directory for the embedded database (also VOUCH_DATA_DIR; default ./data)')
+  .option('--debug', 'print the stack trace of an unexpected error')
   .addHelpText('after', `\nEnvironment variables: ${ENVIRONMENT_VARIABLES.join(', ')}.\nSee docs/operator-guide.md for each one.`)
-  .showHelpAfterError();
+  .showHelpAfterError('(vouch <command> --help lists its arguments and options)');
 
 program
   .command('serve')
@@ -106,6 +123,9 @@ program
       await server.close();
       logger.info('stopped');
       flush();
+      // A shutdown step abandoned on an unreachable dependency may leave its reconnecting client
+      // behind, which would keep the process alive.
+      process.exit();
     };
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));
@@ -153,10 +173,19 @@ program
   .option('--classify', 'classify images no verdict matches (VOUCH_CLASSIFIER; recorded as local verdicts)')
   .action(async (dir: string, opts: { report?: string; quarantine?: string; deleteMatches?: boolean; threads?: number; source?: string; classify?: boolean }, command: Command) => {
     if (opts.quarantine && opts.deleteMatches) throw new CliError('choose --quarantine or --delete-matches, not both');
+    const root = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+      throw new CliError(`cannot scan ${dir}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`);
+    });
+    if (!root.isDirectory()) throw new CliError(`cannot scan ${dir}: not a directory (give the folder to sweep)`);
     const { config, logger } = settings(command);
+    const report = opts.report
+      ? await open(opts.report, 'a').catch((err: Error) => {
+          throw new CliError(`cannot write the report to ${opts.report}: ${err.message}`);
+        })
+      : undefined;
     const core = await openCore(config, logger);
     const pool = new HashPool(imageLimits(config), opts.threads ?? config.hashThreads);
-    const out = opts.report ? createWriteStream(opts.report, { flags: 'a' }) : process.stdout;
+    const out = report ? report.createWriteStream() : process.stdout;
     const bar = progressBar('files');
     try {
       const sweeper = new Sweeper(core.store.db, core.verdicts, pool);
@@ -210,7 +239,7 @@ program
   });
 
 /** Where the commands that talk to a running server find it. */
-const serverOption = () => new Option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)');
+const serverOption = () => new Option('-s, --server <url>', 'the server\'s address (default: VOUCH_HOST:VOUCH_PORT)').argParser(httpUrl);
 
 /** The admin API of a running server: PGlite allows one process, so live changes go through it. */
 async function adminRequest(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
@@ -331,7 +360,7 @@ program
 program
   .command('scanner')
   .description('run a scanner node: classify media for the server from the Redis queue (GPU machines: see docs/scanner.md)')
-  .requiredOption('-s, --server <url>', 'the Vouch server the scanner fetches media from and reports to')
+  .requiredOption('-s, --server <url>', 'the Vouch server the scanner fetches media from and reports to', httpUrl)
   .action(async (opts: { server: string }, command: Command) => {
     const { config, logger } = settings(command, 'info');
     const node = await startScannerNode(config, logger, opts.server);
@@ -380,6 +409,10 @@ program
     if (prefixed) query = `${prefixed[1].toLowerCase()}=${prefixed[2].toLowerCase()}`;
     else if (/^[0-9a-f]{64}$/i.test(target)) query = `sha256=${target.toLowerCase()}`;
     else {
+      const isFile = await stat(target).then((s) => s.isFile(), () => false);
+      if (!isFile) {
+        throw new CliError(`${target} is neither a file nor a PDQ/SHA-256 digest (64 hex characters, optionally prefixed pdq: or sha256:)`);
+      }
       const { config } = settings(command);
       const pool = new HashPool(imageLimits(config), 1);
       try {
@@ -394,8 +427,11 @@ program
     process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplanation(result.explanation));
   });
 
-/** A password: typed at a hidden prompt on a terminal, else the first line of stdin (scripts). */
-async function readPassword(prompt: string): Promise<string> {
+/**
+ * A password: typed at a hidden prompt on a terminal, else the first line of stdin (scripts);
+ * `command` is the command line an error message shows piping it in.
+ */
+async function readPassword(prompt: string, command: string): Promise<string> {
   if (process.stdin.isTTY) {
     const { default: password } = await import('@inquirer/password');
     const first = await password({ message: prompt, mask: true });
@@ -404,7 +440,11 @@ async function readPassword(prompt: string): Promise<string> {
   }
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0];
+  if (line === '') {
+    throw new CliError(`no password given: run this on a terminal to be asked for it, or give it as the first line of stdin (echo "$PASSWORD" | ${command})`);
+  }
+  return line;
 }
 
 /** Console accounts live in the store: with the embedded database, stop the server first. */
@@ -441,7 +481,7 @@ users
   .argument('<name>', 'lower-case letters, digits, ".", "_" or "-"')
   .addOption(new Option('-r, --role <role>', `one of ${ROLES.join(', ')}`).argParser(role).default('moderator'))
   .action(async (name: string, opts: { role: Role }, command: Command) => {
-    const password = await readPassword(`Password for ${name} (${MIN_PASSWORD_LENGTH} characters at least):`);
+    const password = await readPassword(`Password for ${name} (${MIN_PASSWORD_LENGTH} characters at least):`, `vouch users add ${name}`);
     const user = await withAccounts(command, (accounts) => accounts.create(name, password, opts.role, 'cli'));
     process.stdout.write(`added ${user.username} (${user.role})\n`);
   });
@@ -458,7 +498,7 @@ users
   .description('set a new password (ends the account\'s sessions)')
   .argument('<name>')
   .action(async (name: string, _opts, command: Command) => {
-    const password = await readPassword(`New password for ${name}:`);
+    const password = await readPassword(`New password for ${name}:`, `vouch users passwd ${name}`);
     await withAccounts(command, (accounts) => accounts.setPassword(name, password, 'cli'));
     process.stdout.write(`password of ${name} changed\n`);
   });
@@ -485,7 +525,7 @@ for (const action of ['disable', 'enable'] as const) {
 program
   .command('audit')
   .description('verify a peer\'s transparency log: checkpoint signature, consistency with earlier audits, entries, their proofs; export them')
-  .argument('<url>', 'the instance\'s base URL (https://vouch.example) or its actor URL')
+  .argument('<url>', 'the instance\'s base URL (https://vouch.example) or its actor URL', httpUrl)
   .option('--all', 'fetch and check every entry (default: a sample plus the first and last)')
   .option('-o, --out <file>', 'export the entries to this file (implies --all)')
   .addOption(new Option('--format <format>', 'export format').choices(['jsonl', 'csv']).default('jsonl'))
@@ -523,7 +563,12 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const known = err instanceof CliError || err instanceof ConfigError || err instanceof HashListError || err instanceof StoreLockedError;
-  process.stderr.write(`vouch: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
+  if (USER_ERRORS.some((type) => err instanceof type)) {
+    process.stderr.write(`vouch: ${(err as Error).message}\n`);
+  } else {
+    // A bug, not a mistake: still one line unless asked for the stack.
+    const detail = program.opts<{ debug?: boolean }>().debug ? `\n${(err as Error).stack ?? ''}` : ' (run again with --debug for its stack trace)';
+    process.stderr.write(`vouch: unexpected error: ${err instanceof Error ? err.message : String(err)}${detail}\n`);
+  }
   process.exitCode = 2;
 }

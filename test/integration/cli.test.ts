@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
-import { runCli } from '../helpers/process.js';
+import { LOCAL_FEDERATION_ENV, eventually, freePort, runCli, startVouch, type CliResult } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
 const TESTDATA = new URL('../fixtures/pdq/', import.meta.url);
@@ -141,5 +141,96 @@ describe('vouch scan and import-hashes', () => {
     const result = await runCli(['scan', media], { ...env, DATABASE_URL: 'mysql://nope' });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/invalid configuration:\n\s+databaseUrl: must be a postgres/);
+  });
+});
+
+/** An ordinary mistake: a non-zero exit and a one-line message first on stderr, never a stack trace. */
+function expectMistake(result: CliResult, message: RegExp): void {
+  expect(result.code, result.stderr).not.toBe(0);
+  expect(result.stderr.split('\n')[0]).toMatch(message);
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+}
+
+describe('vouch on an ordinary mistake', () => {
+  let root: string;
+  let env: Record<string, string>;
+
+  beforeAll(() => {
+    root = tempDir();
+    env = { VOUCH_DATA_DIR: join(root, 'data') };
+  });
+
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('scan: a path that does not exist, or is not a directory', async () => {
+    expectMistake(await runCli(['scan', join(root, 'missing')], env), /^vouch: cannot scan .*missing: no such directory$/);
+    const file = join(root, 'file.jpg');
+    writeFileSync(file, 'x');
+    expectMistake(await runCli(['scan', file], env), /^vouch: cannot scan .*file\.jpg: not a directory/);
+    expectMistake(await runCli(['scan', root, '--report', join(root, 'missing', 'report.jsonl')], env), /^vouch: cannot write the report to .*report\.jsonl: ENOENT/);
+  });
+
+  it('audit: something that is not a URL', async () => {
+    expectMistake(await runCli(['audit', 'not-a-url'], env), /'not-a-url' is invalid .*must be an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('audit: a loopback address names the setting that allows it, and the setting does', async () => {
+    const port = await freePort('127.0.0.1');
+    const refused = await runCli(['audit', `http://127.0.0.1:${port}`], env);
+    expectMistake(refused, /^vouch: http:\/\/127\.0\.0\.1:\d+ refused: 127\.0\.0\.1 is a loopback address, .*only inside VOUCH_ALLOW_PRIVATE_NETWORKS \(CIDRs, e\.g\. 127\.0\.0\.0\/8/);
+    expectMistake(await runCli(['audit', `https://127.0.0.1:${port}`], env), /address 127\.0\.0\.1 is loopback: the audit reaches private addresses only inside VOUCH_ALLOW_PRIVATE_NETWORKS/);
+    // Allowed, it gets as far as connecting (nothing listens there).
+    const allowed = await runCli(['audit', `http://127.0.0.1:${port}`], { ...env, VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
+    expectMistake(allowed, /^vouch: outbound request to 127\.0\.0\.1 failed: connection failed/);
+  });
+
+  it('explain: a hex string that is not a digest, or a file that does not exist', async () => {
+    expectMistake(await runCli(['explain', 'deadbeef'], env), /^vouch: deadbeef is neither a file nor a PDQ\/SHA-256 digest \(64 hex characters/);
+    expectMistake(await runCli(['explain', 'pdq:xyz'], env), /^vouch: pdq:xyz is neither a file nor a PDQ\/SHA-256 digest/);
+  });
+
+  it('peers: a --server that is not a URL', async () => {
+    expectMistake(await runCli(['peers', '--server', 'not-a-url', 'list'], env), /--server <url>' argument 'not-a-url' is invalid\. must be an http:\/\/ or https:\/\/ URL/);
+  });
+
+  it('users add: no password on stdin and no terminal says how to give one', async () => {
+    const result = await runCli(['users', 'add', 'alice'], env, '');
+    expectMistake(result, /^vouch: no password given: run this on a terminal .*first line of stdin \(echo "\$PASSWORD" \| vouch users add alice\)$/);
+    expect(result.stderr).not.toMatch(/characters/);
+    // A short one is still refused for its length.
+    expectMistake(await runCli(['users', 'add', 'alice'], env, 'short\n'), /^vouch: passwords need 12 characters at least$/);
+  });
+
+  it('a boolean setting that is none of the accepted forms names the variable and the forms', async () => {
+    const result = await runCli(['scan', root], { ...env, VOUCH_FEDERATION_ALLOW_HTTP: 'on' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/federation\.allowHttp: must be true\/false, 1\/0 or yes\/no \(set by VOUCH_FEDERATION_ALLOW_HTTP\)/);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('vouch peers follow user@host', () => {
+  const TOKEN = randomBytes(32).toString('hex');
+  const servers: Array<Awaited<ReturnType<typeof startVouch>>> = [];
+
+  afterAll(async () => {
+    for (const s of servers) {
+      await s.server.stop();
+      await s.cleanup();
+    }
+  });
+
+  it('finds a plain-http peer through WebFinger when VOUCH_FEDERATION_ALLOW_HTTP is on', async () => {
+    // "1": a boolean form the settings once ignored.
+    const federation = { ...LOCAL_FEDERATION_ENV, VOUCH_FEDERATION_ALLOW_HTTP: '1', VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off' };
+    const [a, b] = await Promise.all([startVouch('127.0.0.61', federation), startVouch('127.0.0.62', federation)]);
+    servers.push(a, b);
+    const handle = `vouch@${new URL(b.url).host}`;
+    const follow = await runCli(['peers', '--server', a.url, 'follow', handle], { VOUCH_ADMIN_TOKEN: TOKEN });
+    expect(follow.code, follow.stderr).toBe(0);
+    expect(JSON.parse(follow.stdout)).toMatchObject({ actor: `${b.url}/actor`, following: 'pending' });
+    // B sees the request once the Follow is delivered.
+    const request = `${a.url}/actor\tyou follow: none\tfollows you: pending`;
+    await eventually(async () => (await runCli(['peers', '--server', b.url, 'list'], { VOUCH_ADMIN_TOKEN: TOKEN })).stdout.includes(request), 30_000, 'B to list A\'s request');
   });
 });
