@@ -1,6 +1,8 @@
-// Structured JSON logs (pino). Secrets are redacted by path so a logged request or config object
-// can never leak a token or a key.
+// Structured logs (pino): JSON lines for services and log collectors, the same records made
+// readable (pino-pretty) when they go to a terminal. Secrets are redacted by path so a logged
+// request or config object can never leak a token or a key.
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { Config } from './index.js';
 
 export type { Logger } from 'pino';
@@ -32,23 +34,31 @@ export const REDACTED_PATHS = [
   '*.privatePem',
 ];
 
+const options = (config: Pick<Config, 'logLevel'>): pino.LoggerOptions => ({
+  level: config.logLevel,
+  base: { service: 'vouch' },
+  redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+});
+
+const isTerminal = (stream: NodeJS.WritableStream) => (stream as NodeJS.WriteStream).isTTY === true;
+
+/** One line per record, time of day first, coloured unless NO_COLOR; pid, host and the constant service left out. */
+function readable(destination: 1 | NodeJS.WritableStream): pino.DestinationStream {
+  return pretty({ destination, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' });
+}
+
 export function createLogger(config: Pick<Config, 'logLevel'>, destination: NodeJS.WritableStream = process.stdout): Logger {
-  return pino(
-    { level: config.logLevel, base: { service: 'vouch' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
-    destination as pino.DestinationStream,
-  );
+  return pino(options(config), isTerminal(destination) ? readable(destination) : (destination as pino.DestinationStream));
 }
 
 /**
- * The server's log: asynchronous writes to stdout (a synchronous write per request line was a
- * tenth of the inbox's CPU time). `flush` on shutdown writes what is still queued.
+ * The server's log on stdout: JSON written asynchronously (a synchronous write per request line was
+ * a tenth of the inbox's CPU time), or readable lines when stdout is a terminal. `flush` on
+ * shutdown writes what is still queued.
  */
 export function createServerLogger(config: Pick<Config, 'logLevel'>): { logger: Logger; flush(): void } {
+  if (isTerminal(process.stdout)) return { logger: pino(options(config), readable(1)), flush: () => {} };
   // Asynchronous: lines queued while a write is in flight go out together in the next one.
   const destination = pino.destination({ dest: 1, sync: false });
-  const logger = pino(
-    { level: config.logLevel, base: { service: 'vouch' }, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
-    destination,
-  );
-  return { logger, flush: () => destination.flushSync() };
+  return { logger: pino(options(config), destination), flush: () => destination.flushSync() };
 }
