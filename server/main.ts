@@ -280,12 +280,27 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** How long one shutdown step may take before it is abandoned. */
+const SHUTDOWN_STEP_MS = 5_000;
+
 /** Starts `vouch serve`: store, federation, delivery workers and the HTTP server. */
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const store = await openStore(config);
   const closers: Array<() => Promise<void>> = [() => store.close()];
+  // A step still waiting after SHUTDOWN_STEP_MS (queues closing against an unreachable Redis) is
+  // abandoned, so that shutdown ends whatever is unreachable; the store still closes last.
   const closeAll = async () => {
-    for (const close of closers.reverse()) await close().catch((err) => logger.error({ err }, 'shutdown step failed'));
+    for (const close of closers.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const abandoned = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          logger.warn({ afterMs: SHUTDOWN_STEP_MS }, 'shutdown step did not finish: abandoned');
+          resolve();
+        }, SHUTDOWN_STEP_MS);
+      });
+      await Promise.race([close().catch((err) => logger.error({ err }, 'shutdown step failed')), abandoned]);
+      clearTimeout(timer);
+    }
   };
   try {
     const metrics = new Metrics();
