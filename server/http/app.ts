@@ -151,6 +151,11 @@ export function createApp(deps: AppDeps): express.Express {
   const shedResponses = new WeakSet<object>();
   // Client addresses (sign-in limits, logs) come from X-Forwarded-For only via proxies named here.
   app.set('trust proxy', config.trustProxy === undefined ? false : /^\d+$/.test(config.trustProxy) ? Number(config.trustProxy) : config.trustProxy);
+  // Browsers ask for /favicon.ico on every console page: answered empty and cached for a week, before
+  // the request log, so it neither 404s nor logs a warning per page.
+  app.get('/favicon.ico', (_req, res) => {
+    res.set('cache-control', 'public, max-age=604800').status(204).end();
+  });
   app.use(
     pinoHttp({
       logger,
