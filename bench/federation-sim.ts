@@ -34,7 +34,7 @@
 // every instance); verdict_propagation_p95_s (publication to arrival at the last follower);
 // decisions_per_s (wall-clock decide() throughput, JIT warmed up); and what-ifs that change one
 // assumption each, to show what drives the scan figure.
-import { decide, DEFAULT_POLICY, type Decision, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
+import { decide, DECISION_LABELS, DEFAULT_POLICY, parsePolicy, type Decision, type Policy, type MatchedVerdict, type PeerWeight, type WeightFn } from '../server/trust/decide.js';
 import type { Label } from '../shared/vocab/verdict.js';
 import { percentile, round, type BenchResult } from './result.js';
 import { seededRandom } from '../test/helpers/random.js';
@@ -126,6 +126,15 @@ export interface SimStats {
   wrong: number;
   propagationS: number[];
 }
+
+/**
+ * The default policy, with the simulated classifiers seeing every label (they flag gore, hate and
+ * spam too, unlike the bundled adult-content models): what the decision rules make of scans.
+ */
+const SIM_POLICY: Policy = parsePolicy({
+  ...DEFAULT_POLICY,
+  classifierScopes: Object.fromEntries(DEFAULT_SIM.classifiers.map((c) => [c.name, [...DECISION_LABELS]])),
+});
 
 /** True labels: mostly harmless, as on a real federation. */
 const TRUTH: Array<[Label, number]> = [
@@ -327,6 +336,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
         method: 'classifier' as const,
         classifier,
         distance: 0,
+        matchedBy: 'sha256' as const,
         published,
       })),
     );
@@ -334,7 +344,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
   /** What `me` decides about `image` now, re-attesting when its peers' verdicts decided (once per label). */
   const decideAt = (me: Instance, image: number, now: number): Decision => {
     const held = me.known.get(image) ?? [];
-    const decision = decide(held, me.weight, DEFAULT_POLICY, { self: me.issuer });
+    const decision = decide(held, me.weight, SIM_POLICY, { self: me.issuer });
     if (config.reattest && decision.basis.length > 0 && !held.some((v) => v.local && v.method === 'consensus' && v.label === decision.label)) {
       stats.consensus++;
       publish(me, image, now, [
@@ -346,6 +356,7 @@ export function simulate(config: SimConfig = DEFAULT_SIM): SimStats {
           confidence: 0.9,
           method: 'consensus',
           distance: 0,
+          matchedBy: 'sha256',
           published: new Date(epoch + now * 1000),
           basis: decision.basis,
         },

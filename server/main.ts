@@ -13,6 +13,7 @@ import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
+import { Decider } from './verdicts/decider.js';
 import { Reattestation } from './verdicts/consensus.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
@@ -205,6 +206,7 @@ function wireScanning(
   queues: Queues,
   verdicts: VerdictService,
   trust: TrustService,
+  decider: Decider,
   consensus: Reattestation,
   hashPool: HashPool,
   logger: Logger,
@@ -220,7 +222,7 @@ function wireScanning(
     : undefined;
   if (!quarantine) logger.warn('VOUCH_QUARANTINE_KEY is not set: blocked media is refused but not kept as evidence');
   const scanQueue = queues.queue<ScanJob>(SCAN_QUEUE, { attempts: 5, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
-  const intake = new MediaIntake(store.db, verdicts, trust, consensus, hashPool, scanQueue, quarantine, logger, {
+  const intake = new MediaIntake(store.db, verdicts, trust, decider, consensus, hashPool, scanQueue, quarantine, logger, {
     scannerAvailable: mode !== 'off',
     pullOnMiss: (hashes) => federation.pullVerdicts(hashes),
     metrics,
@@ -347,7 +349,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       }
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
-    const consensus = new Reattestation(verdicts, trust, logger, metrics, (sha256) => mediaQuery(store.db, sha256));
+    const decider = new Decider(verdicts, trust);
+    const consensus = new Reattestation(verdicts, decider, trust, logger, metrics, (sha256) => mediaQuery(store.db, sha256));
     closers.push(() => consensus.close());
     metrics.gauge('vouch_consensus_live', 'Consensus verdicts of ours (re-attestations) not retracted', [], async () => [{ labels: {}, value: consensus.liveCount }]);
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
@@ -379,7 +382,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
-    const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, consensus, hashPool, logger);
+    const scanning = wireScanning(metrics, federation, config, store, queues, verdicts, trust, decider, consensus, hashPool, logger);
     const accounts = new ConsoleAccounts(store.db);
     const mastodon = wireMastodon(config, queues, scanning.intake, logger);
     const app = createApp({ config, logger, store, verdicts, hashPool, federation, transparency, trust, scanning, metrics, accounts, mastodon });

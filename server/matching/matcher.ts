@@ -20,6 +20,8 @@ export interface MatchQuery {
   pdq?: Uint8Array[];
   pdqQuality?: number;
   maxDistance?: number;
+  /** The media's pHash-64: not looked up, but the decider checks PDQ matches against it. */
+  phash64?: Uint8Array;
 }
 
 export interface Match {

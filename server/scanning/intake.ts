@@ -11,6 +11,7 @@ import type { Subject, VerdictService } from '../verdicts/index.js';
 import { classifierText } from '../verdicts/objects.js';
 import { PerKeySerial } from '../per-key-serial.js';
 import type { Reattestation } from '../verdicts/consensus.js';
+import type { Decided, Decider } from '../verdicts/decider.js';
 import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
@@ -68,20 +69,28 @@ export interface IntakeOptions {
   scannerAvailable: boolean;
 }
 
-/** Every verdict that may match media: its SHA-256, and its PDQ in all eight rotations and mirrors. */
+/**
+ * Every verdict that may match media: its SHA-256, and its PDQ in all eight rotations and mirrors;
+ * its pHash-64 is the second hash the decider checks near-duplicate matches with.
+ */
 function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
   return {
     sha256: Buffer.from(hashes.sha256, 'hex'),
     pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
     pdqQuality: hashes.pdqQuality,
+    phash64: Buffer.from(hashes.phash64, 'hex'),
   };
 }
 
-/** The subjects a verdict of ours about media gets: its SHA-256 and its PDQ (with the quality). */
-function subjectsOf(hashes: { sha256: string; pdq?: string; pdqQuality?: number }): Subject[] {
+/**
+ * The subjects a verdict of ours about media gets: its SHA-256, its PDQ (with the quality) and its
+ * pHash-64, so that peers can tell a near-duplicate from a crafted PDQ collision.
+ */
+function subjectsOf(hashes: { sha256: string; pdq?: string; pdqQuality?: number; phash64?: string }): Subject[] {
   return [
     { algorithm: 'sha256', digest: hashes.sha256 },
     ...(hashes.pdq ? [{ algorithm: 'pdq' as const, digest: hashes.pdq, ...(hashes.pdqQuality === undefined ? {} : { quality: hashes.pdqQuality }) }] : []),
+    ...(hashes.phash64 ? [{ algorithm: 'phash64' as const, digest: hashes.phash64 }] : []),
   ];
 }
 
@@ -103,6 +112,7 @@ export class MediaIntake {
     private readonly db: Db,
     private readonly verdicts: VerdictService,
     private readonly trust: TrustService,
+    private readonly decider: Decider,
     private readonly consensus: Reattestation,
     private readonly pool: HashPool,
     private readonly scanQueue: JobQueue<ScanJob>,
@@ -151,10 +161,11 @@ export class MediaIntake {
   }
 
   /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
-  async explain(hashes: { sha256?: string; pdq?: string }): Promise<Decision> {
-    return this.consensus.decide({
+  async explain(hashes: { sha256?: string; pdq?: string; phash64?: string }): Promise<Decision> {
+    return this.decider.decide({
       sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
       pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
+      phash64: hashes.phash64 ? Buffer.from(hashes.phash64, 'hex') : undefined,
     });
   }
 
@@ -188,11 +199,16 @@ export class MediaIntake {
   private async recordScanResult(job: ScanJob, results: ScanResult[], node: string): Promise<void> {
     const media = await this.db
       .selectFrom('media')
-      .select(['pdq', 'pdq_quality'])
+      .select(['pdq', 'pdq_quality', 'phash64'])
       .where('sha256', '=', Buffer.from(job.sha256, 'hex'))
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
-    const subjects = subjectsOf({ sha256: job.sha256, pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined, pdqQuality: media.pdq_quality ?? undefined });
+    const subjects = subjectsOf({
+      sha256: job.sha256,
+      pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined,
+      pdqQuality: media.pdq_quality ?? undefined,
+      phash64: media.phash64 ? Buffer.from(media.phash64).toString('hex') : undefined,
+    });
     // A scanner posts again when it did not get our answer: what this scan already issued is not
     // issued twice. One scan, one instant (a retry's included): among local verdicts published
     // together abuse wins over ok, so the newest-local rule does not let the last model decide.
@@ -255,9 +271,10 @@ export class MediaIntake {
     const pending = await this.pendingMedia(job);
     if (!pending) return true;
     const { hashes } = pending;
-    const decision = await this.consensus.decide(lookupQuery(hashes));
+    const trustVersion = this.trust.version;
+    const decision = await this.decider.decide(lookupQuery(hashes));
     if (decision.scan) return false;
-    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never');
+    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never', { decision, trustVersion });
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256, { decision: recorded });
     this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
@@ -308,17 +325,22 @@ export class MediaIntake {
     bytes: Buffer,
     source: string,
     timing: ScanTiming,
+    /** A decision the caller has just made about these hashes (under this trust version): not made again. */
+    decided?: { decision: Decided; trustVersion: number },
   ): Promise<MediaDecision> {
     const allowScan = timing !== 'never';
     const query = lookupQuery(hashes);
     const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
-    let decision = await this.consensus.decide(query);
+    let trustVersion = decided?.trustVersion ?? this.trust.version;
+    let decision = decided?.decision ?? (await this.decider.decide(query));
     stopLookup?.();
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
     if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
-      decision = await this.consensus.decide(query);
+      trustVersion = this.trust.version;
+      decision = await this.decider.decide(query);
     }
-    await this.consensus.reconcile(subjectsOf(hashes), query);
+    // The decision recorded and acted on below is the one re-attested.
+    await this.consensus.reconcile(subjectsOf(hashes), query, { decision, trustVersion });
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);

@@ -41,18 +41,24 @@ export async function recordMedia(
 }
 
 /**
- * The lookup a decision about media we have seen uses: its SHA-256 and the PDQs of its rotations
- * and mirrors (its own PDQ alone if those were not recorded); undefined for media never seen.
+ * The lookup a decision about media we have seen uses: its SHA-256, the PDQs of its rotations
+ * and mirrors (its own PDQ alone if those were not recorded) and its pHash-64; undefined for media
+ * never seen.
  */
 export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | undefined> {
   const row = await db
     .selectFrom('media')
-    .select(['pdq', 'pdq_quality', 'pdq_dihedral'])
+    .select(['pdq', 'pdq_quality', 'pdq_dihedral', 'phash64'])
     .where('sha256', '=', Buffer.from(sha256, 'hex'))
     .executeTakeFirst();
   if (!row) return undefined;
   const pdq: Buffer[] = [];
   if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(Buffer.from(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
   else if (row.pdq) pdq.push(Buffer.from(row.pdq));
-  return { sha256: Buffer.from(sha256, 'hex'), pdq: pdq.length > 0 ? pdq : undefined, pdqQuality: row.pdq_quality ?? undefined };
+  return {
+    sha256: Buffer.from(sha256, 'hex'),
+    pdq: pdq.length > 0 ? pdq : undefined,
+    pdqQuality: row.pdq_quality ?? undefined,
+    phash64: row.phash64 ? Buffer.from(row.phash64) : undefined,
+  };
 }

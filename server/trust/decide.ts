@@ -1,23 +1,31 @@
 // The decision engine: turns the verdicts matching one image into `block`, `allow`, `review` or
 // `unknown`, with an explanation. Pure functions: no database, no network, no clock. Peer weights
 // come in as a function (the trust-flow engine computes them); the policy is data (policySchema).
+// Only the decider (server/verdicts/decider.ts) calls it in the server.
 //
-// Rules (ARCHITECTURE.md, "Trust and decision"):
-// 1. Local verdicts (own moderators, own scanner, imported hash lists) win: the newest one that
-//    matches decides (a label other than `ok` blocks, `ok` allows).
-// 2. Otherwise, for each abuse label L, evidence FOR (r) sums `weight(issuer,'abuse',L) × confidence
-//    × match(distance)` over peer verdicts labelled L, and evidence AGAINST (s) sums
-//    `weight(issuer,'ok',L) × confidence × match(distance)` over peer `ok` verdicts. On each side one
-//    classifier (name + version) counts once, however many instances ran it (its strongest
-//    contribution is kept); human reviews, hash lists and consensus verdicts count once per issuer.
-//    A consensus verdict that names its basis (the classifier runs, human reviews and hash lists its
-//    issuer counted) counts as those sources instead, each at the re-attester's weight × what the
-//    re-attester counted it for, and is de-duplicated with them (decision 13). One issuer's
-//    counted evidence on a side is capped at `issuerCap` × its weight.
-// 3. Beta reputation with prior weight W (Jøsang): p = (r + W/2) / (r + s + W), u = W / (r + s + W).
-//    W = 2 is the textbook p = (r+1)/(r+s+2); see DEFAULT_POLICY.priorWeight for why ours is smaller.
-// 4. review (disputed) beats block, which beats allow; anything else is unknown. review and unknown
-//    ask for a local scan.
+// Rules (docs/architecture.md, "Decision rules"; decision 15 and its scenario table):
+// 1. Closest evidence first. Every matching verdict sits in a match tier: `exact` (SHA-256), `strict`
+//    (PDQ within policy.match.strictRadius) or `similar` (PDQ up to the matcher's radius). Perceptual
+//    hashes admit crafted near-collisions, so a weaker match never overrides a trusted human verdict
+//    at a stronger one: when they conflict the outcome is `review`.
+// 2. Our own moderators' verdicts and imported hash lists decide at exact or strict match (the
+//    closest, then the newest), unless closer evidence contradicts them (review). Further out they
+//    are evidence at full weight, like our own classifiers: our scanner is a classifier like anyone's.
+// 3. Otherwise, for each abuse label L, evidence FOR (r) sums `weight × confidence × match(distance)`
+//    over verdicts labelled L at any tier (blocks keep the wide radius: a false block is quarantined
+//    and reviewable), and evidence AGAINST (s) sums the same over `ok` verdicts that can see L (a
+//    classifier's `ok` counts only against the labels policy.classifierScopes says it assesses) and
+//    match no more loosely than the closest evidence for L. On each side one classifier (name +
+//    version) counts once, however many instances ran it; human reviews, hash lists and consensus
+//    verdicts count once per issuer; an issuer's human verdict outranks its own classifier verdicts
+//    matched no more closely. A consensus verdict that names its basis counts as those sources
+//    (decision 13). One issuer's counted evidence on a side is capped at `issuerCap` × its weight.
+// 4. Beta reputation with prior weight W (Jøsang): p = (r + W/2) / (r + s + W), u = W / (r + s + W).
+// 5. review (disputed, or a conflict across tiers) beats block, which beats allow; anything else is
+//    unknown. Allow needs the same image: only `ok` evidence at exact SHA-256, or at the strict radius
+//    with the second hash (pHash-64) agreeing, counts towards it, for every label the policy names
+//    and every label with any evidence for it. review and unknown ask for a scan, unless our own
+//    scanner has already classified this very file.
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
@@ -31,6 +39,10 @@ export const DECISION_LABELS: readonly AbuseLabel[] = Object.freeze(LABELS.filte
 
 export type Outcome = 'block' | 'allow' | 'review' | 'unknown';
 export type Polarity = 'abuse' | 'ok';
+
+/** How closely a verdict's hashes match the media's, closest first (see rule 1). */
+export type MatchTier = 'exact' | 'strict' | 'similar';
+const TIER_RANK: Record<MatchTier, number> = { exact: 0, strict: 1, similar: 2 };
 
 /** One source a consensus verdict rests on, as its issuer counted it. Never itself a consensus. */
 export interface BasisSource {
@@ -55,6 +67,10 @@ export interface MatchedVerdict {
   classifier?: { name: string; version: string } | null;
   /** Hamming distance between the image's hash and the verdict's (0 for an exact SHA-256 match). */
   distance: number;
+  /** Which hash matched: `sha256` is the exact file; absent or `pdq`, a perceptual match at `distance`. */
+  matchedBy?: 'sha256' | 'pdq';
+  /** A PDQ match whose second, independent hash (pHash-64) also agrees within policy.match.phashRadius. */
+  secondHashAgrees?: boolean;
   /** ISO 8601 text or a Date. */
   published: string | Date;
   /** Consensus verdicts: the sources their issuer decided on (ignored for other methods). */
@@ -82,6 +98,25 @@ export type WeightFn = (issuer: string, polarity: Polarity, label: AbuseLabel) =
 // Policy
 
 const evidenceAmount = z.number().min(0).max(1000);
+
+/**
+ * PDQ distance up to which a match is a near-duplicate (rule 1). Benign copies (resize, recompress,
+ * light crop) of the reference photos fall within it; unrelated images essentially never do
+ * (docs/benchmarks.md, "Match radii").
+ */
+export const STRICT_PDQ_RADIUS = 10;
+/** pHash-64 distance within which the second hash agrees (same measurements). */
+export const PHASH_RADIUS = 8;
+
+/**
+ * The bundled adult-content models see `sexual`, and `csam` as far as "not sexual" argues against
+ * it (Vouch's `csam` is sexual content involving a minor; the models cannot tell age, so they never
+ * say `csam`). Nothing about gore, hate or spam. Decision 15.
+ */
+const BUNDLED_CLASSIFIER_SCOPES: Record<string, Array<'csam' | 'sexual' | 'gore' | 'hate' | 'spam'>> = {
+  'nsfwjs-mobilenet-v2': ['sexual', 'csam'],
+  'nsfwjs-inception-v3': ['sexual', 'csam'],
+};
 const labelPolicySchema = z.strictObject({
   /** Block when p(label) reaches this. Above 0.5: below it the evidence would favour `ok`. */
   blockProbability: z.number().gt(0.5).max(1),
@@ -101,6 +136,11 @@ export const policySchema = z.strictObject({
     spam: labelPolicySchema,
   }),
   allow: z.strictObject({
+    /**
+     * The labels an allow must clear with `ok` evidence that can see them; a label with any
+     * evidence for it must be cleared too. (Older policies: csam and sexual, what the bundled models see.)
+     */
+    labels: z.array(z.enum(['csam', 'sexual', 'gore', 'hate', 'spam'])).max(5).default(['csam', 'sexual']),
     /** For every abuse label, p must be at most this (below 0.5, so no image can both block and allow). */
     maxAbuseProbability: z.number().min(0).lt(0.5),
     /** For every abuse label, the `ok` evidence s must reach this. */
@@ -116,6 +156,23 @@ export const policySchema = z.strictObject({
   distanceThreshold: z.number().int().min(1).max(256),
   /** Beta prior weight W: how much evidence the "don't know" prior is worth. 2 is textbook. */
   priorWeight: z.number().gt(0).max(100),
+  /**
+   * Match tiers (rule 1): PDQ within `strictRadius` is a near-duplicate; `ok` evidence there counts
+   * towards allow only with pHash-64 within `phashRadius` too. Defaults from docs/benchmarks.md
+   * ("Match radii"); older policies get them.
+   */
+  match: z
+    .strictObject({ strictRadius: z.number().int().min(0).max(MAX_PDQ_DISTANCE), phashRadius: z.number().int().min(0).max(32) })
+    .default({ strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS }),
+  /**
+   * The labels each classifier (by name) can see: its `ok` is evidence only against those. Kept by
+   * the receiving instance, not taken from the issuer (a lying peer would claim to see everything);
+   * a classifier not named here sees nothing, so its `ok` counts for no label.
+   */
+  classifierScopes: z
+    .record(z.string().min(1).max(200), z.array(z.enum(['csam', 'sexual', 'gore', 'hate', 'spam'])).max(5))
+    .refine((r) => Object.keys(r).length <= 100, 'at most 100 classifiers')
+    .default(BUNDLED_CLASSIFIER_SCOPES),
   // The fields below steer what happens around a decision, not the decision itself; they default
   // so that policies recorded before they existed still parse.
   /** Trust flow: each peer passes on at most `delta` of its weight, over at most `hops` hops. */
@@ -165,7 +222,7 @@ function deepFreeze<T>(value: T): T {
  * confidence 1, from a peer of weight 1, about an identical hash.
  */
 export const DEFAULT_POLICY: Policy = deepFreeze({
-  version: 'default-1',
+  version: 'default-2',
   labels: {
     // CSAM: the lowest bar. Letting it through is the worst harm there is, and a false positive
     // costs little: blocked media is quarantined (kept, encrypted), never deleted, and reviewable.
@@ -182,7 +239,9 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // Allow is the stricter bar (a wrong allow lets abuse through): at most 20 % abuse probability,
   // twice the evidence a block needs (one verdict never suffices: 1 × 0.9 × 1 = 0.9 < 1), and at
   // least two independent classifiers or a human, since one model's blind spot is every copy's.
-  allow: { maxAbuseProbability: 0.2, minEvidence: 1.0, requireIndependent: 2 },
+  // The labels an allow must clear: those the bundled models can see (an allow for gore, hate or
+  // spam would need a classifier or a human that sees them; a flag for any of them must be cleared).
+  allow: { labels: ['csam', 'sexual'], maxAbuseProbability: 0.2, minEvidence: 1.0, requireIndependent: 2 },
   // A side with a fifth of the evidence is no outlier: scan locally and ask a human.
   disputedShare: 0.2,
   // A dispute worth a human needs as much evidence as a block does.
@@ -196,6 +255,8 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // so with no opposition minEvidence is what binds, and blockProbability is what limits how much
   // opposition a block tolerates (about 30 % of the evidence for csam, 20 % for the rest).
   priorWeight: 0.3,
+  match: { strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS },
+  classifierScopes: BUNDLED_CLASSIFIER_SCOPES,
   trust: { delta: 0.5, hops: 3 },
   // 2: a scanner running two models publishes two verdicts, and both should count; a peer naming
   // ten classifiers (or relaying ten sources) should not count ten times its trust.
@@ -266,25 +327,39 @@ export interface LabelEvidence {
   label: AbuseLabel;
   /** Evidence for the label. */
   r: number;
-  /** Evidence for `ok`, weighted by trust in `ok` claims about this label. */
+  /**
+   * Evidence for `ok` from verdicts that can see this label and match no more loosely than the
+   * closest evidence for it, weighted by trust in `ok` claims about this label.
+   */
   s: number;
   p: number;
   u: number;
   blockProbability: number;
   minEvidence: number;
-  /** Distinct classifiers counted on the `ok` side, and whether a human `ok` counted. */
+  /** The `ok` evidence on the same image (exact, or strict with pHash agreeing): what an allow counts. */
+  sameImageOk: number;
+  /** Distinct classifiers counted in `sameImageOk`, and whether a human (or list) `ok` counted there. */
   okClassifiers: number;
   okHuman: boolean;
+  /** The closest match tier of the evidence for this label; null when there is none. */
+  closestTier: MatchTier | null;
+  /** Classifiers whose `ok` matched but cannot see this label (policy.classifierScopes). */
+  cannotSee: string[];
 }
 
 export interface ContributionExplanation {
   uri: string;
   issuer: string;
+  /** Ours (our moderators, lists and scanner count at full weight). */
+  local: boolean;
   label: Label;
   confidence: number;
   method: Method;
   classifier: string | null;
   distance: number;
+  tier: MatchTier;
+  /** Exact, or strict with the second hash agreeing: an `ok` here may count towards allow. */
+  sameImage: boolean;
   match: number;
   /** For `ok` verdicts, the weight and contribution against the explanation's focus label. */
   weight: number;
@@ -297,6 +372,11 @@ export interface ContributionExplanation {
   /** Not counted: a repeat (same classifier, or same issuer and method) of `repeatOf`, which counted. */
   deduplicated: boolean;
   repeatOf?: string;
+  /**
+   * Why an `ok` did not count against the focus label: its issuer's own human verdict outranks it,
+   * it matches more loosely than the evidence for the label, or its classifier cannot see the label.
+   */
+  notCounted?: 'outranked-by-own-human' | 'looser-than-evidence' | 'cannot-see-label';
 }
 
 export interface LocalVerdictExplanation {
@@ -315,15 +395,20 @@ export interface Explanation {
   label: Label | null;
   /** One readable sentence. */
   reason: string;
-  decidedBy: 'local' | 'peers';
+  /**
+   * `local`: our own moderators or lists decided (rule 2); `peers`: evidence decided with peers'
+   * verdicts on the deciding side (re-attested, spot-checked); `evidence`: anything else (our own
+   * scanner alone, or nothing decided).
+   */
+  decidedBy: 'local' | 'peers' | 'evidence';
   /** The local verdict that decided, when one did. */
   localVerdict?: LocalVerdictExplanation;
   /** The label the `top` contributions of `ok` verdicts are reported against. */
   focus: AbuseLabel;
   labels: LabelEvidence[];
-  thresholds: Pick<Policy, 'allow' | 'disputedShare' | 'minReviewEvidence' | 'distanceThreshold' | 'priorWeight'>;
+  thresholds: Pick<Policy, 'allow' | 'disputedShare' | 'minReviewEvidence' | 'distanceThreshold' | 'priorWeight' | 'match'>;
   verdicts: { local: number; peer: number; ignored: number };
-  /** Up to 10 peer verdicts: counted ones by contribution, then de-duplicated ones. */
+  /** Up to 10 verdicts (the one that decided aside): counted ones by contribution, then those not counted. */
   top: ContributionExplanation[];
   omitted: number;
   policy: { version: string; hash: string };
@@ -333,7 +418,10 @@ export interface Decision {
   outcome: Outcome;
   /** block/review: the deciding abuse label; allow: `ok`; unknown: null. A local verdict gives its own label. */
   label: Label | null;
-  /** Scan locally: true for unknown and review (spot checks are the caller's random draw). */
+  /**
+   * Scan locally: true for unknown and review unless our own scanner already classified this very
+   * file (spot checks are the caller's random draw).
+   */
   scan: boolean;
   explanation: Explanation;
   /**
@@ -380,7 +468,7 @@ function groupOf(source: { issuer: string; method: Method; classifier?: { name: 
   return `${source.method}\u0000${source.issuer}`;
 }
 
-/** One peer entry's contribution to one label's side. */
+/** One counted entry's contribution to one label's side. */
 interface Entry {
   peer: Peer;
   weight: number;
@@ -391,41 +479,64 @@ interface Entry {
   repeatOf: Entry | undefined;
 }
 
-interface LabelWork {
-  evidence: LabelEvidence;
-  /** Per peer entry, for entries on this label's sides. */
-  entries: Map<Peer, Entry>;
-  /** Per side, for each counted group, the strongest verdict held from its own issuer (if any). */
-  counted: { abuse: Entry[]; ok: Entry[] };
-  /** Per side, the entry each counted group counted (a relay where it was the strongest). */
-  winners: { abuse: Entry[]; ok: Entry[] };
+interface SideSum {
+  total: number;
+  classifiers: number;
+  human: boolean;
+  /** For each counted group, the strongest verdict held from its own issuer (if any). */
+  counted: Entry[];
+  /** The entry each counted group counted (a relay where it was the strongest). */
+  winners: Entry[];
 }
 
-/** A peer verdict as counted: itself, or (consensus with a basis) one of the sources it relays. */
+interface LabelWork {
+  evidence: LabelEvidence;
+  /** Per entry, for entries on this label's sides (the ok side as the dispute and p see it). */
+  entries: Map<Peer, Entry>;
+  abuse: SideSum;
+  /** ok evidence on the same image: what an allow counts. */
+  sameImage: SideSum;
+  /** The closest tier of the evidence for this label (rank), Infinity when there is none. */
+  closestAbuse: number;
+  /** The closest tier of a trusted human (or hash list) `ok` that can see this label (rank). */
+  closestHumanOk: number;
+}
+
+/** A verdict as counted: itself, or (consensus with a basis) one of the sources it relays. */
 interface Peer {
   v: MatchedVerdict;
   strength: number; // confidence × match, or (relayed) the relayer's count × match
   m: number;
+  tier: MatchTier;
+  /** exact, or strict with the second hash agreeing: `ok` here can count towards allow. */
+  sameImage: boolean;
   group: string;
   relays: BasisSource | undefined;
 }
 
 const BASIS_METHODS: ReadonlySet<string> = new Set(['classifier', 'human', 'hashlist']);
+const FULL_TRUST: PeerWeight = { weight: 1 };
+
+/** The method of what an entry counts: the relayed source's, or the verdict's own. */
+const methodOf = (peer: Peer): Method => peer.relays?.method ?? peer.v.method;
+const sourceIssuer = (peer: Peer): string => peer.relays?.issuer ?? peer.v.issuer;
+const isHumanGrade = (method: Method) => method === 'human' || method === 'hashlist';
 
 function sumSide(
-  peers: Peer[],
+  peers: readonly Peer[],
   polarity: Polarity,
   label: AbuseLabel,
   weight: WeightFn,
   issuerCap: number,
   entries: Map<Peer, Entry>,
-): { total: number; classifiers: number; human: boolean; counted: Entry[]; winners: Entry[] } {
+): SideSum {
   const mine: Entry[] = [];
   const byIssuer = new Map<string, Entry[]>();
   for (const peer of peers) {
     let list = byIssuer.get(peer.v.issuer);
     if (list === undefined) byIssuer.set(peer.v.issuer, (list = []));
-    const w = list[0] ?? weight(peer.v.issuer, polarity, label);
+    // Our own verdicts count at full weight: our moderators, our lists, our scanner.
+    const w = peer.v.local ? FULL_TRUST : (list[0] ?? weight(peer.v.issuer, polarity, label));
     const wt = clamp01(w.weight);
     const entry: Entry = { peer, weight: wt, paths: w.paths, contribution: wt * peer.strength, capped: false, repeatOf: undefined };
     entries.set(peer, entry);
@@ -467,7 +578,7 @@ function sumSide(
     total += entry.contribution;
     if (entry.contribution > 0) {
       if (group.startsWith('c\u0000')) classifiers++;
-      else if (group.startsWith('human\u0000')) human = true;
+      else if (methodOf(entry.peer) === 'human') human = true;
     }
   }
   const winners = [...best.values()].filter((e) => e.contribution > 0);
@@ -475,20 +586,32 @@ function sumSide(
 }
 
 /**
- * A verdict held from its own issuer as a basis source. What a peer's consensus relayed is not
- * relayed again, so a retraction never has to chase a loop (decision 13).
+ * A peer's verdict held from its own issuer as a basis source (ours are published as they are).
+ * What a peer's consensus relayed is not relayed again, so a retraction never has to chase a loop
+ * (decision 13).
  */
 function asBasis(entry: Entry): BasisSource | undefined {
   const { v } = entry.peer;
-  if (!BASIS_METHODS.has(v.method) || !(entry.contribution > 0)) return undefined;
+  if (v.local || !BASIS_METHODS.has(v.method) || !(entry.contribution > 0)) return undefined;
   return { issuer: v.issuer, method: v.method as BasisSource['method'], classifier: v.classifier ?? null, contribution: round(entry.contribution) };
 }
 
+function tierOf(v: MatchedVerdict, policy: Policy): MatchTier {
+  if (v.matchedBy === 'sha256') return 'exact';
+  return v.distance <= policy.match.strictRadius ? 'strict' : 'similar';
+}
+
+/** Whether an `ok` from this entry can see `label`: humans and hash lists see all; a classifier what its scope says. */
+function canSee(peer: Peer, label: AbuseLabel, policy: Policy): boolean {
+  if (methodOf(peer) !== 'classifier') return true;
+  const classifier = peer.relays ? peer.relays.classifier : peer.v.classifier;
+  return classifier ? (policy.classifierScopes[classifier.name]?.includes(label) ?? false) : false;
+}
 
 /**
  * Decides what to do with one image, given every verdict that matches it.
  *
- * @param verdicts the matching verdicts (local and peers'), retracted and superseded ones left out
+ * @param verdicts the matching verdicts (local and peers'), retracted, superseded and expired ones left out
  * @param weight   effective trust per issuer, polarity and label (peers with no path: weight 0)
  * @param policy   thresholds (validated with policySchema); DEFAULT_POLICY when left out
  */
@@ -496,65 +619,87 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   const threshold = policy.distanceThreshold;
   let ignored = 0;
   let localCount = 0;
-  let newestLocal: MatchedVerdict | undefined;
-  let newestLocalTime = -Infinity;
-  const okPeers: Peer[] = [];
-  const abusePeers = new Map<AbuseLabel, Peer[]>();
+  let ownScanOfThisFile = false;
+  const counted: Peer[] = [];
 
-  verdicts.forEach((v) => {
+  for (const v of verdicts) {
     const m = match(v.distance, threshold);
     const strength = clamp01(v.confidence) * m;
-    if (!(strength > 0)) {
-      ignored++;
-      return;
-    }
     // Our own consensus verdicts restate what peers said: outputs of this function, never inputs.
-    if (v.local && v.method === 'consensus') {
+    if (!(strength > 0) || (v.local && v.method === 'consensus')) {
       ignored++;
-      return;
+      continue;
     }
+    const tier = tierOf(v, policy);
+    const sameImage = tier === 'exact' || (tier === 'strict' && v.secondHashAgrees === true);
     if (v.local) {
       localCount++;
-      const t = timeOf(v.published);
-      if (newestLocal === undefined || t > newestLocalTime || (t === newestLocalTime && localBeats(v, newestLocal))) {
-        newestLocal = v;
-        newestLocalTime = t;
-      }
-      return;
+      if (v.method === 'classifier' && tier === 'exact') ownScanOfThisFile = true;
     }
-    const side = v.label === 'ok' ? okPeers : (abusePeers.get(v.label) ?? abusePeers.set(v.label, []).get(v.label)!);
     if (v.method === 'consensus' && v.basis && v.basis.length > 0) {
       // Relayed sources count as themselves, at the relayer's weight × what the relayer counted.
       for (const source of v.basis) {
         if (source.issuer === options.self || !BASIS_METHODS.has(source.method)) continue; // our own, echoed back
         const relayed = clamp01(source.contribution) * m;
-        if (relayed > 0) side.push({ v, strength: relayed, m, group: groupOf(source), relays: source });
+        if (relayed > 0) counted.push({ v, strength: relayed, m, tier, sameImage, group: groupOf(source), relays: source });
       }
-    } else side.push({ v, strength, m, group: groupOf(v), relays: undefined });
-  });
+    } else counted.push({ v, strength, m, tier, sameImage, group: groupOf(v), relays: undefined });
+  }
 
+  // One issuer speaks once: its human review (or list) outranks its own classifier runs matched no
+  // more closely; the peer reviewed its scanner.
+  const humanTier = new Map<string, number>();
+  for (const peer of counted) {
+    if (!isHumanGrade(methodOf(peer))) continue;
+    const key = sourceIssuer(peer);
+    humanTier.set(key, Math.min(humanTier.get(key) ?? Infinity, TIER_RANK[peer.tier]));
+  }
+  const outranked = new Set<Peer>();
+  for (const peer of counted) {
+    if (methodOf(peer) === 'classifier' && TIER_RANK[peer.tier] >= (humanTier.get(sourceIssuer(peer)) ?? Infinity)) outranked.add(peer);
+  }
+  const live = counted.filter((p) => !outranked.has(p));
+
+  // Rule 2: our own moderators and lists at exact or strict match, the closest, then the newest.
+  let authority: Peer | undefined;
+  for (const peer of live) {
+    if (!peer.v.local || !isHumanGrade(peer.v.method) || peer.tier === 'similar') continue;
+    if (authority === undefined || authorityBeats(peer, authority)) authority = peer;
+  }
+
+  const okPeers = live.filter((p) => p.v.label === 'ok' && p !== authority);
   const work: LabelWork[] = DECISION_LABELS.map((label) => {
     const entries = new Map<Peer, Entry>();
-    const forSide = sumSide(abusePeers.get(label) ?? [], 'abuse', label, weight, policy.issuerCap, entries);
-    const okSide = sumSide(okPeers, 'ok', label, weight, policy.issuerCap, entries);
-    const r = forSide.total;
-    const s = okSide.total;
-    const { p, u } = betaOpinion(r, s, policy.priorWeight);
+    const abusePeers = live.filter((p) => p.v.label === label && p !== authority);
+    const abuse = sumSide(abusePeers, 'abuse', label, weight, policy.issuerCap, entries);
+    const closestAbuse = Math.min(...abuse.winners.map((e) => TIER_RANK[e.peer.tier]));
+    // An ok that matches more loosely than the closest evidence for the label cannot argue against it.
+    const seeing = okPeers.filter((p) => canSee(p, label, policy));
+    const ok = sumSide(seeing.filter((p) => TIER_RANK[p.tier] <= closestAbuse), 'ok', label, weight, policy.issuerCap, entries);
+    const sameImage = sumSide(seeing.filter((p) => p.sameImage), 'ok', label, weight, policy.issuerCap, new Map());
+    const humanOk = ok.winners.filter((e) => isHumanGrade(methodOf(e.peer)));
+    const { p, u } = betaOpinion(abuse.total, ok.total, policy.priorWeight);
     const lp = policy.labels[label];
+    const blind = okPeers.filter((q) => !canSee(q, label, policy)).map((q) => classifierText(q.v) ?? q.v.method);
     return {
       entries,
-      counted: { abuse: forSide.counted, ok: okSide.counted },
-      winners: { abuse: forSide.winners, ok: okSide.winners },
+      abuse,
+      sameImage,
+      closestAbuse,
+      closestHumanOk: Math.min(...humanOk.map((e) => TIER_RANK[e.peer.tier])),
       evidence: {
         label,
-        r,
-        s,
+        r: abuse.total,
+        s: ok.total,
         p,
         u,
         blockProbability: lp.blockProbability,
         minEvidence: lp.minEvidence,
-        okClassifiers: okSide.classifiers,
-        okHuman: okSide.human,
+        sameImageOk: sameImage.total,
+        okClassifiers: sameImage.classifiers,
+        okHuman: sameImage.human,
+        closestTier: Number.isFinite(closestAbuse) ? TIERS[closestAbuse] : null,
+        cannotSee: [...new Set(blind)].sort(),
       },
     };
   });
@@ -564,20 +709,12 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   let focus: LabelWork;
   let reason: string;
   let localVerdict: LocalVerdictExplanation | undefined;
-
-  const disputed = work.find(({ evidence: e }) => {
-    const total = e.r + e.s;
-    return total > 0 && total >= policy.minReviewEvidence && e.r >= policy.disputedShare * total && e.s >= policy.disputedShare * total;
-  });
-  const blocking = work.find(({ evidence: e }) => e.r > 0 && e.p >= e.blockProbability && e.r >= e.minEvidence);
-  // The label nearest to blocking: the one an allow must clear by the narrowest margin.
   const leading = work.reduce((a, b) => (b.evidence.p > a.evidence.p ? b : a));
+  const tierName = (rank: number) => TIERS[rank];
 
-  if (newestLocal !== undefined) {
-    const v: MatchedVerdict = newestLocal;
-    outcome = v.label === 'ok' ? 'allow' : 'block';
-    label = v.label;
-    focus = v.label === 'ok' ? leading : work.find((w) => w.evidence.label === v.label)!;
+  if (authority !== undefined) {
+    const v = authority.v;
+    const rank = TIER_RANK[authority.tier];
     localVerdict = {
       uri: v.uri,
       issuer: v.issuer,
@@ -588,104 +725,148 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       distance: v.distance,
       published: typeof v.published === 'string' ? v.published : v.published.toISOString(),
     };
-    reason =
-      `${outcome}: local verdicts win; the newest of ${localCount} (${v.method}${v.classifier ? ` ${localVerdict.classifier}` : ''}, ` +
-      `${localVerdict.published}) says '${v.label}'`;
-  } else if (disputed !== undefined) {
-    const e = disputed.evidence;
-    outcome = 'review';
-    label = e.label;
-    focus = disputed;
-    reason =
-      `review: '${e.label}' is disputed: r=${fmt(e.r)} s=${fmt(e.s)}, each side >= ${policy.disputedShare * 100}% ` +
-      `of ${fmt(e.r + e.s)} (>= ${policy.minReviewEvidence}); scan locally and ask a human`;
-  } else if (blocking !== undefined) {
-    const e = blocking.evidence;
-    outcome = 'block';
-    label = e.label;
-    focus = blocking;
-    reason = `block: '${e.label}' p=${fmt(e.p)} >= ${e.blockProbability} with evidence r=${fmt(e.r)} >= ${e.minEvidence} (s=${fmt(e.s)})`;
-  } else {
-    const { maxAbuseProbability, minEvidence, requireIndependent } = policy.allow;
-    const gaps = (e: LabelEvidence): string[] => {
-      const why: string[] = [];
-      if (e.p > maxAbuseProbability) why.push(`p=${fmt(e.p)} > ${maxAbuseProbability}`);
-      if (e.s < minEvidence) why.push(`ok evidence ${fmt(e.s)} < ${minEvidence}`);
-      if (!e.okHuman && e.okClassifiers < requireIndependent) why.push(`${e.okClassifiers} independent classifier(s) < ${requireIndependent} and no human`);
-      return why;
-    };
-    const fails = ({ evidence: e }: LabelWork) =>
-      e.p > maxAbuseProbability || e.s < minEvidence || (!e.okHuman && e.okClassifiers < requireIndependent);
-    const failing = work.filter(fails);
-    focus = leading;
-    if (failing.length === 0) {
-      outcome = 'allow';
-      label = 'ok';
-      const e = leading.evidence;
-      reason =
-        `allow: every abuse label p <= ${maxAbuseProbability} (highest '${e.label}' ${fmt(e.p)}), ok evidence >= ${minEvidence}, ` +
-        `${e.okHuman ? 'a human said ok' : `${e.okClassifiers} independent classifiers`}`;
+    const own = `our own ${v.method} verdict '${v.label}' at ${authority.tier} match (${localVerdict.published})`;
+    if (v.label === 'ok') {
+      // Closer evidence for any label contradicts our ok: a human must look (rule 1).
+      const contested = work.find((w) => w.closestAbuse < rank);
+      focus = contested ?? leading;
+      if (contested) {
+        outcome = 'review';
+        label = contested.evidence.label;
+        reason = `review: ${own} is contradicted by '${contested.evidence.label}' evidence at a closer ${tierName(contested.closestAbuse)} match; a human must look`;
+      } else {
+        outcome = 'allow';
+        label = 'ok';
+        reason = `allow: ${own} decides; no evidence against it matches more closely`;
+      }
     } else {
-      outcome = 'unknown';
-      label = null;
-      const peerCount = verdicts.length - localCount - ignored;
-      if (peerCount === 0) reason = 'unknown: no matching verdict from a peer';
-      else if (work.every(({ evidence: e }) => e.r === 0 && e.s === 0)) reason = `unknown: ${peerCount} matching peer verdict(s), none from a trusted peer`;
-      else {
-        const worst = failing.includes(leading) ? leading : failing[0];
-        const more = failing.length > 1 ? `; ${failing.length - 1} more label(s)` : '';
-        reason = `unknown: not enough to block (no label reaches its threshold) nor to allow ('${worst.evidence.label}': ${gaps(worst.evidence).join(', ')}${more})`;
+      focus = work.find((w) => w.evidence.label === v.label)!;
+      const contested = focus.closestHumanOk < rank;
+      outcome = contested ? 'review' : 'block';
+      label = v.label;
+      reason = contested
+        ? `review: ${own} is contradicted by a trusted human 'ok' at a closer ${tierName(focus.closestHumanOk)} match; a human must look`
+        : `block: ${own} decides`;
+    }
+  } else {
+    const disputed = work.find(({ evidence: e }) => {
+      const total = e.r + e.s;
+      return total > 0 && total >= policy.minReviewEvidence && e.r >= policy.disputedShare * total && e.s >= policy.disputedShare * total;
+    });
+    const blocking = work.find(({ evidence: e }) => e.r > 0 && e.p >= e.blockProbability && e.r >= e.minEvidence);
+    if (disputed !== undefined) {
+      const e = disputed.evidence;
+      outcome = 'review';
+      label = e.label;
+      focus = disputed;
+      reason =
+        `review: '${e.label}' is disputed: r=${fmt(e.r)} s=${fmt(e.s)}, each side >= ${policy.disputedShare * 100}% ` +
+        `of ${fmt(e.r + e.s)} (>= ${policy.minReviewEvidence}); scan locally and ask a human`;
+    } else if (blocking !== undefined && blocking.closestHumanOk < blocking.closestAbuse) {
+      // The evidence would block, but a trusted human said ok about a closer match (rule 1).
+      const e = blocking.evidence;
+      outcome = 'review';
+      label = e.label;
+      focus = blocking;
+      reason =
+        `review: '${e.label}' evidence (r=${fmt(e.r)}) matches at ${tierName(blocking.closestAbuse)} at best, ` +
+        `but a trusted human said 'ok' at a closer ${tierName(blocking.closestHumanOk)} match; a human must look`;
+    } else if (blocking !== undefined) {
+      const e = blocking.evidence;
+      outcome = 'block';
+      label = e.label;
+      focus = blocking;
+      reason = `block: '${e.label}' p=${fmt(e.p)} >= ${e.blockProbability} with evidence r=${fmt(e.r)} >= ${e.minEvidence} (s=${fmt(e.s)})`;
+    } else {
+      const { maxAbuseProbability, minEvidence, requireIndependent } = policy.allow;
+      const mustClear = work.filter(({ evidence: e }) => policy.allow.labels.includes(e.label) || e.r > 0);
+      const gaps = (e: LabelEvidence): string[] => {
+        const why: string[] = [];
+        if (e.p > maxAbuseProbability) why.push(`p=${fmt(e.p)} > ${maxAbuseProbability}`);
+        if (e.sameImageOk < minEvidence) why.push(`ok evidence on the same image ${fmt(e.sameImageOk)} < ${minEvidence}`);
+        if (!e.okHuman && e.okClassifiers < requireIndependent) why.push(`${e.okClassifiers} independent classifier(s) < ${requireIndependent} and no human`);
+        return why;
+      };
+      const failing = mustClear.filter(({ evidence: e }) => gaps(e).length > 0);
+      const hardest = mustClear.reduce<LabelWork | undefined>((a, b) => (a === undefined || b.evidence.p > a.evidence.p ? b : a), undefined) ?? leading;
+      focus = failing.includes(leading) ? leading : (failing[0] ?? hardest);
+      if (failing.length === 0 && mustClear.length > 0) {
+        outcome = 'allow';
+        label = 'ok';
+        const e = hardest.evidence;
+        reason =
+          `allow: ${mustClear.map((w) => `'${w.evidence.label}'`).join(', ')} cleared on the same image: p <= ${maxAbuseProbability} ` +
+          `(highest '${e.label}' ${fmt(e.p)}), ok evidence >= ${minEvidence}, ${e.okHuman ? 'a human said ok' : `${e.okClassifiers} independent classifiers`}`;
+      } else {
+        outcome = 'unknown';
+        label = null;
+        if (live.length === 0) reason = 'unknown: no matching verdict';
+        else if (work.every(({ evidence: e }) => e.r === 0 && e.s === 0 && e.sameImageOk === 0)) reason = `unknown: ${live.length} matching verdict(s), none counted (untrusted, or unable to see the labels at stake)`;
+        else {
+          const worst = focus.evidence;
+          const more = failing.length > 1 ? `; ${failing.length - 1} more label(s)` : '';
+          reason = `unknown: not enough to block (no label reaches its threshold) nor to allow ('${worst.label}': ${gaps(worst).join(', ')}${more})`;
+        }
       }
     }
   }
 
-  // Top contributions: every peer verdict once, reported against the focus label when it is `ok`.
+  // Top contributions: every counted verdict once, reported against the focus label when it is `ok`.
   const rows: ContributionExplanation[] = [];
-  const push = (peer: Peer, entry: Entry | undefined) => {
-    if (entry === undefined) return;
+  const push = (peer: Peer, entry: Entry | undefined, note?: ContributionExplanation['notCounted']) => {
     const v = peer.v;
     const relays = peer.relays;
     const row: ContributionExplanation = {
       uri: v.uri,
       issuer: v.issuer,
+      local: v.local,
       label: v.label,
       confidence: v.confidence,
       method: v.method,
       classifier: classifierText(v),
       distance: v.distance,
+      tier: peer.tier,
+      sameImage: peer.sameImage,
       match: round(peer.m),
-      weight: round(entry.weight),
-      contribution: round(entry.contribution),
-      deduplicated: entry.repeatOf !== undefined,
+      weight: round(entry?.weight ?? 0),
+      contribution: round(entry?.contribution ?? 0),
+      deduplicated: entry?.repeatOf !== undefined,
     };
+    if (note) row.notCounted = note;
     if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? `${relays.classifier.name}@${relays.classifier.version}` : null };
-    if (entry.capped) row.capped = true;
-    if (entry.paths && entry.paths.length > 0) {
+    if (entry?.capped) row.capped = true;
+    if (entry?.paths && entry.paths.length > 0) {
       row.paths = entry.paths.slice(0, MAX_PATHS).map((p) => ({ via: p.via, contribution: round(p.contribution) }));
     }
-    if (entry.repeatOf) row.repeatOf = entry.repeatOf.peer.v.uri;
+    if (entry?.repeatOf) row.repeatOf = entry.repeatOf.peer.v.uri;
     rows.push(row);
   };
-  for (const list of abusePeers.values()) {
-    for (const peer of list) push(peer, work[DECISION_LABELS.indexOf(peer.v.label as AbuseLabel)].entries.get(peer));
+  for (const peer of counted) {
+    if (peer === authority) continue;
+    if (outranked.has(peer)) push(peer, undefined, 'outranked-by-own-human');
+    else if (peer.v.label !== 'ok') push(peer, work[DECISION_LABELS.indexOf(peer.v.label as AbuseLabel)].entries.get(peer));
+    else {
+      const entry = focus.entries.get(peer);
+      push(peer, entry, entry ? undefined : canSee(peer, focus.evidence.label, policy) ? 'looser-than-evidence' : 'cannot-see-label');
+    }
   }
-  for (const peer of okPeers) push(peer, focus.entries.get(peer));
   rows.sort((a, b) => Number(a.deduplicated) - Number(b.deduplicated) || b.contribution - a.contribution || (a.uri < b.uri ? -1 : 1));
 
   const explanation: Explanation = {
     outcome,
     label,
     reason,
-    decidedBy: localVerdict ? 'local' : 'peers',
+    decidedBy: authority ? 'local' : 'evidence',
     ...(localVerdict ? { localVerdict } : {}),
     focus: focus.evidence.label,
-    labels: work.map(({ evidence: e }) => ({ ...e, r: round(e.r), s: round(e.s), p: round(e.p), u: round(e.u) })),
+    labels: work.map(({ evidence: e }) => ({ ...e, r: round(e.r), s: round(e.s), p: round(e.p), u: round(e.u), sameImageOk: round(e.sameImageOk) })),
     thresholds: {
       allow: policy.allow,
       disputedShare: policy.disputedShare,
       minReviewEvidence: policy.minReviewEvidence,
       distanceThreshold: policy.distanceThreshold,
       priorWeight: policy.priorWeight,
+      match: policy.match,
     },
     verdicts: { local: localCount, peer: verdicts.length - localCount - ignored, ignored },
     top: rows.slice(0, TOP),
@@ -694,19 +875,23 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   };
   let basis: BasisSource[] = [];
   let expires: Date | null = null;
-  if (localVerdict === undefined && (outcome === 'allow' || outcome === 'block')) {
-    const side = outcome === 'allow' ? 'ok' : 'abuse';
-    basis = focus.counted[side]
+  if (authority === undefined && (outcome === 'allow' || outcome === 'block')) {
+    const sides = outcome === 'allow' ? work.filter((w) => policy.allow.labels.includes(w.evidence.label) || w.evidence.r > 0).map((w) => w.sameImage) : [focus.abuse];
+    const deciding = outcome === 'allow' ? focus.sameImage : focus.abuse;
+    basis = deciding.counted
       .map(asBasis)
       .filter((b): b is BasisSource => b !== undefined)
       .sort((a, b) => b.contribution - a.contribution)
       .slice(0, MAX_BASIS);
-    // An allow holds for every label, each with its own ok-side weights: what any of them rests on.
-    const restsOn = (outcome === 'allow' ? work : [focus]).flatMap((w) => [...w.counted[side], ...w.winners[side]]);
-    if (basis.length > 0) expires = earliestExpiry(restsOn);
+    // An allow holds for every label it cleared, each with its own ok-side weights: what any of them rests on.
+    if (basis.length > 0) expires = earliestExpiry(sides.flatMap((side) => [...side.counted, ...side.winners]));
   }
-  return { outcome, label, scan: outcome === 'unknown' || outcome === 'review', explanation, basis, expires };
+  if (basis.length > 0) explanation.decidedBy = 'peers';
+  const undecided = outcome === 'unknown' || outcome === 'review';
+  return { outcome, label, scan: undecided && !ownScanOfThisFile, explanation, basis, expires };
 }
+
+const TIERS: readonly MatchTier[] = ['exact', 'strict', 'similar'];
 
 function earliestExpiry(counted: readonly Entry[]): Date | null {
   let earliest = Infinity;
@@ -717,9 +902,13 @@ function earliestExpiry(counted: readonly Entry[]): Date | null {
   return Number.isFinite(earliest) ? new Date(earliest) : null;
 }
 
-/** Tie-break between local verdicts published at the same instant: humans first, then abuse over ok. */
-function localBeats(a: MatchedVerdict, b: MatchedVerdict): boolean {
-  const rank = METHOD_RANK[a.method] - METHOD_RANK[b.method];
+/** Between our own human or list verdicts: the closer match, then the newer, then humans first, then abuse over ok. */
+function authorityBeats(a: Peer, b: Peer): boolean {
+  const tier = TIER_RANK[b.tier] - TIER_RANK[a.tier];
+  if (tier !== 0) return tier > 0;
+  const time = timeOf(a.v.published) - timeOf(b.v.published);
+  if (time !== 0) return time > 0;
+  const rank = METHOD_RANK[a.v.method] - METHOD_RANK[b.v.method];
   if (rank !== 0) return rank > 0;
-  return a.label !== 'ok' && b.label === 'ok';
+  return a.v.label !== 'ok' && b.v.label === 'ok';
 }

@@ -7,32 +7,14 @@
 // policy (all of them), and when the verdicts it rests on expire (a consensus expires with the
 // earliest of them, so followers stop counting it on time too).
 //
-// This module is also the one place where stored verdicts become decide()'s input, so that every
-// decision ignores our own sources echoed back by peers.
-import { decide, DECISION_LABELS, type BasisSource, type Decision, type MatchedVerdict } from '../trust/decide.js';
+import { DECISION_LABELS, type BasisSource, type Decision } from '../trust/decide.js';
+import type { Decided, Decider } from './decider.js';
 import type { TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
 import type { MatchQuery } from '../matching/matcher.js';
-import { parseClassifierText } from './objects.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
 import { PerKeySerial } from '../per-key-serial.js';
-
-export function toMatched(m: VerdictMatch): MatchedVerdict {
-  return {
-    uri: m.uri,
-    issuer: m.issuer,
-    local: m.local,
-    label: m.label,
-    confidence: m.confidence,
-    method: m.method,
-    classifier: m.classifier ? parseClassifierText(m.classifier) : null,
-    distance: m.distance,
-    published: m.published,
-    basis: m.basis,
-    expires: m.expires,
-  };
-}
 
 /** How sure the decision is of its label: p for a block, 1 − the highest abuse p for an allow. */
 function confidenceOf(decision: Decision): number {
@@ -45,10 +27,12 @@ function confidenceOf(decision: Decision): number {
 function queryOf(subjects: readonly Subject[]): MatchQuery {
   const sha256 = subjects.find((s) => s.algorithm === 'sha256');
   const pdq = subjects.filter((s) => s.algorithm === 'pdq');
+  const phash64 = subjects.find((s) => s.algorithm === 'phash64');
   return {
     sha256: sha256 ? Buffer.from(sha256.digest, 'hex') : undefined,
     pdq: pdq.length > 0 ? pdq.map((s) => Buffer.from(s.digest, 'hex')) : undefined,
     pdqQuality: pdq.find((s) => s.quality !== undefined)?.quality,
+    phash64: phash64 ? Buffer.from(phash64.digest, 'hex') : undefined,
   };
 }
 
@@ -108,6 +92,7 @@ export class Reattestation {
 
   constructor(
     private readonly verdicts: VerdictService,
+    private readonly decider: Decider,
     private readonly trust: TrustService,
     private readonly logger: Logger,
     private readonly metrics?: Metrics,
@@ -136,28 +121,15 @@ export class Reattestation {
     await this.pass;
   }
 
-  /** What we decide now about media matching `query`. */
-  async decide(query: MatchQuery): Promise<Decision> {
-    return this.decideFrom(await this.verdicts.find(query));
-  }
-
-  /** The decision, and the peers whose weights it depended on. */
-  private async decideWithIssuers(query: MatchQuery): Promise<{ decision: Decision; issuers: string[] }> {
-    const matches = await this.verdicts.find(query);
-    return { decision: this.decideFrom(matches), issuers: matches.filter((m) => !m.local).map((m) => m.issuer) };
-  }
-
-  private decideFrom(matches: VerdictMatch[]): Decision {
-    return decide(matches.map(toMatched), this.trust.weightFn, this.trust.policy, { self: this.verdicts.issuer });
-  }
-
   /**
    * Brings our consensus about the media with these subjects in line with what we decide now from
    * the verdicts matching `query` (decided in turn, so a stale decision is never applied last; and
-   * again if trust changed meanwhile, which a pass already under way may have missed). Never
+   * again if trust changed meanwhile, which a pass already under way may have missed). `decided`,
+   * when the caller has just decided from `given`, is applied as it is (one decision per event:
+   * what was recorded and acted on is what is re-attested) unless trust changed since. Never
    * throws: false when it failed (logged).
    */
-  async reconcile(subjects: readonly Subject[], given?: MatchQuery): Promise<boolean> {
+  async reconcile(subjects: readonly Subject[], given?: MatchQuery, decided?: { decision: Decided; trustVersion: number }): Promise<boolean> {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
     if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
@@ -166,8 +138,8 @@ export class Reattestation {
         const query = given ?? (key.algorithm === 'sha256' ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
         for (let round = 0; round < MAX_REDECISIONS; round++) {
           const version = this.trust.version;
-          const { decision, issuers } = await this.decideWithIssuers(query);
-          await this.reconcileNow(key, subjects, decision, issuers);
+          const decision = round === 0 && decided?.trustVersion === version ? decided.decision : await this.decider.decide(query);
+          await this.reconcileNow(key, subjects, decision, decision.issuers);
           if (this.trust.version === version) break;
         }
         return true;
@@ -395,7 +367,7 @@ export class Reattestation {
     const own = () => matches.filter((m) => m.local && m.method !== 'hashlist');
     if (own().length === 0 && hashes.sha256 && this.trust.policy.reattest) {
       const exact: Subject[] = [{ algorithm: 'sha256', digest: hashes.sha256 }];
-      if (this.decideFrom(matches.filter((m) => m.matchedBy === 'sha256')).basis.length > 0) {
+      if (this.decider.decideFrom(matches.filter((m) => m.matchedBy === 'sha256'), {}).basis.length > 0) {
         await this.reconcile(exact);
         matches = await this.verdicts.find(query);
       }

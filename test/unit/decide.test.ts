@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   labelsAtStake,
+  DECISION_LABELS,
   DEFAULT_POLICY,
   betaOpinion,
-  decide,
+  decide as decideWithPolicy,
   match,
   parsePolicy,
   policyHash,
@@ -23,9 +24,22 @@ function verdict(fields: Partial<MatchedVerdict> & Pick<MatchedVerdict, 'issuer'
     confidence: 1,
     method: 'human',
     distance: 0,
+    // Distance 0 here means the exact file unless a test says otherwise.
+    matchedBy: (fields.distance ?? 0) === 0 ? 'sha256' : 'pdq',
     published: '2025-01-01T00:00:00Z',
     ...fields,
   };
+}
+
+/**
+ * The rules under test, with every classifier the verdicts name seeing every label unless the test
+ * gives its own policy (classifier scopes have tests of their own).
+ */
+function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, policy?: Policy, options?: Parameters<typeof decideWithPolicy>[3]) {
+  if (policy) return decideWithPolicy(verdicts, weight, policy, options);
+  const names = verdicts.flatMap((v) => [v.classifier?.name, ...(v.basis ?? []).map((b) => b.classifier?.name)]).filter((n): n is string => n !== undefined);
+  const scopes = Object.fromEntries(names.map((n) => [n, [...DECISION_LABELS]]));
+  return decideWithPolicy(verdicts, weight, parsePolicy({ ...DEFAULT_POLICY, classifierScopes: scopes }), options);
 }
 
 const classifier = (name: string, version = '1') => ({ name, version });
@@ -127,7 +141,7 @@ describe('thresholds', () => {
   it('ignores peers with no trust path', () => {
     const d = decide([verdict({ issuer: 'stranger', label: 'csam' })], table({}));
     expect(d.outcome).toBe('unknown');
-    expect(d.explanation.reason).toMatch(/none from a trusted peer/);
+    expect(d.explanation.reason).toMatch(/none counted/);
   });
 });
 
@@ -254,7 +268,7 @@ describe('local verdicts first', () => {
     expect(d).toMatchObject({ outcome: 'block', label: 'csam', scan: false });
     expect(d.explanation.decidedBy).toBe('local');
     expect(d.explanation.localVerdict?.uri).toBe(mine.uri);
-    expect(d.explanation.reason).toMatch(/^block: local verdicts win/);
+    expect(d.explanation.reason).toMatch(/^block: our own hashlist verdict 'csam' at exact match/);
     // Peers' evidence is still shown.
     expect(evidence(d, 'csam').s).toBeGreaterThan(1);
   });
@@ -389,7 +403,7 @@ describe('re-attestation (consensus verdicts with a basis)', () => {
     expect(evidence(d, 'csam').s).toBe(0);
     const mine = verdict({ issuer: 'me', local: true, label: 'ok', method: 'consensus', confidence: 0.9 });
     const d2 = decide([mine], table({}), DEFAULT_POLICY, { self: 'me' });
-    expect(d2).toMatchObject({ outcome: 'unknown', explanation: { decidedBy: 'peers', verdicts: { local: 0, ignored: 1 } } });
+    expect(d2).toMatchObject({ outcome: 'unknown', explanation: { decidedBy: 'evidence', verdicts: { local: 0, ignored: 1 } } });
   });
 
   it('one relayer counts at most issuerCap × its weight, however many sources it names', () => {
@@ -459,9 +473,9 @@ describe('re-attestation (consensus verdicts with a basis)', () => {
     expect(decide([s1, relay, lost], table({ S: 0.9, R: 0.9, X: 0.5 })).expires?.toISOString()).toBe(soon);
     expect(decide([s1, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires?.toISOString()).toBe(later);
     expect(decide([{ ...s1, expires: undefined }, { ...relay, expires: null }], table({ S: 0.9, R: 0.9 })).expires).toBeNull();
-    // An allow holds for every label, each with its own ok-side weights: a verdict that counts for
-    // one label only still bounds it (here S's ok counts for spam, where T's alone would do too).
-    const perLabel: WeightFn = (issuer, _polarity, label) => ({ weight: issuer === 'T' || label === 'spam' ? 1 : 0 });
+    // An allow holds for every label it clears, each with its own ok-side weights: a verdict that
+    // counts for one label only still bounds it (here S's ok counts for sexual, where T's alone would do too).
+    const perLabel: WeightFn = (issuer, _polarity, label) => ({ weight: issuer === 'T' || label === 'sexual' ? 1 : 0 });
     const t = verdict({ issuer: 'T', label: 'ok' });
     const s = verdict({ issuer: 'S', label: 'ok', expires: soon });
     const both = decide([t, s], perLabel);
@@ -483,12 +497,12 @@ describe('explanation', () => {
     const verdicts = Array.from({ length: 30 }, (_, i) =>
       verdict({ issuer: `p${i}`, label: i % 3 === 0 ? 'ok' : 'sexual', confidence: 0.9, method: 'classifier', classifier: classifier(`m${i % 4}`), distance: i }),
     );
-    const d = decide(verdicts, w);
+    const d = decide(verdicts, w, DEFAULT_POLICY);
     const json = JSON.stringify(d.explanation);
     expect(JSON.parse(json)).toEqual(d.explanation);
     expect(json.length).toBeLessThan(6000);
     expect(d.explanation.top.length).toBeLessThanOrEqual(10);
-    expect(d.explanation.policy).toEqual({ version: 'default-1', hash: policyHash(DEFAULT_POLICY) });
+    expect(d.explanation.policy).toEqual({ version: 'default-2', hash: policyHash(DEFAULT_POLICY) });
     expect(d.explanation.labels.map((l) => l.label)).toEqual(['csam', 'sexual', 'gore', 'hate', 'spam']);
     expect(d.explanation.thresholds.allow).toEqual(DEFAULT_POLICY.allow);
     const first = d.explanation.top[0];
