@@ -26,6 +26,12 @@ class CliError extends Error {}
 /** Errors that an ordinary mistake (a typo, a missing file, a refused address) causes. */
 const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError];
 
+/** A file system call refused on a path the operator chose (ENOENT, EACCES, EEXIST…): their setup, not a bug. */
+function isFileSystemError(err: unknown): boolean {
+  const { code, path } = err as { code?: unknown; path?: unknown };
+  return err instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof path === 'string';
+}
+
 function settings(command: Command, level?: 'info'): { config: Config; logger: Logger } {
   const opts = command.optsWithGlobals<{ config?: string; dataDir?: string }>();
   const config = loadConfig(process.env, { configFile: opts.config, dataDir: opts.dataDir });
@@ -177,6 +183,8 @@ program
       throw new CliError(`cannot scan ${dir}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`);
     });
     if (!root.isDirectory()) throw new CliError(`cannot scan ${dir}: not a directory (give the folder to sweep)`);
+    const quarantineDir = opts.quarantine ? await stat(opts.quarantine).catch(() => undefined) : undefined;
+    if (quarantineDir && !quarantineDir.isDirectory()) throw new CliError(`--quarantine ${opts.quarantine}: not a directory`);
     const { config, logger } = settings(command);
     const report = opts.report
       ? await open(opts.report, 'a').catch((err: Error) => {
@@ -563,7 +571,7 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (USER_ERRORS.some((type) => err instanceof type)) {
+  if (USER_ERRORS.some((type) => err instanceof type) || isFileSystemError(err)) {
     process.stderr.write(`vouch: ${(err as Error).message}\n`);
   } else {
     // A bug, not a mistake: still one line unless asked for the stack.

@@ -168,6 +168,9 @@ describe('vouch on an ordinary mistake', () => {
     writeFileSync(file, 'x');
     expectMistake(await runCli(['scan', file], env), /^vouch: cannot scan .*file\.jpg: not a directory/);
     expectMistake(await runCli(['scan', root, '--report', join(root, 'missing', 'report.jsonl')], env), /^vouch: cannot write the report to .*report\.jsonl: ENOENT/);
+    expectMistake(await runCli(['scan', root, '--quarantine', file], env), /^vouch: --quarantine .*file\.jpg: not a directory$/);
+    // What the file system refuses on a path the operator chose is theirs to fix, not a bug.
+    expectMistake(await runCli(['scan', root, '--quarantine', join(file, 'kept')], env), /^vouch: ENOTDIR: not a directory, mkdir '.*file\.jpg\/kept'$/);
   });
 
   it('audit: something that is not a URL', async () => {
