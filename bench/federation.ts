@@ -156,7 +156,7 @@ async function consensusPass(count: number): Promise<{ keptMs: number; retracted
       const res = await peer.post(inbox, peer.activity('Create', verdict));
       if (res.status !== 202) throw new Error(`inbox answered ${res.status}`);
     });
-    const known = async (digest: string) => ((await (await fetch(`${base}/api/v1/verdicts?sha256=${digest}`)).json()) as { matches: Array<{ method: string }> }).matches;
+    const known = async (digest: string) => ((await (await fetch(`${base}/api/v1/verdicts?sha256=${digest}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: Array<{ method: string }> }).matches;
     await eventually(async () => (await known(digests.at(-1)!)).length > 0, 60_000, 'the peer\'s verdicts');
     await eachConcurrently(images, 4, async (image) => {
       const res = await fetch(`${base}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });

@@ -118,7 +118,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     });
     expect(issued.status).toBe(201);
     await eventually(async () => {
-      const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${peerJudged.sha256}`)).json();
+      const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${peerJudged.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
       return matches.length > 0;
     }, 20_000, 'B\'s verdict to reach A');
 
@@ -244,7 +244,7 @@ describe.skipIf(!HAVE_CHROMIUM)('web console in headless Chromium', () => {
     expect(decision).toMatchObject({ reviewed_by: 'mo', review_outcome: 'overturn:ok: a holiday photo, not spam' });
     // The earlier decision about the same media is settled by the same review.
     expect(await (await admin(a, 'GET', `/decisions/${earlierDecision}`)).json()).toMatchObject({ reviewed_by: 'mo', review_outcome: 'overturn:ok: a holiday photo, not spam' });
-    const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${decision.sha256}`)).json();
+    const { matches } = await (await fetch(`${a.url}/api/v1/verdicts?sha256=${decision.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(matches.filter((m: { local: boolean }) => m.local).map((m: { label: string }) => m.label)).toEqual(['ok']);
     const { items } = await (await admin(a, 'GET', '/quarantine')).json();
     expect(items.find((q: { sha256: string }) => q.sha256 === decision.sha256).state).toBe('released');

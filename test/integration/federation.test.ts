@@ -54,7 +54,7 @@ function admin(i: Instance, method: string, path: string, body?: unknown): Promi
 }
 
 async function lookup(i: Instance, query: string): Promise<Array<Record<string, unknown>>> {
-  const res = await fetch(`${i.url}/api/v1/verdicts?${query}`);
+  const res = await fetch(`${i.url}/api/v1/verdicts?${query}`, { headers: { authorization: `Bearer ${TOKEN}` } });
   return ((await res.json()) as { matches: Array<Record<string, unknown>> }).matches;
 }
 

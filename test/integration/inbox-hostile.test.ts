@@ -33,7 +33,7 @@ describe('inbox against hostile peers', () => {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   const stored = async (digest: string) =>
-    ((await (await fetch(`${base}/api/v1/verdicts?sha256=${digest}`)).json()) as { matches: unknown[] }).matches;
+    ((await (await fetch(`${base}/api/v1/verdicts?sha256=${digest}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: unknown[] }).matches;
 
   /** B follows `peer` and `peer` accepts, the way a real remote instance would. */
   async function befriend(peer: FakePeer) {

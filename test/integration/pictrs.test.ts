@@ -70,7 +70,7 @@ describe('pict-rs external validation', () => {
 
     const review = await admin(vouch.url, 'POST', `/decisions/${decision.decision_id}/review`, { action: 'overturn', label: 'spam', reason: 'advertising flood' });
     expect(review.status).toBe(200);
-    const [verdict] = (await (await fetch(`${vouch.url}/api/v1/verdicts?sha256=${decision.sha256}`)).json()).matches;
+    const [verdict] = (await (await fetch(`${vouch.url}/api/v1/verdicts?sha256=${decision.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()).matches;
     expect(verdict).toMatchObject({ label: 'spam', local: true });
     const { decisions } = await (await admin(vouch.url, 'GET', '/decisions')).json();
     expect(decisions.find((d: { id: number }) => d.id === decision.decision_id).review_outcome).toMatch(/^overturn:spam: advertising flood/);

@@ -37,7 +37,7 @@ const submit = async (i: Instance, bytes: Buffer, query = '') => {
   return res.json();
 };
 const verdictsAbout = async (i: Instance, sha256: string) =>
-  ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`)).json()) as { matches: Array<Record<string, unknown>> }).matches;
+  ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: Array<Record<string, unknown>> }).matches;
 
 /** A server on `host` (scanner off unless `env` says otherwise); its store's cleanup goes to `cleanups`. */
 async function start(host: string, cleanups: Array<() => Promise<void>>, env: Record<string, string> = {}): Promise<Instance> {
@@ -228,7 +228,7 @@ describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’
     ]) {
       expect((await admin(c, 'POST', '/verdicts', { subjects: [{ algorithm: 'pdq', digest: turnedPdq, quality: 100 }], ...body })).status).toBe(201);
     }
-    await eventually(async () => (await fetch(`${b.url}/api/v1/verdicts?pdq=${turnedPdq}`).then((r) => r.json())).matches.length === 2, 15_000, 'C’s verdicts to reach B');
+    await eventually(async () => (await fetch(`${b.url}/api/v1/verdicts?pdq=${turnedPdq}`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((r) => r.json())).matches.length === 2, 15_000, 'C’s verdicts to reach B');
     expect(await submit(b, bytes)).toMatchObject({ outcome: 'allow' });
     const first = await eventually(async () => (await consensusAt(a, hashes.sha256))[0], 15_000, 'B’s consensus to reach A');
 

@@ -69,6 +69,12 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     scanner.stdout!.on('data', (d) => scannerLog.push(String(d)));
     scanner.stderr!.on('data', (d) => scannerLog.push(String(d)));
     await eventually(async () => scannerLog.join('').includes('scanner node ready'), 60_000, 'the scanner node to load its model');
+    // The generated model is ours: each instance's policy says what it can see, or its ok counts for nothing.
+    for (const url of [aUrl, bUrl]) {
+      const { policy } = await (await admin(url, 'GET', '/policy')).json();
+      const classifierScopes = { ...policy.classifierScopes, 'test-mean-colour': ['sexual', 'csam'] };
+      expect((await admin(url, 'PUT', '/policy', { ...policy, version: 'with-test-model', classifierScopes })).status).toBe(200);
+    }
 
     expect((await admin(aUrl, 'POST', '/peers/follow', { target: `${bUrl}/actor` })).status).toBe(202);
     await eventually(async () => (await admin(bUrl, 'POST', '/peers/approve', { actor: `${aUrl}/actor` })).status === 200, 20_000, 'B to approve A');
@@ -90,12 +96,13 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     const res = await fetch(`${bUrl}/api/v1/media?wait=1`, { method: 'POST', body: image, headers: { 'content-type': 'image/jpeg', authorization: `Bearer ${TOKEN}` } });
     expect(res.status, scannerLog.join('')).toBe(200);
     const decision = await res.json();
-    expect(decision).toMatchObject({ scanned: true, explanation: { decidedBy: 'local' } });
+    // Our own scanner's two models are evidence like anyone's classifiers, and together they decide.
+    expect(decision).toMatchObject({ scanned: true, explanation: { decidedBy: 'evidence' } });
     // The bundled model is an adult-content triage model: it may only ever say sexual or ok.
     expect(['allow', 'block']).toContain(decision.outcome);
     expect(['ok', 'sexual']).toContain(decision.label);
     // One verdict per model.
-    const { matches } = await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${decision.hashes.sha256}`)).json();
+    const { matches } = await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${decision.hashes.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     expect(matches.map((v: { classifier: string }) => v.classifier).sort()).toEqual([expect.stringMatching(/nsfw/i), 'test-mean-colour@1']);
     for (const verdict of matches) expect(verdict).toMatchObject({ local: true, method: 'classifier' });
   });
@@ -111,7 +118,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     }, 60_000, 'the decision after the scan');
     expect(['allow', 'block']).toContain(after.outcome);
     const detail = await (await admin(bUrl, 'GET', `/decisions/${after.id}`)).json();
-    expect(detail).toMatchObject({ source: 'api', explanation: { decidedBy: 'local' } });
+    expect(detail).toMatchObject({ source: 'api', explanation: { decidedBy: 'evidence' } });
   });
 
   it('A, trusting B, decides about the same image without a scan of its own, under the default policy', async () => {
@@ -122,8 +129,8 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     expect((await admin(aUrl, 'PUT', '/trust', { peer: `${bUrl}/actor`, abuse: 0.9, ok: 0.9 })).status).toBe(200);
 
     const hashed = await (await fetch(`${aUrl}/api/v1/hash`, { method: 'POST', body: image })).json();
-    const atB = (await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches as Array<{ label: string }>;
-    await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json()).matches.length === 2, 20_000, 'B\'s two verdicts to reach A');
+    const atB = (await (await fetch(`${bUrl}/api/v1/verdicts?sha256=${hashed.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()).matches as Array<{ label: string }>;
+    await eventually(async () => (await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()).matches.length === 2, 20_000, 'B\'s two verdicts to reach A');
 
     const res = await fetch(`${aUrl}/api/v1/media`, { method: 'POST', body: image, headers: { authorization: `Bearer ${TOKEN}` } });
     const decision = await res.json();
@@ -162,7 +169,7 @@ describe.skipIf(!HAVE_REDIS)('scanning with a scanner node, and skipping what a 
     // Twice at once (a scanner that gave up waiting posts again), then once more.
     expect((await Promise.all([post(), post()])).map((r) => r.status)).toEqual([201, 201]);
     expect((await post()).status).toBe(201);
-    const { matches } = await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`)).json();
+    const { matches } = await (await fetch(`${aUrl}/api/v1/verdicts?sha256=${hashed.sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     const ours = matches.filter((v: { local: boolean }) => v.local);
     expect(ours.map((v: { classifier: string }) => v.classifier).sort()).toEqual(['spot-a@1', 'spot-b@1']);
     expect(new Set(ours.map((v: { published: string }) => v.published)).size).toBe(1);

@@ -87,14 +87,14 @@ describe('vouch serve', () => {
     expect(imported.status).toBe(201);
     expect(await imported.json()).toEqual({ imported: 2, skipped: 0 });
 
-    const byPdq = await (await fetch(`${server.url}/api/v1/verdicts?pdq=${hashes.pdq}`)).json();
+    const byPdq = await (await fetch(`${server.url}/api/v1/verdicts?pdq=${hashes.pdq}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
     expect(byPdq.matches).toHaveLength(1);
     expect(byPdq.matches[0]).toMatchObject({ label: 'csam', method: 'hashlist', distance: 0, matched_by: 'pdq', source: 'partner' });
 
     // A re-encoded copy is a near duplicate: same verdict, small distance.
     const recoded = await syntheticJpeg(1, 1024, 768, 60);
     const near = await (await post('/api/v1/hash', recoded)).json();
-    const byNear = await (await fetch(`${server.url}/api/v1/verdicts?pdq=${near.pdq}`)).json();
+    const byNear = await (await fetch(`${server.url}/api/v1/verdicts?pdq=${near.pdq}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
     expect(byNear.matches).toHaveLength(1);
     expect(byNear.matches[0].distance).toBeLessThanOrEqual(31);
 
@@ -111,7 +111,7 @@ describe('vouch serve', () => {
 
   it('validates lookup queries', async () => {
     for (const query of ['', '?pdq=abc', '?sha256=zz', `?pdq=${'0'.repeat(64)}&max_distance=32`, `?pdq=${'0'.repeat(64)}&pdq=${'0'.repeat(64)}`]) {
-      const res = await fetch(`${server.url}/api/v1/verdicts${query}`);
+      const res = await fetch(`${server.url}/api/v1/verdicts${query}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       expect(res.status, query).toBe(400);
       expect((await res.json()).error.code).toMatch(/^bad_/);
     }
