@@ -16,15 +16,19 @@ import { StoreLockedError, openStore } from '../store/index.js';
 import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
 import { AuditError, auditPeer } from './audit.js';
 import { OutboundRequestError } from '../federation/safe-fetch.js';
+import { ClassifierError } from '../scanning/classifiers/onnx.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { Sweeper } from '../scanning/sweep.js';
+import { Quarantine, QuarantineKeyError, parseQuarantineKey } from '../scanning/quarantine.js';
+import { TrustService } from '../trust/service.js';
+import { Decider } from '../verdicts/decider.js';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
 import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
 
 class CliError extends Error {}
 
 /** Errors that an ordinary mistake (a typo, a missing file, a refused address) causes. */
-const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError];
+const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError, ClassifierError];
 
 /** A file system call refused on a path the operator chose (ENOENT, EACCES, EEXIST…): their setup, not a bug. */
 function isFileSystemError(err: unknown): boolean {
@@ -169,23 +173,40 @@ program
 
 program
   .command('scan')
-  .description('sweep a directory tree: hash, record and look up every file; resumes where it stopped')
+  .description('sweep a directory tree: hash, record and decide about every file as the server would; resumes where it stopped')
   .argument('<dir>', 'directory to sweep (e.g. the pict-rs files directory)')
   .option('-r, --report <file>', 'append the JSONL report here instead of stdout')
-  .option('-q, --quarantine <dir>', 'move files matching an abuse verdict here (kept, with a metadata sidecar)')
-  .option('--delete-matches', 'DELETE files matching an abuse verdict instead of quarantining them (destroys evidence)')
+  .option('-q, --quarantine', 'keep files decided block or review in the encrypted quarantine (VOUCH_QUARANTINE_KEY), then remove them from the folder')
+  .option('--delete-matches', 'DELETE files decided block (destroys evidence; review is left in place)')
   .option('--threads <n>', 'hashing threads (default: all cores)', positiveInteger)
   .option('--source <name>', 'source name recorded with each media row')
-  .option('--classify', 'classify images no verdict matches (VOUCH_CLASSIFIER; recorded as local verdicts)')
-  .action(async (dir: string, opts: { report?: string; quarantine?: string; deleteMatches?: boolean; threads?: number; source?: string; classify?: boolean }, command: Command) => {
+  .option('--classify', 'classify images the decision leaves unknown or disputed (VOUCH_CLASSIFIER; recorded as local verdicts), then decide again')
+  // Checked below: `--quarantine DIR` was the old form, and deserves more than "too many arguments".
+  .allowExcessArguments()
+  .action(async (dir: string, opts: { report?: string; quarantine?: boolean; deleteMatches?: boolean; threads?: number; source?: string; classify?: boolean }, command: Command) => {
+    if (command.args.length > 1) {
+      throw new CliError(
+        opts.quarantine
+          ? `--quarantine takes no folder: files go into the encrypted quarantine in the data directory (vouch scan ${dir} --quarantine)`
+          : `scan takes one folder, got ${command.args.length}`,
+      );
+    }
     if (opts.quarantine && opts.deleteMatches) throw new CliError('choose --quarantine or --delete-matches, not both');
     const root = await stat(dir).catch((err: NodeJS.ErrnoException) => {
       throw new CliError(`cannot scan ${dir}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`);
     });
     if (!root.isDirectory()) throw new CliError(`cannot scan ${dir}: not a directory (give the folder to sweep)`);
-    const quarantineDir = opts.quarantine ? await stat(opts.quarantine).catch(() => undefined) : undefined;
-    if (quarantineDir && !quarantineDir.isDirectory()) throw new CliError(`--quarantine ${opts.quarantine}: not a directory`);
     const { config, logger } = settings(command);
+    let quarantineKey: Buffer | undefined;
+    if (opts.quarantine) {
+      if (!config.quarantine.key) throw new CliError('--quarantine keeps files encrypted: set VOUCH_QUARANTINE_KEY (the server\'s key; `openssl rand -base64 32` for a new one)');
+      try {
+        quarantineKey = parseQuarantineKey(config.quarantine.key);
+      } catch (err) {
+        if (err instanceof QuarantineKeyError) throw new CliError(`VOUCH_QUARANTINE_KEY: ${err.message}`);
+        throw err;
+      }
+    }
     const report = opts.report
       ? await open(opts.report, 'a').catch((err: Error) => {
           throw new CliError(`cannot write the report to ${opts.report}: ${err.message}`);
@@ -196,13 +217,18 @@ program
     const out = report ? report.createWriteStream() : process.stdout;
     const bar = progressBar('files');
     try {
-      const sweeper = new Sweeper(core.store.db, core.verdicts, pool);
+      // The server's trust and policy, read-only here: a sweep changes neither, so nothing is published.
+      const trust = await TrustService.open(core.store.db);
+      const quarantine = quarantineKey
+        ? new Quarantine({ db: core.store.db, dataDir: config.dataDir, key: quarantineKey, retentionDays: () => trust.policy.quarantineRetentionDays ?? config.quarantine.retentionDays })
+        : undefined;
+      const sweeper = new Sweeper(core.store.db, core.verdicts, new Decider(core.verdicts, trust), pool);
       const classifiers = opts.classify ? await loadClassifiers(config) : undefined;
       const summary = await sweeper.sweep({
         classify: classifiers ? (path) => classifyFile(classifiers, path) : undefined,
         root: dir,
-        quarantineDir: opts.quarantine,
-        deleteMatches: opts.deleteMatches,
+        quarantine,
+        deleteBlocked: opts.deleteMatches,
         source: opts.source,
         report: (line) => {
           if (!out.write(`${JSON.stringify(line)}\n`)) return new Promise((r) => out.once('drain', () => r()));
@@ -212,7 +238,8 @@ program
       bar.stop();
       await Promise.all((classifiers ?? []).map((c) => c.close()));
       process.stderr.write(
-        `vouch scan: ${summary.files} files: ${summary.unknown} unknown, ${summary.matched} matched, ` +
+        `vouch scan: ${summary.files} files: ${summary.unknown} unknown, ${summary.matched} matched; ` +
+          `decided ${summary.block} block, ${summary.review} review, ${summary.allow} allow; ` +
           `${summary.quarantined} quarantined, ${summary.deleted} deleted, ${summary.errors} errors, ${summary.skipped} already done\n`,
       );
     } finally {

@@ -1,14 +1,32 @@
 // The `vouch` CLI as a user runs it: real processes, real files, the embedded store.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../server/config/index.js';
+import { Quarantine, parseQuarantineKey } from '../../server/scanning/quarantine.js';
+import { openStore } from '../../server/store/index.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
-import { LOCAL_FEDERATION_ENV, eventually, freePort, runCli, startVouch, type CliResult } from '../helpers/process.js';
+import { LOCAL_FEDERATION_ENV, eventually, freePort, runCli, startServerProcess, startVouch, type CliResult } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
 const TESTDATA = new URL('../fixtures/pdq/', import.meta.url);
+/** The key `vouch scan --quarantine` encrypts with (VOUCH_QUARANTINE_KEY). */
+const QUARANTINE_KEY = randomBytes(32).toString('base64');
+
+/** A quarantined item and its bytes, read back through the quarantine as the console would (logged). */
+async function readQuarantined(dataDir: string, id: number) {
+  const store = await openStore(loadConfig({ VOUCH_DATA_DIR: dataDir }));
+  try {
+    const quarantine = new Quarantine({ db: store.db, dataDir, key: parseQuarantineKey(QUARANTINE_KEY), retentionDays: 365 });
+    const bytes = await quarantine.read(id, { actor: 'test', reason: 'the sweep kept what it removed', action: 'reveal' });
+    return { bytes, item: await quarantine.get(id), log: await quarantine.accessLog(id) };
+  } finally {
+    await store.close();
+  }
+}
 
 describe('vouch hash', () => {
   it('prints one JSON line per file, and fails with a JSON error for a bad one', async () => {
@@ -61,7 +79,7 @@ describe('vouch scan and import-hashes', () => {
 
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  it('imports a list, sweeps, quarantines matches with their metadata, and resumes', async () => {
+  it('imports a list, sweeps, quarantines what the list blocks into the encrypted quarantine, and resumes', async () => {
     const hashed = JSON.parse((await runCli(['hash', join(media, 'a/known.jpg')], env)).stdout);
     // A near-duplicate of the known image, as a partner would have hashed it.
     const list = join(root, 'partner.csv');
@@ -71,23 +89,26 @@ describe('vouch scan and import-hashes', () => {
     expect(JSON.parse(imported.stdout)).toEqual({ imported: 2, skipped: 0 });
 
     const report = join(root, 'report.jsonl');
-    const quarantine = join(root, 'quarantine');
-    const first = await runCli(['scan', media, '--report', report, '--quarantine', quarantine], env);
+    const first = await runCli(['scan', media, '--report', report, '--quarantine'], { ...env, VOUCH_QUARANTINE_KEY: QUARANTINE_KEY });
     expect(first.code, first.stderr).toBe(0);
     const lines = readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const byFile = Object.fromEntries(lines.map((l) => [l.file, l]));
     expect(Object.keys(byFile).sort()).toEqual(Object.keys(files).sort());
-    expect(byFile['a/known.jpg']).toMatchObject({ status: 'quarantined', matches: [{ label: 'csam', distance: 0 }] });
-    expect(byFile['a/b/unknown.png']).toMatchObject({ status: 'unknown', matches: [] });
-    expect(byFile['a/b/turned.jpg']).toMatchObject({ status: 'quarantined', matches: [{ label: 'csam', matched_by: 'pdq' }] });
+    // Our own imported list decides at an exact PDQ match.
+    expect(byFile['a/known.jpg']).toMatchObject({ status: 'quarantined', outcome: 'block', label: 'csam', matches: [{ label: 'csam', distance: 0 }] });
+    expect(byFile['a/known.jpg'].reason).toEqual(expect.any(String));
+    expect(byFile['a/b/unknown.png']).toMatchObject({ status: 'unknown', outcome: 'unknown', label: null, matches: [] });
+    expect(byFile['a/b/turned.jpg']).toMatchObject({ status: 'quarantined', outcome: 'block', matches: [{ label: 'csam', matched_by: 'pdq' }] });
     expect(byFile['a/b/turned.jpg'].matches[0].distance).toBeLessThanOrEqual(16);
     expect(byFile['broken.jpg']).toMatchObject({ status: 'error', error: { code: 'unsupported_format' } });
+    expect(first.stderr).toMatch(/decided 2 block, 0 review, 0 allow; 2 quarantined/);
 
-    // Moved, not deleted: the bytes are intact under their SHA-256, with a sidecar.
+    // Gone from the folder, kept encrypted: the bytes read back through the quarantine are the file's.
     expect(existsSync(join(media, 'a/known.jpg'))).toBe(false);
-    const kept = join(quarantine, byFile['a/known.jpg'].sha256);
-    expect(readFileSync(kept).equals(files['a/known.jpg'])).toBe(true);
-    expect(JSON.parse(readFileSync(`${kept}.json`, 'utf8'))).toMatchObject({ original_path: 'a/known.jpg' });
+    expect(existsSync(join(media, 'a/b/turned.jpg'))).toBe(false);
+    const kept = await readQuarantined(env.VOUCH_DATA_DIR, byFile['a/known.jpg'].quarantine_id);
+    expect(kept.bytes.equals(files['a/known.jpg'])).toBe(true);
+    expect(kept.item).toMatchObject({ sha256: byFile['a/known.jpg'].sha256, source: `sweep:${media}`, decision: { outcome: 'block', label: 'csam' } });
 
     // A second run skips what is done and handles only the new file.
     writeFileSync(join(media, 'new.jpg'), await syntheticJpeg(14));
@@ -144,6 +165,85 @@ describe('vouch scan and import-hashes', () => {
   });
 });
 
+describe('vouch scan decides with trust and policy, as the server does', () => {
+  const TOKEN = randomBytes(32).toString('hex');
+  const trusted = new FakePeer();
+  const stranger = new FakePeer();
+  let root: string;
+  let media: string;
+  let env: Record<string, string>;
+  const files: Record<string, Buffer> = {};
+
+  beforeAll(async () => {
+    root = tempDir();
+    media = join(root, 'media');
+    mkdirSync(media);
+    files['trusted-says-csam.jpg'] = await syntheticJpeg(41);
+    files['stranger-says-csam.jpg'] = await syntheticJpeg(42);
+    for (const [name, bytes] of Object.entries(files)) writeFileSync(join(media, name), bytes);
+    await Promise.all([trusted.start('127.0.0.71'), stranger.start('127.0.0.72')]);
+    const port = await freePort('127.0.0.73');
+    const base = `http://127.0.0.73:${port}`;
+    env = { VOUCH_DATA_DIR: join(root, 'data'), VOUCH_PUBLIC_URL: base };
+    // The server follows both peers and trusts one; each peer's human verdict reaches its inbox.
+    const server = await startServerProcess({
+      ...env,
+      ...LOCAL_FEDERATION_ENV,
+      VOUCH_HOST: '127.0.0.73',
+      VOUCH_PORT: String(port),
+      VOUCH_ADMIN_TOKEN: TOKEN,
+      VOUCH_SCANNER: 'off',
+      REDIS_URL: '',
+    });
+    try {
+      const admin = (method: string, path: string, body: unknown) =>
+        fetch(`${base}/api/v1/admin${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      for (const peer of [trusted, stranger]) {
+        expect((await admin('POST', '/peers/follow', { target: peer.actor })).status).toBe(202);
+        const follow = await eventually(async () => peer.received.find((a) => a.type === 'Follow'), 15_000, 'the Follow');
+        expect((await peer.post(`${base}/actor/inbox`, peer.activity('Accept', follow))).status).toBe(202);
+      }
+      expect((await admin('PUT', '/trust', { peer: trusted.actor, abuse: 0.9 })).status).toBe(200);
+      for (const [peer, name] of [[trusted, 'trusted-says-csam.jpg'], [stranger, 'stranger-says-csam.jpg']] as const) {
+        const digest = createHash('sha256').update(files[name]).digest('hex');
+        const verdict = peer.signObject(peer.verdict([{ algorithm: 'sha256', digest }]));
+        expect((await peer.post(`${base}/actor/inbox`, peer.activity('Create', verdict))).status).toBe(202);
+      }
+    } finally {
+      // The embedded database admits one process: the sweep runs once the server has stopped.
+      await server.stop();
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all([trusted.stop(), stranger.stop()]);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('quarantines, encrypted, what a trusted peer blocks, and leaves what an untrusted issuer says alone', async () => {
+    const result = await runCli(['scan', media, '--quarantine'], { ...env, VOUCH_QUARANTINE_KEY: QUARANTINE_KEY });
+    expect(result.code, result.stderr).toBe(0);
+    const byFile = Object.fromEntries(result.stdout.trim().split('\n').map((l) => JSON.parse(l)).map((l) => [l.file, l]));
+
+    const blocked = byFile['trusted-says-csam.jpg'];
+    expect(blocked).toMatchObject({ status: 'quarantined', outcome: 'block', label: 'csam', matches: [{ issuer: trusted.actor, label: 'csam', distance: 0 }] });
+    expect(existsSync(join(media, 'trusted-says-csam.jpg'))).toBe(false);
+    const kept = await readQuarantined(env.VOUCH_DATA_DIR, blocked.quarantine_id);
+    expect(kept.bytes.equals(files['trusted-says-csam.jpg'])).toBe(true);
+    expect(kept.item?.decision).toMatchObject({ outcome: 'block', label: 'csam', summary: blocked.reason, top: [{ issuer: trusted.actor }] });
+    expect(kept.log.map((e) => [e.actor, e.action])).toEqual([['vouch scan', 'quarantine'], ['test', 'reveal']]);
+    // On disk it is ciphertext, not the image.
+    const onDisk = readFileSync(join(env.VOUCH_DATA_DIR, 'quarantine', blocked.sha256.slice(0, 2), `${blocked.sha256}.bin`));
+    expect(onDisk.includes(files['trusted-says-csam.jpg'].subarray(0, 64))).toBe(false);
+
+    // Matched, but by an issuer nobody trusts: no weight, no decision, the file stays.
+    const matched = byFile['stranger-says-csam.jpg'];
+    expect(matched).toMatchObject({ status: 'match', outcome: 'unknown', matches: [{ issuer: stranger.actor, label: 'csam', distance: 0 }] });
+    expect(matched.quarantine_id).toBeUndefined();
+    expect(readFileSync(join(media, 'stranger-says-csam.jpg')).equals(files['stranger-says-csam.jpg'])).toBe(true);
+  });
+});
+
 /** An ordinary mistake: a non-zero exit and a one-line message first on stderr, never a stack trace. */
 function expectMistake(result: CliResult, message: RegExp): void {
   expect(result.code, result.stderr).not.toBe(0);
@@ -157,6 +257,7 @@ describe('vouch on an ordinary mistake', () => {
 
   beforeAll(() => {
     root = tempDir();
+    mkdirSync(join(root, 'media'));
     env = { VOUCH_DATA_DIR: join(root, 'data') };
   });
 
@@ -168,9 +269,23 @@ describe('vouch on an ordinary mistake', () => {
     writeFileSync(file, 'x');
     expectMistake(await runCli(['scan', file], env), /^vouch: cannot scan .*file\.jpg: not a directory/);
     expectMistake(await runCli(['scan', root, '--report', join(root, 'missing', 'report.jsonl')], env), /^vouch: cannot write the report to .*report\.jsonl: ENOENT/);
-    expectMistake(await runCli(['scan', root, '--quarantine', file], env), /^vouch: --quarantine .*file\.jpg: not a directory$/);
-    // What the file system refuses on a path the operator chose is theirs to fix, not a bug.
-    expectMistake(await runCli(['scan', root, '--quarantine', join(file, 'kept')], env), /^vouch: ENOTDIR: not a directory, mkdir '.*file\.jpg\/kept'$/);
+  });
+
+  it('scan --quarantine: without a usable VOUCH_QUARANTINE_KEY, or with a folder as it once took', async () => {
+    const media = join(root, 'media');
+    expectMistake(await runCli(['scan', media, '--quarantine'], env), /^vouch: --quarantine keeps files encrypted: set VOUCH_QUARANTINE_KEY /);
+    expectMistake(
+      await runCli(['scan', media, '--quarantine'], { ...env, VOUCH_QUARANTINE_KEY: Buffer.alloc(16).toString('base64') }),
+      /^vouch: VOUCH_QUARANTINE_KEY: the quarantine key must be exactly 32 bytes/,
+    );
+    const key = { ...env, VOUCH_QUARANTINE_KEY: QUARANTINE_KEY };
+    expectMistake(await runCli(['scan', media, '--quarantine', join(root, 'kept')], key), /^vouch: --quarantine takes no folder: files go into the encrypted quarantine in the data directory/);
+    expectMistake(await runCli(['scan', media, '--quarantine', '--delete-matches'], key), /^vouch: choose --quarantine or --delete-matches, not both$/);
+  });
+
+  it('scan --classify: a classifier config that does not exist', async () => {
+    const result = await runCli(['scan', join(root, 'media'), '--classify'], { ...env, VOUCH_CLASSIFIER: join(root, 'missing-model.json') });
+    expectMistake(result, /^vouch: cannot read ONNX classifier config .*missing-model\.json: ENOENT/);
   });
 
   it('audit: something that is not a URL', async () => {
@@ -209,6 +324,21 @@ describe('vouch on an ordinary mistake', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/federation\.allowHttp: must be true\/false, 1\/0 or yes\/no \(set by VOUCH_FEDERATION_ALLOW_HTTP\)/);
     expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('vouch on an error it has no better words for', () => {
+  it('prints one line, and the stack trace only under --debug', async () => {
+    // A PostgreSQL server that is not there fails the migrations with a plain Error.
+    const dir = tempDir();
+    const env = { DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort('127.0.0.1')}/nowhere` };
+    const plain = await runCli(['scan', dir], env);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/^vouch: unexpected error: .*ECONNREFUSED.* \(run again with --debug for its stack trace\)\n$/);
+    const debug = await runCli(['--debug', 'scan', dir], env);
+    expect(debug.code).toBe(2);
+    expect(debug.stderr).toMatch(/^vouch: unexpected error: .*ECONNREFUSED.*\n.*\n\s+at /);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 
