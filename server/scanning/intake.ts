@@ -107,6 +107,8 @@ export class MediaIntake {
   private readonly nodes = new Map<string, ScannerNodeSeen>();
   /** Scan results being recorded, by decision: a second post of one waits for the first. */
   private readonly recording = new PerKeySerial<number>();
+  /** Classifiers already reported as missing from the policy's classifierScopes (warned once each). */
+  private readonly unscoped = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -217,6 +219,13 @@ export class MediaIntake {
     const issued = new Set(earlier.map((v) => v.classifier));
     const published = earlier.length > 0 ? new Date(earlier[0].published) : new Date();
     for (const result of results) {
+      if (!(result.classifier.name in this.trust.policy.classifierScopes) && !this.unscoped.has(result.classifier.name)) {
+        this.unscoped.add(result.classifier.name);
+        this.logger.warn(
+          { classifier: result.classifier.name },
+          'this classifier is not in the policy\'s classifierScopes: its ok counts against no label here or at peers until it is named there (docs/operator-guide.md)',
+        );
+      }
       if (issued.has(classifierText(result.classifier))) continue;
       await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source, published });
       this.options.metrics?.scans.inc({ label: result.label });
