@@ -269,6 +269,8 @@ describe('vouch on an ordinary mistake', () => {
     writeFileSync(file, 'x');
     expectMistake(await runCli(['scan', file], env), /^vouch: cannot scan .*file\.jpg: not a directory/);
     expectMistake(await runCli(['scan', root, '--report', join(root, 'missing', 'report.jsonl')], env), /^vouch: cannot write the report to .*report\.jsonl: ENOENT/);
+    // What the file system refuses on a path the operator chose is theirs to fix, not a bug.
+    expectMistake(await runCli(['scan', root], { VOUCH_DATA_DIR: join(file, 'data') }), /^vouch: ENOTDIR: not a directory, mkdir '.*file\.jpg\/data/);
   });
 
   it('scan --quarantine: without a usable VOUCH_QUARANTINE_KEY, or with a folder as it once took', async () => {
