@@ -30,10 +30,13 @@ class CliError extends Error {}
 /** Errors that an ordinary mistake (a typo, a missing file, a refused address) causes. */
 const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError, ClassifierError];
 
-/** A file system call refused on a path the operator chose (ENOENT, EACCES, EEXIST…): their setup, not a bug. */
-function isFileSystemError(err: unknown): boolean {
-  const { code, path } = err as { code?: unknown; path?: unknown };
-  return err instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof path === 'string';
+/**
+ * A system call refused on something the operator chose: a path (ENOENT, EACCES, EEXIST…) or the
+ * address to listen on (EADDRINUSE). Their setup to fix, not a bug.
+ */
+function isSetupError(err: unknown): boolean {
+  const { code, path, syscall } = err as { code?: unknown; path?: unknown; syscall?: unknown };
+  return err instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && (typeof path === 'string' || syscall === 'listen');
 }
 
 function settings(command: Command, level?: 'info'): { config: Config; logger: Logger } {
@@ -598,7 +601,7 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (USER_ERRORS.some((type) => err instanceof type) || isFileSystemError(err)) {
+  if (USER_ERRORS.some((type) => err instanceof type) || isSetupError(err)) {
     process.stderr.write(`vouch: ${(err as Error).message}\n`);
   } else {
     // A bug, not a mistake: still one line unless asked for the stack.

@@ -290,6 +290,19 @@ describe('vouch on an ordinary mistake', () => {
     expectMistake(result, /^vouch: cannot read ONNX classifier config .*missing-model\.json: ENOENT/);
   });
 
+  it('serve: a port already in use', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const result = await runCli(['serve'], { ...env, VOUCH_HOST: '127.0.0.1', VOUCH_PORT: String(port), VOUCH_SCANNER: 'off', REDIS_URL: '' });
+      expectMistake(result, new RegExp(`^vouch: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}$`));
+    } finally {
+      taken.close();
+    }
+  });
+
   it('audit: something that is not a URL', async () => {
     expectMistake(await runCli(['audit', 'not-a-url'], env), /'not-a-url' is invalid .*must be an http:\/\/ or https:\/\/ URL/);
   });
