@@ -18,6 +18,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   scanner: async () => (await import('./scanner.js')).benchScanner(),
   trust: async () => (await import('./trust.js')).benchTrust(),
   'federation-sim': async () => (await import('./federation-sim.js')).benchFederationSim(),
+  start: async () => (await import('./start.js')).benchStart(),
   'pdq-radius': async () => (await import('./pdq-radius.js')).benchPdqRadius(),
 };
 
