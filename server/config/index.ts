@@ -15,6 +15,18 @@ const booleanSetting = z.preprocess(
   z.boolean({ error: `must be ${BOOLEAN_FORMS}` }),
 );
 
+/**
+ * A boolean variable outside the configuration (a switch of the test harness or a tool), read as
+ * the settings are: unset or empty is false, anything not in BOOLEAN_FORMS a ConfigError.
+ */
+export function booleanVariable(env: NodeJS.ProcessEnv, name: string): boolean {
+  const value = env[name];
+  if (value === undefined || value === '') return false;
+  const parsed = BOOLEAN_WORDS[value.trim().toLowerCase()];
+  if (parsed === undefined) throw new ConfigError(`${name}: must be ${BOOLEAN_FORMS}`);
+  return parsed;
+}
+
 const configSchema = z
   .object({
     dataDir: z.string().min(1).default('./data'),

@@ -7,8 +7,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { booleanVariable } from '../../server/config/index.js';
 
-export const REQUIRE_SERVICES = process.env.VOUCH_REQUIRE_SERVICES === '1';
+export const REQUIRE_SERVICES = booleanVariable(process.env, 'VOUCH_REQUIRE_SERVICES');
 export const POSTGRES_URL = process.env.VOUCH_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.VOUCH_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../server/config/index.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, booleanVariable, loadConfig } from '../../server/config/index.js';
 import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { tempDir } from '../helpers/services.js';
 
@@ -85,5 +85,15 @@ describe('config', () => {
     writeFileSync(file, JSON.stringify({ federation: { publicOkFeed: 1 } }));
     // From the file: the key is named, and no variable is blamed.
     expect(() => loadConfig({ VOUCH_CONFIG: file })).toThrow(/federation\.publicOkFeed: must be true\/false, 1\/0 or yes\/no$/);
+  });
+
+  it('reads switches outside the configuration (VOUCH_REQUIRE_SERVICES) the same way', () => {
+    expect(booleanVariable({}, 'VOUCH_REQUIRE_SERVICES')).toBe(false);
+    expect(booleanVariable({ VOUCH_REQUIRE_SERVICES: '' }, 'VOUCH_REQUIRE_SERVICES')).toBe(false);
+    for (const text of ['1', 'true', 'YES']) expect(booleanVariable({ VOUCH_REQUIRE_SERVICES: text }, 'VOUCH_REQUIRE_SERVICES')).toBe(true);
+    for (const text of ['0', 'False', 'no']) expect(booleanVariable({ VOUCH_REQUIRE_SERVICES: text }, 'VOUCH_REQUIRE_SERVICES')).toBe(false);
+    expect(() => booleanVariable({ VOUCH_REQUIRE_SERVICES: 'on' }, 'VOUCH_REQUIRE_SERVICES')).toThrow(
+      new ConfigError('VOUCH_REQUIRE_SERVICES: must be true/false, 1/0 or yes/no'),
+    );
   });
 });
