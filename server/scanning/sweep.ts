@@ -1,53 +1,76 @@
 // Directory sweep: hashes every file under a root (a pict-rs files directory, say), records it,
-// looks it up and reports one JSON line per file. Resumable: a file already handled with the same
-// size and mtime is skipped, so an interrupted sweep continues where it stopped.
-import { mkdir, opendir, rename, stat, unlink, writeFile, copyFile } from 'node:fs/promises';
+// decides about it through the decider (trust, policy and weights, exactly as the server decides)
+// and reports one JSON line per file. On request, what is decided `block` or `review` is kept in
+// the encrypted quarantine and only then removed from the tree. Resumable: a file already handled
+// with the same size and mtime is skipped, so an interrupted sweep continues where it stopped.
+import { createHash } from 'node:crypto';
+import { opendir, readFile, stat, unlink } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Db } from '../store/index.js';
 import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
+import type { Decided, Decider } from '../verdicts/decider.js';
+import type { MatchQuery } from '../matching/matcher.js';
 import type { Label } from '../../shared/vocab/verdict.js';
+import type { Outcome } from '../trust/decide.js';
+import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool, HashOutcome } from './hash-pool.js';
 import { recordMedia } from './media.js';
+import { summarizeDecision, type Quarantine } from './quarantine.js';
 
 export interface SweepOptions {
   root: string;
-  /** Move files that match a verdict here (never deleted unless deleteMatches). */
-  quarantineDir?: string;
-  /** Delete matching files instead of keeping them: only on the operator's explicit request. */
-  deleteMatches?: boolean;
-  /** Which labels count as a match worth acting on; `ok` verdicts never move a file. */
-  actOnLabels?: ReadonlySet<string>;
+  /**
+   * Keep files decided `block` or `review` here (encrypted, access-logged, with the decision), then
+   * remove them from the tree: the same quarantine the server and the console use.
+   */
+  quarantine?: Quarantine;
+  /** Delete files decided `block` (never `review`): only on the operator's explicit request. */
+  deleteBlocked?: boolean;
   source?: string;
   /** Called once per file, in completion order, with the report line. */
   report: (line: SweepReportLine) => void | Promise<void>;
   /** Progress: total known once the walk is done; `done` counts handled and skipped files. */
   progress?: (done: number, total: number | undefined) => void;
   /**
-   * Classifies images no verdict matched and records the result as a local classifier verdict
-   * (offline: recorded, not signed or published; the server publishes what its scanner finds).
+   * Classifies images the decision asks to scan (unknown, or disputed and not yet classified here)
+   * and records one local classifier verdict per model (offline: recorded, not signed or published;
+   * the server publishes what its scanner finds). The file is then decided again.
    */
-  /** One result per model. */
   classify?: (path: string) => Promise<Array<{ label: Label; confidence: number; classifier: { name: string; version: string } }>>;
 }
 
 export interface SweepReportLine {
   file: string;
+  /** What happened to the file: `match` = verdicts matched it, `unknown` = none did. */
   status: 'unknown' | 'match' | 'error' | 'quarantined' | 'deleted';
+  /** The decision, as the server would take it now. */
+  outcome?: Outcome;
+  label?: Label | null;
+  /** The decision's explanation in one sentence. */
+  reason?: string;
   sha256?: string;
   pdq?: string;
   pdq_quality?: number;
+  /** Every verdict that matched, whether or not it counted (the decision says what did). */
   matches?: Array<{ id: string; issuer: string; label: string; confidence: number; distance: number; matched_by: string }>;
   /** One entry per model (VOUCH_CLASSIFIER may list several). */
   classified?: Array<{ label: string; confidence: number; classifier: string }>;
-  quarantined_to?: string;
+  /** The quarantine item the file is kept as (`vouch quarantine show ID`). */
+  quarantine_id?: number;
   error?: { code: string; message: string };
 }
 
 export interface SweepSummary {
   files: number;
   skipped: number;
+  /** Files no verdict matched. */
   unknown: number;
+  /** Files some verdict matched. */
   matched: number;
+  /** Decisions, by outcome. */
+  block: number;
+  review: number;
+  allow: number;
   quarantined: number;
   deleted: number;
   errors: number;
@@ -64,37 +87,40 @@ async function* walk(dir: string, exclude: string | undefined): AsyncGenerator<s
   }
 }
 
-/** Moves a file across filesystems if need be; the copy is verified before the original goes. */
-async function moveFile(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await copyFile(from, to);
-    await unlink(from);
-  }
+/** The lookup the server makes for media: SHA-256, the PDQ of all eight rotations and mirrors, pHash-64. */
+function lookupQuery(h: ImageHashesWithDihedral): MatchQuery {
+  return {
+    sha256: Buffer.from(h.sha256, 'hex'),
+    pdq: Object.values(h.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
+    pdqQuality: h.pdqQuality,
+    phash64: Buffer.from(h.phash64, 'hex'),
+  };
 }
+
+/** A file the sweep could not act on; it stays where it is, and the next sweep tries it again. */
+class SweepActionError extends Error {}
 
 export class Sweeper {
   constructor(
     private readonly db: Db,
     private readonly verdicts: VerdictService,
+    private readonly decider: Decider,
     private readonly pool: HashPool,
   ) {}
 
   async sweep(options: SweepOptions): Promise<SweepSummary> {
+    if (options.quarantine && options.deleteBlocked) throw new Error('quarantine or delete blocked files, not both');
     const root = resolve(options.root);
     const rootInfo = await stat(root).catch(() => undefined);
     if (!rootInfo?.isDirectory()) throw new Error(`${options.root} is not a directory`);
-    const quarantineDir = options.quarantineDir ? resolve(options.quarantineDir) : undefined;
-    if (quarantineDir) await mkdir(quarantineDir, { recursive: true, mode: 0o700 });
-    const actOn = options.actOnLabels ?? new Set(['csam', 'sexual', 'gore', 'hate', 'spam']);
+    // The quarantine may live inside the swept tree (a data directory under it): never sweep it.
+    const exclude = options.quarantine?.root;
     const source = options.source ?? `sweep:${root}`;
-    const summary: SweepSummary = { files: 0, skipped: 0, unknown: 0, matched: 0, quarantined: 0, deleted: 0, errors: 0 };
+    const summary: SweepSummary = { files: 0, skipped: 0, unknown: 0, matched: 0, block: 0, review: 0, allow: 0, quarantined: 0, deleted: 0, errors: 0 };
 
     // Counting first gives the progress bar a total and an ETA; the walk is cheap next to hashing.
     let total = 0;
-    for await (const _ of walk(root, quarantineDir)) total++;
+    for await (const _ of walk(root, exclude)) total++;
     options.progress?.(0, total);
 
     const handled = await this.handledFiles(root);
@@ -102,7 +128,7 @@ export class Sweeper {
     const limit = this.pool.threads * 2;
     let done = 0;
 
-    for await (const path of walk(root, quarantineDir)) {
+    for await (const path of walk(root, exclude)) {
       const rel = relative(root, path);
       const info = await stat(path).catch(() => undefined);
       summary.files++;
@@ -114,7 +140,7 @@ export class Sweeper {
       }
       const task = this.pool
         .hashFile(path)
-        .then((outcome) => this.handle(root, rel, path, info, outcome, options, quarantineDir, actOn, source, summary))
+        .then((outcome) => this.handle(root, rel, path, info, outcome, options, source, summary))
         .then(() => {
           inFlight.delete(task);
           options.progress?.(++done, total);
@@ -142,61 +168,117 @@ export class Sweeper {
     info: { size: number; mtimeMs: number } | undefined,
     outcome: HashOutcome,
     options: SweepOptions,
-    quarantineDir: string | undefined,
-    actOn: ReadonlySet<string>,
     source: string,
     summary: SweepSummary,
   ): Promise<void> {
-    let line: SweepReportLine;
     if (!outcome.ok) {
       summary.errors++;
-      line = { file: rel, status: 'error', error: { code: outcome.code, message: outcome.message } };
-    } else {
-      const h = outcome.hashes;
-      await recordMedia(this.db, h, outcome.byteSize, source);
-      const matches = await this.verdicts.find({
-        sha256: Buffer.from(h.sha256, 'hex'),
-        pdq: Object.values(h.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-        pdqQuality: h.pdqQuality,
-      });
-      line = {
-        file: rel,
-        status: matches.length > 0 ? 'match' : 'unknown',
-        sha256: h.sha256,
-        pdq: h.pdq,
-        pdq_quality: h.pdqQuality,
-        matches: matches.map(matchJson),
-      };
-      if (matches.length > 0) summary.matched++;
-      else summary.unknown++;
-      if (matches.length === 0 && options.classify) {
-        const results = await options.classify(path);
-        line.classified = results.map((r) => ({ label: r.label, confidence: r.confidence, classifier: `${r.classifier.name}@${r.classifier.version}` }));
-        await this.verdicts.recordLocal(
-          results.map((r) => ({
-            subjects: [
-              { algorithm: 'sha256' as const, digest: h.sha256 },
-              { algorithm: 'pdq' as const, digest: h.pdq, quality: h.pdqQuality },
-            ],
-            label: r.label,
-            confidence: r.confidence,
-            method: 'classifier' as const,
-            classifier: r.classifier,
-            source,
-          })),
-        );
-      }
-      const actionable = matches.some((m) => actOn.has(m.label));
-      if (actionable && options.deleteMatches) {
-        await unlink(path);
-        line.status = 'deleted';
-        summary.deleted++;
-      } else if (actionable && quarantineDir) {
-        line.quarantined_to = await this.quarantine(path, rel, h.sha256, matches, quarantineDir);
-        line.status = 'quarantined';
-        summary.quarantined++;
-      }
+      const line: SweepReportLine = { file: rel, status: 'error', error: { code: outcome.code, message: outcome.message } };
+      await this.markHandled(root, rel, info, line);
+      await options.report(line);
+      return;
     }
+    const h = outcome.hashes;
+    const mediaId = await recordMedia(this.db, h, outcome.byteSize, source);
+    const query = lookupQuery(h);
+    const matches = await this.verdicts.find(query);
+    let decision = this.decider.decideFrom(matches, query);
+    const line: SweepReportLine = {
+      file: rel,
+      status: matches.length > 0 ? 'match' : 'unknown',
+      sha256: h.sha256,
+      pdq: h.pdq,
+      pdq_quality: h.pdqQuality,
+      matches: matches.map(matchJson),
+    };
+    if (matches.length > 0) summary.matched++;
+    else summary.unknown++;
+    if (decision.scan && options.classify) {
+      const results = await options.classify(path);
+      line.classified = results.map((r) => ({ label: r.label, confidence: r.confidence, classifier: `${r.classifier.name}@${r.classifier.version}` }));
+      await this.verdicts.recordLocal(
+        results.map((r) => ({
+          subjects: [
+            { algorithm: 'sha256' as const, digest: h.sha256 },
+            { algorithm: 'pdq' as const, digest: h.pdq, quality: h.pdqQuality },
+            { algorithm: 'phash64' as const, digest: h.phash64 },
+          ],
+          label: r.label,
+          confidence: r.confidence,
+          method: 'classifier' as const,
+          classifier: r.classifier,
+          source,
+        })),
+      );
+      // Our scanner's verdicts are evidence like any other: decide again with them.
+      decision = await this.decider.decide(query);
+    }
+    Object.assign(line, { outcome: decision.outcome, label: decision.label, reason: decision.explanation.reason });
+    if (decision.outcome === 'block' || decision.outcome === 'review' || decision.outcome === 'allow') summary[decision.outcome]++;
+    await this.recordDecision(mediaId, decision, source);
+    try {
+      await this.act(path, h, decision, options, source, line, summary);
+    } catch (err) {
+      if (!(err instanceof SweepActionError)) throw err;
+      summary.errors++;
+      line.status = 'error';
+      line.error = { code: 'not_acted_on', message: err.message };
+      // Not marked handled: the file is where it was, and the next sweep decides and acts again.
+      await options.report(line);
+      return;
+    }
+    await this.markHandled(root, rel, info, line);
+    await options.report(line);
+  }
+
+  /** The decision as the server records it: the console lists block and review for a moderator. */
+  private async recordDecision(mediaId: number, decision: Decided, source: string): Promise<void> {
+    await this.db
+      .insertInto('decisions')
+      .values({ media_id: mediaId, outcome: decision.outcome, label: decision.label, source, scan_requested: false, explanation: JSON.stringify(decision.explanation) })
+      .execute();
+  }
+
+  /** Quarantines (block, review) or deletes (block) the file, as the operator asked; nothing otherwise. */
+  private async act(
+    path: string,
+    h: ImageHashesWithDihedral,
+    decision: Decided,
+    options: SweepOptions,
+    source: string,
+    line: SweepReportLine,
+    summary: SweepSummary,
+  ): Promise<void> {
+    if (decision.outcome === 'block' && options.deleteBlocked) {
+      await unlink(path);
+      line.status = 'deleted';
+      summary.deleted++;
+      return;
+    }
+    if ((decision.outcome !== 'block' && decision.outcome !== 'review') || !options.quarantine) return;
+    const bytes = await readFile(path).catch((err: Error) => {
+      throw new SweepActionError(`cannot read it again to quarantine it: ${err.message}`);
+    });
+    if (createHash('sha256').update(bytes).digest('hex') !== h.sha256) {
+      throw new SweepActionError('it changed while it was being swept: left in place, sweep again');
+    }
+    const item = await options.quarantine.put({
+      bytes,
+      sha256: h.sha256,
+      pdq: h.pdq,
+      format: h.format,
+      source,
+      decision: summarizeDecision(decision),
+      actor: 'vouch scan',
+    });
+    // Only once the encrypted copy and its record are committed: the file is never lost.
+    await unlink(path);
+    line.status = 'quarantined';
+    line.quarantine_id = item.id;
+    summary.quarantined++;
+  }
+
+  private async markHandled(root: string, rel: string, info: { size: number; mtimeMs: number } | undefined, line: SweepReportLine): Promise<void> {
     await this.db
       .insertInto('sweep_files')
       .values({
@@ -219,21 +301,6 @@ export class Sweeper {
         })),
       )
       .execute();
-    await options.report(line);
-  }
-
-  /** Keeps the file under its SHA-256 with a metadata sidecar: evidence is preserved, not destroyed. */
-  private async quarantine(path: string, rel: string, sha256: string, matches: VerdictMatch[], dir: string): Promise<string> {
-    const target = join(dir, sha256);
-    await moveFile(path, target);
-    const meta = {
-      original_path: rel,
-      sha256,
-      quarantined_at: new Date().toISOString(),
-      matches: matches.map(matchJson),
-    };
-    await writeFile(`${target}.json`, `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
-    return target;
   }
 }
 

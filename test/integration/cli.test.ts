@@ -138,12 +138,16 @@ describe('vouch scan and import-hashes', () => {
         { label: triage, classifier: expect.stringMatching(/^nsfwjs-inception-v3@/) },
       ],
     });
+    // Decided again with our scanner's verdicts as evidence: no longer unknown.
+    expect(['allow', 'review', 'block']).toContain(line.outcome);
     const hashed = JSON.parse((await runCli(['hash', join(fresh, 'new.jpg')], env)).stdout);
     writeFileSync(join(fresh, 'copy.jpg'), readFileSync(join(fresh, 'new.jpg')));
     const again = await runCli(['scan', fresh, '--report', report], env);
     expect(again.code, again.stderr).toBe(0);
     const last = JSON.parse(readFileSync(report, 'utf8').trim().split('\n').pop()!);
-    expect(last).toMatchObject({ file: 'copy.jpg', sha256: hashed.sha256, status: 'match' });
+    // The copy is decided from what was remembered, the same way, without classifying it again.
+    expect(last).toMatchObject({ file: 'copy.jpg', sha256: hashed.sha256, status: 'match', outcome: line.outcome, label: line.label });
+    expect(last.classified).toBeUndefined();
     expect(last.matches.map((m: { label: string }) => m.label).sort()).toEqual(line.classified.map((c: { label: string }) => c.label).sort());
   });
 
