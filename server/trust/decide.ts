@@ -878,6 +878,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   if (authority === undefined && (outcome === 'allow' || outcome === 'block')) {
     const sides = outcome === 'allow' ? work.filter((w) => policy.allow.labels.includes(w.evidence.label) || w.evidence.r > 0).map((w) => w.sameImage) : [focus.abuse];
     const deciding = outcome === 'allow' ? focus.sameImage : focus.abuse;
+    if (deciding.winners.some((e) => !e.peer.v.local)) explanation.decidedBy = 'peers';
     basis = deciding.counted
       .map(asBasis)
       .filter((b): b is BasisSource => b !== undefined)
@@ -886,7 +887,6 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     // An allow holds for every label it cleared, each with its own ok-side weights: what any of them rests on.
     if (basis.length > 0) expires = earliestExpiry(sides.flatMap((side) => [...side.counted, ...side.winners]));
   }
-  if (basis.length > 0) explanation.decidedBy = 'peers';
   const undecided = outcome === 'unknown' || outcome === 'review';
   return { outcome, label, scan: undecided && !ownScanOfThisFile, explanation, basis, expires };
 }
