@@ -3,9 +3,17 @@
 // reaches are printed; docs/benchmarks.md ("Match radii") has the same over many targets.
 import { readFile } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeNormalized, hashImage, hashImageWithDihedral, hexHammingDistance, pdqFromHex } from '../../shared/hashing/index.js';
+import { decodeNormalized, hashImage, hashImageWithDihedral, hexHammingDistance, pdqFromHex, phashFromHex } from '../../shared/hashing/index.js';
 import { syntheticPng } from '../helpers/images.js';
-import { craftCollision, lowerMedian, pdqBit, pdqCoefficients, stripedGradientPng } from '../helpers/pdq-collision.js';
+import {
+  craftCollision,
+  lowerMedian,
+  pdqBit,
+  pdqCoefficients,
+  phashBit,
+  phashCoefficients,
+  stripedGradientPng,
+} from '../helpers/pdq-collision.js';
 
 // The radii `npm run bench -- pdq-radius` recommends (docs/benchmarks.md, "Match radii").
 const STRICT_PDQ_RADIUS = 18;
@@ -18,23 +26,32 @@ afterAll(() => {
   if (report.length > 0) console.log(`PDQ collisions:\n  ${report.join('\n  ')}`);
 });
 
-/** Bits where the helper's transcription of PDQ disagrees with the product's hash. */
-async function modelDisagreement(bytes: Buffer): Promise<number> {
+/** Bits where the helper's transcriptions of PDQ and pHash-64 disagree with the product's hashes. */
+async function modelDisagreement(bytes: Buffer): Promise<{ pdq: number; phash: number }> {
   const img = await decodeNormalized(bytes);
+  const hashes = await hashImage(bytes);
   const coeffs = pdqCoefficients(img.luma, img.width, img.height);
   const median = lowerMedian(coeffs);
-  const hash = pdqFromHex((await hashImage(bytes)).pdq);
-  let differing = 0;
+  const pdq = pdqFromHex(hashes.pdq);
+  let pdqDiffering = 0;
   for (let i = 0; i < 16; i++) {
-    for (let j = 0; j < 16; j++) if (coeffs[i * 16 + j] > median !== pdqBit(hash, i, j)) differing++;
+    for (let j = 0; j < 16; j++) if (coeffs[i * 16 + j] > median !== pdqBit(pdq, i, j)) pdqDiffering++;
   }
-  return differing;
+  const p = phashCoefficients(img.luma, img.width, img.height);
+  const sorted = Float64Array.from(p).sort();
+  const phashMedian = (sorted[31] + sorted[32]) / 2;
+  const phash = phashFromHex(hashes.phash64);
+  let phashDiffering = 0;
+  for (let k = 0; k < 64; k++) if (p[k] > phashMedian !== phashBit(phash, k)) phashDiffering++;
+  return { pdq: pdqDiffering, phash: phashDiffering };
 }
 
 describe('PDQ collision generator', () => {
-  it("models PDQ's coefficients as the product computes them (float rounding apart)", async () => {
+  it("models PDQ's and pHash-64's coefficients as the product computes them (float rounding apart)", async () => {
     for (const bytes of [await bridgeBytes(), await stripedGradientPng()]) {
-      expect(await modelDisagreement(bytes)).toBeLessThanOrEqual(2);
+      const { pdq, phash } = await modelDisagreement(bytes);
+      expect(pdq).toBeLessThanOrEqual(2);
+      expect(phash).toBeLessThanOrEqual(2);
     }
   });
 
@@ -81,6 +98,27 @@ describe('PDQ collision generator', () => {
     );
   });
 
+  it('steers pHash-64 too when told to: a photo-like picture passes both checks', async () => {
+    const bridge = await hashImage(await bridgeBytes());
+    const source = await syntheticPng(7, 480, 360);
+    const crafted = await craftCollision(source, bridge.pdq, {
+      maxDistance: STRICT_PDQ_RADIUS,
+      maxRounds: 10,
+      targetPhash64: bridge.phash64,
+      maxPhashDistance: PHASH_RADIUS,
+    });
+    const hashes = await hashImageWithDihedral(crafted.bytes);
+    expect(crafted.reached).toBe(true);
+    expect(hexHammingDistance(hashes.pdq, bridge.pdq)).toBeLessThanOrEqual(STRICT_PDQ_RADIUS);
+    expect(hexHammingDistance(hashes.phash64, bridge.phash64)).toBeLessThanOrEqual(PHASH_RADIUS);
+    expect(crafted.phashDistance).toBe(hexHammingDistance(hashes.phash64, bridge.phash64));
+    expect(crafted.psnrDb).toBeGreaterThan(15);
+    report.push(
+      `photo-like seed 7 -> dih_bridge-1, steering pHash too: PDQ ${crafted.distance}, pHash-64 ${crafted.phashDistance} bits ` +
+        `after ${crafted.rounds} round(s), PSNR ${crafted.psnrDb.toFixed(1)} dB`,
+    );
+  });
+
   it('returns the closest image and reached: false when it runs out of rounds', async () => {
     const bridge = await hashImage(await bridgeBytes());
     const source = await stripedGradientPng();
@@ -96,5 +134,9 @@ describe('PDQ collision generator', () => {
     await expect(craftCollision(source, 'not-a-hash', { maxDistance: 8, maxRounds: 1 })).rejects.toThrow(TypeError);
     await expect(craftCollision(source, '0'.repeat(64), { maxDistance: -1, maxRounds: 1 })).rejects.toThrow(RangeError);
     await expect(craftCollision(source, '0'.repeat(64), { maxDistance: 8, maxRounds: 1.5 })).rejects.toThrow(RangeError);
+    await expect(craftCollision(source, '0'.repeat(64), { maxDistance: 8, maxRounds: 1, targetPhash64: 'zz' })).rejects.toThrow(TypeError);
+    await expect(
+      craftCollision(source, '0'.repeat(64), { maxDistance: 8, maxRounds: 1, targetPhash64: '0'.repeat(16), maxPhashDistance: -2 }),
+    ).rejects.toThrow(RangeError);
   });
 });
