@@ -9,8 +9,9 @@
 //    hashes admit crafted near-collisions, so a weaker match never overrides a trusted human verdict
 //    at a stronger one: when they conflict the outcome is `review`.
 // 2. Our own moderators' verdicts and imported hash lists decide at exact or strict match (the
-//    closest, then the newest), unless closer evidence contradicts them (review). Further out they
-//    are evidence at full weight, like our own classifiers: our scanner is a classifier like anyone's.
+//    closest, then the newest; an `ok` only on the same image), unless closer evidence contradicts
+//    them (review). Otherwise they are evidence at full weight, like our own classifiers: our
+//    scanner is a classifier like anyone's.
 // 3. Otherwise, for each abuse label L, evidence FOR (r) sums `weight × confidence × match(distance)`
 //    over verdicts labelled L at any tier (blocks keep the wide radius: a false block is quarantined
 //    and reviewable), and evidence AGAINST (s) sums the same over `ok` verdicts that can see L (a
@@ -22,10 +23,10 @@
 //    (decision 13). One issuer's counted evidence on a side is capped at `issuerCap` × its weight.
 // 4. Beta reputation with prior weight W (Jøsang): p = (r + W/2) / (r + s + W), u = W / (r + s + W).
 // 5. review (disputed, or a conflict across tiers) beats block, which beats allow; anything else is
-//    unknown. Allow needs the same image: only `ok` evidence at exact SHA-256, or at the strict radius
-//    with the second hash (pHash-64) agreeing, counts towards it, for every label the policy names
-//    and every label with any evidence for it. review and unknown ask for a scan, unless our own
-//    scanner has already classified this very file.
+//    unknown. Allow needs the same image: only `ok` evidence at exact SHA-256 (or, where the policy
+//    turns on match.nearDuplicateAllows, at the strict radius with pHash-64 agreeing) counts towards
+//    it, for every label the policy names and every label with any evidence for it. review and
+//    unknown ask for a scan, unless our own scanner has already classified this very file.
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
@@ -100,13 +101,13 @@ export type WeightFn = (issuer: string, polarity: Polarity, label: AbuseLabel) =
 const evidenceAmount = z.number().min(0).max(1000);
 
 /**
- * PDQ distance up to which a match is a near-duplicate (rule 1). Benign copies (resize, recompress,
- * light crop) of the reference photos fall within it; unrelated images essentially never do
- * (docs/benchmarks.md, "Match radii").
+ * PDQ distance up to which a match is a near-duplicate (rule 1): 95 % of mild benign edits
+ * (resizes, JPEG recompression, brightness) of the reference photos and a generated set fall
+ * within it; no unrelated pair of 46,971 came closer than 94 (docs/benchmarks.md, "Match radii").
  */
-export const STRICT_PDQ_RADIUS = 10;
-/** pHash-64 distance within which the second hash agrees (same measurements). */
-export const PHASH_RADIUS = 8;
+export const STRICT_PDQ_RADIUS = 18;
+/** pHash-64 distance within which the second hash agrees: 99 % of those mild edits (same measurements). */
+export const PHASH_RADIUS = 4;
 
 /**
  * The bundled adult-content models see `sexual`, and `csam` as far as "not sexual" argues against
@@ -157,13 +158,18 @@ export const policySchema = z.strictObject({
   /** Beta prior weight W: how much evidence the "don't know" prior is worth. 2 is textbook. */
   priorWeight: z.number().gt(0).max(100),
   /**
-   * Match tiers (rule 1): PDQ within `strictRadius` is a near-duplicate; `ok` evidence there counts
-   * towards allow only with pHash-64 within `phashRadius` too. Defaults from docs/benchmarks.md
-   * ("Match radii"); older policies get them.
+   * Match tiers (rule 1): PDQ within `strictRadius` is a near-duplicate. `nearDuplicateAllows`:
+   * `ok` evidence there counts towards allow when pHash-64 agrees within `phashRadius` too; off by
+   * default, since pHash-64 reads the same low frequencies as PDQ and a crafted PDQ collision
+   * drags it along (docs/benchmarks.md, "Match radii"). Older policies get the defaults.
    */
   match: z
-    .strictObject({ strictRadius: z.number().int().min(0).max(MAX_PDQ_DISTANCE), phashRadius: z.number().int().min(0).max(32) })
-    .default({ strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS }),
+    .strictObject({
+      strictRadius: z.number().int().min(0).max(MAX_PDQ_DISTANCE),
+      phashRadius: z.number().int().min(0).max(32),
+      nearDuplicateAllows: z.boolean().default(false),
+    })
+    .default({ strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS, nearDuplicateAllows: false }),
   /**
    * The labels each classifier (by name) can see: its `ok` is evidence only against those. Kept by
    * the receiving instance, not taken from the issuer (a lying peer would claim to see everything);
@@ -255,7 +261,9 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // so with no opposition minEvidence is what binds, and blockProbability is what limits how much
   // opposition a block tolerates (about 30 % of the evidence for csam, 20 % for the rest).
   priorWeight: 0.3,
-  match: { strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS },
+  // Allow needs the exact file: a crafted PDQ collision drags pHash-64 along, so near-duplicates
+  // are scanned rather than allowed on two hashes (docs/benchmarks.md, "Match radii").
+  match: { strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS, nearDuplicateAllows: false },
   classifierScopes: BUNDLED_CLASSIFIER_SCOPES,
   trust: { delta: 0.5, hops: 3 },
   // 2: a scanner running two models publishes two verdicts, and both should count; a peer naming
@@ -631,7 +639,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       continue;
     }
     const tier = tierOf(v, policy);
-    const sameImage = tier === 'exact' || (tier === 'strict' && v.secondHashAgrees === true);
+    const sameImage = tier === 'exact' || (policy.match.nearDuplicateAllows && tier === 'strict' && v.secondHashAgrees === true);
     if (v.local) {
       localCount++;
       if (v.method === 'classifier' && tier === 'exact') ownScanOfThisFile = true;
@@ -660,10 +668,11 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
   }
   const live = counted.filter((p) => !outranked.has(p));
 
-  // Rule 2: our own moderators and lists at exact or strict match, the closest, then the newest.
+  // Rule 2: our own moderators and lists at exact or strict match, the closest, then the newest;
+  // an `ok` only on the same image (an allow always needs it).
   let authority: Peer | undefined;
   for (const peer of live) {
-    if (!peer.v.local || !isHumanGrade(peer.v.method) || peer.tier === 'similar') continue;
+    if (!peer.v.local || !isHumanGrade(peer.v.method) || peer.tier === 'similar' || (peer.v.label === 'ok' && !peer.sameImage)) continue;
     if (authority === undefined || authorityBeats(peer, authority)) authority = peer;
   }
 
