@@ -6,7 +6,7 @@
  *   hashData     = SHA-256(JCS(proofConfig)) || SHA-256(JCS(document without `proof`))
  *   proofValue   = "z" + base58btc(Ed25519.sign(hashData))           (64-byte signature)
  *
- * Deliberate strictness beyond the spec (documented in the report / ARCHITECTURE):
+ * Deliberate strictness beyond the spec (documented in docs/protocol.md):
  *  - a single proof only (proof sets and chains are refused: `malformed_proof`);
  *  - when the proof carries `@context` it must equal the document's `@context` exactly (the spec
  *    allows the document's list to extend the proof's; we do no JSON-LD processing and verify

@@ -1,5 +1,5 @@
 /**
- * JSON-LD contexts, bundled: no context is ever fetched from the network (ARCHITECTURE,
+ * JSON-LD contexts, bundled: no context is ever fetched from the network (docs/architecture.md,
  * "Federation protocol"). `documentLoader` answers the few context URLs Vouch understands from
  * the copies in ./contexts/ and refuses everything else, so jsonld.js can never be made to fetch
  * a URL chosen by a peer (SSRF, tracking, or a context swapped under a signature).
