@@ -11,19 +11,25 @@ export function formatExplanation(e: Explanation): string {
     lines.push(`Decided by our own verdict ${v.uri}: ${v.label} at ${num(v.confidence)} by ${v.method}${v.classifier ? ` (${v.classifier})` : ''}, distance ${v.distance}.`);
   }
   lines.push(`Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.`);
-  const active = e.labels.filter((l) => l.r > 0 || l.s > 0);
+  const active = e.labels.filter((l) => l.r > 0 || l.s > 0 || l.sameImageOk > 0 || l.cannotSee.length > 0);
   if (active.length > 0) {
-    lines.push('', 'label      for (r)   against (s)  p(abuse)  uncertainty  block at');
+    lines.push('', 'label      for (r)   against (s)  same file  p(abuse)  uncertainty  closest  block at');
     for (const l of active) {
-      lines.push(`${l.label.padEnd(10)} ${num(l.r).padStart(7)}   ${num(l.s).padStart(9)}  ${pct(l.p).padStart(8)}  ${pct(l.u).padStart(11)}  p>=${l.blockProbability}, r>=${l.minEvidence}`);
+      lines.push(
+        `${l.label.padEnd(10)} ${num(l.r).padStart(7)}   ${num(l.s).padStart(9)}  ${num(l.sameImageOk).padStart(9)}  ${pct(l.p).padStart(8)}  ${pct(l.u).padStart(11)}  ` +
+          `${(l.closestTier ?? '-').padEnd(7)}  p>=${l.blockProbability}, r>=${l.minEvidence}`,
+      );
     }
+    for (const l of active) if (l.cannotSee.length > 0) lines.push(`  cannot see '${l.label}': ${l.cannotSee.join(', ')}`);
   }
+  const why = { 'outranked-by-own-human': 'its issuer’s human verdict outranks it', 'looser-than-evidence': 'matches more loosely than the evidence against it', 'cannot-see-label': 'its classifier cannot see the label' } as const;
   if (e.top.length > 0) {
-    lines.push('', 'Contributing verdicts:');
+    lines.push('', 'Verdicts:');
     for (const c of e.top) {
       const who = `${c.label} ${num(c.confidence)} by ${c.method}${c.classifier ? ` ${c.classifier}` : ''}`;
-      const dedup = c.deduplicated ? ` (not counted: repeat of ${c.repeatOf})` : '';
-      lines.push(`  ${who} from ${c.issuer}: weight ${num(c.weight)} x match ${num(c.match)} (distance ${c.distance}) = ${num(c.contribution)}${dedup}`);
+      const dedup = c.deduplicated ? ` (not counted: repeat of ${c.repeatOf})` : c.notCounted ? ` (not counted: ${why[c.notCounted]})` : '';
+      const from = c.local ? 'us' : c.issuer;
+      lines.push(`  ${who} from ${from}: weight ${num(c.weight)} x match ${num(c.match)} (${c.tier}, distance ${c.distance}) = ${num(c.contribution)}${dedup}`);
       for (const p of c.paths ?? []) lines.push(`      trust path ${p.via.join(' -> ')}: ${num(p.contribution)}`);
     }
     if (e.omitted > 0) lines.push(`  ... and ${e.omitted} more`);

@@ -24,16 +24,31 @@ const searchSchema = z.object({
 
 const num = (x: number) => (Math.round(x * 1000) / 1000).toString();
 
+const DECIDED_BY: Record<string, string> = {
+  local: 'our own moderators or lists',
+  peers: 'verdicts weighted by trust, peers’ among them',
+  evidence: 'the evidence we hold (our own scanner’s included)',
+};
+const NOT_COUNTED: Record<NonNullable<Explanation['top'][number]['notCounted']>, string> = {
+  'outranked-by-own-human': 'not counted: its issuer’s human verdict outranks it',
+  'looser-than-evidence': 'not counted: matches more loosely than the evidence against it',
+  'cannot-see-label': 'not counted: its classifier cannot see the label',
+};
+
 export function explanationHtml(e: Explanation): SafeHtml {
   const lv = e.localVerdict;
   return html`<section class="explanation">
 <p class="verdict-line"><strong class="outcome outcome-${e.outcome}">${e.outcome}</strong> ${e.label ?? ''} — ${e.reason}</p>
-<p>Decided by ${e.decidedBy === 'local' ? 'our own verdict' : 'peers’ verdicts weighted by trust'} under policy ${e.policy.version} (${e.policy.hash.slice(0, 12)}…). Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.</p>
+<p>Decided by ${DECIDED_BY[e.decidedBy] ?? e.decidedBy} under policy ${e.policy.version} (${e.policy.hash.slice(0, 12)}…). Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.</p>
 ${lv ? html`<p>Our verdict: ${lv.label} (confidence ${num(lv.confidence)}, ${lv.method}${lv.classifier ? ` ${lv.classifier}` : ''}), distance ${lv.distance}, <span class="uri">${lv.uri}</span></p>` : ''}
 ${
   e.labels.length
-    ? html`<table class="evidence"><caption>Evidence per label</caption><thead><tr><th>label</th><th>for (r)</th><th>against: ok (s)</th><th>probability</th><th>uncertainty</th><th>block at</th><th>min evidence</th><th>ok classifiers</th><th>ok human</th></tr></thead><tbody>
-${e.labels.map((l) => html`<tr><td>${l.label}</td><td>${num(l.r)}</td><td>${num(l.s)}</td><td>${num(l.p)}</td><td>${num(l.u)}</td><td>${num(l.blockProbability)}</td><td>${num(l.minEvidence)}</td><td>${l.okClassifiers}</td><td>${l.okHuman ? 'yes' : 'no'}</td></tr>`)}
+    ? html`<table class="evidence"><caption>Evidence per label</caption><thead><tr><th>label</th><th>for (r)</th><th>against: ok (s)</th><th>ok on the same file</th><th>probability</th><th>uncertainty</th><th>block at</th><th>min evidence</th><th>ok classifiers</th><th>ok human</th><th>closest evidence</th><th>could not see it</th></tr></thead><tbody>
+${e.labels.map(
+  // Explanations stored before decision 15 lack the same-file, tier and scope fields.
+  (l) =>
+    html`<tr><td>${l.label}</td><td>${num(l.r)}</td><td>${num(l.s)}</td><td>${l.sameImageOk === undefined ? '—' : num(l.sameImageOk)}</td><td>${num(l.p)}</td><td>${num(l.u)}</td><td>${num(l.blockProbability)}</td><td>${num(l.minEvidence)}</td><td>${l.okClassifiers}</td><td>${l.okHuman ? 'yes' : 'no'}</td><td>${l.closestTier ?? '—'}</td><td>${(l.cannotSee ?? []).map((c) => html`<div><small>${c}</small></div>`)}</td></tr>`,
+)}
 </tbody></table>`
     : ''
 }
@@ -41,14 +56,14 @@ ${
   e.top.length
     ? html`<table class="contributions"><caption>Top verdicts (${e.omitted} more not shown)</caption><thead><tr><th>issuer</th><th>label</th><th>confidence</th><th>method</th><th>distance</th><th>match</th><th>weight</th><th>contribution</th><th>trust paths</th></tr></thead><tbody>
 ${e.top.map(
-  (c) => html`<tr class="${c.deduplicated ? 'deduplicated' : ''}"><td class="uri">${c.issuer}</td><td>${c.label}</td><td>${num(c.confidence)}</td><td>${c.method}${c.classifier ? html`<br><small>${c.classifier}</small>` : ''}</td><td>${c.distance}</td><td>${num(c.match)}</td><td>${num(c.weight)}</td><td>${c.deduplicated ? html`counted once: repeat of <span class="uri">${c.repeatOf ?? ''}</span>` : num(c.contribution)}</td><td>${(c.paths ?? []).map(
+  (c) => html`<tr class="${c.deduplicated || c.notCounted ? 'deduplicated' : ''}"><td class="uri">${c.issuer}${c.local ? html` <small>(ours)</small>` : ''}</td><td>${c.label}</td><td>${num(c.confidence)}</td><td>${c.method}${c.classifier ? html`<br><small>${c.classifier}</small>` : ''}</td><td>${c.distance}${c.tier ? html`<br><small>${c.tier}</small>` : ''}</td><td>${num(c.match)}</td><td>${num(c.weight)}</td><td>${c.deduplicated ? html`counted once: repeat of <span class="uri">${c.repeatOf ?? ''}</span>` : c.notCounted ? NOT_COUNTED[c.notCounted] : num(c.contribution)}</td><td>${(c.paths ?? []).map(
     (p) => html`<div class="path">you → ${p.via.join(' → ')} <small>(${num(p.contribution)})</small></div>`,
   )}</td></tr>`,
 )}
 </tbody></table>`
-    : html`<p>No peer verdict counted.</p>`
+    : html`<p>No verdict counted.</p>`
 }
-<p class="thresholds">Thresholds: allow when abuse probability ≤ ${num(e.thresholds.allow.maxAbuseProbability)} with evidence ≥ ${num(e.thresholds.allow.minEvidence)} and ${e.thresholds.allow.requireIndependent} independent classifiers or a human; disputed at ${num(e.thresholds.disputedShare)} of the evidence; PDQ matches count to distance ${e.thresholds.distanceThreshold}; prior weight ${num(e.thresholds.priorWeight)}.</p>
+<p class="thresholds">Thresholds: allow when abuse probability ≤ ${num(e.thresholds.allow.maxAbuseProbability)} with ok evidence on the same file ≥ ${num(e.thresholds.allow.minEvidence)} and ${e.thresholds.allow.requireIndependent} independent classifiers or a human; disputed at ${num(e.thresholds.disputedShare)} of the evidence; PDQ matches count to distance ${e.thresholds.distanceThreshold}${e.thresholds.match ? `, near-duplicates within ${e.thresholds.match.strictRadius}` : ''}; prior weight ${num(e.thresholds.priorWeight)}.</p>
 </section>`;
 }
 

@@ -306,7 +306,8 @@ export class MediaIntake {
     const explanation = row?.explanation as Explanation | undefined;
     const penalised = new Set<string>();
     for (const c of explanation?.top ?? []) {
-      if (c.deduplicated || c.contribution <= 0) continue;
+      // Our own verdicts count in decisions too now; a spot check weighs only peers.
+      if (c.local || c.deduplicated || c.contribution <= 0) continue;
       const disagrees = (c.label === 'ok') !== (ourLabel === 'ok');
       if (!disagrees) continue;
       const polarity = c.label === 'ok' ? 'ok' : 'abuse';

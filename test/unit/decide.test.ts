@@ -523,9 +523,14 @@ describe('policy', () => {
     expect(Object.isFrozen(DEFAULT_POLICY.labels.csam)).toBe(true);
   });
 
-  it('fills in the trust, spot-check and fail-mode fields of policies recorded before they existed', () => {
-    const { trust: _t, spotCheckShare: _s, failMode: _f, ...older } = DEFAULT_POLICY;
-    expect(parsePolicy(older)).toEqual(DEFAULT_POLICY);
+  it('fills in the trust, spot-check, fail-mode, match, classifier-scope and allow-label fields of policies recorded before they existed', () => {
+    const { trust: _t, spotCheckShare: _s, failMode: _f, match: _m, classifierScopes: _c, ...older } = DEFAULT_POLICY;
+    const { labels: _l, ...olderAllow } = DEFAULT_POLICY.allow;
+    expect(parsePolicy({ ...older, allow: olderAllow })).toEqual(DEFAULT_POLICY);
+    // A policy written under decision 15 but before nearDuplicateAllows existed.
+    expect(parsePolicy({ ...DEFAULT_POLICY, match: { strictRadius: 18, phashRadius: 4 } }).match.nearDuplicateAllows).toBe(false);
+    expect(() => parsePolicy({ ...DEFAULT_POLICY, classifierScopes: { x: ['violence'] } })).toThrow(/classifierScopes/);
+    expect(() => parsePolicy({ ...DEFAULT_POLICY, match: { ...DEFAULT_POLICY.match, strictRadius: 40 } })).toThrow(/strictRadius/);
     expect(() => parsePolicy({ ...DEFAULT_POLICY, trust: { delta: 1, hops: 3 } })).toThrow(/delta/);
     expect(() => parsePolicy({ ...DEFAULT_POLICY, failMode: { default: 'maybe' } })).toThrow(/failMode/);
   });
