@@ -456,7 +456,7 @@ program
       try {
         const outcome = await pool.hashFile(target);
         if (!outcome.ok) throw new CliError(`${target}: ${outcome.message}`);
-        query = `sha256=${outcome.hashes.sha256}&pdq=${outcome.hashes.pdq}`;
+        query = `sha256=${outcome.hashes.sha256}&pdq=${outcome.hashes.pdq}&phash64=${outcome.hashes.phash64}`;
       } finally {
         await pool.close();
       }

@@ -84,10 +84,11 @@ export function reviewRoutes(deps: {
   router.get('/explain', async (req, res) => {
     const sha256 = typeof req.query.sha256 === 'string' ? req.query.sha256 : undefined;
     const pdq = typeof req.query.pdq === 'string' ? req.query.pdq : undefined;
-    if ((sha256 && !/^[0-9a-f]{64}$/.test(sha256)) || (pdq && !/^[0-9a-f]{64}$/.test(pdq)) || (!sha256 && !pdq)) {
-      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters)');
+    const phash64 = typeof req.query.phash64 === 'string' ? req.query.phash64 : undefined;
+    if ((sha256 && !/^[0-9a-f]{64}$/.test(sha256)) || (pdq && !/^[0-9a-f]{64}$/.test(pdq)) || (!sha256 && !pdq) || (phash64 && !/^[0-9a-f]{16}$/.test(phash64))) {
+      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters), and optionally phash64=HEX (16)');
     }
-    const decision = await deps.scanning.intake.explain({ sha256, pdq });
+    const decision = await deps.scanning.intake.explain({ sha256, pdq, phash64 });
     res.json({ outcome: decision.outcome, label: decision.label, scan: decision.scan, explanation: decision.explanation });
   });
 
