@@ -77,7 +77,7 @@ try {
   process.exit(1);
 }
 
-if (args.has('--if-stale')) console.error('sources changed since the last build: compiling (tsc)…');
+console.error(existsSync(STAMP) ? 'sources changed since the last build: compiling (tsc)…' : 'compiling the server (tsc, about a minute on 2 cores)…');
 const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'inherit' });
 if (result.status !== 0) process.exit(result.status ?? 1);
 writeFileSync(STAMP, `${digest}\n`);
