@@ -206,16 +206,24 @@ export async function benchPdqRadius(): Promise<BenchResult[]> {
 
   // Crafted collisions: generated sources pushed within COLLISION_MAX_DISTANCE of each photo's
   // PDQ; how often their pHash-64 then also agrees with the photo's, the striped gradient (little
-  // structure of its own) apart from the photo-like sources.
+  // structure of its own) apart from the photo-like sources. `collision_missed` counts PDQ only.
   const sources: Array<[string, Buffer]> = [
     ['striped', await stripedGradientPng()],
     ...generated.slice(0, COLLISION_SOURCES).map((g): [string, Buffer] => ['generated', g.bytes]),
   ];
+  // "steered": the attacker who knows pHash-64 must agree too and moves its coefficients as well.
   const crafted: Array<{ source: string; pdq: number; phash: number; psnr: number; rounds: number; reached: boolean }> = [];
   for (const [source, bytes] of sources) {
     for (const target of photos) {
-      const c = await craftCollision(bytes, target.hashes.pdq, { maxDistance: COLLISION_MAX_DISTANCE, maxRounds: 10 });
-      crafted.push({ source, pdq: c.distance, phash: hexHammingDistance(c.phash64, target.hashes.phash64), psnr: c.psnrDb, rounds: c.rounds, reached: c.reached });
+      for (const steered of [false, true]) {
+        const c = await craftCollision(bytes, target.hashes.pdq, {
+          maxDistance: COLLISION_MAX_DISTANCE,
+          maxRounds: 10,
+          ...(steered ? { targetPhash64: target.hashes.phash64, maxPhashDistance: phashRadius } : {}),
+        });
+        const phash = hexHammingDistance(c.phash64, target.hashes.phash64);
+        crafted.push({ source: steered ? `${source}_steered` : source, pdq: c.distance, phash, psnr: c.psnrDb, rounds: c.rounds, reached: c.distance <= COLLISION_MAX_DISTANCE });
+      }
     }
   }
   results.push(
@@ -224,7 +232,7 @@ export async function benchPdqRadius(): Promise<BenchResult[]> {
     ...distribution('collision_pdq_to_target', crafted.map((c) => c.pdq)),
     ...distribution('collision_rounds', crafted.map((c) => c.rounds), 'rounds'),
   );
-  for (const source of ['striped', 'generated']) {
+  for (const source of ['striped', 'generated', 'striped_steered', 'generated_steered']) {
     const some = crafted.filter((c) => c.source === source);
     results.push(
       ...distribution(`collision_${source}_phash_to_target`, some.map((c) => c.phash)),
