@@ -93,6 +93,18 @@ function jcsHash(value: unknown): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/**
+ * JCS of a peer's value: canonicalize recurses, so JSON nested thousands deep (a few KB) throws
+ * RangeError; that is a malformed object, not a server error.
+ */
+function canonicalOrThrow(value: unknown): string | undefined {
+  try {
+    return canonicalize(value);
+  } catch (e) {
+    throw new ProofError('malformed_proof', 'object cannot be canonicalized (JCS)', { cause: e });
+  }
+}
+
 function isoSeconds(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
@@ -174,7 +186,7 @@ export async function verifyObject(
     if (Date.parse(proof.expires) < (opts.now ?? new Date()).getTime()) throw new ProofError('expired', 'proof has expired');
   }
   if (proof['@context'] !== undefined) {
-    if (doc['@context'] === undefined || canonicalize(proof['@context']) !== canonicalize(doc['@context'])) {
+    if (doc['@context'] === undefined || canonicalOrThrow(proof['@context']) !== canonicalOrThrow(doc['@context'])) {
       throw new ProofError('context_mismatch', 'proof @context does not match the document @context');
     }
   }

@@ -167,6 +167,14 @@ describe('signObject / verifyObject', () => {
     await expectReason(verifyObject(s, resolve), 'context_mismatch');
   });
 
+  it('a proof @context nested thousands deep (canonicalize recurses) -> malformed_proof, not a RangeError', async () => {
+    const s = clone(signObject(verdict, { privateKey, verificationMethod: VM })) as Record<string, Record<string, unknown>>;
+    let deep: unknown = [];
+    for (let i = 0; i < 5_000; i++) deep = [deep];
+    s.proof['@context'] = deep;
+    await expectReason(verifyObject(s, resolve), 'malformed_proof');
+  });
+
   it('proof sets and non-object proofs -> malformed_proof; single-element array is accepted', async () => {
     const signed = signObject(verdict, { privateKey, verificationMethod: VM });
     await expectReason(verifyObject({ ...signed, proof: [signed.proof, signed.proof] }, resolve), 'malformed_proof');
