@@ -470,6 +470,10 @@ function classifierText(v: MatchedVerdict): string | null {
   return v.classifier ? `${v.classifier.name}@${v.classifier.version}` : null;
 }
 
+function sourceText(source: BasisSource): string {
+  return source.classifier ? `${source.classifier.name}@${source.classifier.version}` : source.method;
+}
+
 /** Who a source's evidence belongs to: one classifier across issuers, anything else per issuer. */
 function groupOf(source: { issuer: string; method: Method; classifier?: { name: string; version: string } | null }): string {
   if (source.method === 'classifier' && source.classifier) return `c\u0000${source.classifier.name}\u0000${source.classifier.version}`;
@@ -689,7 +693,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     const humanOk = ok.winners.filter((e) => isHumanGrade(methodOf(e.peer)));
     const { p, u } = betaOpinion(abuse.total, ok.total, policy.priorWeight);
     const lp = policy.labels[label];
-    const blind = okPeers.filter((q) => !canSee(q, label, policy)).map((q) => classifierText(q.v) ?? q.v.method);
+    const blind = okPeers.filter((q) => !canSee(q, label, policy)).map((q) => (q.relays ? sourceText(q.relays) : (classifierText(q.v) ?? q.v.method)));
     return {
       entries,
       abuse,
@@ -842,7 +846,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       deduplicated: entry?.repeatOf !== undefined,
     };
     if (note) row.notCounted = note;
-    if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? `${relays.classifier.name}@${relays.classifier.version}` : null };
+    if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? sourceText(relays) : null };
     if (entry?.capped) row.capped = true;
     if (entry?.paths && entry.paths.length > 0) {
       row.paths = entry.paths.slice(0, MAX_PATHS).map((p) => ({ via: p.via, contribution: round(p.contribution) }));
