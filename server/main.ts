@@ -30,7 +30,6 @@ import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type Che
 import { decodeHashes } from './log/format.js';
 import { verifierKey } from '../shared/merkle/checkpoint.js';
 import type { CheckpointObject } from '../shared/vocab/objects.js';
-import canonicalize from 'canonicalize';
 
 
 export interface Core {
@@ -332,17 +331,15 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     closers.push(() => transparency.scheduler.stop());
     const verdicts = new VerdictService(store.db, federation.identity.actorId, config.publicUrl, {
       sign: (object) => federation.sign(object),
-      // Every verdict we issue, correct or retract is appended to the log as the JCS of its activity.
-      publish: async (type, object, restricted) => {
-        const activity = await federation.publish(type, object, restricted);
-        const objectId = typeof object.id === 'string' ? object.id : null;
-        await transparency.log.append([Buffer.from(canonicalize(activity) as string, 'utf8')], [objectId]);
-        return activity;
-      },
+      activity: (type, object) => federation.newActivity(type, object),
+      record: (trx, activity, restricted, logIndex) => federation.recordWithin(trx, activity, restricted, logIndex),
+      deliverPending: () => federation.deliverPending(),
+      log: transparency.log,
     });
-    const owned = async (fn: () => Promise<void>) => {
+    closers.push(() => federation.stop());
+    const owned = async <T>(fn: () => Promise<T>): Promise<T> => {
       try {
-        await fn();
+        return await fn();
       } catch (err) {
         if (err instanceof VerdictOwnershipError) throw new OwnershipError(err.message);
         throw err;
@@ -362,21 +359,29 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       else void consensus.revisitAll(what, what === 'policy' ? 'all' : 'changed-weights');
     });
     federation.setInboundHandler({
-      verdict: (_kind, verdict, document, actor) =>
+      verdict: (_kind, verdict, document, actor, trx) =>
         owned(async () => {
-          await verdicts.receive(verdict, document, actor);
-          await consensus.revisit([verdict.subject]);
+          const index = await verdicts.receiveWithin(trx, verdict, document, actor);
+          return async () => {
+            index();
+            await consensus.revisit([verdict.subject]);
+          };
         }),
-      retract: (uri, actor) =>
+      retract: (uri, actor, trx) =>
         owned(async () => {
-          await verdicts.receiveRetraction(uri, actor);
-          const retracted = await verdicts.byUri(uri);
-          if (retracted) await consensus.revisit([retracted.subjects]);
+          const unindex = await verdicts.receiveRetractionWithin(trx, uri, actor);
+          return async () => {
+            unindex();
+            const retracted = await verdicts.byUri(uri);
+            if (retracted) await consensus.revisit([retracted.subjects]);
+          };
         }),
       checkpoint: (checkpoint, actor) => transparency.witnessCheckpoint(checkpoint, actor),
       trustStatement: (statement, actor) => trust.receiveStatement(statement, actor),
     });
     federation.setLookupHandler((hashes) => consensus.lookup(hashes));
+    const repaired = await verdicts.repairPublications();
+    if (repaired.logged + repaired.published > 0) logger.warn(repaired, 'completed verdict publications a crash had left half-done');
     await loadIndex(verdicts, store, logger);
     await consensus.load();
 

@@ -9,12 +9,19 @@ import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
 
-/** What federation hands accepted verdicts to; `main` wires it to the verdicts module. */
+/** What a handler does once the transaction it stored into has committed (index, re-decisions). */
+export type AfterCommit = () => Promise<void>;
+
+/**
+ * What federation hands accepted verdicts to; `main` wires it to the verdicts module. Verdicts and
+ * retractions are stored inside `trx`, the transaction that also records the activity id as
+ * received, so that an activity is either applied and recorded or neither (a crash included).
+ */
 export interface InboundVerdictHandler {
   /** Stores a peer's verdict. For `update`, must refuse (OwnershipError) when the stored owner differs. */
-  verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string): Promise<void>;
+  verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string, trx: Db): Promise<AfterCommit>;
   /** Retracts a peer's verdict, refusing (OwnershipError) when the stored owner differs. */
-  retract(objectId: string, actor: string): Promise<void>;
+  retract(objectId: string, actor: string, trx: Db): Promise<AfterCommit>;
   /** A followed peer's signed TrustStatement (its direct trust, feeding our trust graph). */
   trustStatement?(statement: TrustStatementObject, actor: string): Promise<void>;
   /** A followed peer's signed log checkpoint (the witness checks and cosigns it). */
@@ -36,6 +43,14 @@ export interface InboxOptions {
 }
 
 export type InboxResult = { status: 'accepted' | 'ignored'; type: string };
+
+/** Stores what an activity carries inside `trx`; returns the work to do once it has committed. */
+type Store = (trx: Db) => Promise<AfterCommit>;
+/** Runs a Store in a transaction (with the activity's claim, for inbox activities) and then its after-commit work. */
+type Commit = (store: Store) => Promise<void>;
+
+/** A concurrent delivery of the same activity committed first: this one is a replay. */
+class AlreadyApplied extends Error {}
 
 function originOf(url: string): string {
   try {
@@ -108,29 +123,39 @@ export class Inbox {
 
   /**
    * Applies an activity from an authenticated actor (from the inbox, or from its own outbox
-   * during catch-up). A replayed id is refused before anything else happens.
+   * during catch-up). Exactly once: a verdict (or its retraction) is stored in the transaction
+   * that records the activity id as received, so a crash leaves neither and the redelivery is
+   * applied; other activities (follow traffic, checkpoints, trust statements) are idempotent and
+   * recorded once applied. An id already recorded was applied: refused (409) or skipped.
    */
   async apply(json: Record<string, unknown>, actor: string, options: { replay: 'reject' | 'skip' } = { replay: 'reject' }): Promise<InboxResult> {
     const activity = this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp }));
     if (activity.actor !== actor) throw new FederationError(403, 'actor_mismatch', 'the activity\'s actor is not the signer');
     const actorOrigin = originOf(actor);
     if (originOf(activity.id) !== actorOrigin) throw new FederationError(403, 'foreign_id', 'the activity id is not on the actor\'s origin');
-
-    const claimed = await this.db
-      .insertInto('inbox_seen')
-      .values({ id: activity.id, actor })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .returning('id')
-      .executeTakeFirst();
-    if (!claimed) {
+    const replayed = (): InboxResult => {
       if (options.replay === 'skip') return { status: 'ignored', type: activity.type };
-      throw new FederationError(409, 'replayed', `activity ${activity.id} was already received`);
-    }
+      throw new FederationError(409, 'replayed', `activity ${activity.id} was already applied`);
+    };
+    const seen = await this.db.selectFrom('inbox_seen').select('id').where('id', '=', activity.id).executeTakeFirst();
+    if (seen) return replayed();
+    let recorded = false;
+    const commit: Commit = async (store) => {
+      const after = await this.db.transaction().execute(async (trx) => {
+        // Two deliveries at once: the second waits here on the first's uncommitted row, then
+        // finds it (applied) or not (rolled back, and this one applies it).
+        if (!(await this.claim(trx, activity.id, actor))) throw new AlreadyApplied();
+        return store(trx);
+      });
+      recorded = true;
+      await this.afterCommit(after, activity.id);
+    };
     try {
-      return await this.dispatch(activity, json, actor, actorOrigin);
+      const result = await this.dispatch(activity, json, actor, actorOrigin, commit);
+      if (!recorded) await this.claim(this.db, activity.id, actor);
+      return result;
     } catch (err) {
-      // Not applied: forget the id so a corrected redelivery is not mistaken for a replay.
-      await this.db.deleteFrom('inbox_seen').where('id', '=', activity.id).execute();
+      if (err instanceof AlreadyApplied) return replayed();
       throw err;
     }
   }
@@ -140,7 +165,24 @@ export class Inbox {
    * signed GET): the same origin, ownership and proof rules as an inbox Create.
    */
   async acceptPulledVerdict(object: unknown, actor: string): Promise<void> {
-    await this.verdictActivity('Create', { object }, actor, originOf(actor));
+    await this.verdictActivity('Create', { object }, actor, originOf(actor), async (store) => {
+      await this.afterCommit(await this.db.transaction().execute(store), 'pulled verdict');
+    });
+  }
+
+  /** Records an activity id as received; false when it already was. */
+  private async claim(db: Db, id: string, actor: string): Promise<boolean> {
+    const row = await db.insertInto('inbox_seen').values({ id, actor }).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** The stored activity stays applied whatever happens here: a failure is logged, not answered. */
+  private async afterCommit(after: AfterCommit, what: string): Promise<void> {
+    try {
+      await after();
+    } catch (err) {
+      this.logger.warn({ activity: what, err: (err as Error).message }, 'stored, but the work after storing it failed');
+    }
   }
 
   private async dispatch(
@@ -148,6 +190,7 @@ export class Inbox {
     json: Record<string, unknown>,
     actor: string,
     actorOrigin: string,
+    commit: Commit,
   ): Promise<InboxResult> {
     const objectId = typeof activity.object === 'string' ? activity.object : (activity.object as { id?: string } | undefined)?.id;
     const objectType = typeof activity.object === 'object' && activity.object ? (activity.object as { type?: string }).type : undefined;
@@ -173,14 +216,14 @@ export class Inbox {
       case 'Create':
       case 'Update':
       case 'Delete':
-        await this.verdictActivity(activity.type, json, actor, actorOrigin);
+        await this.verdictActivity(activity.type, json, actor, actorOrigin, commit);
         return { status: 'accepted', type: activity.type };
       default:
         return { status: 'ignored', type: activity.type };
     }
   }
 
-  private async verdictActivity(type: 'Create' | 'Update' | 'Delete', json: Record<string, unknown>, actor: string, actorOrigin: string) {
+  private async verdictActivity(type: 'Create' | 'Update' | 'Delete', json: Record<string, unknown>, actor: string, actorOrigin: string, commit: Commit) {
     const peer = await this.peers.get(actor);
     if (peer?.following !== 'accepted') {
       throw new FederationError(403, 'not_followed', 'verdicts are accepted only from peers this instance follows');
@@ -191,7 +234,7 @@ export class Inbox {
     if (type === 'Delete') {
       const id = typeof object === 'string' ? object : this.parse(() => parseTombstone(object, { allowHttp: this.options.allowHttp })).id;
       if (originOf(id) !== actorOrigin) throw new FederationError(403, 'foreign_object', 'the object is not on the actor\'s origin');
-      await this.owned(() => handler.retract(id, actor));
+      await this.owned(() => commit((trx) => handler.retract(id, actor, trx)));
       return;
     }
     const objectType = typeof object === 'object' && object !== null ? (object as { type?: unknown }).type : undefined;
@@ -224,7 +267,7 @@ export class Inbox {
       throw new FederationError(403, 'foreign_object', 'a verdict can only supersede its own issuer\'s verdicts');
     }
     await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
-    await this.owned(() => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor));
+    await this.owned(() => commit((trx) => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor, trx)));
   }
 
   /** The object's own Ed25519 proof, by a key the actor lists on its own origin. */

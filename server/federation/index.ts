@@ -18,7 +18,7 @@ import { Delivery, DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
 import type { SafeFetch } from './safe-fetch.js';
 
 export { FederationError } from './peers.js';
-export { OwnershipError, type InboundVerdictHandler } from './inbox.js';
+export { OwnershipError, type InboundVerdictHandler, type AfterCommit } from './inbox.js';
 export { DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
 export type { Peer } from './peers.js';
 export type { Identity } from './identity.js';
@@ -41,6 +41,9 @@ export interface FederationOptions {
 const ACTIVITY_JSON = 'application/activity+json';
 const MAX_INBOX_BYTES = 256 * 1024;
 const PAGE_SIZE = 50;
+/** How often recorded activities left unqueued (a crash, the queue away) are queued again. */
+const DRAIN_EVERY_MS = 5_000;
+const DRAIN_BATCH = 200;
 
 type OutboxRow = { seq: number; activity: Record<string, unknown>; published: Date; restricted: boolean };
 
@@ -49,6 +52,9 @@ export class Federation {
   private readonly inbox: Inbox;
   private readonly delivery: Delivery;
   private handler: InboundVerdictHandler | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private draining: Promise<void> | undefined;
+  private drainAgain = false;
   private lookup: VerdictLookup | undefined;
 
   private constructor(
@@ -130,9 +136,18 @@ export class Federation {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Starts the delivery workers. */
+  /** Starts the delivery workers and the drain that queues recorded activities for delivery. */
   start(): void {
     this.delivery.start(this.options.deliveryConcurrency);
+    this.drainTimer = setInterval(() => this.deliverPending(), DRAIN_EVERY_MS);
+    this.drainTimer.unref();
+    this.deliverPending();
+  }
+
+  /** Stops the periodic drain (before the store closes). */
+  async stop(): Promise<void> {
+    clearInterval(this.drainTimer);
+    await this.draining;
   }
 
   /** Adds an Ed25519 DataIntegrityProof (eddsa-jcs-2022) made with this instance's key. */
@@ -143,9 +158,57 @@ export class Federation {
   /** Records an activity in the outbox and queues its delivery to every approved follower. */
   async publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown> | string, restricted: boolean): Promise<Record<string, unknown>> {
     const activity = this.activity(type, object);
-    await this.record(activity, restricted);
-    await this.delivery.enqueue(activity.id as string, await this.peers.followerInboxes());
+    await this.recordWithin(this.db, activity, restricted, null);
+    await this.drainPending();
     return activity;
+  }
+
+  /** A new activity of ours announcing `object`, not yet recorded anywhere. */
+  newActivity(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown> | string): Record<string, unknown> {
+    return this.activity(type, object);
+  }
+
+  /**
+   * Records an activity in the outbox inside the caller's transaction (so it commits with what it
+   * announces), not yet queued: `deliverPending` queues it once committed.
+   */
+  async recordWithin(trx: Db, activity: Record<string, unknown>, restricted: boolean, logIndex: number | null): Promise<void> {
+    await this.record(trx, activity, restricted, { queued: false, logIndex });
+  }
+
+  /**
+   * Queues delivery of every committed activity not yet queued, oldest first. Never throws (a
+   * queue that is away is retried by the next drain, every DRAIN_EVERY_MS); one drain at a time
+   * per process, and a drain asked for while one runs runs again after it. Two processes may queue
+   * the same activity: the delivery job id makes the second a no-op.
+   */
+  deliverPending(): void {
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = (async () => {
+      do {
+        this.drainAgain = false;
+        try {
+          await this.drainPending();
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, 'queueing deliveries failed; retrying shortly');
+          break;
+        }
+      } while (this.drainAgain);
+    })().finally(() => (this.draining = undefined));
+  }
+
+  private async drainPending(): Promise<void> {
+    for (;;) {
+      const rows = await this.db.selectFrom('outbox').select(['seq', 'id']).where('queued', '=', false).orderBy('seq').limit(DRAIN_BATCH).execute();
+      if (rows.length === 0) return;
+      const inboxes = await this.peers.followerInboxes();
+      for (const row of rows) await this.delivery.enqueue(row.id, inboxes);
+      await this.db.updateTable('outbox').set({ queued: true }).where('seq', 'in', rows.map((r) => r.seq)).execute();
+      if (rows.length < DRAIN_BATCH) return;
+    }
   }
 
   /** Pushes a signed log checkpoint to followers, who check it against the last they saw and cosign. */
@@ -388,10 +451,10 @@ export class Federation {
     };
   }
 
-  private async record(activity: Record<string, unknown>, restricted: boolean): Promise<void> {
+  private async record(db: Db, activity: Record<string, unknown>, restricted: boolean, state: { queued: boolean; logIndex: number | null }): Promise<void> {
     const object = activity.object;
     const objectId = typeof object === 'string' ? object : ((object as { id?: string }).id ?? null);
-    await this.db
+    await db
       .insertInto('outbox')
       .values({
         id: activity.id as string,
@@ -400,6 +463,8 @@ export class Federation {
         restricted,
         activity: JSON.stringify(activity),
         published: new Date(activity.published as string),
+        queued: state.queued,
+        log_index: state.logIndex,
       })
       .execute();
   }
@@ -407,7 +472,8 @@ export class Federation {
   /** Follow traffic goes to one peer's own inbox, through the same durable queue. */
   private async send(activity: Record<string, unknown>, peer: Peer): Promise<void> {
     if (!peer.inbox) throw new FederationError(502, 'no_inbox', `${peer.actor} has no inbox`);
-    await this.record(activity, true);
+    // Queued at once, to this one inbox: the drain sends only to followers.
+    await this.record(this.db, activity, true, { queued: true, logIndex: null });
     await this.delivery.enqueue(activity.id as string, [peer.inbox]);
   }
 

@@ -145,55 +145,74 @@ export class TransparencyLog implements SubtreeHashSource {
   }
 
   /**
-   * Appends a batch of entries in one transaction, in order; returns the index of the first one
-   * and the new size and root. Concurrent calls (from any process) serialise on `log_head`.
-   */
-  /**
-   * Appends entries in one transaction. `keys` (optional, one per entry) name what each entry is
-   * about, for `latestIndexOf`; they are not part of the hashed entry.
+   * Appends entries in one transaction, in order; returns the index of the first one and the new
+   * size and root. Concurrent calls (from any process) serialise on `log_head`. `keys` (optional,
+   * one per entry) name what each entry is about, for `latestIndexOf`; they are not hashed.
    */
   async append(entries: readonly Uint8Array[], keys?: readonly (string | null)[]): Promise<AppendResult> {
+    if (entries.length === 0) {
+      this.check(entries, keys);
+      const size = await this.size();
+      return { firstIndex: size, size, root: await this.root(size) };
+    }
+    const { result, announce } = await this.db.transaction().execute((trx) => this.appendWithin(trx, entries, keys));
+    announce();
+    return result;
+  }
+
+  /**
+   * Appends entries inside the caller's transaction `trx`, so that they commit (or not) with the
+   * caller's own writes: an issued verdict and its log entry are one transaction. The lock on
+   * `log_head` is held until that transaction ends. Call `announce` once it has committed.
+   */
+  async appendWithin(
+    trx: Executor,
+    entries: readonly Uint8Array[],
+    keys?: readonly (string | null)[],
+  ): Promise<{ result: AppendResult; announce: () => void }> {
+    this.check(entries, keys);
+    if (entries.length === 0) throw new LogRangeError('invalid_argument', 'nothing to append');
+    const leafHashes = entries.map(leafHash);
+    const head = await sql<{ size: number | string }>`SELECT size FROM log_head WHERE id FOR UPDATE`.execute(trx);
+    if (head.rows.length !== 1) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
+    const size = Number(head.rows[0].size);
+    const front = frontier(size);
+    const { hashes } = await readNodes(trx, front);
+    const batch = appendBatch(size, requireAll(front, hashes), leafHashes);
+    await insertRows(
+      trx,
+      'log_entries',
+      ['idx', 'entry', 'leaf_hash', 'entry_key'],
+      entries.map((e, i) => [size + i, e, leafHashes[i], keys?.[i] ?? null]),
+    );
+    await insertRows(
+      trx,
+      'log_nodes',
+      ['level', 'idx', 'hash'],
+      batch.nodes.map((n) => [n.level, n.index, n.hash]),
+    );
+    await sql`UPDATE log_head SET size = ${batch.size} WHERE id`.execute(trx);
+    const result = { firstIndex: size, size: batch.size, root: batch.root };
+    return { result, announce: () => this.announce(result, entries.length) };
+  }
+
+  private check(entries: readonly Uint8Array[], keys?: readonly (string | null)[]): void {
     if (keys !== undefined && keys.length !== entries.length) throw new LogRangeError('invalid_argument', 'keys must match entries one to one');
     if (!Array.isArray(entries)) throw new LogRangeError('invalid_argument', 'entries must be an array of byte arrays');
     entries.forEach((e, i) => {
       if (!(e instanceof Uint8Array)) throw new LogRangeError('invalid_argument', `entry ${i} is not a Uint8Array`);
       if (e.length > this.maxEntryBytes) throw new LogRangeError('invalid_argument', `entry ${i} is ${e.length} bytes, above the ${this.maxEntryBytes}-byte limit`);
     });
-    if (entries.length === 0) {
-      const size = await this.size();
-      return { firstIndex: size, size, root: await this.root(size) };
-    }
-    const leafHashes = entries.map(leafHash); // outside the lock: the hashing is the costly part
-    const result = await this.db.transaction().execute(async (trx) => {
-      const head = await sql<{ size: number | string }>`SELECT size FROM log_head WHERE id FOR UPDATE`.execute(trx);
-      if (head.rows.length !== 1) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
-      const size = Number(head.rows[0].size);
-      const front = frontier(size);
-      const { hashes } = await readNodes(trx, front);
-      const batch = appendBatch(size, requireAll(front, hashes), leafHashes);
-      await insertRows(
-        trx,
-        'log_entries',
-        ['idx', 'entry', 'leaf_hash', 'entry_key'],
-        entries.map((e, i) => [size + i, e, leafHashes[i], keys?.[i] ?? null]),
-      );
-      await insertRows(
-        trx,
-        'log_nodes',
-        ['level', 'idx', 'hash'],
-        batch.nodes.map((n) => [n.level, n.index, n.hash]),
-      );
-      await sql`UPDATE log_head SET size = ${batch.size} WHERE id`.execute(trx);
-      return { firstIndex: size, size: batch.size, root: batch.root };
-    });
+  }
+
+  private announce(result: AppendResult, count: number): void {
     for (const listener of this.listeners) {
       try {
-        listener(result, entries.length);
+        listener(result, count);
       } catch {
         // a listener's failure is its own; the append is committed
       }
     }
-    return result;
   }
 
   /** Calls `listener` after each committed append made through this object; returns an unsubscribe. */
@@ -206,6 +225,13 @@ export class TransparencyLog implements SubtreeHashSource {
   async latestIndexOf(key: string): Promise<number | null> {
     const row = await this.db.selectFrom('log_entries').select('idx').where('entry_key', '=', key).orderBy('idx', 'desc').limit(1).executeTakeFirst();
     return row ? Number(row.idx) : null;
+  }
+
+  /** Stored entries appended with any of these keys, in index order. */
+  async entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array }>> {
+    if (keys.length === 0) return [];
+    const rows = await this.db.selectFrom('log_entries').select(['idx', 'entry_key', 'entry']).where('entry_key', 'in', keys).orderBy('idx').execute();
+    return rows.map((r) => ({ index: Number(r.idx), key: r.entry_key!, entry: bytes(r.entry) }));
   }
 
   /** Current number of entries. */

@@ -87,6 +87,8 @@ export interface OutboxTable {
   restricted: boolean;
   activity: Json<Record<string, unknown>>;
   published: Timestamp;
+  queued: Generated<boolean>;
+  log_index: number | null;
 }
 
 export interface InboxSeenTable {
@@ -298,6 +300,16 @@ export interface ConsoleEventTable {
   at: Timestamp;
 }
 
+export interface IdempotencyKeyTable {
+  scope: string;
+  key: string;
+  request_hash: string;
+  status: number;
+  body: Json<unknown> | null;
+  created_at: Generated<Date>;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
@@ -306,6 +318,7 @@ export interface Database {
   instance_keys: InstanceKeyTable;
   outbox: OutboxTable;
   inbox_seen: InboxSeenTable;
+  idempotency_keys: IdempotencyKeyTable;
   sweep_files: SweepFileTable;
   decisions: DecisionTable;
   trust_direct: TrustDirectTable;

@@ -1,6 +1,7 @@
 // Verdicts: the store of what this instance and its peers have said about hashes, and the lookups
 // over it. Owns the verdicts and verdict_subjects tables and keeps the matcher in step with them.
 import { randomUUID } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
 import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
@@ -16,11 +17,40 @@ import {
   VerdictOwnershipError,
   type Classifier,
   type RemoteVerdict,
-  type VerdictPublisher,
 } from './objects.js';
 
-export { VerdictNotFoundError, VerdictOwnershipError, type VerdictPublisher, type Classifier } from './objects.js';
+export { VerdictNotFoundError, VerdictOwnershipError, type Classifier } from './objects.js';
 import { ALGORITHMS, type Algorithm, type Label, type Method } from '../../shared/vocab/verdict.js';
+
+type ActivityType = 'Create' | 'Update' | 'Delete';
+
+/**
+ * What the verdicts module needs from federation and the transparency log, passed in so that it
+ * imports nothing above it. Every activity about our verdicts is recorded in the outbox and
+ * appended to the log inside the transaction that changes the verdict; deliveries are queued
+ * once it has committed.
+ */
+export interface VerdictPublisher {
+  sign<T extends Record<string, unknown>>(object: T): T & { proof: unknown };
+  /** A new activity announcing `object`, not yet recorded. */
+  activity(type: ActivityType, object: Record<string, unknown>): Record<string, unknown>;
+  /** Records the activity in the outbox inside `trx`, with the index of its log entry. */
+  record(trx: Db, activity: Record<string, unknown>, restricted: boolean, logIndex: number): Promise<void>;
+  /** After a commit: queues delivery of the recorded activities (never throws; retried later). */
+  deliverPending(): void;
+  log: {
+    /** Appends inside `trx`; `announce` after the commit (checkpoint scheduling). */
+    appendWithin(trx: Db, entries: readonly Uint8Array[], keys: readonly (string | null)[]): Promise<{ result: { firstIndex: number }; announce: () => void }>;
+    /** Stored entries appended with these keys (the repair pass matches older outbox rows to them). */
+    entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array }>>;
+  };
+}
+
+/** Work done inside the transaction of an issue, update or retraction (storing an Idempotency-Key's answer). */
+export type Within = (trx: Db, verdict: Verdict | undefined) => Promise<void>;
+
+/** Publishes an activity inside the current issuing transaction. */
+type Publish = (type: ActivityType, object: Record<string, unknown>, restricted: boolean) => Promise<void>;
 
 export interface Subject {
   algorithm: Algorithm;
@@ -70,6 +100,8 @@ export interface VerdictMatch extends Verdict {
 
 const INSERT_BATCH = 1_000;
 const LOAD_PAGE = 20_000;
+/** Outbox rows the repair pass matches to log entries per read. */
+const REPAIR_PAGE = 500;
 
 type VerdictRow = {
   id: number;
@@ -246,38 +278,79 @@ export class VerdictService {
 
   /** Marks a verdict retracted (kept, never deleted) and drops it from the matcher. */
   async retract(id: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('verdicts')
-      .set({ retracted_at: new Date() })
-      .where('id', '=', id)
-      .where('retracted_at', 'is', null)
-      .executeTakeFirst();
-    this.matcher.remove(id, await this.indexedSubjects(id));
-    return Number(result.numUpdatedRows) > 0;
+    const { retracted, unindex } = await this.db.transaction().execute((trx) => this.retractWithin(trx, id));
+    unindex();
+    return retracted;
+  }
+
+  /** Retracts inside `trx`; `unindex` drops it from the matcher once committed. */
+  private async retractWithin(trx: Db, id: number): Promise<{ retracted: boolean; unindex: () => void }> {
+    const result = await trx.updateTable('verdicts').set({ retracted_at: new Date() }).where('id', '=', id).where('retracted_at', 'is', null).executeTakeFirst();
+    const subjects = await this.indexedSubjects(id, trx);
+    return { retracted: Number(result.numUpdatedRows) > 0, unindex: () => this.matcher.remove(id, subjects) };
   }
 
   /** A verdict's subjects as the matcher holds them, so it can drop them without a full scan. */
-  private async indexedSubjects(id: number) {
-    const rows = await this.db.selectFrom('verdict_subjects').select(['algorithm', 'digest', 'quality']).where('verdict_id', '=', id).execute();
+  private async indexedSubjects(id: number, db: Db = this.db) {
+    const rows = await db.selectFrom('verdict_subjects').select(['algorithm', 'digest', 'quality']).where('verdict_id', '=', id).execute();
     return rows.map((r) => ({ algorithm: r.algorithm, digest: r.digest, quality: r.quality }));
   }
 
   /**
-   * Issues a verdict of our own: stored, signed, indexed, and published to followers. One that
-   * supersedes another of ours retracts it (a Delete goes out too, as the protocol asks).
+   * Runs `work` in one transaction with every activity it publishes: each is appended to the
+   * transparency log and recorded in the outbox in that same transaction, so a verdict, its
+   * activity and its log entry commit together or not at all. After the commit: the matcher is
+   * updated (`after`), deliveries are queued.
    */
-  async issue(input: NewVerdict): Promise<Verdict> {
+  private async publishing<T>(work: (trx: Db, publish: Publish, after: (fn: () => void) => void) => Promise<T>): Promise<T> {
     const publisher = this.requirePublisher();
-    const superseded = input.supersedes === undefined ? undefined : await this.byUri(input.supersedes);
-    if (input.supersedes !== undefined && !superseded?.local) {
-      throw new VerdictNotFoundError(input.supersedes, 'not one of ours to supersede');
-    }
+    const after: Array<() => void> = [];
+    const result = await this.db.transaction().execute(async (trx) => {
+      after.length = 0;
+      const publish: Publish = async (type, object, restricted) => {
+        const activity = publisher.activity(type, object);
+        const entry = Buffer.from(canonicalize(activity) as string, 'utf8');
+        const { result: appended, announce } = await publisher.log.appendWithin(trx, [entry], [typeof object.id === 'string' ? object.id : null]);
+        await publisher.record(trx, activity, restricted, appended.firstIndex);
+        after.push(announce);
+      };
+      return work(trx, publish, (fn) => after.push(fn));
+    });
+    for (const fn of after) fn();
+    publisher.deliverPending();
+    return result;
+  }
+
+  /** One of our verdicts, locked for the rest of `trx` (concurrent changes to it queue up). */
+  private async lockedLocal(trx: Db, uri: string): Promise<Verdict | undefined> {
+    const row = await trx.selectFrom('verdicts').select('id').where('uri', '=', uri).where('is_local', '=', true).forUpdate().executeTakeFirst();
+    return row ? (await this.byIds([row.id], trx)).get(row.id) : undefined;
+  }
+
+  /** Retracts one of ours inside a publishing transaction and publishes its Delete with a Tombstone. */
+  private async retractPublished(trx: Db, current: Verdict, publish: Publish, after: (fn: () => void) => void): Promise<void> {
+    const { retracted, unindex } = await this.retractWithin(trx, current.id);
+    if (!retracted) return;
+    after(unindex);
+    const tombstone = { id: current.uri, type: 'Tombstone', formerType: 'Verdict', deleted: new Date().toISOString() };
+    await publish('Delete', tombstone, current.label !== 'ok');
+  }
+
+  /**
+   * Issues a verdict of our own: stored, signed, logged, indexed, and published to followers, in
+   * one transaction. One that supersedes another of ours retracts it in the same transaction (a
+   * Delete goes out too, as the protocol asks). `within` runs in that transaction.
+   */
+  async issue(input: NewVerdict, within?: Within): Promise<Verdict> {
+    const publisher = this.requirePublisher();
     const uri = `${this.publicUrl}/verdicts/${randomUUID()}`;
     const published = input.published ?? new Date();
     const document = publisher.sign(
       verdictObject({ ...input, uri, issuer: this.localIssuer, published, updated: undefined, supersedes: input.supersedes }),
     );
-    const id = await this.db.transaction().execute(async (trx) => {
+    const { verdict, superseded } = await this.publishing(async (trx, publish, after) => {
+      const superseded = input.supersedes === undefined ? undefined : await this.lockedLocal(trx, input.supersedes);
+      if (input.supersedes !== undefined && !superseded) throw new VerdictNotFoundError(input.supersedes, 'not one of ours to supersede');
       const row = await trx
         .insertInto('verdicts')
         .values({
@@ -298,55 +371,143 @@ export class VerdictService {
         .returning('id')
         .executeTakeFirstOrThrow();
       await this.insertSubjects(trx, row.id, input.subjects);
-      return row.id;
+      await publish('Create', document, input.label !== 'ok');
+      after(() => this.matcher.add(row.id, indexable(input.subjects)));
+      if (superseded && !superseded.retracted) await this.retractPublished(trx, superseded, publish, after);
+      const verdict = (await this.byIds([row.id], trx)).get(row.id)!;
+      await within?.(trx, verdict);
+      return { verdict, superseded };
     });
-    this.matcher.add(id, indexable(input.subjects));
-    await publisher.publish('Create', document, input.label !== 'ok');
-    if (superseded && !superseded.retracted) await this.retractLocal(superseded.uri);
     const touched = superseded ? [input.subjects, superseded.subjects] : [input.subjects];
     if (input.method !== 'consensus') await this.localListener?.(touched);
-    return (await this.byIds([id])).get(id)!;
+    return verdict;
   }
 
-  /** Corrects one of our verdicts (label, confidence, expiry; a consensus' basis) and publishes an Update. */
-  async updateLocal(uri: string, patch: { label?: Label; confidence?: number; expires?: Date | null; basis?: BasisSource[] }): Promise<Verdict> {
+  /** Corrects one of our verdicts (label, confidence, expiry; a consensus' basis) and publishes an Update, in one transaction. */
+  async updateLocal(
+    uri: string,
+    patch: { label?: Label; confidence?: number; expires?: Date | null; basis?: BasisSource[] },
+    within?: Within,
+  ): Promise<Verdict> {
     const publisher = this.requirePublisher();
-    const current = await this.byUri(uri);
-    if (!current || !current.local) throw new VerdictNotFoundError(uri);
-    if (current.retracted) throw new VerdictNotFoundError(uri, 'retracted');
-    const updated = new Date();
-    const next = {
-      subjects: current.subjects,
-      label: patch.label ?? current.label,
-      confidence: patch.confidence ?? current.confidence,
-      method: current.method,
-      classifier: current.classifier ? parseClassifierText(current.classifier) : undefined,
-      basis: current.method === 'consensus' ? (patch.basis ?? current.basis) : null,
-      expires: patch.expires === undefined ? (current.expires ? new Date(current.expires) : undefined) : (patch.expires ?? undefined),
-      supersedes: current.supersedes ?? undefined,
-    };
-    const document = publisher.sign(
-      verdictObject({ ...next, uri, issuer: this.localIssuer, published: new Date(current.published), updated }),
-    );
-    await this.db
-      .updateTable('verdicts')
-      .set({ label: next.label, confidence: next.confidence, expires: next.expires ?? null, updated, document: JSON.stringify(document) })
-      .where('id', '=', current.id)
-      .execute();
-    await publisher.publish('Update', document, next.label !== 'ok' || current.label !== 'ok');
-    if (current.method !== 'consensus') await this.localListener?.([current.subjects]);
-    return (await this.byIds([current.id])).get(current.id)!;
+    const { verdict, method, subjects } = await this.publishing(async (trx, publish) => {
+      const current = await this.lockedLocal(trx, uri);
+      if (!current) throw new VerdictNotFoundError(uri);
+      if (current.retracted) throw new VerdictNotFoundError(uri, 'retracted');
+      const updated = new Date();
+      const next = {
+        subjects: current.subjects,
+        label: patch.label ?? current.label,
+        confidence: patch.confidence ?? current.confidence,
+        method: current.method,
+        classifier: current.classifier ? parseClassifierText(current.classifier) : undefined,
+        basis: current.method === 'consensus' ? (patch.basis ?? current.basis) : null,
+        expires: patch.expires === undefined ? (current.expires ? new Date(current.expires) : undefined) : (patch.expires ?? undefined),
+        supersedes: current.supersedes ?? undefined,
+      };
+      const document = publisher.sign(
+        verdictObject({ ...next, uri, issuer: this.localIssuer, published: new Date(current.published), updated }),
+      );
+      await trx
+        .updateTable('verdicts')
+        .set({ label: next.label, confidence: next.confidence, expires: next.expires ?? null, updated, document: JSON.stringify(document) })
+        .where('id', '=', current.id)
+        .execute();
+      await publish('Update', document, next.label !== 'ok' || current.label !== 'ok');
+      const verdict = (await this.byIds([current.id], trx)).get(current.id)!;
+      await within?.(trx, verdict);
+      return { verdict, method: current.method, subjects: current.subjects };
+    });
+    if (method !== 'consensus') await this.localListener?.([subjects]);
+    return verdict;
   }
 
-  /** Retracts one of our verdicts (kept as evidence) and publishes a Delete with a Tombstone. */
-  async retractLocal(uri: string): Promise<void> {
+  /** Retracts one of our verdicts (kept as evidence) and publishes a Delete with a Tombstone, in one transaction. */
+  async retractLocal(uri: string, within?: Within): Promise<void> {
+    await this.publishing(async (trx, publish, after) => {
+      const current = await this.lockedLocal(trx, uri);
+      if (!current) throw new VerdictNotFoundError(uri);
+      if (!current.retracted) await this.retractPublished(trx, current, publish, after);
+      await within?.(trx, current);
+    });
+  }
+
+  /**
+   * Completes what an older version (publishing in steps, outside one transaction) left half-done
+   * when it crashed: verdict activities in the outbox missing from the transparency log are
+   * appended, and our published verdicts whose latest activity does not say what the verdict now
+   * is (no Create, a correction never announced, a retraction without its Delete) get it. Run at
+   * start, before serving; on a consistent store it reads the outbox rows it has not yet matched
+   * to their log entry (only older versions' rows) and one query over our verdicts.
+   */
+  async repairPublications(): Promise<{ logged: number; published: number }> {
     const publisher = this.requirePublisher();
-    const current = await this.byUri(uri);
-    if (!current || !current.local) throw new VerdictNotFoundError(uri);
-    if (current.retracted) return;
-    await this.retract(current.id);
-    const tombstone = { id: uri, type: 'Tombstone', formerType: 'Verdict', deleted: new Date().toISOString() };
-    await publisher.publish('Delete', tombstone, current.label !== 'ok');
+    const prefix = `${this.publicUrl}/verdicts/`;
+    let logged = 0;
+    for (let after = 0; ; ) {
+      const rows = await this.db
+        .selectFrom('outbox')
+        .select(['seq', 'activity', 'object_id'])
+        .where('log_index', 'is', null)
+        .where('seq', '>', after)
+        .where(sql<boolean>`starts_with(object_id, ${prefix})`)
+        .orderBy('seq')
+        .limit(REPAIR_PAGE)
+        .execute();
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1].seq;
+      const stored = await publisher.log.entriesByKey([...new Set(rows.map((r) => r.object_id!))]);
+      const indexOf = new Map(stored.map((e) => [`${e.key}\n${Buffer.from(e.entry).toString('utf8')}`, e.index]));
+      for (const row of rows) {
+        const entry = canonicalize(row.activity) as string;
+        const index = indexOf.get(`${row.object_id}\n${entry}`);
+        if (index !== undefined) {
+          await this.db.updateTable('outbox').set({ log_index: index }).where('seq', '=', row.seq).execute();
+          continue;
+        }
+        const { announce } = await this.db.transaction().execute(async (trx) => {
+          const appended = await publisher.log.appendWithin(trx, [Buffer.from(entry, 'utf8')], [row.object_id]);
+          await trx.updateTable('outbox').set({ log_index: appended.result.firstIndex }).where('seq', '=', row.seq).execute();
+          return appended;
+        });
+        announce();
+        logged++;
+      }
+    }
+    const stale = await sql<{ uri: string }>`
+      SELECT v.uri FROM verdicts v
+      LEFT JOIN LATERAL (SELECT o.type, o.activity FROM outbox o WHERE o.object_id = v.uri ORDER BY o.seq DESC LIMIT 1) latest ON true
+      WHERE v.is_local AND v.document IS NOT NULL AND (
+        latest.type IS NULL
+        OR (v.retracted_at IS NULL AND (latest.type = 'Delete' OR latest.activity->'object' <> v.document))
+        OR (v.retracted_at IS NOT NULL AND latest.type <> 'Delete'))
+      ORDER BY v.id`.execute(this.db);
+    let published = 0;
+    for (const { uri } of stale.rows) {
+      published += await this.publishing(async (trx, publish) => {
+        const current = await this.lockedLocal(trx, uri);
+        if (!current) return 0;
+        const row = await trx.selectFrom('verdicts').select('document').where('id', '=', current.id).executeTakeFirstOrThrow();
+        const document = row.document as Record<string, unknown>;
+        const activities = await trx.selectFrom('outbox').select(['type', 'activity']).where('object_id', '=', uri).orderBy('seq', 'desc').execute();
+        const latest = activities[0];
+        const lastLabel = (latest?.activity as { object?: { label?: unknown } } | undefined)?.object?.label;
+        const restricted = current.label !== 'ok' || (lastLabel !== undefined && lastLabel !== 'ok');
+        let count = 0;
+        const announced = latest !== undefined && latest.type !== 'Delete' && canonicalize((latest.activity as { object?: unknown }).object) === canonicalize(document);
+        if (!announced && !(current.retracted && latest?.type === 'Delete')) {
+          await publish(activities.some((a) => a.type === 'Create') ? 'Update' : 'Create', document, restricted);
+          count++;
+        }
+        if (current.retracted && latest?.type !== 'Delete') {
+          const tombstone = { id: uri, type: 'Tombstone', formerType: 'Verdict', deleted: new Date(current.retracted).toISOString() };
+          await publish('Delete', tombstone, restricted);
+          count++;
+        }
+        return count;
+      });
+    }
+    return { logged, published };
   }
 
   /**
@@ -354,6 +515,15 @@ export class VerdictService {
    * of an object stored under another issuer is refused: the stored owner decides.
    */
   async receive(verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<void> {
+    const index = await this.db.transaction().execute((trx) => this.receiveWithin(trx, verdict, document, actor));
+    index();
+  }
+
+  /**
+   * `receive` inside the caller's transaction (the inbox's, which also records the activity id as
+   * received); returns what updates the matcher, to run once that transaction has committed.
+   */
+  async receiveWithin(trx: Db, verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<() => void> {
     const subjects: Subject[] = verdict.subject.map((s) => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) }));
     const values = {
       label: verdict.label,
@@ -367,29 +537,28 @@ export class VerdictService {
       document: JSON.stringify(document),
     };
     // The common case, a verdict we have not seen, in one statement (the inbox's hot path).
-    const created = await this.insertRemote(verdict.id, actor, values, subjects);
-    if (created !== undefined) {
-      this.matcher.add(created, indexable(subjects));
-      return;
-    }
-    const existing = await this.db
+    const created = await this.insertRemote(trx, verdict.id, actor, values, subjects);
+    if (created !== undefined) return () => this.matcher.add(created, indexable(subjects));
+    const existing = await trx
       .selectFrom('verdicts')
       .select(['id', 'issuer', 'retracted_at', 'published', 'updated'])
       .where('uri', '=', verdict.id)
+      .forUpdate()
       .executeTakeFirstOrThrow();
     if (existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
-    if (existing.retracted_at) return; // a retraction is final; a late Create/Update does not revive it
+    const unchanged = () => undefined;
+    if (existing.retracted_at) return unchanged; // a retraction is final; a late Create/Update does not revive it
     // Deliveries may arrive out of order: an older version never overwrites a newer one.
     const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
-    if (incomingVersion <= (existing.updated ?? existing.published).getTime()) return;
-    const previous = await this.indexedSubjects(existing.id);
-    await this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
-      await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
-      await this.insertSubjects(trx, existing.id, subjects);
-    });
-    this.matcher.remove(existing.id, previous);
-    this.matcher.add(existing.id, indexable(subjects));
+    if (incomingVersion <= (existing.updated ?? existing.published).getTime()) return unchanged;
+    const previous = await this.indexedSubjects(existing.id, trx);
+    await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
+    await trx.deleteFrom('verdict_subjects').where('verdict_id', '=', existing.id).execute();
+    await this.insertSubjects(trx, existing.id, subjects);
+    return () => {
+      this.matcher.remove(existing.id, previous);
+      this.matcher.add(existing.id, indexable(subjects));
+    };
   }
 
   /**
@@ -397,6 +566,7 @@ export class VerdictService {
    * verdict with that id is already stored (then the caller checks owner and version).
    */
   private async insertRemote(
+    trx: Db,
     uri: string,
     actor: string,
     v: { label: string; confidence: number; method: string; classifier: string | null; published: Date; updated: Date | null; expires: Date | null; supersedes: string | null; document: string },
@@ -414,16 +584,19 @@ export class VerdictService {
         SELECT v.id, x.algorithm, x.digest, x.quality FROM v CROSS JOIN (VALUES ${rows}) AS x(algorithm, digest, quality)
         ON CONFLICT DO NOTHING
       )
-      SELECT id FROM v`.execute(this.db);
+      SELECT id FROM v`.execute(trx);
     return result.rows[0] ? Number(result.rows[0].id) : undefined;
   }
 
-  /** Retracts a peer's verdict on its Delete; only its stored issuer may. */
-  async receiveRetraction(uri: string, actor: string): Promise<void> {
-    const existing = await this.db.selectFrom('verdicts').select(['id', 'issuer']).where('uri', '=', uri).executeTakeFirst();
-    if (!existing) return;
+  /**
+   * Retracts a peer's verdict on its Delete, inside the caller's transaction; only its stored
+   * issuer may. Returns what updates the matcher once that transaction has committed.
+   */
+  async receiveRetractionWithin(trx: Db, uri: string, actor: string): Promise<() => void> {
+    const existing = await trx.selectFrom('verdicts').select(['id', 'issuer']).where('uri', '=', uri).executeTakeFirst();
+    if (!existing) return () => undefined;
     if (existing.issuer !== actor) throw new VerdictOwnershipError(`${uri} belongs to ${existing.issuer}`);
-    await this.retract(existing.id);
+    return (await this.retractWithin(trx, existing.id)).unindex;
   }
 
   /** The signed objects of these verdicts, as published (ours, or as a peer sent them). */
@@ -517,16 +690,16 @@ export class VerdictService {
     return ids.flatMap((id) => byId.get(id) ?? []);
   }
 
-  async byIds(ids: number[]): Promise<Map<number, Verdict>> {
+  async byIds(ids: number[], db: Db = this.db): Promise<Map<number, Verdict>> {
     const out = new Map<number, Verdict>();
     if (ids.length === 0) return out;
-    const rows = (await this.db
+    const rows = (await db
       .selectFrom('verdicts')
       .select(['id', 'uri', 'issuer', 'is_local', 'label', 'confidence', 'method', 'classifier', 'source', 'published', 'expires', 'supersedes', 'retracted_at'])
       .select(sql<unknown>`CASE WHEN method = 'consensus' THEN document->'basis' END`.as('basis'))
       .where('id', 'in', ids)
       .execute()) as VerdictRow[];
-    const subjects = await this.db
+    const subjects = await db
       .selectFrom('verdict_subjects')
       .select(['verdict_id', 'algorithm', 'digest', 'quality'])
       .where('verdict_id', 'in', ids)

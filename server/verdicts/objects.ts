@@ -14,13 +14,6 @@ export interface Classifier {
   version: string;
 }
 
-/** What the verdicts module needs from federation, passed in so that it imports nothing above it. */
-export interface VerdictPublisher {
-  sign<T extends Record<string, unknown>>(object: T): T & { proof: unknown };
-  /** Publishes and returns the activity (which the transparency log records). */
-  publish(type: 'Create' | 'Update' | 'Delete', object: Record<string, unknown>, restricted: boolean): Promise<unknown>;
-}
-
 export class VerdictNotFoundError extends Error {
   constructor(uri: string, why = 'no such local verdict') {
     super(`${uri}: ${why}`);
