@@ -8,6 +8,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   hashing: async () => [
     ...(await (await import('./hashing.js')).benchHashing()),
     ...(await (await import('./hash-throughput.js')).benchHashThroughput()),
+    ...(await (await import('./hash-cli.js')).benchHashCli()),
   ],
   index: async () => {
     const { benchPdqIndex, benchSha256Index } = await import('./pdq-index.js');

@@ -2,8 +2,9 @@
 // The `vouch` command. Each subcommand loads and validates the configuration, does one job and
 // exits non-zero with a clear message on failure: an ordinary mistake gets one line, never a stack
 // trace (the handler at the end decides which errors are ordinary).
+import { once } from 'node:events';
 import { open, readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
@@ -150,23 +151,22 @@ program
   .argument('<files...>', 'image files')
   .action(async (files: string[], _opts, command: Command) => {
     const { config } = settings(command);
-    const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? 64));
+    // One thread per core (fewer for fewer files): more only adds memory and contention.
+    const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? availableParallelism()));
     let failed = 0;
     try {
-      // Hash in parallel, print in the order given.
-      const outcomes = files.map((file) => pool.hashFile(file));
-      for (const [i, pending] of outcomes.entries()) {
-        const outcome = await pending;
+      // A bounded window hashes in parallel; lines come out in the order given, as they finish.
+      for await (const { path, outcome } of pool.hashFilesInOrder(files)) {
+        let line: string;
         if (outcome.ok) {
           const h = outcome.hashes;
-          process.stdout.write(
-            `${JSON.stringify({ file: files[i], sha256: h.sha256, pdq: h.pdq, pdq_quality: h.pdqQuality, phash64: h.phash64, pipeline: h.pipeline })}\n`,
-          );
+          line = JSON.stringify({ file: path, sha256: h.sha256, pdq: h.pdq, pdq_quality: h.pdqQuality, phash64: h.phash64, pipeline: h.pipeline });
         } else {
           failed++;
-          process.stderr.write(`vouch hash: ${files[i]}: ${outcome.message}\n`);
-          process.stdout.write(`${JSON.stringify({ file: files[i], error: { code: outcome.code, message: outcome.message } })}\n`);
+          process.stderr.write(`vouch hash: ${path}: ${outcome.message}\n`);
+          line = JSON.stringify({ file: path, error: { code: outcome.code, message: outcome.message } });
         }
+        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
       }
     } finally {
       await pool.close();

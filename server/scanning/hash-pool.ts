@@ -30,6 +30,32 @@ export class HashPool {
     return this.pool.run({ kind: 'file', path, limits: this.limits });
   }
 
+  /**
+   * Hashes the files with at most 2 x threads of them in flight (the pool's queue never fills, and
+   * memory stays bounded however many are given) and yields each outcome in the order given, as soon
+   * as it and those before it are done.
+   */
+  async *hashFilesInOrder(paths: Iterable<string>): AsyncGenerator<{ path: string; outcome: HashOutcome }> {
+    const window = this.threads * 2;
+    const pending: { path: string; outcome: Promise<HashOutcome> }[] = [];
+    try {
+      for (const path of paths) {
+        pending.push({ path, outcome: this.hashFile(path) });
+        if (pending.length >= window) {
+          const head = pending.shift()!;
+          yield { path: head.path, outcome: await head.outcome };
+        }
+      }
+      while (pending.length > 0) {
+        const head = pending.shift()!;
+        yield { path: head.path, outcome: await head.outcome };
+      }
+    } finally {
+      // A consumer that stops early must not leave tasks whose rejection (a closed pool) goes unheard.
+      await Promise.allSettled(pending.map((p) => p.outcome));
+    }
+  }
+
   hashBytes(bytes: Uint8Array): Promise<HashOutcome> {
     return this.pool.run({ kind: 'bytes', bytes, limits: this.limits });
   }
