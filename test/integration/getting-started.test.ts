@@ -1,6 +1,7 @@
-// docs/getting-started.md, followed as a new admin would: its shell blocks for the secrets, the
-// first account, the health check and the fire drill run as written (only the address and the
-// `npx vouch` of an installed checkout are adapted), then the review happens in real Chromium.
+// docs/getting-started.md, followed as a new admin would: step 1 (the install) parsed; its shell
+// blocks for the secrets, the first account, the health check and the fire drill run as written
+// (only the address and the `npx vouch` of an installed checkout are adapted), then the review
+// happens in real Chromium.
 // If the guide drifts from the product, this fails.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,6 +63,18 @@ describe.skipIf(!HAVE_CHROMIUM)('docs/getting-started.md, followed to a reviewed
     await browser?.close();
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('step 1 is one bash script for root and sudo users alike, ending in the install', async () => {
+    // Its apt-get and NodeSource lines change the machine, so a test only parses it; it was run as
+    // written, as root, on a Debian 12 machine that came with Node 20, when last changed.
+    const script = commands(1);
+    expect(script).not.toMatch(/^\s*sudo /m);
+    expect(script).toMatch(/\bnpm install\b[^\n]*$/);
+    const parsed = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      execFile('bash', ['-n', '-c', script], (err, _stdout, stderr) => resolve({ code: err ? 1 : 0, stderr })),
+    );
+    expect(parsed.code, parsed.stderr).toBe(0);
   });
 
   it('steps 2-6: secrets, the first account, the server, the fire drill', async () => {
