@@ -49,6 +49,30 @@ describe('vouch hash', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('hashes far more files than 5 x threads, one line each in the order given', async () => {
+    // The pool's queue holds 4 x threads tasks: 41 files on 2 threads once crashed the command.
+    const dir = tempDir();
+    const files: string[] = [];
+    const digests = new Map<string, string>();
+    for (let i = 0; i < 41; i++) {
+      const file = join(dir, `${String(40 - i).padStart(2, '0')}.jpg`); // input order is not name order
+      const bytes = i === 17 ? Buffer.from('not a picture') : await syntheticJpeg(500 + i, 96, 72);
+      writeFileSync(file, bytes);
+      files.push(file);
+      digests.set(file, createHash('sha256').update(bytes).digest('hex'));
+    }
+    const result = await runCli(['hash', ...files], { VOUCH_HASH_THREADS: '2' });
+    expect(result.code).toBe(1);
+    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.file)).toEqual(files);
+    for (const [i, line] of lines.entries()) {
+      if (i === 17) expect(line).toMatchObject({ error: { code: 'unsupported_format' } });
+      else expect(line.sha256).toBe(digests.get(line.file));
+    }
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining(files[17])]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('documents every command in --help', async () => {
     const result = await runCli(['--help']);
     expect(result.code).toBe(0);
