@@ -5,6 +5,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { pinoHttp } from 'pino-http';
 import { Counter } from 'prom-client';
 import { HttpError, parseBody, refuseDeclaredOversize, rejectionStatus } from './errors.js';
+import { IdempotencyKeys } from './idempotency.js';
 import { bearerMatches, requireBearer } from './auth.js';
 import { mediaRoutes, scannerRoutes } from './media-routes.js';
 import { actorOf, reviewRoutes } from './review-routes.js';
@@ -290,26 +291,40 @@ export function createApp(deps: AppDeps): express.Express {
     return `${config.publicUrl}/verdicts/${id}`;
   };
 
+  // Writes to our verdicts take an Idempotency-Key (server/http/idempotency.ts): the answer is
+  // stored in the transaction that issues, corrects or retracts, and replayed to a retry.
+  const idempotency = new IdempotencyKeys(store.db);
   admin.post('/verdicts', jsonLimit, json, async (req, res) => {
     const input = parseBody(newVerdictSchema, req.body);
-    const verdict = await verdicts.issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' }).catch((err: unknown) => {
-      // The verdict named in `supersedes` is not one of ours: a bad request, not a missing page.
-      if (err instanceof VerdictNotFoundError) throw new HttpError(400, 'bad_supersedes', err.message);
-      throw err;
+    await idempotency.run(req, res, async (record) => {
+      const answer = (v: Verdict) => ({ status: 201, body: publicVerdictJson(v) });
+      const verdict = await verdicts
+        .issue({ ...input, expires: input.expires ? new Date(input.expires) : undefined, source: 'admin-api' }, record && ((trx, v) => record(trx, answer(v))))
+        .catch((err: unknown) => {
+          // The verdict named in `supersedes` is not one of ours: a bad request, not a missing page.
+          if (err instanceof VerdictNotFoundError) throw new HttpError(400, 'bad_supersedes', err.message);
+          throw err;
+        });
+      return answer(verdict);
     });
-    res.status(201).json(publicVerdictJson(verdict));
   });
   admin.patch('/verdicts/:id', jsonLimit, json, async (req, res) => {
     const patch = parseBody(verdictPatchSchema, req.body);
-    const verdict = await verdicts.updateLocal(localUri(String(req.params.id)), {
-      ...patch,
-      expires: patch.expires === undefined ? undefined : patch.expires === null ? null : new Date(patch.expires),
+    const uri = localUri(String(req.params.id));
+    await idempotency.run(req, res, async (record) => {
+      const answer = (v: Verdict) => ({ status: 200, body: publicVerdictJson(v) });
+      const expires = patch.expires === undefined ? undefined : patch.expires === null ? null : new Date(patch.expires);
+      const verdict = await verdicts.updateLocal(uri, { ...patch, expires }, record && ((trx, v) => record(trx, answer(v))));
+      return answer(verdict);
     });
-    res.json(publicVerdictJson(verdict));
   });
   admin.delete('/verdicts/:id', async (req, res) => {
-    await verdicts.retractLocal(localUri(String(req.params.id)));
-    res.status(204).end();
+    const uri = localUri(String(req.params.id));
+    await idempotency.run(req, res, async (record) => {
+      const answer = { status: 204, body: undefined };
+      await verdicts.retractLocal(uri, record && ((trx) => record(trx, answer)));
+      return answer;
+    });
   });
 
   admin.get('/peers', async (_req, res) => {

@@ -1,0 +1,153 @@
+// Issuing is one transaction, against real processes on the real PostgreSQL and Redis: the issuer
+// is killed with SIGKILL three times while clients issue verdicts and retry, with the same
+// Idempotency-Key, every request that got no answer. Afterwards every stored verdict is in the
+// outbox and the transparency log exactly once, every acknowledged verdict is stored, and no
+// request created anything twice. Then the start-up repair completes what an older version, which
+// published in steps, could leave half-done.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/process.js';
+import { HAVE_POSTGRES, HAVE_REDIS } from '../helpers/services.js';
+import { admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
+
+const REQUESTS = 240;
+const CLIENTS = 4;
+const KILL_AFTER = [40, 100, 160];
+
+describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during issue requests', () => {
+  let a: Instance;
+
+  beforeAll(async () => {
+    a = await instance('127.0.0.2');
+    await start(a);
+  });
+
+  afterAll(async () => {
+    await a?.server?.stop();
+    await a?.cleanup();
+  });
+
+  it('stores every acknowledged verdict once, each in the outbox and the log exactly once', async () => {
+    const digests = Array.from({ length: REQUESTS }, () => randomBytes(32).toString('hex'));
+    const keys = digests.map(() => randomBytes(16).toString('hex'));
+    const acknowledged = new Map<number, string>();
+    let replayed = 0;
+    let cut = 0;
+    let restarting: Promise<void> | undefined;
+    const kills = [...KILL_AFTER];
+
+    // One request until it is answered: a refused connection or a cut answer is retried, same key.
+    const issueUntilAnswered = async (n: number) => {
+      for (;;) {
+        await restarting;
+        try {
+          const res = await admin(a, 'POST', '/verdicts', verdictBody(digests[n]), { 'idempotency-key': keys[n] });
+          if (res.status === 201) {
+            if (res.headers.get('idempotent-replayed') === 'true') replayed++;
+            acknowledged.set(n, ((await res.json()) as { id: string }).id);
+            return;
+          }
+          if (res.status !== 503) throw new Error(`issue ${n} answered ${res.status}: ${await res.text()}`);
+        } catch (err) {
+          if (!(err instanceof TypeError)) throw err; // fetch failed: the server is down
+          cut++;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    let next = 0;
+    const client = async () => {
+      while (next < REQUESTS) {
+        const n = next++;
+        await issueUntilAnswered(n);
+        if (kills.length > 0 && acknowledged.size >= kills[0] && !restarting) {
+          kills.shift();
+          // Killed while the other clients' requests are in flight, then started again.
+          restarting = kill9(a).then(() => start(a)).finally(() => (restarting = undefined));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    await restarting;
+    expect(kills).toEqual([]);
+    expect(acknowledged.size).toBe(REQUESTS);
+
+    // Every acknowledged verdict is stored, once per request, and is the one the answer named.
+    const stored = await a.db.query<{ uri: string; digest: string }>(
+      `SELECT v.uri, encode(s.digest, 'hex') AS digest FROM verdicts v JOIN verdict_subjects s ON s.verdict_id = v.id WHERE v.is_local AND v.source = 'admin-api'`,
+    );
+    expect(stored.rows).toHaveLength(REQUESTS);
+    const byDigest = new Map(stored.rows.map((r) => [r.digest, r.uri]));
+    expect(byDigest.size).toBe(REQUESTS);
+    for (const [n, uri] of acknowledged) expect(byDigest.get(digests[n])).toBe(uri);
+    expect(await count(a, 'SELECT count(*) AS n FROM idempotency_keys')).toBe(REQUESTS);
+
+    // Each in the outbox exactly once, with its log entry; the log holds nothing else about them.
+    const uris = [...byDigest.values()];
+    expect(await count(a, `SELECT count(*) AS n FROM outbox WHERE object_id = ANY($1) AND type = 'Create'`, [uris])).toBe(REQUESTS);
+    expect(await count(a, `SELECT count(*) AS n FROM outbox WHERE object_id = ANY($1)`, [uris])).toBe(REQUESTS);
+    expect(await count(a, `SELECT count(DISTINCT object_id) AS n FROM outbox WHERE object_id = ANY($1)`, [uris])).toBe(REQUESTS);
+    expect(
+      await count(a, `SELECT count(*) AS n FROM outbox o JOIN log_entries e ON e.idx = o.log_index AND e.entry_key = o.object_id WHERE o.object_id = ANY($1)`, [uris]),
+    ).toBe(REQUESTS);
+    expect(await count(a, `SELECT count(*) AS n FROM log_entries WHERE entry_key = ANY($1)`, [uris])).toBe(REQUESTS);
+    expect(await count(a, 'SELECT count(*) AS n FROM log_entries')).toBe(await count(a, 'SELECT size AS n FROM log_head'));
+    // Every recorded activity gets queued for delivery, those a kill cut off included.
+    await eventually(async () => (await count(a, 'SELECT count(*) AS n FROM outbox WHERE NOT queued')) === 0, 15_000, 'the outbox drained into the queue');
+
+    // A retry after the answer came is the first answer again; the same key on another body is refused.
+    const again = await admin(a, 'POST', '/verdicts', verdictBody(digests[0]), { 'idempotency-key': keys[0] });
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(((await again.json()) as { id: string }).id).toBe(acknowledged.get(0));
+    const reused = await admin(a, 'POST', '/verdicts', verdictBody(digests[1]), { 'idempotency-key': keys[0] });
+    expect(reused.status).toBe(422);
+    expect(await count(a, `SELECT count(*) AS n FROM verdicts WHERE source = 'admin-api'`)).toBe(REQUESTS);
+    console.log(`issuing faults: ${REQUESTS} requests, ${KILL_AFTER.length} kills, ${cut} requests cut or refused and retried, ${replayed} answers replayed from a stored key`);
+  }, 120_000);
+
+  it('PATCH and DELETE with a key change and publish once; a malformed key is a 400', async () => {
+    const issued = (await (await admin(a, 'POST', '/verdicts', verdictBody(randomBytes(32).toString('hex')))).json()) as { id: string };
+    const id = issued.id.split('/').pop()!;
+    for (let i = 0; i < 2; i++) expect((await admin(a, 'PATCH', `/verdicts/${id}`, { label: 'ok' }, { 'idempotency-key': 'patch-1' })).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await admin(a, 'DELETE', `/verdicts/${id}`, undefined, { 'idempotency-key': 'delete-1' })).status).toBe(204);
+    const types = await a.db.query<{ type: string }>('SELECT type FROM outbox WHERE object_id = $1 ORDER BY seq', [issued.id]);
+    expect(types.rows.map((r) => r.type)).toEqual(['Create', 'Update', 'Delete']);
+    expect((await admin(a, 'PATCH', `/verdicts/${id}`, { label: 'ok' }, { 'idempotency-key': 'bad key' })).status).toBe(400);
+  });
+
+  it('completes at start what an older version left half-done', async () => {
+    const issue = async () => ((await (await admin(a, 'POST', '/verdicts', verdictBody(randomBytes(32).toString('hex')))).json()) as { id: string }).id;
+    const [corrected, retracted, unlogged] = [await issue(), await issue(), await issue()];
+    await a.server!.stop();
+    // As older versions could leave them when killed between steps: a verdict corrected in its
+    // row but never announced, one retracted without its Delete, and an activity in the outbox
+    // that never reached the log.
+    await a.db.query(`UPDATE verdicts SET label = 'ok', updated = now(), document = jsonb_set(document, '{label}', '"ok"') WHERE uri = $1`, [corrected]);
+    await a.db.query(`UPDATE verdicts SET retracted_at = now() WHERE uri = $1`, [retracted]);
+    await a.db.query(
+      `INSERT INTO outbox (id, type, object_id, restricted, activity, published, queued, log_index)
+       SELECT o.id || '-again', 'Update', o.object_id, true, jsonb_set(jsonb_set(o.activity, '{id}', to_jsonb(o.id || '-again')), '{type}', '"Update"'), now(), true, NULL
+       FROM outbox o WHERE o.object_id = $1`,
+      [unlogged],
+    );
+    const logSize = await count(a, 'SELECT size AS n FROM log_head');
+    await start(a);
+    expect(a.server!.logs.join('\n')).toMatch(/"logged":1,"published":2.*completed verdict publications/);
+    const activities = async (uri: string) => (await a.db.query<{ type: string }>('SELECT type FROM outbox WHERE object_id = $1 ORDER BY seq', [uri])).rows.map((r) => r.type);
+    expect(await activities(corrected)).toEqual(['Create', 'Update']);
+    expect(await activities(retracted)).toEqual(['Create', 'Delete']);
+    expect(await activities(unlogged)).toEqual(['Create', 'Update']);
+    expect(await count(a, 'SELECT size AS n FROM log_head')).toBe(logSize + 3);
+    expect(await count(a, `SELECT count(*) AS n FROM outbox WHERE log_index IS NULL AND object_id LIKE '%/verdicts/%'`)).toBe(0);
+    const updated = await a.db.query<{ same: boolean }>(
+      `SELECT (o.activity->'object') = v.document AS same FROM outbox o JOIN verdicts v ON v.uri = o.object_id WHERE o.object_id = $1 ORDER BY o.seq DESC LIMIT 1`,
+      [corrected],
+    );
+    expect(updated.rows[0].same).toBe(true);
+    // Nothing is left to repair: a second start does nothing.
+    await a.server!.stop();
+    await start(a);
+    expect(a.server!.logs.join('\n')).not.toMatch(/completed verdict publications/);
+  });
+});
