@@ -1,0 +1,75 @@
+// Receiving is exactly once, against real processes on the real PostgreSQL and Redis: follower B
+// is killed with SIGKILL four times while issuer A issues verdicts and delivers them to B. A
+// verdict B stores is recorded as received in the same transaction, so a kill leaves neither and
+// A's redelivery (or B's catch-up) applies it; afterwards B holds every verdict of A's once.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/process.js';
+import { HAVE_POSTGRES, HAVE_REDIS } from '../helpers/services.js';
+import { admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
+
+const VERDICTS = 300;
+const ISSUERS = 4;
+const KILL_AFTER = [40, 100, 160, 220];
+
+describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of a follower while its peer issues', () => {
+  let a: Instance;
+  let b: Instance;
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([instance('127.0.0.2', { VOUCH_AUTO_APPROVE_FOLLOWERS: 'true' }), instance('127.0.0.3')]);
+    await Promise.all([start(a), start(b)]);
+    expect((await admin(b, 'POST', '/peers/follow', { target: a.actor })).status).toBe(202);
+    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM peers WHERE actor_uri = $1 AND following_state = 'accepted'`, [a.actor])) === 1, 20_000, 'B following A');
+  });
+
+  afterAll(async () => {
+    for (const i of [a, b]) await i?.server?.stop();
+    for (const i of [a, b]) await i?.cleanup();
+  });
+
+  it('every verdict reaches the follower exactly once', async () => {
+    let issued = 0;
+    let restarting: Promise<void> | undefined;
+    const kills = [...KILL_AFTER];
+    const issuer = async () => {
+      while (issued < VERDICTS) {
+        issued++;
+        const res = await admin(a, 'POST', '/verdicts', verdictBody(randomBytes(32).toString('hex')));
+        expect(res.status).toBe(201);
+        // A kill that falls due while B is still starting waits for it: every kill hits a running B.
+        if (kills.length > 0 && issued >= kills[0]) await restarting;
+        if (kills.length > 0 && issued >= kills[0] && !restarting) {
+          kills.shift();
+          // B dies with deliveries in flight, and comes back while A keeps issuing.
+          restarting = kill9(b).then(() => start(b)).finally(() => (restarting = undefined));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: ISSUERS }, issuer));
+    await restarting;
+    expect(kills).toEqual([]);
+    expect(await count(a, `SELECT count(*) AS n FROM verdicts WHERE is_local`)).toBe(VERDICTS);
+
+    // B ends with exactly A's verdicts: every one, none twice, none that A does not hold.
+    const ours = `SELECT count(*) AS n FROM verdicts WHERE issuer = $1`;
+    await eventually(async () => (await count(b, ours, [a.actor])) === VERDICTS, 60_000, `B holding all ${VERDICTS} verdicts`);
+    const atA = (await a.db.query<{ uri: string }>('SELECT uri FROM verdicts WHERE is_local ORDER BY uri')).rows.map((r) => r.uri);
+    const atB = (await b.db.query<{ uri: string }>('SELECT uri FROM verdicts WHERE issuer = $1 ORDER BY uri', [a.actor])).rows.map((r) => r.uri);
+    expect(atB).toEqual(atA);
+    // Every Create B recorded as received is one it applied, and each was recorded once.
+    const creates = (await a.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'Create' AND object_id LIKE '%/verdicts/%'`)).rows.map((r) => r.id);
+    expect(creates).toHaveLength(VERDICTS);
+    expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = ANY($1)', [creates])).toBe(VERDICTS);
+    // A counts them all delivered: nothing dead-lettered, nothing waiting.
+    await eventually(
+      async () => {
+        const { counts } = (await (await admin(a, 'GET', '/deliveries')).json()) as { counts: Record<string, number> };
+        return counts.dead === 0 && counts.waiting === 0 && counts.active === 0 && counts.delayed === 0;
+      },
+      60_000,
+      'A\'s delivery queue empty, nothing dead',
+    );
+    expect(await count(b, ours, [a.actor])).toBe(VERDICTS);
+  }, 180_000);
+});
