@@ -20,8 +20,10 @@ const GNU_TIME = '/usr/bin/time';
 
 interface ProcessRun {
   wallSeconds: number;
-  /** Peak resident set of the process, from GNU time; undefined without it. */
+  /** From GNU time; undefined without it. */
   maxRssKb?: number;
+  /** User + system CPU seconds, from GNU time: steadier than the wall time on a loaded machine. */
+  cpuSeconds?: number;
 }
 
 /** Runs `vouch hash` on the files; fails unless it printed one line per file and exited 0. */
@@ -31,7 +33,7 @@ async function runHashCli(files: string[], threads?: number): Promise<ProcessRun
   if (threads !== undefined) env.VOUCH_HASH_THREADS = String(threads);
   const withTime = existsSync(GNU_TIME);
   const [command, args] = withTime
-    ? [GNU_TIME, ['-f', 'vouch-bench-rss-kb %M', process.execPath, CLI, 'hash', ...files]]
+    ? [GNU_TIME, ['-f', 'vouch-bench-time %M %U %S', process.execPath, CLI, 'hash', ...files]]
     : [process.execPath, [CLI, 'hash', ...files]];
   const started = performance.now();
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -49,8 +51,9 @@ async function runHashCli(files: string[], threads?: number): Promise<ProcessRun
   if (code !== 0 || lines !== files.length) {
     throw new Error(`vouch hash exited ${code} with ${lines} lines for ${files.length} files: ${stderr.slice(-500)}`);
   }
-  const rss = /vouch-bench-rss-kb (\d+)/.exec(stderr);
-  return { wallSeconds, maxRssKb: rss ? Number(rss[1]) : undefined };
+  const time = /vouch-bench-time (\d+) ([\d.]+) ([\d.]+)/.exec(stderr);
+  if (!time) return { wallSeconds };
+  return { wallSeconds, maxRssKb: Number(time[1]), cpuSeconds: Number(time[2]) + Number(time[3]) };
 }
 
 async function writeImages(dir: string, count: number): Promise<string[]> {
@@ -75,15 +78,19 @@ async function measure(files: string[]): Promise<BenchResult[]> {
 
   const pool = new HashPool(DEFAULT_IMAGE_LIMITS, cores);
   let warmRate: number;
+  let warmCpuSeconds: number;
   try {
     for await (const { outcome } of pool.hashFilesInOrder(first200.slice(0, cores * 8))) {
       if (!outcome.ok) throw new Error(outcome.message);
     }
     const started = performance.now();
+    const cpu = process.cpuUsage(); // the whole process: the workers' threads count too
     for await (const { outcome } of pool.hashFilesInOrder(first200)) {
       if (!outcome.ok) throw new Error(outcome.message);
     }
     warmRate = first200.length / ((performance.now() - started) / 1000);
+    const used = process.cpuUsage(cpu);
+    warmCpuSeconds = (used.user + used.system) / 1e6;
   } finally {
     await pool.close();
   }
@@ -96,11 +103,20 @@ async function measure(files: string[]): Promise<BenchResult[]> {
     { name: 'hash_pool_warm_img_per_s_200_files', value: round(warmRate, 1), unit: 'img/s' },
     { name: 'hash_cli_vs_warm_pool', value: round(cliRate / warmRate, 2), unit: 'x' },
   ];
+  // The fixed cost: Node, the CLI's imports and one worker, for a single file.
+  const single = await runHashCli(files.slice(0, 1));
+  if (whole.cpuSeconds !== undefined && single.cpuSeconds !== undefined) {
+    results.push(
+      { name: 'hash_cli_cpu_s_200_files', value: round(whole.cpuSeconds, 2), unit: 's' },
+      { name: 'hash_pool_warm_cpu_s_200_files', value: round(warmCpuSeconds, 2), unit: 's' },
+      { name: 'hash_cli_cpu_s_1_file', value: round(single.cpuSeconds, 2), unit: 's' },
+    );
+  }
   const thousand = await runHashCli(files, 2);
   if (thousand.maxRssKb !== undefined) {
     results.push({ name: 'hash_cli_peak_rss_mb_1000_files_2_threads', value: round(thousand.maxRssKb / 1024, 1), unit: 'MB' });
   } else {
-    console.error(`# hash_cli_peak_rss_mb_1000_files_2_threads needs GNU time at ${GNU_TIME}: not measured`);
+    console.error(`# hash_cli_peak_rss_mb_1000_files_2_threads and the CPU seconds need GNU time at ${GNU_TIME}: not measured`);
   }
   return results;
 }
