@@ -95,7 +95,7 @@ export class Delivery {
       this.metrics?.deliveries.inc({ result: 'failed' });
       throw err;
     }
-    // 409: the peer already has this activity (an earlier attempt got through): delivered.
+    // 409: the peer has already applied this activity (an earlier attempt got through): delivered.
     if ((status >= 200 && status < 300) || status === 409) {
       this.breaker.success(host);
       this.metrics?.deliveries.inc({ result: 'delivered' });

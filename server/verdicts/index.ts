@@ -47,7 +47,7 @@ export interface VerdictPublisher {
 }
 
 /** Work done inside the transaction of an issue, update or retraction (storing an Idempotency-Key's answer). */
-export type Within = (trx: Db, verdict: Verdict | undefined) => Promise<void>;
+export type Within = (trx: Db, verdict: Verdict) => Promise<void>;
 
 /** Publishes an activity inside the current issuing transaction. */
 type Publish = (type: ActivityType, object: Record<string, unknown>, restricted: boolean) => Promise<void>;
@@ -306,7 +306,6 @@ export class VerdictService {
     const publisher = this.requirePublisher();
     const after: Array<() => void> = [];
     const result = await this.db.transaction().execute(async (trx) => {
-      after.length = 0;
       const publish: Publish = async (type, object, restricted) => {
         const activity = publisher.activity(type, object);
         const entry = Buffer.from(canonicalize(activity) as string, 'utf8');
