@@ -3,9 +3,10 @@
 // verdict B stores is recorded as received in the same transaction, so a kill leaves neither and
 // A's redelivery (or B's catch-up) applies it; afterwards B holds every verdict of A's once.
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/process.js';
-import { HAVE_POSTGRES, HAVE_REDIS } from '../helpers/services.js';
+import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL } from '../helpers/services.js';
 import { admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
 
 const VERDICTS = 300;
@@ -72,4 +73,31 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of a follower while its 
     );
     expect(await count(b, ours, [a.actor])).toBe(VERDICTS);
   }, 180_000);
+
+  it('a follower killed between recording an activity and storing its verdict applies the redelivery', async () => {
+    // Hold B's verdict inserts on a table lock, so that B is killed exactly mid-apply.
+    const schema = b.env.VOUCH_DATABASE_SCHEMA;
+    const blocker = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}` });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE verdicts IN SHARE ROW EXCLUSIVE MODE');
+      const issued = (await (await admin(a, 'POST', '/verdicts', verdictBody(randomBytes(32).toString('hex')))).json()) as { id: string };
+      const waiting = `SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace ns ON ns.oid = c.relnamespace
+        WHERE c.relname = 'verdicts' AND ns.nspname = $1 AND NOT l.granted`;
+      await eventually(async () => (await count(b, waiting, [schema])) > 0, 20_000, 'B storing the verdict (held by the lock)');
+      await kill9(b);
+      await blocker.query('ROLLBACK');
+      const [{ id: activity }] = (await a.db.query<{ id: string }>(`SELECT id FROM outbox WHERE object_id = $1 AND type = 'Create'`, [issued.id])).rows;
+      // Killed mid-apply: the activity is not recorded as received, so nothing will refuse it.
+      expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = $1', [activity])).toBe(0);
+      expect(await count(b, 'SELECT count(*) AS n FROM verdicts WHERE uri = $1', [issued.id])).toBe(0);
+      await start(b);
+      await eventually(async () => (await count(b, 'SELECT count(*) AS n FROM verdicts WHERE uri = $1', [issued.id])) === 1, 60_000, 'B applying the redelivered verdict');
+      expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = $1', [activity])).toBe(1);
+      expect(await count(b, 'SELECT count(*) AS n FROM verdicts WHERE issuer = $1', [a.actor])).toBe(VERDICTS + 1);
+    } finally {
+      await blocker.end();
+    }
+  }, 120_000);
 });
