@@ -154,9 +154,13 @@ program
     // One thread per core (fewer for fewer files): more only adds memory and contention.
     const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? availableParallelism()));
     let failed = 0;
+    // A reader that stops early (`vouch hash … | head`) ends the command quietly, as other tools do.
+    let stdoutError: NodeJS.ErrnoException | undefined;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));
     try {
       // A bounded window hashes in parallel; lines come out in the order given, as they finish.
       for await (const { path, outcome } of pool.hashFilesInOrder(files)) {
+        if (stdoutError) break;
         let line: string;
         if (outcome.ok) {
           const h = outcome.hashes;
@@ -166,11 +170,13 @@ program
           process.stderr.write(`vouch hash: ${path}: ${outcome.message}\n`);
           line = JSON.stringify({ file: path, error: { code: outcome.code, message: outcome.message } });
         }
-        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+        // An error instead of the drain is kept by the listener above and ends the loop.
+        if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain').catch(() => undefined);
       }
     } finally {
       await pool.close();
     }
+    if (stdoutError && stdoutError.code !== 'EPIPE') throw stdoutError;
     if (failed > 0) process.exitCode = 1;
   });
 

@@ -1,4 +1,5 @@
 // The `vouch` CLI as a user runs it: real processes, real files, the embedded store.
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { Quarantine, parseQuarantineKey } from '../../server/scanning/quarantine
 import { openStore } from '../../server/store/index.js';
 import { FakePeer } from '../helpers/fake-peer.js';
 import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
-import { LOCAL_FEDERATION_ENV, eventually, freePort, runCli, startServerProcess, startVouch, type CliResult } from '../helpers/process.js';
+import { LOCAL_FEDERATION_ENV, VOUCH_BIN, eventually, freePort, runCli, startServerProcess, startVouch, type CliResult } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
 const TESTDATA = new URL('../fixtures/pdq/', import.meta.url);
@@ -49,28 +50,56 @@ describe('vouch hash', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hashes far more files than 5 x threads, one line each in the order given', async () => {
-    // The pool's queue holds 4 x threads tasks: 41 files on 2 threads once crashed the command.
-    const dir = tempDir();
+  describe('on many files', () => {
+    let dir: string;
     const files: string[] = [];
     const digests = new Map<string, string>();
-    for (let i = 0; i < 41; i++) {
-      const file = join(dir, `${String(40 - i).padStart(2, '0')}.jpg`); // input order is not name order
-      const bytes = i === 17 ? Buffer.from('not a picture') : await syntheticJpeg(500 + i, 96, 72);
-      writeFileSync(file, bytes);
-      files.push(file);
-      digests.set(file, createHash('sha256').update(bytes).digest('hex'));
-    }
-    const result = await runCli(['hash', ...files], { VOUCH_HASH_THREADS: '2' });
-    expect(result.code).toBe(1);
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.map((l) => l.file)).toEqual(files);
-    for (const [i, line] of lines.entries()) {
-      if (i === 17) expect(line).toMatchObject({ error: { code: 'unsupported_format' } });
-      else expect(line.sha256).toBe(digests.get(line.file));
-    }
-    expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining(files[17])]);
-    rmSync(dir, { recursive: true, force: true });
+    const BAD = 17;
+
+    beforeAll(async () => {
+      dir = tempDir();
+      for (let i = 0; i < 41; i++) {
+        const file = join(dir, `${String(40 - i).padStart(2, '0')}.jpg`); // input order is not name order
+        const bytes = i === BAD ? Buffer.from('not a picture') : await syntheticJpeg(500 + i, 96, 72);
+        writeFileSync(file, bytes);
+        files.push(file);
+        digests.set(file, createHash('sha256').update(bytes).digest('hex'));
+      }
+    });
+
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('hashes far more files than 5 x threads, one line each in the order given', async () => {
+      // The pool's queue holds 4 x threads tasks: 41 files on 2 threads once crashed the command.
+      const result = await runCli(['hash', ...files], { VOUCH_HASH_THREADS: '2' });
+      expect(result.code).toBe(1);
+      const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.file)).toEqual(files);
+      for (const [i, line] of lines.entries()) {
+        if (i === BAD) expect(line).toMatchObject({ error: { code: 'unsupported_format' } });
+        else expect(line.sha256).toBe(digests.get(line.file));
+      }
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining(files[BAD])]);
+    });
+
+    it('ends quietly when its reader stops early, as `vouch hash … | head -1` does', async () => {
+      const child = spawn(process.execPath, [VOUCH_BIN, 'hash', ...files.slice(0, BAD)], {
+        env: { ...process.env, VOUCH_LOG_LEVEL: 'warn', VOUCH_HASH_THREADS: '2' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      let firstRead = '';
+      child.stdout.once('data', (d) => {
+        firstRead = String(d);
+        child.stdout.destroy(); // the reader goes away after its first read
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      // Lines were still to come when the reader left, so the command did write into a closed pipe.
+      expect(firstRead.trim().split('\n').length).toBeLessThan(BAD);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+    });
   });
 
   it('documents every command in --help', async () => {
