@@ -464,12 +464,16 @@ export class VerdictService {
           await this.db.updateTable('outbox').set({ log_index: index }).where('seq', '=', row.seq).execute();
           continue;
         }
-        const { announce } = await this.db.transaction().execute(async (trx) => {
-          const appended = await publisher.log.appendWithin(trx, [Buffer.from(entry, 'utf8')], [row.object_id]);
-          await trx.updateTable('outbox').set({ log_index: appended.result.firstIndex }).where('seq', '=', row.seq).execute();
-          return appended;
+        const appended = await this.db.transaction().execute(async (trx) => {
+          // Another process starting at the same moment may have logged it already.
+          const locked = await trx.selectFrom('outbox').select('log_index').where('seq', '=', row.seq).forUpdate().executeTakeFirstOrThrow();
+          if (locked.log_index !== null) return undefined;
+          const done = await publisher.log.appendWithin(trx, [Buffer.from(entry, 'utf8')], [row.object_id]);
+          await trx.updateTable('outbox').set({ log_index: done.result.firstIndex }).where('seq', '=', row.seq).execute();
+          return done;
         });
-        announce();
+        if (!appended) continue;
+        appended.announce();
         logged++;
       }
     }

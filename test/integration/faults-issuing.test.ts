@@ -5,10 +5,11 @@
 // request created anything twice. Then the start-up repair completes what an older version, which
 // published in steps, could leave half-done.
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/process.js';
-import { HAVE_POSTGRES, HAVE_REDIS } from '../helpers/services.js';
-import { admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
+import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL } from '../helpers/services.js';
+import { ADMIN_TOKEN, admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
 
 const REQUESTS = 240;
 const CLIENTS = 4;
@@ -104,6 +105,64 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during iss
     expect(reused.status).toBe(422);
     expect(await count(a, `SELECT count(*) AS n FROM verdicts WHERE source = 'admin-api'`)).toBe(REQUESTS);
     console.log(`issuing faults: ${REQUESTS} requests, ${KILL_AFTER.length} kills, ${cut} requests cut or refused and retried, ${replayed} answers replayed from a stored key`);
+  }, 120_000);
+
+  it('a request killed mid-transaction stored nothing; a lost answer and a concurrent twin get the first answer', async () => {
+    // A's verdict inserts are held on a table lock, so that requests stop inside their transaction.
+    const schema = a.env.VOUCH_DATABASE_SCHEMA;
+    const blocker = new pg.Client({ connectionString: POSTGRES_URL, options: `-c search_path=${schema}` });
+    await blocker.connect();
+    const waiting = `SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace ns ON ns.oid = c.relnamespace
+      WHERE c.relname = 'verdicts' AND ns.nspname = $1 AND NOT l.granted`;
+    const hold = async () => {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE verdicts IN SHARE ROW EXCLUSIVE MODE');
+    };
+    const stored = (digest: string) => count(a, `SELECT count(*) AS n FROM verdict_subjects WHERE digest = decode($1, 'hex')`, [digest]);
+    try {
+      // Killed mid-transaction: nothing stored, and the retry with the same key issues it once.
+      const killed = randomBytes(32).toString('hex');
+      await hold();
+      const cut = admin(a, 'POST', '/verdicts', verdictBody(killed), { 'idempotency-key': 'killed-1' }).catch((err: unknown) => err);
+      await eventually(async () => (await count(a, waiting, [schema])) > 0, 20_000, 'the request inside its transaction');
+      await kill9(a);
+      expect(await cut).toBeInstanceOf(TypeError);
+      await blocker.query('ROLLBACK');
+      expect(await stored(killed)).toBe(0);
+      await start(a);
+      const retried = await admin(a, 'POST', '/verdicts', verdictBody(killed), { 'idempotency-key': 'killed-1' });
+      expect(retried.status).toBe(201);
+      expect(retried.headers.get('idempotent-replayed')).toBeNull();
+      expect(await stored(killed)).toBe(1);
+
+      // An answer the client gave up on, and a twin sent meanwhile: one verdict, one answer for all.
+      const lost = randomBytes(32).toString('hex');
+      await hold();
+      const abort = new AbortController();
+      const gaveUp = fetch(`${a.url}/api/v1/admin/verdicts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'idempotency-key': 'lost-1' },
+        body: JSON.stringify(verdictBody(lost)),
+        signal: abort.signal,
+      }).catch((err: unknown) => err);
+      await eventually(async () => (await count(a, waiting, [schema])) > 0, 20_000, 'the first request inside its transaction');
+      const twin = admin(a, 'POST', '/verdicts', verdictBody(lost), { 'idempotency-key': 'lost-1' });
+      await eventually(async () => (await count(a, waiting, [schema])) > 1, 20_000, 'the twin inside its transaction');
+      abort.abort();
+      expect(await gaveUp).toBeInstanceOf(Error);
+      await blocker.query('COMMIT');
+      const twinAnswer = await twin;
+      expect(twinAnswer.status).toBe(201);
+      const again = await admin(a, 'POST', '/verdicts', verdictBody(lost), { 'idempotency-key': 'lost-1' });
+      expect(again.status).toBe(201);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      const [first, second] = [(await twinAnswer.json()) as { id: string }, (await again.json()) as { id: string }];
+      expect(second.id).toBe(first.id);
+      expect(await stored(lost)).toBe(1);
+      expect(await count(a, 'SELECT count(*) AS n FROM outbox WHERE object_id = $1', [first.id])).toBe(1);
+    } finally {
+      await blocker.end();
+    }
   }, 120_000);
 
   it('PATCH and DELETE with a key change and publish once; a malformed key is a 400', async () => {
