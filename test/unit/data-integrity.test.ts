@@ -168,10 +168,10 @@ describe('signObject / verifyObject', () => {
   });
 
   it('a proof @context nested thousands deep (canonicalize recurses) -> malformed_proof, not a RangeError', async () => {
-    const s = clone(signObject(verdict, { privateKey, verificationMethod: VM })) as Record<string, Record<string, unknown>>;
+    const s = clone(signObject(verdict, { privateKey, verificationMethod: VM })) as Record<string, unknown>;
     let deep: unknown = [];
     for (let i = 0; i < 5_000; i++) deep = [deep];
-    s.proof['@context'] = deep;
+    (s.proof as Record<string, unknown>)['@context'] = deep;
     await expectReason(verifyObject(s, resolve), 'malformed_proof');
   });
 
