@@ -16,8 +16,7 @@ import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
-import type { MatchQuery } from '../matching/matcher.js';
-import { recordMedia } from './media.js';
+import { lookupQuery, recordMedia } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 
 export interface ScanJob {
@@ -67,19 +66,6 @@ export interface IntakeOptions {
   pullOnMiss?: (hashes: { sha256: string; pdq: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
-}
-
-/**
- * Every verdict that may match media: its SHA-256, and its PDQ in all eight rotations and mirrors;
- * its pHash-64 is the second hash the decider checks near-duplicate matches with.
- */
-function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
-  return {
-    sha256: Buffer.from(hashes.sha256, 'hex'),
-    pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-    pdqQuality: hashes.pdqQuality,
-    phash64: Buffer.from(hashes.phash64, 'hex'),
-  };
 }
 
 /**

@@ -62,3 +62,16 @@ export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | u
     phash64: row.phash64 ? Buffer.from(row.phash64) : undefined,
   };
 }
+
+/**
+ * Every verdict that may match hashed media: its SHA-256, and its PDQ in all eight rotations and
+ * mirrors; its pHash-64 is the second hash the decider checks near-duplicate matches with.
+ */
+export function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
+  return {
+    sha256: Buffer.from(hashes.sha256, 'hex'),
+    pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
+    pdqQuality: hashes.pdqQuality,
+    phash64: Buffer.from(hashes.phash64, 'hex'),
+  };
+}

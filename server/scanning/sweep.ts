@@ -9,12 +9,11 @@ import { join, relative, resolve } from 'node:path';
 import type { Db } from '../store/index.js';
 import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
 import type { Decided, Decider } from '../verdicts/decider.js';
-import type { MatchQuery } from '../matching/matcher.js';
 import type { Label } from '../../shared/vocab/verdict.js';
 import type { Outcome } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool, HashOutcome } from './hash-pool.js';
-import { recordMedia } from './media.js';
+import { lookupQuery, recordMedia } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 
 export interface SweepOptions {
@@ -85,16 +84,6 @@ async function* walk(dir: string, exclude: string | undefined): AsyncGenerator<s
     if (entry.isDirectory()) yield* walk(path, exclude);
     else if (entry.isFile()) yield path;
   }
-}
-
-/** The lookup the server makes for media: SHA-256, the PDQ of all eight rotations and mirrors, pHash-64. */
-function lookupQuery(h: ImageHashesWithDihedral): MatchQuery {
-  return {
-    sha256: Buffer.from(h.sha256, 'hex'),
-    pdq: Object.values(h.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-    pdqQuality: h.pdqQuality,
-    phash64: Buffer.from(h.phash64, 'hex'),
-  };
 }
 
 /** A file the sweep could not act on; it stays where it is, and the next sweep tries it again. */
