@@ -14,6 +14,7 @@ import { eventually, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from
 import { HAVE_REDIS, REDIS_URL } from '../helpers/services.js';
 import { hashImage, hexHammingDistance, type ImageHashes } from '../../shared/hashing/index.js';
 import { STRICT_PDQ_RADIUS } from '../../server/trust/decide.js';
+import { adminApi } from '../helpers/admin-api.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const MOBILENET = { name: 'nsfwjs-mobilenet-v2', version: 'nsfwjs-4.3.0' };
@@ -25,19 +26,7 @@ interface Instance {
   server: ServerProcess;
 }
 
-const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
-  const res = await fetch(`${i.url}/api/v1/admin${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: res.status === 204 ? undefined : await res.json() };
-};
-const submit = async (i: Instance, bytes: Buffer) => {
-  const res = await fetch(`${i.url}/api/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: bytes });
-  expect(res.status).toBe(200);
-  return res.json();
-};
+const { admin, submit } = adminApi(TOKEN);
 const verdictCount = async (i: Instance, sha256: string) =>
   ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: unknown[] }).matches.length;
 const subjectsOf = (h: ImageHashes) => [

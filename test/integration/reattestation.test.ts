@@ -13,6 +13,7 @@ import { syntheticJpeg } from '../helpers/images.js';
 import { eventually, startServerProcess, startVouch, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_REDIS, REDIS_URL } from '../helpers/services.js';
 import { hashImage } from '../../shared/hashing/index.js';
+import { adminApi } from '../helpers/admin-api.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 
@@ -23,19 +24,7 @@ interface Instance {
   env: Record<string, string>;
 }
 
-const admin = async (i: Instance, method: string, path: string, body?: unknown) => {
-  const res = await fetch(`${i.url}/api/v1/admin${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: res.status === 204 ? undefined : await res.json() };
-};
-const submit = async (i: Instance, bytes: Buffer, query = '') => {
-  const res = await fetch(`${i.url}/api/v1/media${query}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'image/jpeg' }, body: bytes });
-  expect(res.status).toBe(200);
-  return res.json();
-};
+const { admin, submit } = adminApi(TOKEN);
 const verdictsAbout = async (i: Instance, sha256: string) =>
   ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: Array<Record<string, unknown>> }).matches;
 
