@@ -28,6 +28,7 @@ import { decodeForClassifier, startScanner, type ScannerOptions } from './scanni
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { decodeHashes } from './log/format.js';
+import { LogEndpointDirectory } from './log/witness.js';
 import { verifierKey } from '../shared/merkle/checkpoint.js';
 import type { CheckpointObject } from '../shared/vocab/objects.js';
 
@@ -101,6 +102,7 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
       federation.publishCheckpoint({ origin, treeSize: c.size, rootHash: Buffer.from(c.root).toString('base64'), note: c.note }),
     onError: (err) => logger.warn({ err }, 'checkpoint signing or delivery failed; retrying on the next tick'),
   });
+  const peerLogs = new LogEndpointDirectory((url) => federation.peers.signedGetJson(url));
   return {
     log,
     checkpoints,
@@ -114,16 +116,20 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
       const method = (checkpoint.proof as { verificationMethod?: string } | undefined)?.verificationMethod;
       if (!method) throw new FederationError(401, 'proof_missing_proof', 'the checkpoint carries no proof');
       const logKey = verifierKey(checkpoint.origin, await federation.peers.proofKeyFor(method, actor), 'ed25519');
+      const endpoints = await peerLogs.endpointsOf(actor);
       const result = await witness.receiveCheckpoint({
         note: checkpoint.note,
         logVerifierKey: logKey,
         fetchConsistencyProof: async (from, to) => {
-          const proof = (await federation.peers.signedGetJson(`${actorUrl.origin}/log/proof/consistency?from=${from}&to=${to}`)) as { hashes?: unknown };
+          const url = new URL(endpoints.consistencyProof);
+          url.searchParams.set('from', String(from));
+          url.searchParams.set('to', String(to));
+          const proof = (await federation.peers.signedGetJson(url.href)) as { hashes?: unknown };
           return decodeHashes(proof.hashes, 'consistency proof');
         },
       });
       if (result.status === 'cosigned') {
-        const status = await federation.postSigned(`${actorUrl.origin}/log/cosignatures`, { cosignature: result.cosignature, size: result.checkpoint.size });
+        const status = await federation.postSigned(endpoints.cosignatures, { cosignature: result.cosignature, size: result.checkpoint.size });
         if (status >= 300) logger.warn({ actor, status }, 'peer did not take our cosignature');
       }
     },

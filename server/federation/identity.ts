@@ -76,7 +76,7 @@ export function actorDocument(identity: Identity): Record<string, unknown> {
     followers: identity.followers,
     following: identity.following,
     manuallyApprovesFollowers: true,
-    endpoints: { sharedInbox: `${identity.publicUrl}/inbox`, vouchLookup: `${identity.actorId}/lookup` },
+    endpoints: { sharedInbox: `${identity.publicUrl}/inbox`, vouchLookup: `${identity.actorId}/lookup`, vouchLog: `${identity.publicUrl}/log` },
     publicKey: { id: identity.rsaKeyId, owner: identity.actorId, publicKeyPem: identity.rsaPublicPem },
     assertionMethod: [
       { id: identity.proofKeyId, type: 'Multikey', controller: identity.actorId, publicKeyMultibase: identity.proofPublicMultibase },

@@ -1,23 +1,31 @@
 // The transparency log over HTTP: the log's own read API (public checkpoint and proofs; entries
-// with abuse labels for approved followers only) and the cosignature endpoint where followers hand
-// back their witness signatures.
+// with abuse labels for approved followers only), its metadata document (origin, verifier key and
+// every endpoint, linked from the actor as `endpoints.vouchLog`), and the cosignature endpoint
+// where followers hand back their witness signatures.
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { Federation } from '../federation/index.js';
 import { logOrigin, logRouter, type LogCheckpoints, type TransparencyLog } from '../log/index.js';
+import { logMetadata } from '../log/http.js';
 import { verifierKey } from '../../shared/merkle/checkpoint.js';
 import { multibaseToEd25519 } from '../../shared/crypto/data-integrity.js';
 import { HttpError } from './errors.js';
 
 const cosignatureSchema = z.object({ cosignature: z.string().min(10).max(512), size: z.number().int().nonnegative().optional() }).strict();
 
-/** An entry is public only when it carries an `ok` verdict and policy publishes those. */
-function publicEntry(bytes: Uint8Array): boolean {
+/** `— <name> <base64>`: the witness name a cosignature line is signed under (C2SP signed-note). */
+const SIGNATURE_LINE = /^\u2014 (\S+) [A-Za-z0-9+/=]+\n?$/;
+
+interface LoggedActivity {
+  object?: { id?: unknown; type?: unknown; label?: unknown };
+}
+
+function parseEntry(bytes: Uint8Array): LoggedActivity | undefined {
   try {
-    const activity = JSON.parse(Buffer.from(bytes).toString('utf8')) as { object?: { label?: unknown } };
-    return activity.object?.label === 'ok';
+    const value: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return typeof value === 'object' && value !== null ? (value as LoggedActivity) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -30,8 +38,33 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
     if (!pending) followerCache.set(req, (pending = federation.approvedFollower(req)));
     return pending;
   };
-  const readable = async (req: Request, bytes: Uint8Array) => (publicOkFeed && publicEntry(bytes)) || (await follower(req)) !== undefined;
-  router.use(logRouter({ log, checkpoints, canReadEntry: (req, _index, bytes) => readable(req, bytes) }));
+  /**
+   * An entry is public when policy publishes `ok` verdicts and it carries one, or it retracts one:
+   * a Tombstone has no label, so a Delete is as visible as the newest version logged before it of
+   * the verdict it retracts (the log keys each entry by its object's id).
+   */
+  const publicEntry = async (index: number, bytes: Uint8Array): Promise<boolean> => {
+    const object = parseEntry(bytes)?.object;
+    if (object?.label === 'ok') return true;
+    if (object?.type !== 'Tombstone' || typeof object.id !== 'string') return false;
+    const earlier = (await log.entriesByKey([object.id])).filter((e) => e.index < index);
+    for (const e of earlier.reverse()) {
+      const retracted = parseEntry(e.entry)?.object;
+      if (retracted?.type !== 'Tombstone') return retracted?.label === 'ok';
+    }
+    return false;
+  };
+  const readable = async (req: Request, index: number, bytes: Uint8Array) =>
+    (publicOkFeed && (await publicEntry(index, bytes))) || (await follower(req)) !== undefined;
+  router.use(logRouter({ log, checkpoints, canReadEntry: readable }));
+
+  const { identity } = federation;
+  const origin = logOrigin(identity.host);
+  const metadata = logMetadata(identity.publicUrl, origin, verifierKey(origin, identity.proofPrivateKey, 'ed25519'));
+  router.get('/log', (_req, res) => {
+    res.setHeader('cache-control', 'public, max-age=300');
+    res.json(metadata);
+  });
 
   // A verdict's proof bundle: its newest log entry, an inclusion proof and the signed checkpoint
   // (with the cosignatures collected), enough to verify it offline.
@@ -41,7 +74,7 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
     const index = await log.latestIndexOf(id);
     if (index === null) throw new HttpError(404, 'not_found', 'no log entry for that object');
     const [entry] = await log.entries(index, index + 1);
-    if (!(await readable(req, entry.entry))) throw new HttpError(404, 'not_found', 'no log entry for that object');
+    if (!(await readable(req, index, entry.entry))) throw new HttpError(404, 'not_found', 'no log entry for that object');
     // The newest checkpoint covers the entry unless it came after it: then sign one now.
     let checkpoint = await checkpoints.signCheckpoint();
     if (checkpoint.size <= index) checkpoint = await checkpoints.signCheckpoint();
@@ -68,8 +101,13 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
     } catch {
       throw new HttpError(400, 'bad_request', 'body must be {"cosignature": "<signature line>", "size"?: n}');
     }
-    const peer = await federation.peers.get(witness);
     const name = logOrigin(new URL(witness).host);
+    const signedName = SIGNATURE_LINE.exec(parsed.cosignature)?.[1];
+    if (signedName === undefined) throw new HttpError(400, 'bad_request', 'cosignature must be one signature line: "\u2014 <witness name> <base64>"');
+    if (signedName !== name) {
+      throw new HttpError(422, 'bad_witness_name', `the cosignature is signed under the name ${JSON.stringify(signedName)}; a witness signs as its own log origin, here ${JSON.stringify(name)}`);
+    }
+    const peer = await federation.peers.get(witness);
     // The witness signs with the Ed25519 key its actor lists for proofs.
     for (const multibase of Object.values(peer?.proofKeys ?? {})) {
       const key = verifierKey(name, multibaseToEd25519(multibase), 'cosignature/v1');

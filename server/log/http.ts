@@ -9,6 +9,10 @@
  *   GET /log/proof/inclusion?index=I&size=N  JSON {index, size, hashes: [base64...]}
  *   GET /log/proof/consistency?from=M&to=N   JSON {from, to, hashes: [base64...]}
  *
+ * The log's metadata document (`GET /log`, built by `logMetadata` and served with the instance's
+ * routes) names the origin, the C2SP verifier key and each of these URLs, so clients discover
+ * them instead of building paths.
+ *
  * Bad input answers 400 `{error: {code, message}}` (codes: invalid_parameter, out_of_range);
  * sizes beyond the current size are out_of_range. Other errors go to the app's error handler.
  */
@@ -24,6 +28,38 @@ import {
   type WireInclusionProof,
 } from './format.js';
 import { LogRangeError, type TransparencyLog } from './store.js';
+
+/**
+ * The log's metadata document (GET /log, linked from the actor as `endpoints.vouchLog`): what a
+ * verifier or witness needs, without guessing names or paths.
+ */
+export interface LogMetadata {
+  /** The checkpoint origin line and the log key's name: `<host>/vouch-log`. */
+  origin: string;
+  /** C2SP signed-note verifier key of the log: `<origin>+<key ID, 8 hex>+<base64(0x01 || Ed25519 key)>`. */
+  verifier_key: string;
+  checkpoint: string;
+  entries: string;
+  inclusion_proof: string;
+  consistency_proof: string;
+  bundle: string;
+  /** Where witnesses POST `{"cosignature", "size"?}` (approved followers, signed POST). */
+  cosignatures: string;
+}
+
+export function logMetadata(publicUrl: string, origin: string, verifierKey: string): LogMetadata {
+  const base = `${publicUrl}/log`;
+  return {
+    origin,
+    verifier_key: verifierKey,
+    checkpoint: `${base}/checkpoint`,
+    entries: `${base}/entries`,
+    inclusion_proof: `${base}/proof/inclusion`,
+    consistency_proof: `${base}/proof/consistency`,
+    bundle: `${base}/bundle`,
+    cosignatures: `${base}/cosignatures`,
+  };
+}
 
 export interface LogRouterOptions {
   log: TransparencyLog;

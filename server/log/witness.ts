@@ -14,12 +14,17 @@
  * cannot both be true. A note whose signature does not verify is refused (a NoteError), never
  * an alert: anyone can send junk, only the log's key can make evidence.
  *
+ * Where to fetch proofs and send cosignatures comes from the peer's log metadata document (its
+ * actor's `endpoints.vouchLog`), see `LogEndpointDirectory`; peers from before that document
+ * existed get the paths they always served.
+ *
  * The consistency proof is fetched outside any transaction (PGlite has one connection, and a
  * peer may be slow); the insert then re-checks, under a per-log advisory lock, that the latest
  * checkpoint is still the one we checked against, and starts over if another delivery won.
  */
 import type { KeyObject } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
 import { cosign, NoteError, openCheckpoint, verifierKey } from '../../shared/merkle/checkpoint.js';
 import { emptyRoot } from '../../shared/merkle/tree.js';
 import { verifyConsistency } from '../../shared/merkle/verify.js';
@@ -108,6 +113,72 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 const MAX_ATTEMPTS = 5;
+
+/** A peer log's endpoints that its witnesses use. */
+export interface PeerLogEndpoints {
+  /** GET ?from=&to=: the consistency proof. */
+  readonly consistencyProof: string;
+  /** POST {"cosignature", "size"}: where our cosignature goes. */
+  readonly cosignatures: string;
+}
+
+/** What a peer's log metadata must hold for witnessing (other fields are the peer's business). */
+const witnessMetadataSchema = z.object({ consistency_proof: z.url(), cosignatures: z.url() });
+
+const ENDPOINTS_CACHE_MS = 60 * 60_000;
+const ENDPOINTS_CACHE_MAX = 10_000;
+
+function onOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds each peer log's witness endpoints: the actor's `endpoints.vouchLog` names the metadata
+ * document, which names them. Every URL must sit on the actor's own origin. A peer whose actor
+ * has no `vouchLog` (older versions) gets the fixed paths those versions served. Results are
+ * cached for an hour; a fetch failure throws (the delivery is retried), never falls back.
+ */
+export class LogEndpointDirectory {
+  private readonly cache = new Map<string, { endpoints: PeerLogEndpoints; at: number }>();
+
+  constructor(
+    /** A signed GET returning parsed JSON; throws on non-200 or transport failure. */
+    private readonly fetchJson: (url: string) => Promise<unknown>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async endpointsOf(actor: string): Promise<PeerLogEndpoints> {
+    const cached = this.cache.get(actor);
+    if (cached && this.now() - cached.at < ENDPOINTS_CACHE_MS) return cached.endpoints;
+    const endpoints = await this.discover(actor);
+    if (this.cache.size >= ENDPOINTS_CACHE_MAX) this.cache.clear();
+    this.cache.set(actor, { endpoints, at: this.now() });
+    return endpoints;
+  }
+
+  private async discover(actor: string): Promise<PeerLogEndpoints> {
+    const { origin } = new URL(actor);
+    const doc = (await this.fetchJson(actor)) as { endpoints?: { vouchLog?: unknown } } | null;
+    const metadataUrl = doc?.endpoints?.vouchLog;
+    if (metadataUrl === undefined) {
+      return { consistencyProof: `${origin}/log/proof/consistency`, cosignatures: `${origin}/log/cosignatures` };
+    }
+    if (typeof metadataUrl !== 'string' || !onOrigin(metadataUrl, origin)) {
+      throw new Error(`${actor}: endpoints.vouchLog is not a URL on the actor's origin`);
+    }
+    const parsed = witnessMetadataSchema.safeParse(await this.fetchJson(metadataUrl));
+    if (!parsed.success) throw new Error(`${metadataUrl}: the log metadata lacks consistency_proof or cosignatures URLs`);
+    const { consistency_proof: consistencyProof, cosignatures } = parsed.data;
+    if (!onOrigin(consistencyProof, origin) || !onOrigin(cosignatures, origin)) {
+      throw new Error(`${metadataUrl}: the log's endpoints must be on the actor's origin ${origin}`);
+    }
+    return { consistencyProof, cosignatures };
+  }
+}
 
 export class CheckpointWitness {
   /** Our `cosignature/v1` verifier key: what the log's owner needs to check our cosignatures. */
