@@ -280,8 +280,10 @@ export function parseRfc3339(s: string): number | undefined {
 const ALGORITHM_NAMES = Object.keys(ALGORITHMS) as [Algorithm, ...Algorithm[]];
 const PROOF_VALUE = /^z[1-9A-HJ-NP-Za-km-z]{1,200}$/;
 const BASE64_32 = /^[A-Za-z0-9+/]{43}=$/;
+// C0, DEL and C1. U+2028/U+2029 are line and paragraph separators, not controls: RFC 8259 and
+// JCS (RFC 8785) carry them unescaped, so a text field may hold them.
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
 function urlField(rules: UrlRules) {
   return z.string({ error: 'must be a URL string' }).superRefine((s, ctx) => {

@@ -47,6 +47,8 @@ const context = {
     supersedes: { '@id': 'vouch:supersedes', '@type': '@id' },
     // Actor endpoint: where approved followers ask for verdicts before scanning (pull on miss).
     vouchLookup: { '@id': 'vouch:lookup', '@type': '@id' },
+    // Actor endpoint: the transparency log's metadata document (origin, verifier key, endpoints).
+    vouchLog: { '@id': 'vouch:log', '@type': '@id' },
 
     // TrustStatement
     trust: { '@id': 'vouch:trust', '@container': '@set' },
@@ -63,6 +65,10 @@ const context = {
     // Instance actor: FEP-521a `assertionMethod` (holds the Multikey that signs proofs). No bundled
     // context defines it at the top level; this is the definition of did/v1 and Data Integrity.
     assertionMethod: { '@id': 'https://w3id.org/security#assertionMethod', '@type': '@id', '@container': '@set' },
+
+    // Instance actor: `manuallyApprovesFollowers` is in no W3C context (ActivityStreams' `@vocab`
+    // is `_:`, which would make it a blank-node property); this is Mastodon's definition.
+    manuallyApprovesFollowers: { '@id': 'https://www.w3.org/ns/activitystreams#manuallyApprovesFollowers', '@type': 'xsd:boolean' },
 
     // Tombstone of a Verdict / TrustStatement
     formerType: { '@id': 'https://www.w3.org/ns/activitystreams#formerType', '@type': '@vocab' },
