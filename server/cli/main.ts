@@ -2,34 +2,48 @@
 // The `vouch` command. Each subcommand loads and validates the configuration, does one job and
 // exits non-zero with a clear message on failure: an ordinary mistake gets one line, never a stack
 // trace (the handler at the end decides which errors are ordinary).
+//
+// Only what defining the commands needs is imported here; each command imports its own heavy
+// modules when it runs (the server's module graph alone costs ~0.8 s of CPU, and `vouch hash`
+// needs none of it).
 import { once } from 'node:events';
 import { open, readFile, stat } from 'node:fs/promises';
 import { availableParallelism, homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type Config } from '../config/index.js';
-import { createLogger, createServerLogger, type Logger } from '../config/logger.js';
-import { classifyFile, imageLimits, loadClassifiers, openCore, startScannerNode, startServer } from '../main.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, imageLimits, loadConfig, type Config } from '../config/index.js';
+import type { Logger } from '../config/logger.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
-import { StoreLockedError, openStore } from '../store/index.js';
 import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
-import { AuditError, auditPeer } from './audit.js';
-import { OutboundRequestError } from '../federation/safe-fetch.js';
-import { ClassifierError } from '../scanning/classifiers/onnx.js';
 import { HashPool } from '../scanning/hash-pool.js';
-import { Sweeper } from '../scanning/sweep.js';
-import { Quarantine, QuarantineKeyError, parseQuarantineKey } from '../scanning/quarantine.js';
-import { TrustService } from '../trust/service.js';
-import { Decider } from '../verdicts/decider.js';
-import { HashListError, parseHashList } from '../verdicts/hash-list.js';
 import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
 
 class CliError extends Error {}
 
-/** Errors that an ordinary mistake (a typo, a missing file, a refused address) causes. */
-const USER_ERRORS = [CliError, ConfigError, HashListError, StoreLockedError, AccountError, AuditError, OutboundRequestError, ClassifierError];
+/**
+ * Classes of the errors an ordinary mistake (a typo, a missing file, a refused address) causes.
+ * A command that loads a module throwing one adds its class (`ordinary`): an error of a module
+ * that was never loaded cannot have been thrown.
+ */
+const userErrors = new Set<new (...args: never[]) => Error>([CliError, ConfigError, AccountError]);
+
+function ordinary(...types: Array<new (...args: never[]) => Error>): void {
+  for (const type of types) userErrors.add(type);
+}
+
+/** The server's modules, for the commands that open the store or run the server or a scanner. */
+async function serverModules() {
+  const [server, store, safeFetch, onnx] = await Promise.all([
+    import('../main.js'),
+    import('../store/index.js'),
+    import('../federation/safe-fetch.js'),
+    import('../scanning/classifiers/onnx.js'),
+  ]);
+  ordinary(store.StoreLockedError, safeFetch.OutboundRequestError, onnx.ClassifierError);
+  return server;
+}
 
 /**
  * A system call refused on something the operator chose: a path (ENOENT, EACCES, EEXIST…) or the
@@ -40,9 +54,15 @@ function isSetupError(err: unknown): boolean {
   return err instanceof Error && typeof code === 'string' && /^E[A-Z]+$/.test(code) && (typeof path === 'string' || syscall === 'listen');
 }
 
-function settings(command: Command, level?: 'info'): { config: Config; logger: Logger } {
+function configOf(command: Command): Config {
   const opts = command.optsWithGlobals<{ config?: string; dataDir?: string }>();
-  const config = loadConfig(process.env, { configFile: opts.config, dataDir: opts.dataDir });
+  return loadConfig(process.env, { configFile: opts.config, dataDir: opts.dataDir });
+}
+
+/** The configuration and a logger, for the commands that log. */
+async function settings(command: Command, level?: 'info'): Promise<{ config: Config; logger: Logger }> {
+  const config = configOf(command);
+  const { createLogger } = await import('../config/logger.js');
   // Commands print their results on stdout; logs go to stderr so the two never mix.
   const daemon = command.name() === 'serve' || level === 'info';
   const logger = createLogger({ logLevel: daemon ? config.logLevel : 'warn' }, daemon ? process.stdout : process.stderr);
@@ -126,7 +146,8 @@ program
   .command('serve')
   .description('run the HTTP server (API, health check) until SIGTERM/SIGINT')
   .action(async (_opts, command: Command) => {
-    const { config } = settings(command);
+    const config = configOf(command);
+    const [{ createServerLogger }, { startServer }] = await Promise.all([import('../config/logger.js'), serverModules()]);
     const { logger, flush } = createServerLogger(config);
     const server = await startServer(config, logger);
     let stopping = false;
@@ -150,7 +171,7 @@ program
   .description('print the hashes of image files, one JSON object per line')
   .argument('<files...>', 'image files')
   .action(async (files: string[], _opts, command: Command) => {
-    const { config } = settings(command);
+    const config = configOf(command);
     // One thread per core (fewer for fewer files): more only adds memory and contention.
     const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? availableParallelism()));
     let failed = 0;
@@ -205,7 +226,14 @@ program
       throw new CliError(`cannot scan ${dir}: ${err.code === 'ENOENT' ? 'no such directory' : err.message}`);
     });
     if (!root.isDirectory()) throw new CliError(`cannot scan ${dir}: not a directory (give the folder to sweep)`);
-    const { config, logger } = settings(command);
+    const { config, logger } = await settings(command);
+    const [{ classifyFile, loadClassifiers, openCore }, { Sweeper }, { Quarantine, QuarantineKeyError, parseQuarantineKey }, { TrustService }, { Decider }] = await Promise.all([
+      serverModules(),
+      import('../scanning/sweep.js'),
+      import('../scanning/quarantine.js'),
+      import('../trust/service.js'),
+      import('../verdicts/decider.js'),
+    ]);
     let quarantineKey: Buffer | undefined;
     if (opts.quarantine) {
       if (!config.quarantine.key) throw new CliError('--quarantine keeps files encrypted: set VOUCH_QUARANTINE_KEY (the server\'s key; `openssl rand -base64 32` for a new one)');
@@ -268,7 +296,9 @@ program
   .addOption(new Option('--confidence <p>', 'confidence of lines without one (default 1)').argParser(confidence))
   .option('--source <name>', 'where the list came from (default: hashlist:<file name>)')
   .action(async (file: string, opts: { algorithm?: Algorithm; label?: Label; confidence?: number; source?: string }, command: Command) => {
-    const { config, logger } = settings(command);
+    const { config, logger } = await settings(command);
+    const [{ openCore }, { HashListError, parseHashList }] = await Promise.all([serverModules(), import('../verdicts/hash-list.js')]);
+    ordinary(HashListError);
     const text = await readFile(file, 'utf8').catch((err: Error) => {
       throw new CliError(`cannot read ${file}: ${err.message}`);
     });
@@ -287,7 +317,7 @@ const serverOption = () => new Option('-s, --server <url>', 'the server\'s addre
 
 /** The admin API of a running server: PGlite allows one process, so live changes go through it. */
 async function adminRequest(command: Command, method: string, path: string, body?: unknown): Promise<unknown> {
-  const { config } = settings(command);
+  const config = configOf(command);
   const opts = command.optsWithGlobals<{ server?: string }>();
   const base = (opts.server ?? `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`).replace(/\/+$/, '');
   if (!config.adminToken) throw new CliError('set VOUCH_ADMIN_TOKEN to the server\'s admin token');
@@ -406,7 +436,8 @@ program
   .description('run a scanner node: classify media for the server from the Redis queue (GPU machines: see docs/scanner.md)')
   .requiredOption('-s, --server <url>', 'the Vouch server the scanner fetches media from and reports to', httpUrl)
   .action(async (opts: { server: string }, command: Command) => {
-    const { config, logger } = settings(command, 'info');
+    const { config, logger } = await settings(command, 'info');
+    const { startScannerNode } = await serverModules();
     const node = await startScannerNode(config, logger, opts.server);
     const stop = async () => {
       logger.info('scanner stopping: finishing jobs in flight');
@@ -457,7 +488,7 @@ program
       if (!isFile) {
         throw new CliError(`${target} is neither a file nor a PDQ/SHA-256 digest (64 hex characters, optionally prefixed pdq: or sha256:)`);
       }
-      const { config } = settings(command);
+      const config = configOf(command);
       const pool = new HashPool(imageLimits(config), 1);
       try {
         const outcome = await pool.hashFile(target);
@@ -493,7 +524,9 @@ async function readPassword(prompt: string, command: string): Promise<string> {
 
 /** Console accounts live in the store: with the embedded database, stop the server first. */
 async function withAccounts<T>(command: Command, job: (accounts: ConsoleAccounts) => Promise<T>): Promise<T> {
-  const { config } = settings(command);
+  const config = configOf(command);
+  const { StoreLockedError, openStore } = await import('../store/index.js');
+  ordinary(StoreLockedError);
   let store;
   try {
     store = await openStore(config);
@@ -575,7 +608,9 @@ program
   .addOption(new Option('--format <format>', 'export format').choices(['jsonl', 'csv']).default('jsonl'))
   .option('--state <dir>', 'where checkpoints from earlier audits are kept', join(homedir(), '.vouch-audit'))
   .action(async (url: string, opts: { all?: boolean; out?: string; format: 'jsonl' | 'csv'; state: string }, command: Command) => {
-    const { config } = settings(command);
+    const config = configOf(command);
+    const [{ AuditError, auditPeer }, { OutboundRequestError }] = await Promise.all([import('./audit.js'), import('../federation/safe-fetch.js')]);
+    ordinary(AuditError, OutboundRequestError);
     const report = await auditPeer({
       url,
       all: opts.all ?? false,
@@ -607,7 +642,7 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (USER_ERRORS.some((type) => err instanceof type) || isSetupError(err)) {
+  if ([...userErrors].some((type) => err instanceof type) || isSetupError(err)) {
     process.stderr.write(`vouch: ${(err as Error).message}\n`);
   } else {
     // A bug, not a mistake: still one line unless asked for the stack.

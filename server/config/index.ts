@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import type { ImageLimits } from '../../shared/hashing/normalize.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
@@ -144,6 +145,11 @@ const configSchema = z
   .strict();
 
 export type Config = z.infer<typeof configSchema> & { publicUrl: string };
+
+/** The upload limits as the hashing pipeline takes them (the server and the CLI's hash pools). */
+export function imageLimits(config: Config): ImageLimits {
+  return { maxBytes: config.limits.maxUploadBytes, maxPixels: config.limits.maxPixels, maxFrames: config.limits.maxFrames };
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
