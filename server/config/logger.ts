@@ -62,3 +62,21 @@ export function createServerLogger(config: Pick<Config, 'logLevel'>): { logger: 
   const destination = pino.destination({ dest: 1, sync: false });
   return { logger: pino(options(config), destination), flush: () => destination.flushSync() };
 }
+
+/**
+ * Log lines that can repeat many times a second (a dependency down, load shed) go out at most once
+ * per interval and key; `log` gets how many were left out since the last line.
+ */
+export function logThrottle(intervalMs: number): (key: string, log: (unlogged: number) => void) => void {
+  const last = new Map<string, { at: number; unlogged: number }>();
+  return (key, log) => {
+    const now = performance.now();
+    const held = last.get(key);
+    if (held && now - held.at < intervalMs) {
+      held.unlogged++;
+      return;
+    }
+    log(held?.unlogged ?? 0);
+    last.set(key, { at: now, unlogged: 0 });
+  };
+}

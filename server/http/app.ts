@@ -19,7 +19,7 @@ import { WebhookError, type MastodonIntegration } from '../integrations/mastodon
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 
 import type { Config } from '../config/index.js';
-import type { Logger } from '../config/logger.js';
+import { logThrottle, type Logger } from '../config/logger.js';
 import type { Store } from '../store/index.js';
 import { isStoreUnavailable, pingStore } from '../store/index.js';
 import { VerdictNotFoundError, type Verdict, type VerdictService, type VerdictMatch } from '../verdicts/index.js';
@@ -148,7 +148,7 @@ export function createApp(deps: AppDeps): express.Express {
     labelNames: ['reason'],
     registers: [metrics.registry],
   });
-  const shedLogged = new Map<string, { at: number; unlogged: number }>();
+  const shedLog = logThrottle(SHED_LOG_INTERVAL_MS);
   const shedResponses = new WeakSet<object>();
   // Client addresses (sign-in limits, logs) come from X-Forwarded-For only via proxies named here.
   app.set('trust proxy', config.trustProxy === undefined ? false : /^\d+$/.test(config.trustProxy) ? Number(config.trustProxy) : config.trustProxy);
@@ -430,16 +430,10 @@ export function createApp(deps: AppDeps): express.Express {
   /** A 503 the client should retry: counted, and logged once per interval with how many there were. */
   function shed(req: Request, res: Response, code: 'busy' | 'database_unavailable', message: string, err: unknown) {
     shedAnswers.inc({ reason: code });
-    const now = performance.now();
-    const last = shedLogged.get(code);
-    if (!last || now - last.at >= SHED_LOG_INTERVAL_MS) {
-      const error = err instanceof Error ? err.message : String(err);
-      // `unlogged`: the 503s of this kind since the previous line.
-      req.log.warn({ code, error, unlogged: last?.unlogged ?? 0 }, `answering 503 ${code} (logged once a minute; vouch_http_shed_total counts them all)`);
-      shedLogged.set(code, { at: now, unlogged: 0 });
-    } else {
-      last.unlogged++;
-    }
+    // `unlogged`: the 503s of this kind since the previous line.
+    shedLog(code, (unlogged) =>
+      req.log.warn({ code, error: err instanceof Error ? err.message : String(err), unlogged }, `answering 503 ${code} (logged once a minute; vouch_http_shed_total counts them all)`),
+    );
     shedResponses.add(res);
     res.setHeader('retry-after', String(RETRY_AFTER_S));
     res.status(503).json({ error: { code, message } });

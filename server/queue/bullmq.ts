@@ -17,6 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
+import { logThrottle } from '../config/logger.js';
 import {
   DEFAULTS,
   PermanentJobError,
@@ -148,11 +149,16 @@ function isRetryLater(err: unknown): err is RetryLaterError {
   return err instanceof RetryLaterError || (err instanceof Error && err.name === 'RetryLaterError' && 'delayMs' in err);
 }
 
+/** Queue and worker errors while Redis is away: logged at most this often. */
+const QUEUE_ERROR_LOG_INTERVAL_MS = 60_000;
+
 class BullmqQueue<T> implements JobQueue<T> {
   private readonly queue: Queue;
   private worker: Worker | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** BullMQ repeats its error on every command while Redis is away: one line a minute is enough. */
+  private readonly logError = logThrottle(QUEUE_ERROR_LOG_INTERVAL_MS);
 
   constructor(
     private readonly name: string,
@@ -161,7 +167,7 @@ class BullmqQueue<T> implements JobQueue<T> {
     private readonly connections: Connections,
   ) {
     this.queue = new Queue(name, { connection: connections.forProducer(), prefix: settings.prefix });
-    this.queue.on('error', (err: Error) => settings.logger.error({ queue: name, err }, 'job queue: error'));
+    this.queue.on('error', (err: Error) => this.logError('queue', (unlogged) => settings.logger.error({ queue: name, err, unlogged }, 'job queue: error')));
   }
 
   private jobOptions(options: JobOptions | undefined, id: string) {
@@ -229,7 +235,7 @@ class BullmqQueue<T> implements JobQueue<T> {
         },
       },
     );
-    this.worker.on('error', (err: Error) => settings.logger.error({ queue: this.name, err }, 'job queue: worker error'));
+    this.worker.on('error', (err: Error) => this.logError('worker', (unlogged) => settings.logger.error({ queue: this.name, err, unlogged }, 'job queue: worker error')));
   }
 
   async counts(): Promise<QueueCounts> {

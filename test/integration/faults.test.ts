@@ -167,3 +167,62 @@ describe.skipIf(!REDIS_SERVER)('SIGTERM with Redis gone', () => {
     expect(outcome).toBe(0);
   });
 });
+
+describe.skipIf(!REDIS_SERVER)('Redis restarted while verdicts are being issued', () => {
+  let redis: ChildProcess;
+  let redisPort: number;
+  let server: ServerProcess;
+  let dataDir: string;
+  const startRedis = () =>
+    spawn(REDIS_SERVER!, ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+
+  beforeAll(async () => {
+    redisPort = await freePort('127.0.0.1');
+    redis = startRedis();
+    dataDir = tempDir();
+    server = await startServerProcess({ VOUCH_DATA_DIR: dataDir, REDIS_URL: `redis://127.0.0.1:${redisPort}`, VOUCH_SCANNER: 'off', VOUCH_ADMIN_TOKEN: ADMIN_TOKEN });
+  });
+
+  afterAll(async () => {
+    if (redis.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL');
+    await server?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('keeps the process up, answers nothing but 201 or 503, and stores exactly what it acknowledged', async () => {
+    const issued: string[] = [];
+    const statuses: number[] = [];
+    const issue = async () => {
+      const digest = randomBytes(32).toString('hex');
+      const res = await fetch(`${server.url}/api/v1/admin/verdicts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ subjects: [{ algorithm: 'sha256', digest }], label: 'spam', confidence: 1, method: 'human' }),
+      });
+      statuses.push(res.status);
+      if (res.status === 201) issued.push(digest);
+    };
+    for (let i = 0; i < 15; i++) await issue();
+    redis.kill('SIGKILL');
+    await once(redis, 'exit');
+    // While Redis is away, and through its restart.
+    const away = Date.now();
+    while (Date.now() - away < 3_000) await issue();
+    redis = startRedis();
+    await eventually(async () => (await fetch(`${server.url}/healthz`)).status === 200, 20_000, 'healthz to report Redis back');
+    for (let i = 0; i < 15; i++) await issue();
+
+    expect(server.child.exitCode).toBeNull();
+    expect(statuses.filter((s) => s !== 201 && s !== 503)).toEqual([]);
+    expect(issued.length).toBeGreaterThanOrEqual(30);
+    for (const digest of issued) {
+      const { matches } = await (await fetch(`${server.url}/api/v1/verdicts?sha256=${digest}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+      expect(matches).toHaveLength(1);
+    }
+    // One log entry per acknowledged verdict, no more.
+    const page = await (await fetch(`${server.url}/log/entries?start=0&end=1`)).json();
+    expect(page.size).toBe(issued.length);
+    // Queue errors while Redis was away were logged a handful of times, not on every command.
+    expect(server.logs.filter((line) => line.includes('job queue: error') || line.includes('job queue: worker error')).length).toBeLessThanOrEqual(6);
+  });
+});
