@@ -24,6 +24,8 @@ import {
 import { LABELS, METHODS, ALGORITHMS } from '../../shared/vocab/verdict.js';
 import { actorDocument, nodeinfoDocument, webfingerDocument, type Identity } from '../../server/federation/identity.js';
 import { verdictObject } from '../../server/verdicts/objects.js';
+import { logOrigin } from '../../server/log/checkpoints.js';
+import { logMetadata } from '../../server/log/http.js';
 
 // ---------------------------------------------------------------------------------------------
 // Extraction
@@ -151,13 +153,13 @@ async function checkActivity(a: Record<string, any>, expectedType?: string): Pro
 // ---------------------------------------------------------------------------------------------
 
 /** Kinds that are plain JSON (JRD, NodeInfo, API bodies), not JSON-LD: expanded, but nothing to check. */
-const PLAIN_JSON = new Set(['webfinger', 'nodeinfo', 'nodeinfo-links', 'error', 'inbox-response']);
+const PLAIN_JSON = new Set(['webfinger', 'nodeinfo', 'nodeinfo-links', 'error', 'inbox-response', 'log-metadata']);
 /**
- * Terms the document knowingly uses outside every bundled context (spec section 14). The W3C
- * ActivityStreams context sets `"@vocab": "_:"`, so an undefined term is not dropped: it expands
- * to a blank-node predicate `_:term`, which is what the check below looks for.
+ * Terms the document knowingly uses outside every bundled context (spec section 14); none today.
+ * The W3C ActivityStreams context sets `"@vocab": "_:"`, so an undefined term is not dropped: it
+ * expands to a blank-node predicate `_:term`, which is what the check below looks for.
  */
-const KNOWN_UNDEFINED: Record<string, string[]> = { actor: ['manuallyApprovesFollowers'] };
+const KNOWN_UNDEFINED: Record<string, string[]> = {};
 
 interface JsonLdWarning {
   code: string;
@@ -212,7 +214,7 @@ afterAll(() => {
 const KNOWN_KINDS = new Set([
   'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'consensus-verdict', 'tombstone', 'trust-statement', 'checkpoint',
   'inbox-response', 'create', 'update', 'delete', 'follow', 'accept', 'reject', 'undo', 'outbox', 'outbox-page',
-  'catchup-page', 'followers', 'error',
+  'catchup-page', 'followers', 'error', 'log-metadata',
 ]);
 
 describe('docs/protocol.md examples', () => {
@@ -356,7 +358,15 @@ describe('objects', () => {
     await checkSignedObject(t);
   });
 
-  it('the draft Checkpoint parses and its note is signed by the test key', () => {
+  it('the log metadata is what the server publishes for the test keys, and its verifier key opens the Checkpoint example', () => {
+    const origin = logOrigin(IDENTITY.host);
+    const metadata = example('log-metadata');
+    expect(metadata).toEqual(logMetadata(IDENTITY.publicUrl, origin, verifierKey(origin, ED_PUBLIC, 'ed25519')));
+    expect(example('actor').endpoints.vouchLog).toBe(`${IDENTITY.publicUrl}/log`);
+    expect(openCheckpoint(example('checkpoint').note, metadata.verifier_key).checkpoint.origin).toBe(metadata.origin);
+  });
+
+  it('the Checkpoint parses and its note is signed by the test key', () => {
     const c = example('checkpoint');
     const parsed = parseCheckpointObject(c, { allowHttp: false });
     const vkey = verifierKey(parsed.origin, ED_PUBLIC);
