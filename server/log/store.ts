@@ -11,6 +11,10 @@
  *
  * There is no update or delete API, and the migration refuses UPDATE/DELETE/TRUNCATE on these
  * tables with triggers: corrections and retractions are new entries.
+ *
+ * Proofs and roots read the upper levels (subtrees of ≥ 2^CACHED_LEVEL leaves) from memory
+ * (`UpperNodes`): complete subtrees never change, so a copy is never stale, whichever process
+ * appended them; only the ≤ CACHED_LEVEL lower nodes of a proof are read from the database.
  */
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import {
@@ -69,6 +73,12 @@ export interface TransparencyLogOptions {
   maxEntryBytes?: number;
 }
 
+/**
+ * Subtrees of 2^CACHED_LEVEL leaves and more are kept in memory: about 2·n/2^CACHED_LEVEL hashes
+ * (1 MB at 1M entries, 10 MB at 10M), while a proof then reads at most CACHED_LEVEL nodes.
+ */
+const CACHED_LEVEL = 6;
+
 /** PostgreSQL's limit on bind parameters in one statement is 65,535. */
 const MAX_PARAMS = 60_000;
 const DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024;
@@ -101,29 +111,92 @@ async function insertRows(db: Executor, table: string, columns: readonly string[
   }
 }
 
-/**
- * The stored hashes of `nodes` (in order) and the head size, in ONE query. A node that is not
- * stored comes back as null.
- */
-async function readNodes(db: Executor, nodes: readonly NodeId[]): Promise<{ size: number; hashes: (Uint8Array | null)[] }> {
-  // Constant text and two array parameters (whatever the proof length): the fastest form measured
-  // on both PostgreSQL and PGlite, and each (level, idx) is one primary-key probe.
-  const { rows } = await db.executeQuery<{ level: number; idx: number | string; hash: Uint8Array | null }>(
-    CompiledQuery.raw(
-      'SELECT -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head UNION ALL ' +
-        'SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx',
-      [nodes.map((n) => n.level), nodes.map((n) => n.index)],
-    ),
-  );
-  let size = -1;
+// Constant text and two array parameters (whatever the proof length): the fastest form measured
+// on both PostgreSQL and PGlite, and each (level, idx) is one primary-key probe.
+const NODES_SQL = 'SELECT 1 AS part, n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx';
+const HEAD_SQL = 'SELECT 0 AS part, -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head';
+// One index range per level: the stored upper nodes past those complete at size $3.
+const UPPER_SQL = `SELECT 2 AS part, n.level, n.idx, n.hash FROM generate_series(${CACHED_LEVEL}, 62) AS l(level) JOIN log_nodes n ON n.level = l.level AND n.idx >= ($3::bigint >> l.level)`;
+
+type NodeRow = { part: number; level: number; idx: number | string; hash: Uint8Array | null };
+
+async function queryNodes(db: Executor, text: string, nodes: readonly NodeId[], extra: unknown[] = []): Promise<{ rows: NodeRow[]; hashes: (Uint8Array | null)[] }> {
+  const { rows } = await db.executeQuery<NodeRow>(CompiledQuery.raw(text, [nodes.map((n) => n.level), nodes.map((n) => n.index), ...extra]));
   const found = new Map<string, Uint8Array>();
-  for (const row of rows) {
-    const level = Number(row.level);
-    if (level === -1) size = Number(row.idx);
-    else if (row.hash) found.set(`${level}/${Number(row.idx)}`, bytes(row.hash));
+  for (const row of rows) if (Number(row.part) === 1 && row.hash) found.set(`${Number(row.level)}/${Number(row.idx)}`, bytes(row.hash));
+  return { rows, hashes: nodes.map((n) => found.get(`${n.level}/${n.index}`) ?? null) };
+}
+
+function headSize(rows: readonly NodeRow[]): number {
+  const head = rows.find((row) => Number(row.part) === 0);
+  if (!head) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
+  return Number(head.idx);
+}
+
+/** The stored hashes of `nodes` (in order), in ONE query. A node that is not stored comes back as null. */
+async function readNodes(db: Executor, nodes: readonly NodeId[]): Promise<(Uint8Array | null)[]> {
+  return (await queryNodes(db, NODES_SQL, nodes)).hashes;
+}
+
+/**
+ * As readNodes, with the head size and every stored node at levels ≥ CACHED_LEVEL that is not
+ * complete at `cachedSize`, all in ONE query, so from one snapshot.
+ */
+async function readNodesAndUpper(
+  db: Executor,
+  nodes: readonly NodeId[],
+  cachedSize: number,
+): Promise<{ size: number; hashes: (Uint8Array | null)[]; upper: { level: number; index: number; hash: Uint8Array }[] }> {
+  const { rows, hashes } = await queryNodes(db, `${HEAD_SQL} UNION ALL ${NODES_SQL} UNION ALL ${UPPER_SQL}`, nodes, [cachedSize]);
+  const upper = rows.filter((row) => Number(row.part) === 2 && row.hash).map((row) => ({ level: Number(row.level), index: Number(row.idx), hash: bytes(row.hash!) }));
+  return { size: headSize(rows), hashes, upper };
+}
+
+/**
+ * Every complete subtree at levels ≥ CACHED_LEVEL of the tree of `size` leaves, in memory: level
+ * ℓ holds nodes 0 … ⌊size/2^ℓ⌋ − 1, packed 32 bytes each. `size` is a size the database had
+ * committed, so any size up to it exists without asking the database again.
+ */
+class UpperNodes {
+  size = 0;
+  private readonly levels: Uint8Array[] = [];
+
+  /** The cached hash (a copy: callers own proofs) or undefined for a lower or newer node. */
+  get(node: NodeId): Uint8Array | undefined {
+    if (node.level < CACHED_LEVEL || node.index >= Math.floor(this.size / 2 ** node.level)) return undefined;
+    const offset = node.index * HASH_SIZE;
+    return this.levels[node.level - CACHED_LEVEL].slice(offset, offset + HASH_SIZE);
   }
-  if (size < 0) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
-  return { size, hashes: nodes.map((n) => found.get(`${n.level}/${n.index}`) ?? null) };
+
+  /**
+   * Grows the cache to `size` with `rows`: every stored node at levels ≥ CACHED_LEVEL beyond the
+   * cached ones, read in the same snapshot as `size`. A gap means a damaged table: nothing is
+   * cached then, and the proofs that need the missing node report it.
+   */
+  extend(size: number, rows: readonly { level: number; index: number; hash: Uint8Array }[]): void {
+    if (size <= this.size) return;
+    const grown: Uint8Array[] = [];
+    for (let level = CACHED_LEVEL; 2 ** level <= size; level++) {
+      const have = Math.floor(this.size / 2 ** level);
+      const count = Math.floor(size / 2 ** level);
+      const old = this.levels[level - CACHED_LEVEL];
+      const bytes = old && old.length >= count * HASH_SIZE ? old : new Uint8Array(Math.max(count, 2 * have, 64) * HASH_SIZE);
+      if (old && bytes !== old) bytes.set(old.subarray(0, have * HASH_SIZE));
+      grown[level - CACHED_LEVEL] = bytes;
+    }
+    const filled = new Map<number, number>();
+    for (const { level, index, hash } of rows) {
+      const bytes = grown[level - CACHED_LEVEL];
+      if (!bytes || hash.length !== HASH_SIZE || index < Math.floor(this.size / 2 ** level) || index >= Math.floor(size / 2 ** level)) continue;
+      bytes.set(hash, index * HASH_SIZE);
+      filled.set(level, (filled.get(level) ?? 0) + 1);
+    }
+    for (let level = CACHED_LEVEL; level - CACHED_LEVEL < grown.length; level++) {
+      if ((filled.get(level) ?? 0) !== Math.floor(size / 2 ** level) - Math.floor(this.size / 2 ** level)) return;
+    }
+    grown.forEach((bytes, i) => (this.levels[i] = bytes));
+    this.size = size;
+  }
 }
 
 function requireAll(nodes: readonly NodeId[], hashes: readonly (Uint8Array | null)[]): Uint8Array[] {
@@ -136,6 +209,7 @@ function requireAll(nodes: readonly NodeId[], hashes: readonly (Uint8Array | nul
 export class TransparencyLog implements SubtreeHashSource {
   private readonly maxEntryBytes: number;
   private readonly listeners = new Set<(result: AppendResult, count: number) => void>();
+  private readonly upper = new UpperNodes();
 
   constructor(
     private readonly db: Db,
@@ -177,7 +251,7 @@ export class TransparencyLog implements SubtreeHashSource {
     if (head.rows.length !== 1) throw new LogIntegrityError('log_head is missing: the log tables are damaged');
     const size = Number(head.rows[0].size);
     const front = frontier(size);
-    const { hashes } = await readNodes(trx, front);
+    const hashes = await readNodes(trx, front);
     const batch = appendBatch(size, requireAll(front, hashes), leafHashes);
     await insertRows(
       trx,
@@ -308,19 +382,33 @@ export class TransparencyLog implements SubtreeHashSource {
 
   /** Hashes of complete subtrees, one query; throws if one is not stored. */
   async hashesOf(nodes: readonly NodeId[]): Promise<Uint8Array[]> {
-    const { hashes } = await readNodes(this.db, nodes);
-    return requireAll(nodes, hashes);
+    return requireAll(nodes, await readNodes(this.db, nodes));
   }
 
   // --- internals -----------------------------------------------------------------------------
 
-  /** Reads every node of the plans and the head in one query; refuses sizes beyond the head. */
+  /**
+   * The nodes of the plans, upper ones from memory, the rest in one query; refuses sizes beyond
+   * the head. A size beyond the cached one reads the head and the new upper nodes in that query.
+   */
   private async resolve(plans: readonly HashPlan[], size: number, root = false): Promise<Uint8Array[]> {
     const nodes = plans.flat();
-    const { size: current, hashes } = await readNodes(this.db, nodes);
-    if (size > current) throw new LogRangeError('out_of_range', `size ${size} is beyond the current log size ${current}`);
+    const known: (Uint8Array | null)[] = nodes.map((n) => this.upper.get(n) ?? null);
+    const missing = nodes.flatMap((_, i) => (known[i] ? [] : [i]));
+    const missingNodes = missing.map((i) => nodes[i]);
+    let hashes: (Uint8Array | null)[] = [];
+    if (size > this.upper.size) {
+      // Sizes never shrink: only a size beyond the cached one needs the head.
+      const read = await readNodesAndUpper(this.db, missingNodes, this.upper.size);
+      this.upper.extend(read.size, read.upper);
+      if (size > read.size) throw new LogRangeError('out_of_range', `size ${size} is beyond the current log size ${read.size}`);
+      hashes = read.hashes;
+    } else if (missing.length > 0) {
+      hashes = await readNodes(this.db, missingNodes);
+    }
+    missing.forEach((nodeIndex, i) => (known[nodeIndex] = hashes[i]));
     if (root && size === 0) return [emptyRoot()];
-    const found = requireAll(nodes, hashes);
+    const found = requireAll(nodes, known);
     found.forEach((h, i) => {
       if (h.length !== HASH_SIZE) throw new LogIntegrityError(`stored node (level ${nodes[i].level}, index ${nodes[i].index}) is not ${HASH_SIZE} bytes`);
     });
