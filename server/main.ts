@@ -9,6 +9,8 @@ import { SOFTWARE_VERSION } from './config/paths.js';
 import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
+import { ChangeFeed, pruneChangeFeed } from './store/change-feed.js';
+import { PROCESS_LOCAL, advisoryLocks } from './store/advisory-lock.js';
 import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
@@ -310,6 +312,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     }
   };
   try {
+    // Other processes on the same PostgreSQL database: their changes are read from the feed from
+    // here on, before anything is loaded into memory.
+    const feed = config.databaseUrl ? await ChangeFeed.start(store.db, { url: config.databaseUrl, schema: config.databaseSchema }, logger) : undefined;
+    const locks = config.databaseUrl ? advisoryLocks(config.databaseUrl, config.databaseSchema ?? '') : PROCESS_LOCAL;
+    closers.push(() => locks.close());
     const metrics = new Metrics();
     const queues: Queues = createQueues({ redisUrl: config.redisUrl, db: store.db, prefix: queuePrefix(config.publicUrl), logger });
     closers.push(() => queues.close());
@@ -353,7 +360,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
     const trust = await TrustService.open(store.db, (entries) => federation.publishTrustStatement(entries));
     const decider = new Decider(verdicts, trust);
-    const consensus = new Reattestation(verdicts, decider, trust, logger, metrics, (sha256) => mediaQuery(store.db, sha256));
+    const consensus = new Reattestation(verdicts, decider, trust, logger, metrics, (sha256) => mediaQuery(store.db, sha256), locks);
     closers.push(() => consensus.close());
     metrics.gauge('vouch_consensus_live', 'Consensus verdicts of ours (re-attestations) not retracted', [], async () => [{ labels: {}, value: consensus.liveCount }]);
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
@@ -390,6 +397,17 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     if (repaired.logged + repaired.published > 0) logger.warn(repaired, 'completed verdict publications a crash had left half-done');
     await loadIndex(verdicts, store, logger);
     await consensus.load();
+    if (feed) {
+      feed.subscribe({
+        verdicts: (ids, resubjected) => verdicts.syncIndex(ids, resubjected),
+        trust: (foreign) => trust.reloadChanged(foreign),
+        resync: async () => {
+          await verdicts.loadIndex();
+          await trust.reloadChanged(new Set(['policy']));
+        },
+      });
+      closers.push(() => feed.close());
+    }
 
     const hashPool = new HashPool(imageLimits(config), config.hashThreads);
     closers.push(() => hashPool.close());
@@ -403,8 +421,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     federation.start();
     // Housekeeping, hourly: replay records and abandoned scan media do not grow without bound.
     const housekeeping = setInterval(() => {
-      void Promise.all([federation.pruneReplayRecords(), scanning.intake.pruneAbandoned(), accounts.pruneSessions()])
-        .then(([replays, media, sessions]) => logger.debug({ replays, media, sessions }, 'housekeeping'))
+      void Promise.all([federation.pruneReplayRecords(), scanning.intake.pruneAbandoned(), accounts.pruneSessions(), pruneChangeFeed(store.db)])
+        .then(([replays, media, sessions, changes]) => logger.debug({ replays, media, sessions, changes }, 'housekeeping'))
         .catch((err) => logger.warn({ err }, 'housekeeping failed'));
     }, 3_600_000);
     housekeeping.unref();

@@ -8,6 +8,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { migrateToLatest } from './migrations.js';
+import { PROCESS_ORIGIN } from './origin.js';
 import type { Database } from './schema.js';
 
 export type { Database } from './schema.js';
@@ -33,8 +34,9 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
     connectionString: url,
     max: 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // A schema per deployment (or per test run) without touching the URL.
-    options: schema ? `-c search_path=${schema}` : undefined,
+    // A schema per deployment (or per test run) without touching the URL; vouch.process marks
+    // the change-feed rows this process writes (change-feed.ts).
+    options: `${schema ? `-c search_path=${schema} ` : ''}-c vouch.process=${PROCESS_ORIGIN}`,
   });
   // A PostgreSQL restart terminates every connection. The pool drops an idle client that fails and
   // emits 'error', which would kill the process without a listener; a client that is checked out

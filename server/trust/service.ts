@@ -13,6 +13,23 @@ export type TrustPublisher = (trust: TrustEntry[]) => Promise<void>;
 /** What changed: ours (policy, trust, a block) or what a peer caused (its statement, a penalty). */
 export type TrustChange = 'policy' | 'trust' | 'block' | 'unblock' | 'trust statement' | 'penalty';
 
+const TRUST_CHANGES: readonly string[] = ['policy', 'trust', 'block', 'unblock', 'trust statement', 'penalty'] satisfies TrustChange[];
+
+function isTrustChange(what: string): what is TrustChange {
+  return TRUST_CHANGES.includes(what);
+}
+
+/** A publisher's statement replaces its previous one in `graph` (a peer's trust in itself is ignored). */
+function applyStatement(graph: TrustGraph, publisher: string, entries: TrustEntry[]): void {
+  for (const polarity of ['abuse', 'ok'] as const) {
+    graph.setStatement(
+      publisher,
+      polarity,
+      entries.filter((e) => e.polarity === polarity && e.peer !== publisher).map((e) => ({ peer: e.peer, value: e.value, ...(e.label ? { label: e.label } : {}) })),
+    );
+  }
+}
+
 export interface DirectTrust {
   peer: string;
   polarity: TrustPolarity;
@@ -23,7 +40,7 @@ export interface DirectTrust {
 }
 
 export class TrustService {
-  private readonly graph = new TrustGraph();
+  private graph = new TrustGraph();
   private changeListener: ((what: TrustChange) => void) | undefined;
   private changeCount = 0;
   private readonly weights = new Map<string, TrustWeights>();
@@ -61,21 +78,33 @@ export class TrustService {
     this.changeListener?.(what);
   }
 
-  /** Rebuilds the in-memory graph and policy from the store. */
+  /** Builds the in-memory graph and policy from the store, replacing what was held. */
   async reload(): Promise<void> {
+    const graph = new TrustGraph();
     for (const row of await this.db.selectFrom('trust_direct').selectAll().execute()) {
-      this.graph.setDirect(row.polarity as TrustPolarity, row.peer, row.value, row.label && isLabel(row.label) ? row.label : undefined);
+      graph.setDirect(row.polarity as TrustPolarity, row.peer, row.value, row.label && isLabel(row.label) ? row.label : undefined);
     }
-    for (const row of await this.db.selectFrom('trust_blocks').select('peer').execute()) this.graph.block(row.peer);
+    for (const row of await this.db.selectFrom('trust_blocks').select('peer').execute()) graph.block(row.peer);
     for (const row of await this.db.selectFrom('trust_penalties').selectAll().execute()) {
-      this.graph.setPenalty(row.polarity as TrustPolarity, row.peer, row.factor);
+      graph.setPenalty(row.polarity as TrustPolarity, row.peer, row.factor);
     }
     for (const row of await this.db.selectFrom('trust_statements').select(['publisher', 'document']).execute()) {
-      this.applyStatement(row.publisher, (row.document as TrustStatementObject).trust);
+      applyStatement(graph, row.publisher, (row.document as TrustStatementObject).trust);
     }
     const policy = await this.db.selectFrom('policies').select(['document', 'hash', 'set_at']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    this.graph = graph;
     if (policy) this.current = { policy: parsePolicy(policy.document), hash: policy.hash, setAt: policy.set_at };
     this.weights.clear();
+  }
+
+  /**
+   * Trust or policy rows changed in the store (the change feed): reloads them, and tells the
+   * listener of each kind of change another process made. Changes of this process's own are
+   * reloaded too (a local change racing a reload is then never lost) but were told already.
+   */
+  async reloadChanged(foreign: ReadonlySet<string>): Promise<void> {
+    await this.reload();
+    for (const what of foreign) if (isTrustChange(what)) this.changed(what);
   }
 
   get policy(): Policy {
@@ -132,13 +161,7 @@ export class TrustService {
   }
 
   private applyStatement(publisher: string, entries: TrustEntry[]): void {
-    for (const polarity of ['abuse', 'ok'] as const) {
-      this.graph.setStatement(
-        publisher,
-        polarity,
-        entries.filter((e) => e.polarity === polarity && e.peer !== publisher).map((e) => ({ peer: e.peer, value: e.value, ...(e.label ? { label: e.label } : {}) })),
-      );
-    }
+    applyStatement(this.graph, publisher, entries);
   }
 
   /** Our direct trust as the TrustStatement peers receive (blocked peers are simply absent). */

@@ -15,6 +15,7 @@ import type { Metrics } from '../config/metrics.js';
 import type { MatchQuery } from '../matching/matcher.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
 import { PerKeySerial } from '../per-key-serial.js';
+import { PROCESS_LOCAL, type KeyLock } from '../store/advisory-lock.js';
 
 /** How sure the decision is of its label: p for a block, 1 − the highest abuse p for an allow. */
 function confidenceOf(decision: Decision): number {
@@ -98,6 +99,11 @@ export class Reattestation {
     private readonly metrics?: Metrics,
     /** The lookup media we have seen was first decided with (its rotations and mirrors included). */
     private readonly mediaQuery?: (sha256: string) => Promise<MatchQuery | undefined>,
+    /**
+     * Serialises reconciling one media across server processes sharing the database: two would
+     * each see no consensus of ours and both issue one.
+     */
+    private readonly crossProcess: KeyLock = PROCESS_LOCAL,
   ) {}
 
   /** How many consensus verdicts of ours are live. */
@@ -134,7 +140,7 @@ export class Reattestation {
     if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
     return this.reconciling
-      .run(id, async () => {
+      .run(id, () => this.crossProcess.run(`reattest ${id}`, async () => {
         const query = given ?? (key.algorithm === 'sha256' ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
         for (let round = 0; round < MAX_REDECISIONS; round++) {
           const version = this.trust.version;
@@ -143,7 +149,7 @@ export class Reattestation {
           if (this.trust.version === version) break;
         }
         return true;
-      })
+      }))
       .catch((err: unknown) => {
         this.logger.error({ err, subject: id }, 're-attestation failed');
         return false;
@@ -152,9 +158,8 @@ export class Reattestation {
 
   private async reconcileNow(key: Subject, subjects: readonly Subject[], decision: Decision, issuers: string[]): Promise<void> {
     const want = this.trust.policy.reattest && decision.basis.length > 0 ? decision.label : null;
-    const ours = (await this.verdicts.find(queryOf([key]), { includeExpired: true })).filter(
-      (m) => m.local && m.method === 'consensus' && m.matchedBy === key.algorithm && m.distance === 0,
-    );
+    // From the store: under the lock, what another process issued for this media is seen.
+    const ours = await this.verdicts.liveConsensusWith(key);
     const expires = decision.expires;
     let kept = false;
     for (const verdict of ours) {

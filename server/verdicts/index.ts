@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
-import { Matcher, type Match, type MatchQuery } from '../matching/matcher.js';
+import { Matcher, type IndexedSubject, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
 import type { BasisSource } from '../trust/decide.js';
 import {
@@ -184,6 +184,38 @@ export class VerdictService {
       after = { id: last.verdict_id, algorithm: last.algorithm, digest: last.digest };
     }
     builder.finish();
+  }
+
+  /**
+   * Brings the matcher in line with what the store now holds for these verdicts, changed by
+   * another process (the change feed): each is dropped and, unless retracted or gone, added again.
+   * `resubjected` ones had subjects replaced, so their old entries are found by a scan.
+   */
+  async syncIndex(ids: readonly number[], resubjected: ReadonlySet<number>): Promise<void> {
+    for (let start = 0; start < ids.length; start += INSERT_BATCH) {
+      const batch = ids.slice(start, start + INSERT_BATCH);
+      const live = await this.db.selectFrom('verdicts').select('id').where('id', 'in', batch).where('retracted_at', 'is', null).execute();
+      const subjects = await this.db
+        .selectFrom('verdict_subjects')
+        .select(['verdict_id', 'algorithm', 'digest', 'quality'])
+        .where('verdict_id', 'in', batch)
+        .where('algorithm', 'in', ['pdq', 'sha256'])
+        .execute();
+      const byVerdict = new Map<number, IndexedSubject[]>();
+      for (const s of subjects) {
+        const list = byVerdict.get(s.verdict_id) ?? [];
+        list.push({ algorithm: s.algorithm, digest: s.digest, quality: s.quality });
+        byVerdict.set(s.verdict_id, list);
+      }
+      const liveIds = new Set(live.map((r) => r.id));
+      for (const id of batch) {
+        const held = byVerdict.get(id);
+        // Subjects never change without a 'subjects' row, so a verdict with none indexable held none.
+        if (resubjected.has(id)) this.matcher.remove(id);
+        else if (held) this.matcher.remove(id, held);
+        if (liveIds.has(id) && held) this.matcher.add(id, held);
+      }
+    }
   }
 
   /** Records local verdicts (a moderator's, an imported hash list's) in batches. */
@@ -654,6 +686,26 @@ export class VerdictService {
   async localFromSource(source: string): Promise<Verdict[]> {
     const rows = await this.db.selectFrom('verdicts').select('id').where('is_local', '=', true).where('source', '=', source).execute();
     return [...(await this.byIds(rows.map((r) => Number(r.id)))).values()];
+  }
+
+  /**
+   * Our unretracted consensus verdicts with exactly this subject, read from the store rather than
+   * the matcher: one another process has just issued may not have reached this one's matcher yet.
+   */
+  async liveConsensusWith(subject: Subject): Promise<Verdict[]> {
+    const rows = await this.db
+      .selectFrom('verdict_subjects as s')
+      .innerJoin('verdicts as v', 'v.id', 's.verdict_id')
+      .select('v.id')
+      .where('s.algorithm', '=', subject.algorithm)
+      .where('s.digest', '=', toBytes(subject))
+      .where('v.is_local', '=', true)
+      .where('v.method', '=', 'consensus')
+      .where('v.retracted_at', 'is', null)
+      .orderBy('v.id')
+      .execute();
+    const byId = await this.byIds(rows.map((r) => r.id));
+    return rows.flatMap((r) => byId.get(r.id) ?? []);
   }
 
   /** Our unretracted consensus verdicts (re-attestations), with when each expires. */

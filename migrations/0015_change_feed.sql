@@ -1,0 +1,29 @@
+-- The change feed: several server processes on one database keep their in-memory matcher, trust
+-- graph and policy in step with what the others (and CLI commands) write. Triggers record every
+-- change of a verdict, of trust and of the policy here, in the writing transaction, and NOTIFY the
+-- processes listening; a process reads the rows after its high-water mark (xact, id), so what it
+-- missed while its listening connection was down is read on reconnect. Rows are read only once
+-- every transaction with a smaller xact has ended (xact < the snapshot's xmin), so a row that
+-- commits late can never be skipped. `origin` is the writing process's vouch.process setting: a
+-- process skips its own rows (already applied). Rows carry ids, never hashes.
+CREATE TABLE change_feed (
+  id bigserial PRIMARY KEY,
+  xact xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  topic text NOT NULL,
+  ref bigint,
+  origin text,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX change_feed_position ON change_feed (xact, id);
+CREATE INDEX change_feed_at ON change_feed (at);
+-- One channel per schema, so deployments sharing a database in separate schemas do not wake each other.
+CREATE FUNCTION vouch_feed_verdict() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''verdict'', COALESCE(NEW.id, OLD.id), current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
+CREATE FUNCTION vouch_feed_subjects() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''subjects'', OLD.verdict_id, current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
+CREATE FUNCTION vouch_feed_trust() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, origin) VALUES (TG_ARGV[0], current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), TG_ARGV[0]); RETURN NULL; END';
+CREATE TRIGGER verdicts_feed AFTER INSERT OR UPDATE OR DELETE ON verdicts FOR EACH ROW EXECUTE FUNCTION vouch_feed_verdict();
+CREATE TRIGGER verdict_subjects_feed AFTER DELETE ON verdict_subjects FOR EACH ROW EXECUTE FUNCTION vouch_feed_subjects();
+CREATE TRIGGER policies_feed AFTER INSERT OR UPDATE OR DELETE ON policies FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('policy');
+CREATE TRIGGER trust_direct_feed AFTER INSERT OR UPDATE OR DELETE ON trust_direct FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('trust');
+CREATE TRIGGER trust_blocks_feed AFTER INSERT OR UPDATE OR DELETE ON trust_blocks FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('block');
+CREATE TRIGGER trust_penalties_feed AFTER INSERT OR UPDATE OR DELETE ON trust_penalties FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('penalty');
+CREATE TRIGGER trust_statements_feed AFTER INSERT OR UPDATE OR DELETE ON trust_statements FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('trust statement');
