@@ -1,0 +1,69 @@
+// The transparency log's in-memory upper levels (server/log/store.ts): one log object appends,
+// another on the same database (standing for a second process, whose cache sees none of those
+// appends) serves proofs and roots while the log grows past several cached levels; every answer
+// must equal an in-memory recomputation, and sizes beyond the head are still refused.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consistencyProof, inclusionProof, MemoryTree } from '../../shared/merkle/tree.js';
+import { LogRangeError, TransparencyLog } from '../../server/log/store.js';
+import { openStore, type Store } from '../../server/store/index.js';
+import { STORE_BACKENDS } from '../helpers/services.js';
+
+/** Batch sizes whose running totals cross 64, 128, … 1024 leaves, at odd sizes in between. */
+const BATCHES = [1, 62, 1, 1, 70, 129, 3, 250, 1, 500, 7];
+
+for (const backend of STORE_BACKENDS) {
+  describe.skipIf(!backend.available)(`log proof cache on ${backend.name}`, () => {
+    const handle = backend.create();
+    let store: Store;
+
+    beforeAll(async () => {
+      store = await openStore(handle.config);
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await handle.cleanup();
+    });
+
+    it('serves exact proofs and roots from a second log object while the first appends', async () => {
+      const writer = new TransparencyLog(store.db);
+      const reader = new TransparencyLog(store.db);
+      const memory = new MemoryTree();
+      const sizes: number[] = [];
+      for (const count of BATCHES) {
+        const entries = Array.from({ length: count }, () => new Uint8Array(randomBytes(40)));
+        await writer.append(entries);
+        for (const e of entries) memory.append(e);
+        const size = memory.size;
+        sizes.push(size);
+        // At the new size (the reader's cache must grow) and at every earlier size (cached).
+        for (const at of [size, ...sizes.slice(0, -1)]) {
+          expect(Buffer.from(await reader.root(at)).equals(Buffer.from(await memory.root(at)))).toBe(true);
+          for (const index of new Set([0, at - 1, Math.floor(at / 2), Math.floor((at * 2) / 3)])) {
+            expect((await reader.inclusionProof(index, at)).map((h) => Buffer.from(h).toString('hex'))).toEqual(
+              (await inclusionProof(index, at, memory)).map((h) => Buffer.from(h).toString('hex')),
+            );
+          }
+          for (const from of new Set([1, Math.max(1, at - 1), Math.ceil(at / 3), 64].filter((f) => f <= at))) {
+            expect((await reader.consistencyProof(from, at)).map((h) => Buffer.from(h).toString('hex'))).toEqual(
+              (await consistencyProof(from, at, memory)).map((h) => Buffer.from(h).toString('hex')),
+            );
+          }
+        }
+        // Beyond the head: refused, however much is cached.
+        await expect(reader.inclusionProof(0, size + 1)).rejects.toBeInstanceOf(LogRangeError);
+        await expect(reader.root(size + 1)).rejects.toThrow(/beyond the current log size/);
+      }
+    });
+
+    it('hands out copies: changing a returned proof changes no later answer', async () => {
+      const log = new TransparencyLog(store.db);
+      const size = await log.size();
+      const first = await log.inclusionProof(5, size);
+      const expected = first.map((h) => Buffer.from(h).toString('hex'));
+      for (const h of first) h.fill(0);
+      expect((await log.inclusionProof(5, size)).map((h) => Buffer.from(h).toString('hex'))).toEqual(expected);
+    });
+  });
+}
