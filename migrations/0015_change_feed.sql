@@ -4,8 +4,9 @@
 -- processes listening; a process reads the rows after its high-water mark (xact, id), so what it
 -- missed while its listening connection was down is read on reconnect. Rows are read only once
 -- every transaction with a smaller xact has ended (xact < the snapshot's xmin), so a row that
--- commits late can never be skipped. `origin` is the writing process's vouch.process setting: a
--- process skips its own rows (already applied). Rows carry ids, never hashes.
+-- commits late can never be skipped. `origin` is the writing connection's application_name, which
+-- names the server process: a process skips its own rows (already applied). Rows carry ids, never
+-- hashes.
 CREATE TABLE change_feed (
   id bigserial PRIMARY KEY,
   xact xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -17,9 +18,9 @@ CREATE TABLE change_feed (
 CREATE INDEX change_feed_position ON change_feed (xact, id);
 CREATE INDEX change_feed_at ON change_feed (at);
 -- One channel per schema, so deployments sharing a database in separate schemas do not wake each other.
-CREATE FUNCTION vouch_feed_verdict() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''verdict'', COALESCE(NEW.id, OLD.id), current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
-CREATE FUNCTION vouch_feed_subjects() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''subjects'', OLD.verdict_id, current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
-CREATE FUNCTION vouch_feed_trust() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, origin) VALUES (TG_ARGV[0], current_setting(''vouch.process'', true)); PERFORM pg_notify(''vouch_changes_'' || current_schema(), TG_ARGV[0]); RETURN NULL; END';
+CREATE FUNCTION vouch_feed_verdict() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''verdict'', COALESCE(NEW.id, OLD.id), current_setting(''application_name'')); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
+CREATE FUNCTION vouch_feed_subjects() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) VALUES (''subjects'', OLD.verdict_id, current_setting(''application_name'')); PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); RETURN NULL; END';
+CREATE FUNCTION vouch_feed_trust() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, origin) VALUES (TG_ARGV[0], current_setting(''application_name'')); PERFORM pg_notify(''vouch_changes_'' || current_schema(), TG_ARGV[0]); RETURN NULL; END';
 CREATE TRIGGER verdicts_feed AFTER INSERT OR UPDATE OR DELETE ON verdicts FOR EACH ROW EXECUTE FUNCTION vouch_feed_verdict();
 CREATE TRIGGER verdict_subjects_feed AFTER DELETE ON verdict_subjects FOR EACH ROW EXECUTE FUNCTION vouch_feed_subjects();
 CREATE TRIGGER policies_feed AFTER INSERT OR UPDATE OR DELETE ON policies FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('policy');

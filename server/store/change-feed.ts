@@ -14,7 +14,7 @@ import { PROCESS_ORIGIN } from './origin.js';
 /** The listening connection's application_name: an operator (or a test) can find it in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = `vouch change feed ${process.pid}`;
 
-/** What the feed reports: verdicts changed by others, and the kinds of trust change (ours included, see below). */
+/** What the feed reports: verdicts others changed, and trust or policy changes (ours included, see below). */
 export interface ChangeHandlers {
   /** Verdicts another process changed; `resubjected` had subjects replaced or removed (their old ones are unknown). */
   verdicts(ids: number[], resubjected: ReadonlySet<number>): Promise<void>;
@@ -38,7 +38,10 @@ const RECONNECT_MAX_MS = 5_000;
 /** Rows older than this are pruned (hourly housekeeping). */
 export const FEED_RETENTION_MS = 24 * 3_600_000;
 
-type FeedRow = { id: number; xact: string; topic: string; ref: number | null; origin: string | null };
+/** First re-read of rows held back by an older transaction still open; doubles up to POLL_MS. */
+const HELD_RETRY_MS = 10;
+
+type FeedRow = { id: number; xact: string; topic: string; ref: number | null; origin: string | null; settled: boolean };
 
 /** Deletes feed rows older than the retention; returns how many. Every process may run it. */
 export async function pruneChangeFeed(db: Db, now = Date.now()): Promise<number> {
@@ -60,6 +63,8 @@ export class ChangeFeed {
   private reconnectMs = RECONNECT_MIN_MS;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private heldTimer: NodeJS.Timeout | undefined;
+  private heldRetryMs = HELD_RETRY_MS;
   private draining: Promise<void> | undefined;
   private again = false;
   private closed = false;
@@ -117,14 +122,19 @@ export class ChangeFeed {
         this.logger.warn('change feed: out of reach too long; in-memory state reloaded from the store');
       }
       for (;;) {
-        // Only rows whose transaction, and every older one, has ended: a row that commits later
-        // always sorts after the high-water mark, so none is ever skipped.
-        const { rows } = await sql<FeedRow>`
-          SELECT id, xact::text AS xact, topic, ref, origin FROM change_feed
+        // Only rows whose transaction, and every older one, has ended (settled) are applied: a row
+        // that commits later always sorts after the high-water mark, so none is ever skipped. The
+        // settled ones sort first; the others wait for the transaction holding them back (one on
+        // any database of the server) and are read again shortly, since its end notifies nobody.
+        const { rows: page } = await sql<FeedRow>`
+          SELECT id, xact::text AS xact, topic, ref, origin, xact < pg_snapshot_xmin(pg_current_snapshot()) AS settled FROM change_feed
           WHERE (xact, id) > (${this.position.xact}::xid8, ${this.position.id}::bigint)
-            AND xact < pg_snapshot_xmin(pg_current_snapshot())
           ORDER BY xact, id LIMIT ${PAGE}`.execute(this.db);
         this.lastRead = Date.now();
+        const held = page.findIndex((r) => !r.settled);
+        const rows = held < 0 ? page : page.slice(0, held);
+        if (held >= 0) this.retryHeld();
+        else this.heldRetryMs = HELD_RETRY_MS;
         if (rows.length === 0) return;
         const verdicts = new Set<number>();
         const resubjected = new Set<number>();
@@ -145,13 +155,24 @@ export class ChangeFeed {
         if (trust) await handlers.trust(foreignTrust);
         const last = rows[rows.length - 1];
         this.position = { xact: last.xact, id: Number(last.id) };
-        if (rows.length < PAGE) return;
+        if (page.length < PAGE || held >= 0) return;
       }
     } catch (err) {
       // Read again on the next poll, from the same high-water mark.
       if (isStoreUnavailable(err)) this.logger.debug({ err }, 'change feed: database unreachable; retrying');
       else this.logger.error({ err }, 'change feed: applying changes failed; retrying');
     }
+  }
+
+  /** Reads again soon, then less often, while rows wait for an older transaction to end. */
+  private retryHeld(): void {
+    if (this.heldTimer || this.closed) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = undefined;
+      this.wake();
+    }, this.heldRetryMs);
+    this.heldTimer.unref();
+    this.heldRetryMs = Math.min(this.heldRetryMs * 2, POLL_MS);
   }
 
   /** The listening connection: reopened after any loss, and a read follows each (re)connection. */
@@ -200,6 +221,7 @@ export class ChangeFeed {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.pollTimer);
+    clearTimeout(this.heldTimer);
     clearTimeout(this.reconnectTimer);
     const listener = this.listener;
     this.listener = undefined;

@@ -34,9 +34,10 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
     connectionString: url,
     max: 10,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    // A schema per deployment (or per test run) without touching the URL; vouch.process marks
-    // the change-feed rows this process writes (change-feed.ts).
-    options: `${schema ? `-c search_path=${schema} ` : ''}-c vouch.process=${PROCESS_ORIGIN}`,
+    // A schema per deployment (or per test run) without touching the URL.
+    options: schema ? `-c search_path=${schema}` : undefined,
+    // Names this process on the change-feed rows it writes (change-feed.ts) and in pg_stat_activity.
+    application_name: PROCESS_ORIGIN,
   });
   // A PostgreSQL restart terminates every connection. The pool drops an idle client that fails and
   // emits 'error', which would kill the process without a listener; a client that is checked out

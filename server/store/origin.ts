@@ -1,6 +1,6 @@
 // Which process wrote a change-feed row (migration 0015): every pool connection of this process
-// carries it as the vouch.process setting, which the feed's triggers record, so that the process
-// can skip the rows it has already applied.
+// carries it as its application_name, which the feed's triggers record, so that the process can
+// skip the rows it has already applied.
 import { randomUUID } from 'node:crypto';
 
-export const PROCESS_ORIGIN = randomUUID();
+export const PROCESS_ORIGIN = `vouch ${randomUUID()}`;
