@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { ConfigError, type Config } from './config/index.js';
+import { ConfigError, imageLimits, type Config } from './config/index.js';
 import { SOFTWARE_VERSION } from './config/paths.js';
 import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
@@ -60,10 +60,6 @@ export async function openCore(config: Config, logger: Logger): Promise<Core> {
     await store.close();
     throw err;
   }
-}
-
-export function imageLimits(config: Config) {
-  return { maxBytes: config.limits.maxUploadBytes, maxPixels: config.limits.maxPixels, maxFrames: config.limits.maxFrames };
 }
 
 /** Instances sharing one Redis (a test mesh, a hosting provider) keep their queues apart. */
