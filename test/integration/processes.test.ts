@@ -3,9 +3,11 @@
 // server/store/change-feed.ts) within 2 s, and one whose listening connection is killed catches up
 // on what was written meanwhile and listens again.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../helpers/process.js';
+import { eventually, runCli } from '../helpers/process.js';
 import { HAVE_POSTGRES, POSTGRES_URL } from '../helpers/services.js';
 import { admin, verdictBody } from '../helpers/fault-mesh.js';
 import { lookupSha256, startScaleOut, type ScaleOut } from '../helpers/scale-out.js';
@@ -81,6 +83,21 @@ describe.skipIf(!HAVE_POSTGRES)('two server processes on one PostgreSQL database
     const atOne = await weightAt(one);
     expect(atOne).toBeGreaterThan(0);
     await eventually(async () => (await weightAt(two)) === atOne, PROPAGATION_MS, 'the trust set at 1 to weigh the same at 2');
+  });
+
+  it('a hash list imported by the CLI on the same database is matched by both running processes', async () => {
+    const { one, two } = scale;
+    const hashes = Array.from({ length: 3 }, digest);
+    const list = join(one.env.VOUCH_DATA_DIR, 'list.csv'); // removed with the instance
+    writeFileSync(list, hashes.map((h) => `sha256:${h},spam`).join('\n'));
+    const imported = await runCli(['import-hashes', list], one.env);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(JSON.parse(imported.stdout)).toEqual({ imported: 3, skipped: 0 });
+    for (const process of [one, two]) {
+      for (const h of hashes) {
+        await eventually(async () => (await lookupSha256(process, h)).length === 1, PROPAGATION_MS, `${process.url} to match ${h} imported by the CLI`);
+      }
+    }
   });
 
   it('catches up on what was written while its listening connection was down, and listens again', async () => {
