@@ -266,10 +266,10 @@ export class MediaIntake {
     const pending = await this.pendingMedia(job);
     if (!pending) return true;
     const { hashes } = pending;
-    const trustVersion = this.trust.version;
+    const stamp = this.consensus.stamp();
     const decision = await this.decider.decide(lookupQuery(hashes));
     if (decision.scan) return false;
-    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never', { decision, trustVersion });
+    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never', { decision, stamp });
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256, { decision: recorded });
     this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
@@ -321,22 +321,22 @@ export class MediaIntake {
     bytes: Buffer,
     source: string,
     timing: ScanTiming,
-    /** A decision the caller has just made about these hashes (under this trust version): not made again. */
-    decided?: { decision: Decided; trustVersion: number },
+    /** A decision the caller has just made about these hashes (with the consensus stamp taken before it): not made again. */
+    decided?: { decision: Decided; stamp: string },
   ): Promise<MediaDecision> {
     const allowScan = timing !== 'never';
     const query = lookupQuery(hashes);
     const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
-    let trustVersion = decided?.trustVersion ?? this.trust.version;
+    let stamp = decided?.stamp ?? this.consensus.stamp();
     let decision = decided?.decision ?? (await this.decider.decide(query));
     stopLookup?.();
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
     if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
-      trustVersion = this.trust.version;
+      stamp = this.consensus.stamp();
       decision = await this.decider.decide(query);
     }
     // The decision recorded and acted on below is the one re-attested.
-    await this.consensus.reconcile(subjectsOf(hashes), query, { decision, trustVersion });
+    await this.consensus.reconcile(subjectsOf(hashes), query, { decision, stamp });
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);

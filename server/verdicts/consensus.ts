@@ -90,6 +90,8 @@ export class Reattestation {
   private lastPassEnd = -Infinity;
   private laterTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Verdict changes seen (every call of `revisit`), for `stamp`. */
+  private verdictChanges = 0;
 
   constructor(
     private readonly verdicts: VerdictService,
@@ -128,14 +130,22 @@ export class Reattestation {
   }
 
   /**
+   * What a decision made now rests on, as far as this process knows: the trust version and the
+   * verdict changes seen. Take it before deciding; `reconcile` re-decides when it has moved.
+   */
+  stamp(): string {
+    return `${this.trust.version}:${this.verdictChanges}`;
+  }
+
+  /**
    * Brings our consensus about the media with these subjects in line with what we decide now from
    * the verdicts matching `query` (decided in turn, so a stale decision is never applied last; and
    * again if trust changed meanwhile, which a pass already under way may have missed). `decided`,
    * when the caller has just decided from `given`, is applied as it is (one decision per event:
-   * what was recorded and acted on is what is re-attested) unless trust changed since. Never
-   * throws: false when it failed (logged).
+   * what was recorded and acted on is what is re-attested) unless trust or verdicts changed since
+   * its `stamp()`, when it would be stale. Never throws: false when it failed (logged).
    */
-  async reconcile(subjects: readonly Subject[], given?: MatchQuery, decided?: { decision: Decided; trustVersion: number }): Promise<boolean> {
+  async reconcile(subjects: readonly Subject[], given?: MatchQuery, decided?: { decision: Decided; stamp: string }): Promise<boolean> {
     const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
     if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
@@ -144,7 +154,7 @@ export class Reattestation {
         const query = given ?? (key.algorithm === 'sha256' ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
         for (let round = 0; round < MAX_REDECISIONS; round++) {
           const version = this.trust.version;
-          const decision = round === 0 && decided?.trustVersion === version ? decided.decision : await this.decider.decide(query);
+          const decision = round === 0 && decided?.stamp === this.stamp() ? decided.decision : await this.decider.decide(query);
           await this.reconcileNow(key, subjects, decision, decision.issuers);
           if (this.trust.version === version) break;
         }
@@ -342,6 +352,7 @@ export class Reattestation {
    * again about media we re-attested. Never throws.
    */
   async revisit(subjectLists: ReadonlyArray<readonly Subject[]>): Promise<void> {
+    this.verdictChanges++;
     if (this.live.size === 0) return;
     // The index alone answers "none of ours" (the inbox's common case) without the database.
     const ids = new Set<number>();
