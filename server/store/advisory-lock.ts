@@ -33,7 +33,7 @@ export function advisoryLocks(url: string, namespace: string): KeyLock {
       try {
         await client.query('BEGIN');
         await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
-        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${namespace}\u0000${key}`]);
+        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${namespace}\n${key}`]);
         return await task();
       } finally {
         await client.query('COMMIT').catch((err: unknown) => (broken = err));
