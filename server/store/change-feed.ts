@@ -80,10 +80,17 @@ export class ChangeFeed {
   }
 
   static async start(db: Db, connection: { url: string; schema?: string }, logger: Logger): Promise<ChangeFeed> {
-    // Every transaction below the oldest one still running has ended, and what it wrote will be
-    // visible to the loads that follow; rows from that one on are read from the feed.
+    const { xmin, schema } = await ChangeFeed.startingPoint(db);
+    return new ChangeFeed(db, connection, `vouch_changes_${schema}`, xmin, logger);
+  }
+
+  /**
+   * Every transaction below the oldest one still running has ended, and what it wrote is visible
+   * to loads that follow; rows from that one on are read from the feed.
+   */
+  private static async startingPoint(db: Db): Promise<{ xmin: string; schema: string }> {
     const { rows } = await sql<{ xmin: string; schema: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, current_schema() AS schema`.execute(db);
-    return new ChangeFeed(db, connection, `vouch_changes_${rows[0].schema}`, rows[0].xmin, logger);
+    return rows[0];
   }
 
   /** Starts listening and applying changes through `handlers`. */
@@ -116,9 +123,9 @@ export class ChangeFeed {
     try {
       if (Date.now() - this.lastRead > FEED_RETENTION_MS / 2) {
         // Rows this process has not read may have been pruned by another: start again from the store.
-        const restart = await ChangeFeed.start(this.db, this.connection, this.logger);
+        const { xmin } = await ChangeFeed.startingPoint(this.db);
         await handlers.resync();
-        this.position = restart.position;
+        this.position = { xact: xmin, id: 0 };
         this.logger.warn('change feed: out of reach too long; in-memory state reloaded from the store');
       }
       for (;;) {
