@@ -395,7 +395,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await consensus.load();
     if (feed) {
       feed.subscribe({
-        verdicts: (ids, resubjected) => verdicts.syncIndex(ids, resubjected),
+        verdicts: async (ids, resubjected) => {
+          await verdicts.syncIndex(ids, resubjected);
+          await consensus.follow(ids);
+        },
         trust: (foreign) => trust.reloadChanged(foreign),
         resync: async () => {
           await verdicts.loadIndex();

@@ -118,6 +118,17 @@ export class Reattestation {
     for (const { id, expires } of await this.verdicts.liveConsensus()) this.track(id, expires, null);
   }
 
+  /**
+   * Verdicts another server process changed (the change feed): its consensus verdicts are tracked
+   * here too (expiry, passes after a change of trust or policy), its retracted ones dropped.
+   */
+  async follow(ids: readonly number[]): Promise<void> {
+    for (const { id, expires, retracted } of await this.verdicts.consensusAmong(ids)) {
+      if (retracted) this.live.delete(id);
+      else if (!this.live.has(id)) this.track(id, expires, null);
+    }
+  }
+
   /** Stops the timers and waits for a pass in progress, which stops before its next media. */
   async close(): Promise<void> {
     this.closed = true;

@@ -720,6 +720,22 @@ export class VerdictService {
     return rows.map((r) => ({ id: Number(r.id), expires: r.expires }));
   }
 
+  /** Which of these verdicts are consensus verdicts of ours, with their expiry and whether retracted. */
+  async consensusAmong(ids: readonly number[]): Promise<Array<{ id: number; expires: Date | null; retracted: boolean }>> {
+    const out: Array<{ id: number; expires: Date | null; retracted: boolean }> = [];
+    for (let start = 0; start < ids.length; start += INSERT_BATCH) {
+      const rows = await this.db
+        .selectFrom('verdicts')
+        .select(['id', 'expires', 'retracted_at'])
+        .where('id', 'in', ids.slice(start, start + INSERT_BATCH))
+        .where('is_local', '=', true)
+        .where('method', '=', 'consensus')
+        .execute();
+      out.push(...rows.map((r) => ({ id: Number(r.id), expires: r.expires, retracted: r.retracted_at !== null })));
+    }
+    return out;
+  }
+
   /** Our scanner's verdicts per hour and label since `since` (the health chart). */
   async hourlyScans(since: Date): Promise<HourlyCount[]> {
     const rows = await this.db

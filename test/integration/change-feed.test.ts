@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../server/store/index.js';
 import { ChangeFeed } from '../../server/store/change-feed.js';
 import { VerdictService } from '../../server/verdicts/index.js';
+import { Reattestation } from '../../server/verdicts/consensus.js';
+import { Decider } from '../../server/verdicts/decider.js';
+import { TrustService } from '../../server/trust/service.js';
 import { createLogger } from '../../server/config/logger.js';
 import { eventually } from '../helpers/process.js';
 import { HAVE_POSTGRES, POSTGRES_URL, STORE_BACKENDS } from '../helpers/services.js';
@@ -19,6 +22,7 @@ describe.skipIf(!HAVE_POSTGRES)('the change feed', () => {
   let store: Store;
   let feed: ChangeFeed;
   let verdicts: VerdictService;
+  let consensus: Reattestation;
   /** Connections of "another process": their rows are not this process's own. */
   const others: pg.Client[] = [];
 
@@ -29,11 +33,13 @@ describe.skipIf(!HAVE_POSTGRES)('the change feed', () => {
     return client;
   };
 
-  /** Inserts a verdict with one SHA-256 subject; returns its id. */
-  const insert = async (client: pg.Client, sha256: Buffer): Promise<number> => {
+  /** Inserts a verdict with one SHA-256 subject (a peer's, or a consensus of ours); returns its id. */
+  const insert = async (client: pg.Client, sha256: Buffer, kind: 'peer' | 'consensus' = 'peer'): Promise<number> => {
     const { rows } = await client.query<{ id: string }>(
-      `INSERT INTO verdicts (uri, issuer, is_local, label, confidence, method, published) VALUES ($1, 'https://other.example/actor', false, 'spam', 1, 'human', now()) RETURNING id`,
-      [`https://other.example/verdicts/${randomBytes(8).toString('hex')}`],
+      kind === 'peer'
+        ? `INSERT INTO verdicts (uri, issuer, is_local, label, confidence, method, published) VALUES ($1, 'https://other.example/actor', false, 'spam', 1, 'human', now()) RETURNING id`
+        : `INSERT INTO verdicts (uri, issuer, is_local, label, confidence, method, published, expires) VALUES ($1, 'https://here.example/actor', true, 'spam', 1, 'consensus', now(), now() + interval '1 day') RETURNING id`,
+      [`https://${kind === 'peer' ? 'other' : 'here'}.example/verdicts/${randomBytes(8).toString('hex')}`],
     );
     const id = Number(rows[0].id);
     await client.query(`INSERT INTO verdict_subjects (verdict_id, algorithm, digest) VALUES ($1, 'sha256', $2)`, [id, sha256]);
@@ -49,12 +55,22 @@ describe.skipIf(!HAVE_POSTGRES)('the change feed', () => {
     feed = await ChangeFeed.start(store.db, { url: POSTGRES_URL, schema: database.config.databaseSchema }, logger);
     verdicts = new VerdictService(store.db, 'https://here.example/actor', 'https://here.example');
     await verdicts.loadIndex();
-    feed.subscribe({ verdicts: (ids, resubjected) => verdicts.syncIndex(ids, resubjected), trust: async () => {}, resync: () => verdicts.loadIndex() });
+    const trust = await TrustService.open(store.db);
+    consensus = new Reattestation(verdicts, new Decider(verdicts, trust), trust, logger);
+    feed.subscribe({
+      verdicts: async (ids, resubjected) => {
+        await verdicts.syncIndex(ids, resubjected);
+        await consensus.follow(ids);
+      },
+      trust: (foreign) => trust.reloadChanged(foreign),
+      resync: () => verdicts.loadIndex(),
+    });
   });
 
   afterAll(async () => {
     await Promise.all(others.map((c) => c.end()));
     await feed?.close();
+    await consensus?.close();
     await store?.close();
     await database?.cleanup();
   });
@@ -89,5 +105,14 @@ describe.skipIf(!HAVE_POSTGRES)('the change feed', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     await older.query('COMMIT');
     await eventually(async () => matched(olderHash).includes(olderId) && matched(youngerHash).includes(youngerId), 5_000, 'both verdicts in the matcher');
+  });
+
+  it('tracks a consensus verdict another process issued, until it retracts it', async () => {
+    const client = await other();
+    const before = consensus.liveCount;
+    const id = await insert(client, randomBytes(32), 'consensus');
+    await eventually(async () => consensus.liveCount === before + 1, 5_000, 'the consensus verdict to be tracked');
+    await client.query('UPDATE verdicts SET retracted_at = now() WHERE id = $1', [id]);
+    await eventually(async () => consensus.liveCount === before, 5_000, 'the retracted consensus verdict to be dropped');
   });
 });
