@@ -20,12 +20,14 @@ CREATE INDEX change_feed_at ON change_feed (at);
 -- Statement-level, with transition tables: a batch of 1,000 verdicts is one insert and one notify.
 -- One channel per schema, so deployments sharing a database in separate schemas do not wake each other.
 CREATE FUNCTION vouch_feed_verdicts() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) SELECT ''verdict'', id, current_setting(''application_name'') FROM changed; IF FOUND THEN PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); END IF; RETURN NULL; END';
-CREATE FUNCTION vouch_feed_subjects() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) SELECT DISTINCT ''subjects'', verdict_id, current_setting(''application_name'') FROM changed; IF FOUND THEN PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); END IF; RETURN NULL; END';
+CREATE FUNCTION vouch_feed_subjects() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, ref, origin) SELECT DISTINCT TG_ARGV[0], verdict_id, current_setting(''application_name'') FROM changed; IF FOUND THEN PERFORM pg_notify(''vouch_changes_'' || current_schema(), ''verdict''); END IF; RETURN NULL; END';
 CREATE FUNCTION vouch_feed_trust() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN INSERT INTO change_feed (topic, origin) VALUES (TG_ARGV[0], current_setting(''application_name'')); PERFORM pg_notify(''vouch_changes_'' || current_schema(), TG_ARGV[0]); RETURN NULL; END';
 CREATE TRIGGER verdicts_feed_insert AFTER INSERT ON verdicts REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_verdicts();
 CREATE TRIGGER verdicts_feed_update AFTER UPDATE ON verdicts REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_verdicts();
 CREATE TRIGGER verdicts_feed_delete AFTER DELETE ON verdicts REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_verdicts();
-CREATE TRIGGER verdict_subjects_feed AFTER DELETE ON verdict_subjects REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_subjects();
+-- Subjects added (written apart from their verdict) or removed ('subjects': the old ones are unknown to the reader).
+CREATE TRIGGER verdict_subjects_feed_insert AFTER INSERT ON verdict_subjects REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_subjects('verdict');
+CREATE TRIGGER verdict_subjects_feed_delete AFTER DELETE ON verdict_subjects REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_subjects('subjects');
 CREATE TRIGGER policies_feed AFTER INSERT OR UPDATE OR DELETE ON policies FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('policy');
 CREATE TRIGGER trust_direct_feed AFTER INSERT OR UPDATE OR DELETE ON trust_direct FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('trust');
 CREATE TRIGGER trust_blocks_feed AFTER INSERT OR UPDATE OR DELETE ON trust_blocks FOR EACH STATEMENT EXECUTE FUNCTION vouch_feed_trust('block');

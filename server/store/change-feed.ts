@@ -58,6 +58,8 @@ export class ChangeFeed {
   private handlers: ChangeHandlers | undefined;
   /** The high-water mark: every row at or below (xact, id) has been applied. */
   private position: { xact: string; id: number };
+  /** Rows after the high-water mark already applied (they wait for an older transaction to end). */
+  private readonly appliedAhead = new Set<number>();
   private lastRead = Date.now();
   private listener: pg.Client | undefined;
   private reconnectMs = RECONNECT_MIN_MS;
@@ -126,23 +128,25 @@ export class ChangeFeed {
         const { xmin } = await ChangeFeed.startingPoint(this.db);
         await handlers.resync();
         this.position = { xact: xmin, id: 0 };
+        this.appliedAhead.clear();
         this.logger.warn('change feed: out of reach too long; in-memory state reloaded from the store');
       }
       for (;;) {
-        // Only rows whose transaction, and every older one, has ended (settled) are applied: a row
-        // that commits later always sorts after the high-water mark, so none is ever skipped. The
-        // settled ones sort first; the others wait for the transaction holding them back (one on
-        // any database of the server) and are read again shortly, since its end notifies nobody.
+        // Every committed row is applied as soon as it is read, but the high-water mark moves only
+        // over rows whose transaction, and every older one, has ended (settled; they sort first):
+        // a row that commits later sorts after it, so none is ever skipped. While an older
+        // transaction (on any database of the server) holds rows back, they are read again, shortly
+        // since its end notifies nobody, and those already applied are not applied twice.
         const { rows: page } = await sql<FeedRow>`
           SELECT id, xact::text AS xact, topic, ref, origin, xact < pg_snapshot_xmin(pg_current_snapshot()) AS settled FROM change_feed
           WHERE (xact, id) > (${this.position.xact}::xid8, ${this.position.id}::bigint)
           ORDER BY xact, id LIMIT ${PAGE}`.execute(this.db);
         this.lastRead = Date.now();
         const held = page.findIndex((r) => !r.settled);
-        const rows = held < 0 ? page : page.slice(0, held);
+        const settled = held < 0 ? page : page.slice(0, held);
         if (held >= 0) this.retryHeld();
         else this.heldRetryMs = HELD_RETRY_MS;
-        if (rows.length === 0) return;
+        const rows = page.filter((r) => !this.appliedAhead.has(r.id));
         const verdicts = new Set<number>();
         const resubjected = new Set<number>();
         const foreignTrust = new Set<string>();
@@ -160,8 +164,10 @@ export class ChangeFeed {
         }
         if (verdicts.size > 0) await handlers.verdicts([...verdicts], resubjected);
         if (trust) await handlers.trust(foreignTrust);
-        const last = rows[rows.length - 1];
-        this.position = { xact: last.xact, id: Number(last.id) };
+        for (const row of settled) this.appliedAhead.delete(row.id);
+        if (held >= 0) for (const row of page.slice(held)) this.appliedAhead.add(row.id);
+        const last = settled.at(-1);
+        if (last) this.position = { xact: last.xact, id: Number(last.id) };
         if (page.length < PAGE || held >= 0) return;
       }
     } catch (err) {
