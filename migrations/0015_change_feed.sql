@@ -2,9 +2,9 @@
 -- graph and policy in step with what the others (and CLI commands) write. Triggers record every
 -- change of a verdict, of trust and of the policy here, in the writing transaction, and NOTIFY the
 -- processes listening; a process reads the rows after its high-water mark (xact, id), so what it
--- missed while its listening connection was down is read on reconnect. Rows are read only once
--- every transaction with a smaller xact has ended (xact < the snapshot's xmin), so a row that
--- commits late can never be skipped. `origin` is the writing connection's application_name, which
+-- missed while its listening connection was down is read on reconnect. The mark moves only over
+-- rows whose transaction and every older one have ended (xact < the snapshot's xmin), so a row
+-- that commits late can never be skipped. `origin` is the writing connection's application_name, which
 -- names the server process: a process skips its own rows (already applied). Rows carry ids, never
 -- hashes.
 CREATE TABLE change_feed (
