@@ -1,8 +1,8 @@
 // Issuing is one transaction, against real processes on the real PostgreSQL and Redis: the issuer
 // is killed with SIGKILL three times while clients issue verdicts and retry, with the same
 // Idempotency-Key, every request that got no answer. Afterwards every stored verdict is in the
-// outbox and the transparency log exactly once, every acknowledged verdict is stored, and no
-// request created anything twice. Then the start-up repair completes what an older version, which
+// outbox, the transparency log and at the approved follower exactly once, every acknowledged
+// verdict is stored, and no request created anything twice. Then the start-up repair completes what an older version, which
 // published in steps, could leave half-done.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -17,18 +17,22 @@ const KILL_AFTER = [40, 100, 160];
 
 describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during issue requests', () => {
   let a: Instance;
+  /** An approved follower of A's: what A stored must reach it exactly once, kills and all. */
+  let b: Instance;
 
   beforeAll(async () => {
-    a = await instance('127.0.0.2');
-    await start(a);
+    [a, b] = await Promise.all([instance('127.0.0.2', { VOUCH_AUTO_APPROVE_FOLLOWERS: 'true' }), instance('127.0.0.3')]);
+    await Promise.all([start(a), start(b)]);
+    expect((await admin(b, 'POST', '/peers/follow', { target: a.actor })).status).toBe(202);
+    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM peers WHERE actor_uri = $1 AND following_state = 'accepted'`, [a.actor])) === 1, 20_000, 'B following A');
   });
 
   afterAll(async () => {
-    await a?.server?.stop();
-    await a?.cleanup();
+    for (const i of [a, b]) await i?.server?.stop();
+    for (const i of [a, b]) await i?.cleanup();
   });
 
-  it('stores every acknowledged verdict once, each in the outbox and the log exactly once', async () => {
+  it('stores every acknowledged verdict once, each in the outbox, the log and at the follower exactly once', async () => {
     const digests = Array.from({ length: REQUESTS }, () => randomBytes(32).toString('hex'));
     const keys = digests.map(() => randomBytes(16).toString('hex'));
     const acknowledged = new Map<number, string>();
@@ -95,6 +99,12 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during iss
     expect(await count(a, 'SELECT count(*) AS n FROM log_entries')).toBe(await count(a, 'SELECT size AS n FROM log_head'));
     // Every recorded activity gets queued for delivery, those a kill cut off included.
     await eventually(async () => (await count(a, 'SELECT count(*) AS n FROM outbox WHERE NOT queued')) === 0, 15_000, 'the outbox drained into the queue');
+    // ...and reaches the follower exactly once: every stored verdict, none twice, nothing else.
+    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM verdicts WHERE issuer = $1`, [a.actor])) === REQUESTS, 60_000, `B holding all ${REQUESTS} verdicts`);
+    const atB = (await b.db.query<{ uri: string }>('SELECT uri FROM verdicts WHERE issuer = $1 ORDER BY uri', [a.actor])).rows.map((r) => r.uri);
+    expect(atB).toEqual([...uris].sort());
+    const creates = (await a.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'Create' AND object_id = ANY($1)`, [uris])).rows.map((r) => r.id);
+    expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = ANY($1)', [creates])).toBe(REQUESTS);
 
     // A retry after the answer came is the first answer again; the same key on another body is refused.
     const again = await admin(a, 'POST', '/verdicts', verdictBody(digests[0]), { 'idempotency-key': keys[0] });
