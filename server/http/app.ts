@@ -129,6 +129,18 @@ async function probe(check: () => Promise<unknown>): Promise<'ok' | 'down'> {
   }
 }
 
+/** Query parameters that are signatures: never logged. */
+const SECRET_QUERY_PARAMETERS = /([?&](?:signature|sig)=)[^&#]*/gi;
+
+function withoutUrlSecrets(url: string | undefined): string | undefined {
+  return url?.replace(SECRET_QUERY_PARAMETERS, '$1[redacted]');
+}
+
+function withoutQuerySecrets(query: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!query) return query;
+  return Object.fromEntries(Object.entries(query).map(([k, v]) => [k, /^(signature|sig)$/i.test(k) ? '[redacted]' : v]));
+}
+
 function singleQuery(req: Request, name: string): string | undefined {
   const value = req.query[name];
   if (value === undefined) return undefined;
@@ -168,6 +180,8 @@ export function createApp(deps: AppDeps): express.Express {
       customLogLevel: (_req, res, err) =>
         shedResponses.has(res) ? 'silent' : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+      // Signed URLs (a scanner's media fetch, the console's notices) carry their HMAC in the query.
+      serializers: { req: (req: { url?: string; query?: Record<string, unknown> }) => ({ ...req, url: withoutUrlSecrets(req.url), query: withoutQuerySecrets(req.query) }) },
     }),
   );
   // No route takes a body larger than this: refuse a larger declared one before reading any of it.

@@ -159,4 +159,17 @@ describe('hostile HTTP', () => {
     expect(await res.json()).toMatchObject({ status: 'ok', database: 'ok' });
     expect(server.child.exitCode).toBeNull();
   });
+
+  it('never logs the signature of a signed URL (a scanner\'s media fetch, the console\'s notices)', async () => {
+    const signature = randomBytes(32).toString('hex');
+    const sha256 = randomBytes(32).toString('hex');
+    const res = await fetch(`${server.url}/internal/scan-media/${sha256}?expires=${Date.now() + 60_000}&signature=${signature}`);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    await fetch(`${server.url}/console/login?notice=hello&sig=${signature}`);
+    await new Promise((r) => setTimeout(r, 300)); // the log is written asynchronously
+    const lines = server.logs.filter((line) => line.includes('/internal/scan-media/') || line.includes('/console/login'));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(server.logs.join('\n')).not.toContain(signature);
+    expect(lines.some((line) => line.includes('signature=[redacted]'))).toBe(true);
+  });
 });
