@@ -11,7 +11,7 @@ import type { Logger } from './config/logger.js';
 import { openStore, type Store } from './store/index.js';
 import { ChangeFeed, pruneChangeFeed } from './store/change-feed.js';
 import { PROCESS_LOCAL, advisoryLocks } from './store/advisory-lock.js';
-import { createQueues, type QueueCounts, type Queues } from './queue/index.js';
+import { createQueues, type Queues } from './queue/index.js';
 import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
@@ -26,7 +26,8 @@ import { MediaIntake, SCAN_QUEUE, type ScanJob } from './scanning/intake.js';
 import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
 import { mediaQuery } from './scanning/media.js';
 import { ReviewQueue } from './review/index.js';
-import { decodeForClassifier, startScanner, type ScannerOptions } from './scanning/scanner.js';
+import type { ScanningServices } from './review/scanning-services.js';
+import { decodeForClassifier, startScanner } from './scanning/scanner.js';
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { decodeHashes } from './log/format.js';
@@ -134,17 +135,6 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
   };
 }
 
-export interface ScanningWiring {
-  intake: MediaIntake;
-  quarantine: Quarantine | undefined;
-  review: ReviewQueue;
-  /** The secret scanner nodes present; generated per process for an in-process scanner. */
-  scannerToken: string;
-  /** Where scans run: scanner nodes on the queue, this process, or nowhere. */
-  mode: 'external' | 'inprocess' | 'off';
-  scanQueueCounts: () => Promise<QueueCounts>;
-  scannerOptions: Omit<ScannerOptions, 'serverUrl'>;
-}
 
 /** The Mastodon webhook receiver, when a webhook secret is configured. */
 function wireMastodon(config: Config, queues: Queues, intake: MediaIntake, logger: Logger): MastodonIntegration | undefined {
@@ -213,7 +203,7 @@ function wireScanning(
   consensus: Reattestation,
   hashPool: HashPool,
   logger: Logger,
-): ScanningWiring {
+): ScanningServices {
   // auto: scanner nodes when they can exist (Redis) and have been given a secret; else in-process.
   const mode = config.scanner.mode === 'auto' ? (config.redisUrl && config.scanner.token ? 'external' : 'inprocess') : config.scanner.mode;
   const scannerToken = config.scanner.token ?? randomBytes(32).toString('hex');

@@ -10,7 +10,7 @@ import type { Metrics } from '../config/metrics.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Federation } from '../federation/index.js';
 import type { TrustService } from '../trust/service.js';
-import type { ScanningWiring } from '../main.js';
+import type { ScanningServices } from '../review/scanning-services.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 import { FederationError } from '../federation/index.js';
 import { HttpError } from '../http/errors.js';
@@ -39,7 +39,7 @@ export interface ConsoleDeps {
   verdicts: VerdictService;
   federation: Federation;
   trust: TrustService;
-  scanning: ScanningWiring;
+  scanning: ScanningServices;
   transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
   accounts: ConsoleAccounts;
 }

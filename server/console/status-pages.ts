@@ -4,7 +4,7 @@ import express, { type Router } from 'express';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Metrics } from '../config/metrics.js';
 import type { Federation } from '../federation/index.js';
-import type { ScanningWiring } from '../main.js';
+import type { ScanningServices } from '../review/scanning-services.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
 import type { ReviewQueue } from '../review/index.js';
 import { OUTCOMES } from '../review/index.js';
@@ -39,7 +39,7 @@ export function statusPages(deps: {
   verdicts: VerdictService;
   metrics: Metrics;
   federation: Federation;
-  scanning: ScanningWiring;
+  scanning: ScanningServices;
   review: ReviewQueue;
   indexSize: () => number;
   accounts: ConsoleAccounts;

@@ -12,7 +12,7 @@ import { actorOf, reviewRoutes } from './review-routes.js';
 import { quarantineRoutes } from './quarantine-routes.js';
 import type { TrustService } from '../trust/service.js';
 import type { Metrics } from '../config/metrics.js';
-import type { ScanningWiring } from '../main.js';
+import type { ScanningServices } from '../review/scanning-services.js';
 import { logRoutes } from './log-routes.js';
 import { consoleRouter, type ConsoleAccounts } from '../console/index.js';
 import { WebhookError, type MastodonIntegration } from '../integrations/mastodon.js';
@@ -41,7 +41,7 @@ export interface AppDeps {
   federation: Federation;
   transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
   trust: TrustService;
-  scanning: ScanningWiring;
+  scanning: ScanningServices;
   metrics: Metrics;
   accounts: ConsoleAccounts;
   /** The Mastodon webhook receiver, when configured. */

@@ -3,7 +3,7 @@ import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { TrustService } from '../trust/service.js';
 import { OUTCOMES, ReviewConflictError, ReviewInputError, ReviewNotFoundError, type DecisionSummary, type Outcome, type ReviewQueue } from '../review/index.js';
-import type { ScanningWiring } from '../main.js';
+import type { ScanningServices } from '../review/scanning-services.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { HttpError, parseBody } from './errors.js';
 
@@ -33,7 +33,7 @@ const isOutcome = (s: string): s is Outcome => (OUTCOMES as readonly string[]).i
 
 export function reviewRoutes(deps: {
   trust: TrustService;
-  scanning: ScanningWiring;
+  scanning: ScanningServices;
   review: ReviewQueue;
 }): Router {
   const { trust, review } = deps;
