@@ -30,9 +30,7 @@ import type { ScanningServices } from './review/scanning-services.js';
 import { decodeForClassifier, startScanner } from './scanning/scanner.js';
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
-import { decodeHashes } from './log/format.js';
-import { LogEndpointDirectory } from './log/witness.js';
-import { verifierKey } from '../shared/merkle/checkpoint.js';
+import { PeerCheckpointWitnessing } from './log/peer-witnessing.js';
 import type { CheckpointObject } from '../shared/vocab/objects.js';
 
 
@@ -101,37 +99,21 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
       federation.publishCheckpoint({ origin, treeSize: c.size, rootHash: Buffer.from(c.root).toString('base64'), note: c.note }),
     onError: (err) => logger.warn({ err }, 'checkpoint signing or delivery failed; retrying on the next tick'),
   });
-  const peerLogs = new LogEndpointDirectory((url) => federation.peers.signedGetJson(url));
+  const peerWitnessing = new PeerCheckpointWitnessing(
+    witness,
+    {
+      proofKeyFor: (method, actor) => federation.peers.proofKeyFor(method, actor),
+      signedGetJson: (url) => federation.peers.signedGetJson(url),
+      postSigned: (url, body) => federation.postSigned(url, body),
+    },
+    logger,
+  );
   return {
     log,
     checkpoints,
     witness,
     scheduler,
-    async witnessCheckpoint(checkpoint, actor) {
-      const actorUrl = new URL(actor);
-      if (checkpoint.origin !== logOrigin(actorUrl.host)) {
-        throw new FederationError(403, 'foreign_object', `checkpoint origin ${checkpoint.origin} is not the log of ${actorUrl.host}`);
-      }
-      const method = (checkpoint.proof as { verificationMethod?: string } | undefined)?.verificationMethod;
-      if (!method) throw new FederationError(401, 'proof_missing_proof', 'the checkpoint carries no proof');
-      const logKey = verifierKey(checkpoint.origin, await federation.peers.proofKeyFor(method, actor), 'ed25519');
-      const endpoints = await peerLogs.endpointsOf(actor);
-      const result = await witness.receiveCheckpoint({
-        note: checkpoint.note,
-        logVerifierKey: logKey,
-        fetchConsistencyProof: async (from, to) => {
-          const url = new URL(endpoints.consistencyProof);
-          url.searchParams.set('from', String(from));
-          url.searchParams.set('to', String(to));
-          const proof = (await federation.peers.signedGetJson(url.href)) as { hashes?: unknown };
-          return decodeHashes(proof.hashes, 'consistency proof');
-        },
-      });
-      if (result.status === 'cosigned') {
-        const status = await federation.postSigned(endpoints.cosignatures, { cosignature: result.cosignature, size: result.checkpoint.size });
-        if (status >= 300) logger.warn({ actor, status }, 'peer did not take our cosignature');
-      }
-    },
+    witnessCheckpoint: (checkpoint, actor) => peerWitnessing.witnessCheckpoint(checkpoint, actor),
   };
 }
 
@@ -352,11 +334,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     // A verdict that changes (a peer's, or one of our own) may change what we re-attested; so may
     // a change of trust or policy.
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
-    trust.onChange((what) => {
-      // Changes a peer can cause are throttled; the admin's own take effect at once.
-      if (what === 'trust statement' || what === 'penalty') consensus.revisitAllLater(what);
-      else void consensus.revisitAll(what, what === 'policy' ? 'all' : 'changed-weights');
-    });
+    trust.onChange((what) => consensus.trustChanged(what));
     federation.setInboundHandler({
       verdict: (_kind, verdict, document, actor, trx) =>
         owned(async () => {

@@ -9,7 +9,7 @@
 //
 import { DECISION_LABELS, type BasisSource, type Decision } from '../trust/decide.js';
 import type { Decided, Decider } from './decider.js';
-import type { TrustService } from '../trust/service.js';
+import type { TrustChange, TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
 import type { MatchQuery } from '../matching/matcher.js';
@@ -277,7 +277,7 @@ export class Reattestation {
    * consensus verdict (`all`: the policy changed) or of those that depended on a peer whose weight
    * changed. Changes arriving during a pass are served by one more pass after it.
    */
-  revisitAll(reason: string, scope: PassScope): Promise<void> {
+  private revisitAll(reason: string, scope: PassScope): Promise<void> {
     if (this.closed) return Promise.resolve();
     if (this.pass) {
       this.passAgain = this.passAgain === 'all' ? 'all' : scope;
@@ -312,11 +312,20 @@ export class Reattestation {
   }
 
   /**
+   * Trust or policy changed: the consensus verdicts it may affect are decided again. Changes a
+   * peer can cause are throttled; the admin's own take effect at once.
+   */
+  trustChanged(what: TrustChange): void {
+    if (what === 'trust statement' || what === 'penalty') this.revisitAllLater(what);
+    else void this.revisitAll(what, what === 'policy' ? 'all' : 'changed-weights');
+  }
+
+  /**
    * A change a peer caused (its TrustStatement, or a spot check's penalty of it): the same pass for
    * changed weights, but starting PEER_PASS_INTERVAL_MS after the last one ended at the earliest,
    * so that a peer sending statement after statement cannot keep us busy.
    */
-  revisitAllLater(reason: string): void {
+  private revisitAllLater(reason: string): void {
     if (this.laterTimer || this.closed) return;
     const wait = Math.max(0, this.lastPassEnd + PEER_PASS_INTERVAL_MS - performance.now());
     this.laterTimer = setTimeout(() => {
