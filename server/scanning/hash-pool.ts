@@ -7,6 +7,22 @@ import type { HashOutcome, HashTask } from './hash-worker.js';
 
 export type { HashOutcome } from './hash-worker.js';
 
+/**
+ * Images one worker thread hashes a second: the warm pool hashed 1024x768 JPEGs at 52–63 img/s on
+ * two threads (docs/benchmarks.md, "`vouch hash` on many files"), so about 30 per thread.
+ */
+const MEASURED_IMAGES_PER_S_PER_THREAD = 30;
+/** How long a request may wait in the queue before it is answered 503 busy instead. */
+const QUEUE_WAIT_BUDGET_S = 1;
+
+/**
+ * The queue a pool of `threads` keeps: what it hashes within the wait budget. Longer would only
+ * make clients wait past it; the bytes waiting are the request bodies already in memory.
+ */
+export function queueFor(threads: number): number {
+  return Math.ceil(threads * MEASURED_IMAGES_PER_S_PER_THREAD * QUEUE_WAIT_BUDGET_S);
+}
+
 export class HashPool {
   private readonly pool: Piscina<HashTask, HashOutcome>;
 
@@ -15,9 +31,7 @@ export class HashPool {
       filename: new URL('./hash-worker.js', import.meta.url).href,
       minThreads: 1,
       maxThreads: threads,
-      // Each task holds one decoded image (<= 512 px after normalisation, but the original bytes
-      // too): a short queue bounds memory when producers are faster than the workers.
-      maxQueue: threads * 4,
+      maxQueue: queueFor(threads),
       idleTimeout: 30_000,
     });
   }
