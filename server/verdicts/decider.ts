@@ -1,6 +1,7 @@
 // The decider: the one place that answers "what do we decide about media with these hashes now".
-// It looks the hashes up, brings in the trust engine's weights and the policy, checks the second
-// hash (pHash-64) of every near-duplicate match, and runs the decision rules (server/trust/decide.ts).
+// It looks the hashes up, brings in the trust engine's weights and the policy, checks every PDQ
+// match's pHash-64 against the media's (what policy.match.nearDuplicateAllows relies on), and runs
+// the decision rules (server/trust/decide.ts).
 // Intake, the platform hooks, re-attestation, spot checks and the CLI all decide through it, so a
 // decision is made one way everywhere and can be recorded, acted on and re-attested as one object.
 import { decide, type Decision, type MatchedVerdict } from '../trust/decide.js';
@@ -15,7 +16,10 @@ export interface Decided extends Decision {
   issuers: string[];
 }
 
-/** Whether the verdict names a pHash-64 within `radius` of the media's (a PDQ match's second, independent hash). */
+/**
+ * Whether a PDQ match's verdict names a pHash-64 within `radius` of the media's. (Not independent
+ * of PDQ against a crafted image: decision 15.)
+ */
 function phashAgrees(m: VerdictMatch, phash64: Uint8Array | undefined, radius: number): boolean {
   if (phash64 === undefined || m.matchedBy !== 'pdq') return false;
   return m.subjects.some((s) => s.algorithm === 'phash64' && s.digest.length === 16 && hammingDistance(Buffer.from(s.digest, 'hex'), phash64) <= radius);
