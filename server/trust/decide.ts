@@ -70,7 +70,7 @@ export interface MatchedVerdict {
   distance: number;
   /** Which hash matched: `sha256` is the exact file; absent or `pdq`, a perceptual match at `distance`. */
   matchedBy?: 'sha256' | 'pdq';
-  /** A PDQ match whose second, independent hash (pHash-64) also agrees within policy.match.phashRadius. */
+  /** A PDQ match whose verdict also names a pHash-64 within policy.match.phashRadius of the media's. */
   secondHashAgrees?: boolean;
   /** ISO 8601 text or a Date. */
   published: string | Date;
@@ -106,7 +106,7 @@ const evidenceAmount = z.number().min(0).max(1000);
  * within it; no unrelated pair of 46,971 came closer than 94 (docs/benchmarks.md, "Match radii").
  */
 export const STRICT_PDQ_RADIUS = 18;
-/** pHash-64 distance within which the second hash agrees: 99 % of those mild edits (same measurements). */
+/** pHash-64 distance within which pHash-64 agrees: 99 % of those mild edits (same measurements). */
 export const PHASH_RADIUS = 4;
 
 /**
@@ -366,7 +366,7 @@ export interface ContributionExplanation {
   classifier: string | null;
   distance: number;
   tier: MatchTier;
-  /** Exact, or strict with the second hash agreeing: an `ok` here may count towards allow. */
+  /** The exact file (or, with match.nearDuplicateAllows, strict with pHash-64 agreeing): an `ok` here may count towards allow. */
   sameImage: boolean;
   match: number;
   /** For `ok` verdicts, the weight and contribution against the explanation's focus label. */
@@ -520,7 +520,7 @@ interface Peer {
   strength: number; // confidence × match, or (relayed) the relayer's count × match
   m: number;
   tier: MatchTier;
-  /** exact, or strict with the second hash agreeing: `ok` here can count towards allow. */
+  /** The exact file (or, with match.nearDuplicateAllows, strict with pHash-64 agreeing): `ok` here can count towards allow. */
   sameImage: boolean;
   group: string;
   relays: BasisSource | undefined;
