@@ -344,7 +344,7 @@ export interface LabelEvidence {
   u: number;
   blockProbability: number;
   minEvidence: number;
-  /** The `ok` evidence on the same image (exact, or strict with pHash agreeing): what an allow counts. */
+  /** The `ok` evidence on the same image (see ContributionExplanation.sameImage): what an allow counts. */
   sameImageOk: number;
   /** Distinct classifiers counted in `sameImageOk`, and whether a human (or list) `ok` counted there. */
   okClassifiers: number;
