@@ -1,13 +1,15 @@
 // Federation throughput on this machine, with real server processes on 127.0.0.x:
 // - inbox_verdicts_per_s: signed Create{Verdict} POSTs verified (HTTP signature + object proof),
-//   stored and indexed per second by one server (requests pre-signed, so the client costs little);
+//   stored and indexed per second by VOUCH_BENCH_INBOX_PROCESSES server processes (default 1),
+//   with the client's share of the CPU used and each side's CPU per verdict;
 // - fanout_100_followers_s: from issuing one verdict to its arrival at 100 follower inboxes;
 // - consensus_pass_*_ms_per_1000: one server holding 1,000 consensus verdicts (re-attestations of
 //   a fake peer's human `ok` verdicts) re-decides them all: `kept` after a policy change that
 //   changes no outcome (a lookup and a decision each), `retracted` after the peer's trust drops
 //   below allow's bar (each also retracted, a Delete published).
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { Pool } from 'undici';
 import { generateInstanceKeysSync } from '../shared/crypto/keys.js';
 import { FakePeer } from '../test/helpers/fake-peer.js';
 import { eventually, freePort, startServerProcess, type ServerProcess } from '../test/helpers/process.js';
@@ -18,11 +20,9 @@ import { round, type BenchResult } from './result.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 
-async function startVouch(host: string, extra: Record<string, string> = {}): Promise<{ server: ServerProcess; base: string; dataDir: string }> {
-  const dataDir = tempDir('vouch-bench-');
-  const port = await freePort(host);
+function vouchEnv(host: string, port: number, dataDir: string, extra: Record<string, string>): Record<string, string> {
   const base = `http://${host}:${port}`;
-  const server = await startServerProcess({
+  return {
     VOUCH_DATA_DIR: dataDir,
     VOUCH_HOST: host,
     VOUCH_PORT: String(port),
@@ -38,8 +38,14 @@ async function startVouch(host: string, extra: Record<string, string> = {}): Pro
       ? { DATABASE_URL: process.env.VOUCH_BENCH_DATABASE_URL, VOUCH_DATABASE_SCHEMA: `vouch_bench_${randomBytes(4).toString('hex')}` }
       : {}),
     ...extra,
-  });
-  return { server, base, dataDir };
+  };
+}
+
+async function startVouch(host: string, extra: Record<string, string> = {}): Promise<{ server: ServerProcess; base: string; dataDir: string; env: Record<string, string> }> {
+  const dataDir = tempDir('vouch-bench-');
+  const env = vouchEnv(host, await freePort(host), dataDir, extra);
+  const server = await startServerProcess(env);
+  return { server, base: env.VOUCH_PUBLIC_URL, dataDir, env };
 }
 
 function admin(base: string, method: string, path: string, body?: unknown) {
@@ -67,27 +73,89 @@ async function followedBy(base: string, peer: FakePeer): Promise<string> {
   return inbox;
 }
 
-async function inboxThroughput(count: number, concurrency: number): Promise<number> {
-  const { server, base, dataDir } = await startVouch('127.0.0.20');
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat (Linux). */
+function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** Linux reports process times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
+interface InboxFigures {
+  perSecond: number;
+  processes: number;
+  /** CPU the bench's client used in the timed part, as a share of all CPU (client + servers) used then. */
+  clientCpuShare: number;
+  serverCpuMsPerVerdict: number;
+  clientCpuMsPerVerdict: number;
+}
+
+/**
+ * Signed Create{Verdict} POSTs to `processes` server processes of one instance (more than one
+ * needs PostgreSQL: the documented scale-out, one database, the same public URL). The bodies and
+ * signatures are made before the timed part and sent with undici's keep-alive pool, so the client
+ * costs little of the machine's CPU; its share is measured and reported next to the rate.
+ */
+async function inboxThroughput(count: number, concurrency: number, processes: number): Promise<InboxFigures> {
+  if (processes > 1 && !process.env.VOUCH_BENCH_DATABASE_URL) throw new Error('several server processes need PostgreSQL (VOUCH_BENCH_DATABASE_URL)');
+  const first = await startVouch('127.0.0.20');
+  const servers = [first.server];
+  const addresses = [first.base];
   const peer = new FakePeer();
-  await peer.start('127.0.0.21');
+  const pools: Pool[] = [];
   try {
-    const inbox = await followedBy(base, peer);
-    const requests = Array.from({ length: count }, () => {
+    // The others share the first's database, keys and public URL (started after it has created them).
+    for (let n = 1; n < processes; n++) {
+      const host = `127.0.0.${40 + n}`;
+      const port = await freePort(host);
+      servers.push(await startServerProcess({ ...first.env, VOUCH_HOST: host, VOUCH_PORT: String(port) }));
+      addresses.push(`http://${host}:${port}`);
+    }
+    await peer.start('127.0.0.21');
+    const inbox = await followedBy(first.base, peer);
+    const inboxUrl = new URL(inbox);
+    const make = (n: number) => Array.from({ length: n }, () => {
       const verdict = peer.signObject(peer.verdict([{ algorithm: 'pdq', digest: randomBytes(32).toString('hex'), quality: 100 }]));
       const body = JSON.stringify(peer.activity('Create', verdict));
-      return { body, headers: peer.signedHeaders('POST', inbox, body) };
+      // Every process answers for the public host, as behind a load balancer.
+      return { body, headers: { ...peer.signedHeaders('POST', inbox, body), host: inboxUrl.host } };
     });
+    const warmUp = make(300);
+    const requests = make(count);
+    for (const address of addresses) pools.push(new Pool(address, { connections: Math.ceil(concurrency / addresses.length), pipelining: 1 }));
+    let sent = 0;
+    const send = async ({ body, headers }: { body: string; headers: Record<string, string> }) => {
+      const res = await pools[sent++ % pools.length].request({ path: inboxUrl.pathname, method: 'POST', headers, body });
+      const text = await res.body.text();
+      if (res.statusCode !== 202) throw new Error(`inbox answered ${res.statusCode}: ${text}`);
+    };
+    // Untimed: the servers' JIT and caches (peer row, keys) warm up as they would in service.
+    await eachConcurrently(warmUp, concurrency, send);
+
+    const serverCpuBefore = servers.reduce((sum, s) => sum + processCpuSeconds(s.child.pid!), 0);
+    const clientCpuBefore = process.cpuUsage();
     const started = performance.now();
-    await eachConcurrently(requests, concurrency, async ({ body, headers }) => {
-      const res = await fetch(inbox, { method: 'POST', headers, body });
-      if (res.status !== 202) throw new Error(`inbox answered ${res.status}: ${await res.text()}`);
-    });
-    return count / ((performance.now() - started) / 1000);
+    await eachConcurrently(requests, concurrency, send);
+    const seconds = (performance.now() - started) / 1000;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const clientSeconds = (clientCpu.user + clientCpu.system) / 1e6;
+    const serverSeconds = servers.reduce((sum, s) => sum + processCpuSeconds(s.child.pid!), 0) - serverCpuBefore;
+    return {
+      perSecond: count / seconds,
+      processes,
+      clientCpuShare: clientSeconds / (clientSeconds + serverSeconds),
+      serverCpuMsPerVerdict: (serverSeconds * 1000) / count,
+      clientCpuMsPerVerdict: (clientSeconds * 1000) / count,
+    };
   } finally {
+    await Promise.all(pools.map((p) => p.close()));
     await peer.stop();
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const server of servers.slice(1).reverse()) await server.stop();
+    await first.server.stop();
+    rmSync(first.dataDir, { recursive: true, force: true });
   }
 }
 
@@ -182,12 +250,24 @@ async function consensusPass(count: number): Promise<{ keptMs: number; retracted
 }
 
 export async function benchFederation(): Promise<BenchResult[]> {
-  const inbox = await inboxThroughput(2_000, 16);
+  // VOUCH_BENCH_INBOX_PROCESSES: server processes behind the inbox bench (more than one needs PostgreSQL).
+  const processes = Number(process.env.VOUCH_BENCH_INBOX_PROCESSES ?? '1');
+  if (!Number.isInteger(processes) || processes < 1) throw new Error('VOUCH_BENCH_INBOX_PROCESSES must be a whole number ≥ 1');
+  const store = process.env.VOUCH_BENCH_DATABASE_URL ? 'postgres' : 'pglite';
+  const inbox = await inboxThroughput(4_000, 16, processes);
+  const inboxFigures: BenchResult[] = [
+    { name: `inbox_verdicts_per_s_${store}`, value: round(inbox.perSecond, 1), unit: 'verdicts/s' },
+    { name: `inbox_server_processes_${store}`, value: inbox.processes, unit: 'processes' },
+    { name: `inbox_client_cpu_share_${store}`, value: round(inbox.clientCpuShare, 3), unit: 'share' },
+    { name: `inbox_client_cpu_ms_per_verdict_${store}`, value: round(inbox.clientCpuMsPerVerdict, 3), unit: 'ms' },
+    { name: `inbox_server_cpu_ms_per_verdict_${store}`, value: round(inbox.serverCpuMsPerVerdict, 3), unit: 'ms' },
+  ];
+  // VOUCH_BENCH_INBOX_ONLY=1: just the inbox figures (profiling the receive path).
+  if (process.env.VOUCH_BENCH_INBOX_ONLY === '1') return inboxFigures;
   const fanoutSeconds = await fanout(100);
   const pass = await consensusPass(1_000);
-  const store = process.env.VOUCH_BENCH_DATABASE_URL ? 'postgres' : 'pglite';
   return [
-    { name: `inbox_verdicts_per_s_${store}`, value: round(inbox, 1), unit: 'verdicts/s' },
+    ...inboxFigures,
     { name: 'fanout_100_followers_s', value: round(fanoutSeconds, 3), unit: 's' },
     { name: `consensus_pass_kept_ms_per_1000_${store}`, value: round(pass.keptMs, 0), unit: 'ms' },
     { name: `consensus_pass_retracted_ms_per_1000_${store}`, value: round(pass.retractedMs, 0), unit: 'ms' },
