@@ -256,6 +256,16 @@ export class Federation {
     return res.status;
   }
 
+  /**
+   * Which of these objects of ours we published (they have an activity in our outbox): what the
+   * feeds can show. Hash-list imports and offline classifications never were.
+   */
+  async published(objectIds: readonly string[]): Promise<Set<string>> {
+    if (objectIds.length === 0) return new Set();
+    const rows = await this.db.selectFrom('outbox').select('object_id').distinct().where('object_id', 'in', [...objectIds]).execute();
+    return new Set(rows.flatMap((r) => (r.object_id === null ? [] : [r.object_id])));
+  }
+
   /** The approved follower behind a signed request (with its body, for POSTs), or undefined. */
   async approvedFollower(req: Request, body?: Buffer): Promise<string | undefined> {
     const actor = await this.signedBy(req, body);

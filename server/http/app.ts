@@ -236,13 +236,13 @@ export function createApp(deps: AppDeps): express.Express {
   // verdicts included. A hidden verdict is left out as if it did not exist: no label, digest or
   // distance, which would make the endpoint an oracle for "does my altered copy still match".
   const adminTokenDigest = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : undefined;
-  const lookupAudience = async (req: Request): Promise<(v: VerdictMatch) => boolean> => {
+  const lookupAudience = async (req: Request): Promise<{ all: boolean; verdict: (v: VerdictMatch) => boolean }> => {
     if (req.get('authorization') !== undefined) {
-      if (adminTokenDigest && bearerMatches(req, adminTokenDigest)) return () => true;
+      if (adminTokenDigest && bearerMatches(req, adminTokenDigest)) return { all: true, verdict: () => true };
       throw new HttpError(401, 'unauthorized', 'a valid admin bearer token is required (or send none)');
     }
-    if (req.get('signature') !== undefined && (await federation.approvedFollower(req)) !== undefined) return (v) => v.local;
-    return (v) => config.federation.publicOkFeed && v.local && v.label === 'ok';
+    if (req.get('signature') !== undefined && (await federation.approvedFollower(req)) !== undefined) return { all: false, verdict: (v) => v.local };
+    return { all: false, verdict: (v) => config.federation.publicOkFeed && v.local && v.label === 'ok' };
   };
 
   app.get('/api/v1/verdicts', async (req, res) => {
@@ -263,8 +263,10 @@ export function createApp(deps: AppDeps): express.Express {
     } catch (err) {
       throw new HttpError(400, 'bad_hash', (err as Error).message);
     }
-    const matches = await verdicts.find({ pdq: pdq ? [pdq] : undefined, sha256, maxDistance });
-    res.json({ matches: matches.filter(visible).map(verdictJson) });
+    const candidates = (await verdicts.find({ pdq: pdq ? [pdq] : undefined, sha256, maxDistance })).filter(visible.verdict);
+    // Followers and the public see only what our feeds could have shown them: published verdicts.
+    const published = visible.all ? undefined : await federation.published(candidates.map((v) => v.uri));
+    res.json({ matches: candidates.filter((v) => published === undefined || published.has(v.uri)).map(verdictJson) });
   });
 
   const admin = express.Router();

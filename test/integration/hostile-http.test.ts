@@ -135,6 +135,23 @@ describe('hostile HTTP', () => {
     expect(server.logs.filter((line) => line.includes('"statusCode":503') || line.includes('status code 503'))).toHaveLength(0);
   });
 
+  it('shows the public only published ok verdicts: a hash list\'s ok entry (never published) stays hidden', async () => {
+    const listed = randomBytes(32).toString('hex');
+    const issued = randomBytes(32).toString('hex');
+    const imported = await fetch(`${server.url}/api/v1/admin/hashes?source=partner`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'text/plain' },
+      body: `sha256:${listed},ok,1`,
+    });
+    expect(imported.status).toBe(201);
+    expect((await admin('POST', '/verdicts', { subjects: [{ algorithm: 'sha256', digest: issued }], label: 'ok', confidence: 1, method: 'human' })).status).toBe(201);
+    const anonymous = async (sha256: string) => (await (await fetch(`${server.url}/api/v1/verdicts?sha256=${sha256}`)).json()).matches as unknown[];
+    expect(await anonymous(listed)).toEqual([]);
+    expect(await anonymous(issued)).toHaveLength(1);
+    const asAdmin = await (await fetch(`${server.url}/api/v1/verdicts?sha256=${listed}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+    expect(asAdmin.matches).toHaveLength(1);
+  });
+
   it('reveals nothing of an abuse verdict to an anonymous lookup, even 6 bits off; the admin token sees it', async () => {
     const pdq = randomBytes(32).toString('hex');
     const issued = await admin('POST', '/verdicts', { subjects: [{ algorithm: 'pdq', digest: pdq }], label: 'csam', confidence: 1, method: 'human' });
