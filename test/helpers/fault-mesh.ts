@@ -3,7 +3,7 @@
 // admin API, and read its database directly to count what it holds.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { freePort, startServerProcess, LOCAL_FEDERATION_ENV, type ServerProcess } from './process.js';
+import { eventually, freePort, startServerProcess, LOCAL_FEDERATION_ENV, type ServerProcess } from './process.js';
 import { POSTGRES_URL, REDIS_URL, STORE_BACKENDS } from './services.js';
 
 export const ADMIN_TOKEN = randomBytes(32).toString('hex');
@@ -76,4 +76,20 @@ export async function count(i: Instance, query: string, params: unknown[] = []):
 
 export function verdictBody(sha256: string) {
   return { subjects: [{ algorithm: 'sha256', digest: sha256 }], label: 'spam', confidence: 0.9, method: 'human' };
+}
+
+/** Issuer A (auto-approving followers) and follower B, both started, B following A. */
+export async function issuerAndFollower(): Promise<[Instance, Instance]> {
+  const [a, b] = await Promise.all([instance('127.0.0.2', { VOUCH_AUTO_APPROVE_FOLLOWERS: 'true' }), instance('127.0.0.3')]);
+  await Promise.all([start(a), start(b)]);
+  const followed = await admin(b, 'POST', '/peers/follow', { target: a.actor });
+  if (followed.status !== 202) throw new Error(`B's follow of A answered ${followed.status}`);
+  await eventually(async () => (await count(b, `SELECT count(*) AS n FROM peers WHERE actor_uri = $1 AND following_state = 'accepted'`, [a.actor])) === 1, 20_000, 'B following A');
+  return [a, b];
+}
+
+/** Stops and removes the instances (their servers, connections and schemas). */
+export async function stopAll(instances: ReadonlyArray<Instance | undefined>): Promise<void> {
+  for (const i of instances) await i?.server?.stop();
+  for (const i of instances) await i?.cleanup();
 }

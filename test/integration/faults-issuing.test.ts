@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/process.js';
 import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL } from '../helpers/services.js';
-import { ADMIN_TOKEN, admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
+import { ADMIN_TOKEN, admin, count, issuerAndFollower, kill9, start, stopAll, verdictBody, type Instance } from '../helpers/fault-mesh.js';
 
 const REQUESTS = 240;
 const CLIENTS = 4;
@@ -21,16 +21,10 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during iss
   let b: Instance;
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([instance('127.0.0.2', { VOUCH_AUTO_APPROVE_FOLLOWERS: 'true' }), instance('127.0.0.3')]);
-    await Promise.all([start(a), start(b)]);
-    expect((await admin(b, 'POST', '/peers/follow', { target: a.actor })).status).toBe(202);
-    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM peers WHERE actor_uri = $1 AND following_state = 'accepted'`, [a.actor])) === 1, 20_000, 'B following A');
+    [a, b] = await issuerAndFollower();
   });
 
-  afterAll(async () => {
-    for (const i of [a, b]) await i?.server?.stop();
-    for (const i of [a, b]) await i?.cleanup();
-  });
+  afterAll(() => stopAll([a, b]));
 
   it('stores every acknowledged verdict once, each in the outbox, the log and at the follower exactly once', async () => {
     const digests = Array.from({ length: REQUESTS }, () => randomBytes(32).toString('hex'));

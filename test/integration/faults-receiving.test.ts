@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/process.js';
 import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL } from '../helpers/services.js';
-import { admin, count, instance, kill9, start, verdictBody, type Instance } from '../helpers/fault-mesh.js';
+import { admin, count, issuerAndFollower, kill9, start, stopAll, verdictBody, type Instance } from '../helpers/fault-mesh.js';
 
 const VERDICTS = 300;
 const ISSUERS = 4;
@@ -18,16 +18,10 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of a follower while its 
   let b: Instance;
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([instance('127.0.0.2', { VOUCH_AUTO_APPROVE_FOLLOWERS: 'true' }), instance('127.0.0.3')]);
-    await Promise.all([start(a), start(b)]);
-    expect((await admin(b, 'POST', '/peers/follow', { target: a.actor })).status).toBe(202);
-    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM peers WHERE actor_uri = $1 AND following_state = 'accepted'`, [a.actor])) === 1, 20_000, 'B following A');
+    [a, b] = await issuerAndFollower();
   });
 
-  afterAll(async () => {
-    for (const i of [a, b]) await i?.server?.stop();
-    for (const i of [a, b]) await i?.cleanup();
-  });
+  afterAll(() => stopAll([a, b]));
 
   it('every verdict reaches the follower exactly once', async () => {
     let issued = 0;
