@@ -137,8 +137,14 @@ export class Inbox {
       if (options.replay === 'skip') return { status: 'ignored', type: activity.type };
       throw new FederationError(409, 'replayed', `activity ${activity.id} was already applied`);
     };
-    const seen = await this.db.selectFrom('inbox_seen').select('id').where('id', '=', activity.id).executeTakeFirst();
-    if (seen) return replayed();
+    // A verdict activity is claimed inside the transaction that stores it, which refuses a replay
+    // there: asking first would cost every verdict a round trip more.
+    const objectType = typeof json.object === 'object' && json.object !== null ? (json.object as { type?: unknown }).type : undefined;
+    const claimedWhenStored = activity.type === 'Delete' || ((activity.type === 'Create' || activity.type === 'Update') && objectType === 'Verdict');
+    if (!claimedWhenStored) {
+      const seen = await this.db.selectFrom('inbox_seen').select('id').where('id', '=', activity.id).executeTakeFirst();
+      if (seen) return replayed();
+    }
     let recorded = false;
     const commit: Commit = async (store) => {
       const after = await this.db.transaction().execute(async (trx) => {

@@ -113,6 +113,8 @@ const HEALTH_PROBE_MS = 2_000;
 /** Busy and unavailable answers: the wait a client is told, and how often each kind is logged. */
 const RETRY_AFTER_S = 1;
 const SHED_LOG_INTERVAL_MS = 60_000;
+/** Where peers POST activities (federation's routes), whose accepted deliveries go unlogged. */
+const INBOX_PATHS = new Set(['/actor/inbox', '/inbox']);
 
 /** Answers 'ok' or 'down' for one dependency, a hung probe counting as down. */
 async function probe(check: () => Promise<unknown>): Promise<'ok' | 'down'> {
@@ -177,8 +179,12 @@ export function createApp(deps: AppDeps): express.Express {
         res.setHeader('x-request-id', id);
         return id;
       },
-      customLogLevel: (_req, res, err) =>
-        shedResponses.has(res) ? 'silent' : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+      // An accepted inbox POST is the hot path (hundreds a second from busy peers): counted in
+      // /metrics, not logged; refused ones still are.
+      customLogLevel: (req, res, err) =>
+        shedResponses.has(res) || (res.statusCode === 202 && req.method === 'POST' && INBOX_PATHS.has((req as { originalUrl?: string }).originalUrl ?? req.url ?? ''))
+          ? 'silent'
+          : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
       // Signed URLs (a scanner's media fetch, the console's notices) carry their HMAC in the query.
       serializers: { req: (req: { url?: string; query?: Record<string, unknown> }) => ({ ...req, url: withoutUrlSecrets(req.url), query: withoutQuerySecrets(req.query) }) },
