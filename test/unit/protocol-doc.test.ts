@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import jsonld from 'jsonld';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ed25519ToMultibase, hashData, signObject, verifyObject } from '../../shared/crypto/data-integrity.js';
 import { digestHeader, signRequest, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { loadPublicKey } from '../../shared/crypto/keys.js';
@@ -26,6 +26,7 @@ import { actorDocument, nodeinfoDocument, webfingerDocument, type Identity } fro
 import { verdictObject } from '../../server/verdicts/objects.js';
 import { logOrigin } from '../../server/log/checkpoints.js';
 import { logMetadata } from '../../server/log/http.js';
+import { forbidNetwork } from '../helpers/no-network.js';
 
 // ---------------------------------------------------------------------------------------------
 // Extraction
@@ -194,18 +195,7 @@ function undefinedTerms(node: unknown, out = new Set<string>()): Set<string> {
 }
 
 // No test here may touch the network: contexts come from the bundle.
-const fetchSpy = vi.fn(async () => {
-  throw new Error('network access attempted during protocol-doc tests');
-});
-let realFetch: typeof globalThis.fetch;
-beforeAll(() => {
-  realFetch = globalThis.fetch;
-  globalThis.fetch = fetchSpy as unknown as typeof globalThis.fetch;
-});
-afterAll(() => {
-  globalThis.fetch = realFetch;
-  expect(fetchSpy).not.toHaveBeenCalled();
-});
+forbidNetwork('protocol-doc tests');
 
 // ---------------------------------------------------------------------------------------------
 // Tests

@@ -4,28 +4,18 @@
 import { generateKeyPairSync } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import jsonld from 'jsonld';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { actorDocument, type Identity } from '../../server/federation/identity.js';
 import { ed25519ToMultibase } from '../../shared/crypto/data-integrity.js';
 import { VERDICT_CONTEXT, documentLoader } from '../../shared/vocab/contexts.js';
 import { VocabError, parseVerdict } from '../../shared/vocab/objects.js';
+import { forbidNetwork } from '../helpers/no-network.js';
 
 const AS = 'https://www.w3.org/ns/activitystreams#';
 const V = 'https://w3id.org/vouch#';
 const XSD = 'http://www.w3.org/2001/XMLSchema#';
 
-const fetchSpy = vi.fn(() => {
-  throw new Error('network access attempted during vocab tests');
-});
-let realFetch: typeof globalThis.fetch;
-beforeAll(() => {
-  realFetch = globalThis.fetch;
-  globalThis.fetch = fetchSpy as unknown as typeof globalThis.fetch;
-});
-afterAll(() => {
-  globalThis.fetch = realFetch;
-  expect(fetchSpy).not.toHaveBeenCalled();
-});
+forbidNetwork('vocab tests');
 
 function identity(): Identity {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });

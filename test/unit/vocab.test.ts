@@ -1,6 +1,6 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import jsonld from 'jsonld';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ed25519ToMultibase, signObject, verifyObject } from '../../shared/crypto/data-integrity.js';
 import {
   ACTOR_CONTEXT,
@@ -29,6 +29,7 @@ import {
   parseVouchObject,
   type ParseOptions,
 } from '../../shared/vocab/objects.js';
+import { forbidNetwork } from '../helpers/no-network.js';
 
 const V = 'https://w3id.org/vouch#';
 const AS = 'https://www.w3.org/ns/activitystreams#';
@@ -36,18 +37,7 @@ const SEC = 'https://w3id.org/security#';
 const XSD = 'http://www.w3.org/2001/XMLSchema#';
 
 // No test in this file may reach the network: any fetch is a failure.
-const fetchSpy = vi.fn(() => {
-  throw new Error('network access attempted during vocab tests');
-});
-let realFetch: typeof globalThis.fetch;
-beforeAll(() => {
-  realFetch = globalThis.fetch;
-  globalThis.fetch = fetchSpy as unknown as typeof globalThis.fetch;
-});
-afterAll(() => {
-  globalThis.fetch = realFetch;
-  expect(fetchSpy).not.toHaveBeenCalled();
-});
+const fetchSpy = forbidNetwork('vocab tests');
 
 const expand = (doc: object, loader = documentLoader) =>
   jsonld.expand(doc as jsonld.JsonLdDocument, { documentLoader: loader as never }) as Promise<Record<string, any>[]>;
