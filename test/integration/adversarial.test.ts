@@ -26,7 +26,7 @@ interface Instance {
   server: ServerProcess;
 }
 
-const { admin, submit } = adminApi(TOKEN);
+const { admin, submit, follow } = adminApi(TOKEN);
 const verdictCount = async (i: Instance, sha256: string) =>
   ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: unknown[] }).matches.length;
 const subjectsOf = (h: ImageHashes) => [
@@ -57,13 +57,7 @@ describe.skipIf(!HAVE_REDIS)('decision 15 between servers: crafted images and ne
       return { url, actor: `${url}/actor`, server };
     };
     [big, small] = await Promise.all([start('127.0.0.71'), start('127.0.0.72')]);
-    expect((await admin(small, 'POST', '/peers/follow', { target: big.actor })).status).toBe(202);
-    await eventually(async () => (await admin(big, 'POST', '/peers/approve', { actor: small.actor })).status === 200, 20_000, 'BIG to approve SMALL');
-    await eventually(async () => {
-      const { peers } = (await admin(small, 'GET', '/peers')).body as { peers: Array<{ actor: string; following: string }> };
-      return peers.some((p) => p.actor === big.actor && p.following === 'accepted');
-    }, 20_000, 'the Accept');
-    expect((await admin(small, 'PUT', '/trust', { peer: big.actor, abuse: 0.9, ok: 0.9 })).status).toBe(200);
+    await follow(small, big, 0.9);
     // Deterministic: no random spot check.
     const { policy } = (await admin(small, 'GET', '/policy')).body as { policy: Record<string, unknown> };
     expect((await admin(small, 'PUT', '/policy', { ...policy, version: 'no-spot-checks', spotCheckShare: 0 })).status).toBe(200);

@@ -24,7 +24,7 @@ interface Instance {
   env: Record<string, string>;
 }
 
-const { admin, submit } = adminApi(TOKEN);
+const { admin, submit, follow } = adminApi(TOKEN);
 const verdictsAbout = async (i: Instance, sha256: string) =>
   ((await (await fetch(`${i.url}/api/v1/verdicts?sha256=${sha256}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { matches: Array<Record<string, unknown>> }).matches;
 
@@ -39,16 +39,6 @@ async function start(host: string, cleanups: Array<() => Promise<void>>, env: Re
   });
   cleanups.push(cleanup);
   return { url, actor: `${url}/actor`, server, env: started };
-}
-
-async function follow(from: Instance, to: Instance): Promise<void> {
-  expect((await admin(from, 'POST', '/peers/follow', { target: to.actor })).status).toBe(202);
-  await eventually(async () => (await admin(to, 'POST', '/peers/approve', { actor: from.actor })).status === 200, 20_000, 'the follow to be approved');
-  await eventually(async () => {
-    const { peers } = (await admin(from, 'GET', '/peers')).body as { peers: Array<{ actor: string; following: string }> };
-    return peers.some((p) => p.actor === to.actor && p.following === 'accepted');
-  }, 20_000, 'the Accept');
-  expect((await admin(from, 'PUT', '/trust', { peer: to.actor, abuse: 1, ok: 1 })).status).toBe(200);
 }
 
 describe.skipIf(!HAVE_REDIS)('re-attestation: A follows B, B follows C, and C’s judgement reaches A through B', () => {
