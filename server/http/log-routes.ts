@@ -1,5 +1,5 @@
-// The transparency log over HTTP: the log's own read API (public checkpoint and proofs; entries
-// with abuse labels for approved followers only), its metadata document (origin, verifier key and
+// The transparency log over HTTP: the log's own read API (public checkpoint, proofs and entries'
+// public parts; private parts with abuse labels for approved followers only), its metadata document (origin, verifier key and
 // every endpoint, linked from the actor as `endpoints.vouchLog`), and the cosignature endpoint
 // where followers hand back their witness signatures.
 import express, { type Request, type Router } from 'express';
@@ -7,6 +7,8 @@ import { z } from 'zod';
 import type { Federation } from '../federation/index.js';
 import { logOrigin, logRouter, type LogCheckpoints, type TransparencyLog } from '../log/index.js';
 import { logMetadata } from '../log/http.js';
+import { publicObjectOf } from '../log/entry.js';
+import { wireEntry } from '../log/format.js';
 import { verifierKey } from '../../shared/merkle/checkpoint.js';
 import { multibaseToEd25519 } from '../../shared/crypto/data-integrity.js';
 import { HttpError } from './errors.js';
@@ -15,19 +17,6 @@ const cosignatureSchema = z.object({ cosignature: z.string().min(10).max(512), s
 
 /** `— <name> <base64>`: the witness name a cosignature line is signed under (C2SP signed-note). */
 const SIGNATURE_LINE = /^\u2014 (\S+) [A-Za-z0-9+/=]+\n?$/;
-
-interface LoggedActivity {
-  object?: { id?: unknown; type?: unknown; label?: unknown };
-}
-
-function parseEntry(bytes: Uint8Array): LoggedActivity | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
-    return typeof value === 'object' && value !== null ? (value as LoggedActivity) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoints; federation: Federation; publicOkFeed: boolean }): Router {
   const { log, checkpoints, federation, publicOkFeed } = deps;
@@ -44,12 +33,12 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
    * the verdict it retracts (the log keys each entry by its object's id).
    */
   const publicEntry = async (index: number, bytes: Uint8Array): Promise<boolean> => {
-    const object = parseEntry(bytes)?.object;
+    const object = publicObjectOf(bytes);
     if (object?.label === 'ok') return true;
     if (object?.type !== 'Tombstone' || typeof object.id !== 'string') return false;
     const earlier = (await log.entriesByKey([object.id])).filter((e) => e.index < index);
     for (const e of earlier.reverse()) {
-      const retracted = parseEntry(e.entry)?.object;
+      const retracted = publicObjectOf(e.entry);
       if (retracted?.type !== 'Tombstone') return retracted?.label === 'ok';
     }
     return false;
@@ -67,25 +56,25 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
   });
 
   // A verdict's proof bundle: its newest log entry, an inclusion proof and the signed checkpoint
-  // (with the cosignatures collected), enough to verify it offline.
+  // (with the cosignatures collected), enough to verify it offline. A version-2 entry's public
+  // part is everyone's; its private part, and a version-1 entry, follow the entries' rule.
   router.get('/log/bundle', async (req, res) => {
     const id = typeof req.query.id === 'string' ? req.query.id : '';
     if (!z.url().safeParse(id).success) throw new HttpError(400, 'bad_query', 'give id=OBJECT_URL');
     const index = await log.latestIndexOf(id);
     if (index === null) throw new HttpError(404, 'not_found', 'no log entry for that object');
     const [entry] = await log.entries(index, index + 1);
-    if (!(await readable(req, index, entry.entry))) throw new HttpError(404, 'not_found', 'no log entry for that object');
+    const wire = wireEntry(entry, await readable(req, index, entry.entry));
+    if (wire.withheld) throw new HttpError(404, 'not_found', 'no log entry for that object');
     // The newest checkpoint covers the entry unless it came after it: then sign one now.
     let checkpoint = await checkpoints.signCheckpoint();
     if (checkpoint.size <= index) checkpoint = await checkpoints.signCheckpoint();
     const note = (await checkpoints.checkpointAt(checkpoint.size)) ?? checkpoint.note;
     const proof = await log.inclusionProof(index, checkpoint.size);
     res.json({
-      index,
-      entry: JSON.parse(Buffer.from(entry.entry).toString('utf8')),
-      // The exact logged bytes (the JCS of the activity), which the leaf hash covers.
+      ...wire,
+      // The exact logged bytes, which the leaf hash covers.
       entry_bytes: Buffer.from(entry.entry).toString('base64'),
-      leaf_hash: Buffer.from(entry.leafHash).toString('base64'),
       checkpoint: note,
       inclusion: { index, size: checkpoint.size, hashes: proof.map((h) => Buffer.from(h).toString('base64')) },
     });

@@ -2,10 +2,12 @@
  * The wire format of the log's HTTP API, shared by the server (http.ts) and the auditor
  * (audit.ts), which must agree byte for byte on how an entry travels.
  *
- * An entry is the JCS (RFC 8785) text of a signed activity, so it is served as parsed JSON
- * (`entry`) and the auditor gets the exact bytes back with JCS. Anything that does not survive
- * that round trip byte for byte (not UTF-8, not JSON, not canonical) is served as `entry_base64`
- * instead, so the leaf hash can always be recomputed from what is served.
+ * An entry is JCS (RFC 8785) text (entry.ts: a signed activity in version 1, the public part and
+ * the private part's digest in version 2), so it is served as parsed JSON (`entry`) and the
+ * auditor gets the exact bytes back with JCS. Anything that does not survive that round trip byte
+ * for byte (not UTF-8, not JSON, not canonical) is served as `entry_base64` instead, so the leaf
+ * hash can always be recomputed from what is served. A version-2 entry's private part travels the
+ * same way, as `private` (or `private_base64`), to the clients allowed to read it.
  */
 import canonicalize from 'canonicalize';
 import { HASH_SIZE } from '../../shared/merkle/tree.js';
@@ -21,8 +23,14 @@ export interface WireEntry {
   readonly entry?: unknown;
   /** The entry bytes, when they are not canonical JSON. */
   readonly entry_base64?: string;
-  /** The entry exists but this client may not read it; its leaf hash still proves its place. */
+  /** A version-1 entry this client may not read; its leaf hash still proves its place. */
   readonly withheld?: true;
+  /** A version-2 entry's private part as parsed JSON (its JCS text is the private part's bytes). */
+  readonly private?: unknown;
+  /** The private part's bytes, when they are not canonical JSON. */
+  readonly private_base64?: string;
+  /** A version-2 entry whose private part this client may not read (its public part is served). */
+  readonly private_withheld?: true;
 }
 
 export interface WireEntriesPage {
@@ -59,34 +67,57 @@ export function fromBase64(s: unknown): Uint8Array | null {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** The wire form of a readable entry: parsed JCS JSON when the bytes round-trip exactly. */
-export function encodeEntry(index: number, entry: Uint8Array, leafHash: Uint8Array): WireEntry {
+/** Parsed JCS JSON when the bytes round-trip exactly, else undefined. */
+function canonicalJson(bytes: Uint8Array): { value: unknown } | undefined {
   try {
-    const text = utf8.decode(entry);
+    const text = utf8.decode(bytes);
     const value: unknown = JSON.parse(text);
-    if (canonicalize(value) === text) return { index, entry: value, leaf_hash: toBase64(leafHash) };
+    if (canonicalize(value) === text) return { value };
   } catch {
-    // not UTF-8 or not JSON: fall through to base64
+    // not UTF-8 or not JSON
   }
-  return { index, entry_base64: toBase64(entry), leaf_hash: toBase64(leafHash) };
+  return undefined;
 }
 
-export function withheldEntry(index: number, leafHash: Uint8Array): WireEntry {
-  return { index, withheld: true, leaf_hash: toBase64(leafHash) };
+/**
+ * The wire form of a stored entry for a client who may (`readable`) or may not read its content:
+ * a version-2 entry (one stored with a private part) is always served, with its private part
+ * only when readable; a version-1 entry is served only when readable, else withheld.
+ */
+export function wireEntry(row: { index: number; entry: Uint8Array; leafHash: Uint8Array; private: Uint8Array | null }, readable: boolean): WireEntry {
+  const leaf_hash = toBase64(row.leafHash);
+  if (row.private === null && !readable) return { index: row.index, withheld: true, leaf_hash };
+  const json = canonicalJson(row.entry);
+  const entry = json ? { entry: json.value } : { entry_base64: toBase64(row.entry) };
+  if (row.private === null) return { index: row.index, ...entry, leaf_hash };
+  if (!readable) return { index: row.index, ...entry, leaf_hash, private_withheld: true };
+  const privateJson = canonicalJson(row.private);
+  return { index: row.index, ...entry, leaf_hash, ...(privateJson ? { private: privateJson.value } : { private_base64: toBase64(row.private) }) };
+}
+
+/** JCS bytes of a served JSON value, or the decoded base64 alternative. Throws on a malformed one. */
+function servedBytes(json: unknown, hasJson: boolean, base64: string | undefined, what: string): Uint8Array {
+  if (base64 !== undefined) {
+    const b = fromBase64(base64);
+    if (!b) throw new TypeError(`${what}_base64 is not canonical base64`);
+    return b;
+  }
+  if (!hasJson) throw new TypeError(`${what} has neither ${what} nor ${what}_base64`);
+  const text = canonicalize(json);
+  if (text === undefined) throw new TypeError(`${what} cannot be canonicalized (JCS)`);
+  return new Uint8Array(Buffer.from(text, 'utf8'));
 }
 
 /** The entry bytes a wire entry stands for; null when withheld. Throws on a malformed entry. */
 export function entryBytes(wire: WireEntry): Uint8Array | null {
   if (wire.withheld === true) return null;
-  if (wire.entry_base64 !== undefined) {
-    const b = fromBase64(wire.entry_base64);
-    if (!b) throw new TypeError('entry_base64 is not canonical base64');
-    return b;
-  }
-  if (!('entry' in wire)) throw new TypeError('entry has neither entry, entry_base64 nor withheld');
-  const text = canonicalize(wire.entry);
-  if (text === undefined) throw new TypeError('entry cannot be canonicalized (JCS)');
-  return new Uint8Array(Buffer.from(text, 'utf8'));
+  return servedBytes(wire.entry, 'entry' in wire, wire.entry_base64, 'entry');
+}
+
+/** The private part's bytes a wire entry carries; null when it carries none. Throws on a malformed one. */
+export function privateBytes(wire: WireEntry): Uint8Array | null {
+  if (!('private' in wire) && wire.private_base64 === undefined) return null;
+  return servedBytes(wire.private, 'private' in wire, wire.private_base64, 'private');
 }
 
 /** Decodes a list of base64 hashes, strictly (canonical base64, 32 bytes each). */

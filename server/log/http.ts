@@ -1,8 +1,9 @@
 /**
- * HTTP API of the transparency log. The checkpoint and the proofs are public; entries pass
- * through `canReadEntry` (abuse-labelled entries go only to approved followers), and an entry a
- * client may not read is served as `{index, withheld: true, leaf_hash}` so the tree stays
- * verifiable end to end without it.
+ * HTTP API of the transparency log. The checkpoint, the proofs and every version-2 entry's
+ * public part (entry.ts) are public; the private parts, and version-1 entries whole, pass through
+ * `canReadEntry` (abuse-labelled ones go only to approved followers). A version-1 entry a client
+ * may not read is served as `{index, withheld: true, leaf_hash}`, a version-2 one with
+ * `private_withheld: true`, so the tree stays verifiable end to end either way.
  *
  *   GET /log/checkpoint                      text/plain: the signed note + cosignature lines
  *   GET /log/entries?start=S[&end=E]         JSON page, at most 1000 entries, E exclusive
@@ -19,10 +20,9 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { LogCheckpoints } from './checkpoints.js';
 import {
-  encodeEntry,
   ENTRIES_PAGE_MAX,
   toBase64,
-  withheldEntry,
+  wireEntry,
   type WireConsistencyProof,
   type WireEntriesPage,
   type WireInclusionProof,
@@ -64,7 +64,7 @@ export function logMetadata(publicUrl: string, origin: string, verifierKey: stri
 export interface LogRouterOptions {
   log: TransparencyLog;
   checkpoints: LogCheckpoints;
-  /** Whether the requester may read this entry (e.g. public, or an approved follower's signed GET). */
+  /** Whether the requester may read this entry's content (version 1) or private part (version 2): e.g. public, or an approved follower's signed GET. */
   canReadEntry: (req: Request, entryIndex: number, entryBytes: Uint8Array) => Promise<boolean>;
 }
 
@@ -136,7 +136,7 @@ export function logRouter(options: LogRouterOptions): Router {
       const end = Math.min(requestedEnd ?? start + ENTRIES_PAGE_MAX, start + ENTRIES_PAGE_MAX, size);
       const rows = await log.entries(start, end);
       const entries = await Promise.all(
-        rows.map(async (r) => ((await canReadEntry(req, r.index, r.entry)) ? encodeEntry(r.index, r.entry, r.leafHash) : withheldEntry(r.index, r.leafHash))),
+        rows.map(async (r) => wireEntry(r, await canReadEntry(req, r.index, r.entry))),
       );
       const page: WireEntriesPage = { start, end, size, entries, next: end < size ? end : null };
       res.json(page);

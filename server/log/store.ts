@@ -57,6 +57,8 @@ export interface LogEntry {
   readonly entry: Uint8Array;
   /** SHA-256(0x00 || entry), as stored when the entry was appended. */
   readonly leafHash: Uint8Array;
+  /** A version-2 entry's private part (entry.ts), kept beside it and not hashed into the leaf; null for version 1. */
+  readonly private: Uint8Array | null;
 }
 
 export interface AppendResult {
@@ -221,15 +223,16 @@ export class TransparencyLog implements SubtreeHashSource {
   /**
    * Appends entries in one transaction, in order; returns the index of the first one and the new
    * size and root. Concurrent calls (from any process) serialise on `log_head`. `keys` (optional,
-   * one per entry) name what each entry is about, for `latestIndexOf`; they are not hashed.
+   * one per entry) name what each entry is about, for `latestIndexOf`; `privateParts` (optional,
+   * one per entry) are kept beside version-2 entries. Neither is hashed.
    */
-  async append(entries: readonly Uint8Array[], keys?: readonly (string | null)[]): Promise<AppendResult> {
+  async append(entries: readonly Uint8Array[], keys?: readonly (string | null)[], privateParts?: readonly (Uint8Array | null)[]): Promise<AppendResult> {
     if (entries.length === 0) {
-      this.check(entries, keys);
+      this.check(entries, keys, privateParts);
       const size = await this.size();
       return { firstIndex: size, size, root: await this.root(size) };
     }
-    const { result, announce } = await this.db.transaction().execute((trx) => this.appendWithin(trx, entries, keys));
+    const { result, announce } = await this.db.transaction().execute((trx) => this.appendWithin(trx, entries, keys, privateParts));
     announce();
     return result;
   }
@@ -243,8 +246,9 @@ export class TransparencyLog implements SubtreeHashSource {
     trx: Executor,
     entries: readonly Uint8Array[],
     keys?: readonly (string | null)[],
+    privateParts?: readonly (Uint8Array | null)[],
   ): Promise<{ result: AppendResult; announce: () => void }> {
-    this.check(entries, keys);
+    this.check(entries, keys, privateParts);
     if (entries.length === 0) throw new LogRangeError('invalid_argument', 'nothing to append');
     const leafHashes = entries.map(leafHash);
     const head = await sql<{ size: number | string }>`SELECT size FROM log_head WHERE id FOR UPDATE`.execute(trx);
@@ -256,8 +260,8 @@ export class TransparencyLog implements SubtreeHashSource {
     await insertRows(
       trx,
       'log_entries',
-      ['idx', 'entry', 'leaf_hash', 'entry_key'],
-      entries.map((e, i) => [size + i, e, leafHashes[i], keys?.[i] ?? null]),
+      ['idx', 'entry', 'leaf_hash', 'entry_key', 'private'],
+      entries.map((e, i) => [size + i, e, leafHashes[i], keys?.[i] ?? null, privateParts?.[i] ?? null]),
     );
     await insertRows(
       trx,
@@ -270,8 +274,9 @@ export class TransparencyLog implements SubtreeHashSource {
     return { result, announce: () => this.announce(result, entries.length) };
   }
 
-  private check(entries: readonly Uint8Array[], keys?: readonly (string | null)[]): void {
+  private check(entries: readonly Uint8Array[], keys?: readonly (string | null)[], privateParts?: readonly (Uint8Array | null)[]): void {
     if (keys !== undefined && keys.length !== entries.length) throw new LogRangeError('invalid_argument', 'keys must match entries one to one');
+    if (privateParts !== undefined && privateParts.length !== entries.length) throw new LogRangeError('invalid_argument', 'private parts must match entries one to one');
     if (!Array.isArray(entries)) throw new LogRangeError('invalid_argument', 'entries must be an array of byte arrays');
     entries.forEach((e, i) => {
       if (!(e instanceof Uint8Array)) throw new LogRangeError('invalid_argument', `entry ${i} is not a Uint8Array`);
@@ -302,10 +307,10 @@ export class TransparencyLog implements SubtreeHashSource {
   }
 
   /** Stored entries appended with any of these keys, in index order. */
-  async entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array }>> {
+  async entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array; private: Uint8Array | null }>> {
     if (keys.length === 0) return [];
-    const rows = await this.db.selectFrom('log_entries').select(['idx', 'entry_key', 'entry']).where('entry_key', 'in', keys).orderBy('idx').execute();
-    return rows.map((r) => ({ index: Number(r.idx), key: r.entry_key!, entry: bytes(r.entry) }));
+    const rows = await this.db.selectFrom('log_entries').select(['idx', 'entry_key', 'entry', 'private']).where('entry_key', 'in', keys).orderBy('idx').execute();
+    return rows.map((r) => ({ index: Number(r.idx), key: r.entry_key!, entry: bytes(r.entry), private: r.private ? bytes(r.private) : null }));
   }
 
   /** Current number of entries. */
@@ -326,12 +331,12 @@ export class TransparencyLog implements SubtreeHashSource {
     if (end === start) return [];
     const rows = await this.db
       .selectFrom('log_entries')
-      .select(['idx', 'entry', 'leaf_hash'])
+      .select(['idx', 'entry', 'leaf_hash', 'private'])
       .where('idx', '>=', start)
       .where('idx', '<', end)
       .orderBy('idx')
       .execute();
-    return rows.map((r) => ({ index: Number(r.idx), entry: bytes(r.entry), leafHash: bytes(r.leaf_hash) }));
+    return rows.map((r) => ({ index: Number(r.idx), entry: bytes(r.entry), leafHash: bytes(r.leaf_hash), private: r.private ? bytes(r.private) : null }));
   }
 
   /** One entry, or null if there is none at `index`. */

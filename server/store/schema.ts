@@ -203,6 +203,8 @@ export interface LogEntryTable {
   entry: Uint8Array;
   leaf_hash: Uint8Array;
   entry_key: string | null;
+  /** Version-2 entries: the private part (server/log/entry.ts); null for version 1. */
+  private: Uint8Array | null;
   created_at: Generated<Date>;
 }
 

@@ -21,6 +21,7 @@ import {
 
 export { VerdictNotFoundError, VerdictOwnershipError, type Classifier } from './objects.js';
 import { ALGORITHMS, type Algorithm, type Label, type Method } from '../../shared/vocab/verdict.js';
+import { activityEntry, loggedActivity } from '../log/entry.js';
 
 type ActivityType = 'Create' | 'Update' | 'Delete';
 
@@ -39,10 +40,15 @@ export interface VerdictPublisher {
   /** After a commit: queues delivery of the recorded activities (never throws; retried later). */
   deliverPending(): void;
   log: {
-    /** Appends inside `trx`; `announce` after the commit (checkpoint scheduling). */
-    appendWithin(trx: Db, entries: readonly Uint8Array[], keys: readonly (string | null)[]): Promise<{ result: { firstIndex: number }; announce: () => void }>;
+    /** Appends inside `trx` (entries with their private parts); `announce` after the commit (checkpoint scheduling). */
+    appendWithin(
+      trx: Db,
+      entries: readonly Uint8Array[],
+      keys: readonly (string | null)[],
+      privateParts: readonly (Uint8Array | null)[],
+    ): Promise<{ result: { firstIndex: number }; announce: () => void }>;
     /** Stored entries appended with these keys (the repair pass matches older outbox rows to them). */
-    entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array }>>;
+    entriesByKey(keys: readonly string[]): Promise<Array<{ index: number; key: string; entry: Uint8Array; private: Uint8Array | null }>>;
   };
 }
 
@@ -340,8 +346,8 @@ export class VerdictService {
     const result = await this.db.transaction().execute(async (trx) => {
       const publish: Publish = async (type, object, restricted) => {
         const activity = publisher.activity(type, object);
-        const entry = Buffer.from(canonicalize(activity) as string, 'utf8');
-        const { result: appended, announce } = await publisher.log.appendWithin(trx, [entry], [typeof object.id === 'string' ? object.id : null]);
+        const built = activityEntry(activity);
+        const { result: appended, announce } = await publisher.log.appendWithin(trx, [built.entry], [typeof object.id === 'string' ? object.id : null], [built.private]);
         await publisher.record(trx, activity, restricted, appended.firstIndex);
         after.push(announce);
       };
@@ -488,7 +494,7 @@ export class VerdictService {
       if (rows.length === 0) break;
       after = rows[rows.length - 1].seq;
       const stored = await publisher.log.entriesByKey([...new Set(rows.map((r) => r.object_id!))]);
-      const indexOf = new Map(stored.map((e) => [`${e.key}\n${Buffer.from(e.entry).toString('utf8')}`, e.index]));
+      const indexOf = new Map(stored.map((e) => [`${e.key}\n${canonicalize(loggedActivity(e.entry, e.private))}`, e.index]));
       for (const row of rows) {
         const entry = canonicalize(row.activity) as string;
         const index = indexOf.get(`${row.object_id}\n${entry}`);
@@ -500,7 +506,8 @@ export class VerdictService {
           // Another process starting at the same moment may have logged it already.
           const locked = await trx.selectFrom('outbox').select('log_index').where('seq', '=', row.seq).forUpdate().executeTakeFirstOrThrow();
           if (locked.log_index !== null) return undefined;
-          const done = await publisher.log.appendWithin(trx, [Buffer.from(entry, 'utf8')], [row.object_id]);
+          const built = activityEntry(row.activity as Record<string, unknown>);
+          const done = await publisher.log.appendWithin(trx, [built.entry], [row.object_id], [built.private]);
           await trx.updateTable('outbox').set({ log_index: done.result.firstIndex }).where('seq', '=', row.seq).execute();
           return done;
         });
