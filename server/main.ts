@@ -31,6 +31,7 @@ import { decodeForClassifier, startScanner } from './scanning/scanner.js';
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { PeerCheckpointWitnessing } from './log/peer-witnessing.js';
+import { WitnessClient } from './log/witness-client.js';
 import type { CheckpointObject } from '../shared/vocab/objects.js';
 
 
@@ -71,6 +72,10 @@ export interface TransparencyWiring {
   checkpoints: LogCheckpoints;
   witness: CheckpointWitness;
   scheduler: CheckpointScheduler;
+  /** The outside witnesses (C2SP tlog-witness) asked to cosign each new checkpoint. */
+  outsideWitnesses: WitnessClient;
+  /** Stops checkpointing and waits for requests to witnesses under way. */
+  stop(): Promise<void>;
   /** Checks a followed peer's checkpoint against what we saw before, and sends back our cosignature. */
   witnessCheckpoint(checkpoint: CheckpointObject, actor: string): Promise<void>;
 }
@@ -92,13 +97,24 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
       logger.error({ alert }, 'transparency log alert: a peer presented inconsistent checkpoints');
     },
   });
+  // Outside witnesses get their own fetcher: no redirects (the operator named each URL), and the
+  // private ranges are the federation's (a test mesh), nothing wider.
+  const witnessFetch = createSafeFetcher({
+    allowPrivate: config.federation.allowPrivateNetworks,
+    maxRedirects: 0,
+    userAgent: `Vouch/${SOFTWARE_VERSION} (+${config.publicUrl})`,
+  });
+  const outsideWitnesses = new WitnessClient(log, checkpoints, config.log.witnesses, witnessFetch, logger);
   const scheduler = checkpoints.startCheckpointing({
     everyMs: config.log.checkpointEveryMs,
     afterAppends: config.log.checkpointAfterAppends,
-    onCheckpoint: (c) =>
-      federation.publishCheckpoint({ origin, treeSize: c.size, rootHash: Buffer.from(c.root).toString('base64'), note: c.note }),
+    onCheckpoint: async (c) => {
+      outsideWitnesses.checkpointSigned();
+      await federation.publishCheckpoint({ origin, treeSize: c.size, rootHash: Buffer.from(c.root).toString('base64'), note: c.note });
+    },
     onError: (err) => logger.warn({ err }, 'checkpoint signing or delivery failed; retrying on the next tick'),
   });
+  outsideWitnesses.start();
   const peerWitnessing = new PeerCheckpointWitnessing(
     witness,
     {
@@ -113,6 +129,11 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
     checkpoints,
     witness,
     scheduler,
+    outsideWitnesses,
+    stop: async () => {
+      await scheduler.stop();
+      await outsideWitnesses.stop();
+    },
     witnessCheckpoint: (checkpoint, actor) => peerWitnessing.witnessCheckpoint(checkpoint, actor),
   };
 }
@@ -309,7 +330,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       metrics,
     });
     const transparency = wireTransparencyLog(store, federation, config, logger, metrics);
-    closers.push(() => transparency.scheduler.stop());
+    closers.push(() => transparency.stop());
     const verdicts = new VerdictService(store.db, federation.identity.actorId, config.publicUrl, {
       sign: (object) => federation.sign(object),
       activity: (type, object) => federation.newActivity(type, object),

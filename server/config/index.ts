@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ImageLimits } from '../../shared/hashing/normalize.js';
+import { NoteError, parseVerifierKey } from '../../shared/merkle/checkpoint.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
@@ -26,6 +27,54 @@ export function booleanVariable(env: NodeJS.ProcessEnv, name: string): boolean {
   const parsed = BOOLEAN_WORDS[value.trim().toLowerCase()];
   if (parsed === undefined) throw new ConfigError(`${name}: must be ${BOOLEAN_FORMS}`);
   return parsed;
+}
+
+/**
+ * One outside witness (C2SP tlog-witness) the log submits its checkpoints to: its `cosignature/v1`
+ * verifier key (which carries its name) and its submission prefix. `name`, when given, must be
+ * the key's name: a typo in either shows up at start, not as cosignatures that never verify.
+ */
+const outsideWitness = z
+  .object({
+    name: z.string().min(1).optional(),
+    vkey: z.string().min(1).max(4096),
+    url: z.url({ protocol: /^https?$/ }),
+  })
+  .strict()
+  .superRefine((w, ctx) => {
+    let name: string;
+    try {
+      const key = parseVerifierKey(w.vkey);
+      if (key.type !== 'cosignature/v1') {
+        ctx.addIssue({ code: 'custom', path: ['vkey'], message: `is a ${key.type} key; a witness key has signature type 0x04 (cosignature/v1, Ed25519)` });
+        return;
+      }
+      name = key.name;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['vkey'], message: err instanceof NoteError ? err.message : 'is not a verifier key' });
+      return;
+    }
+    if (w.name !== undefined && w.name !== name) ctx.addIssue({ code: 'custom', path: ['name'], message: `is not the key's name ${JSON.stringify(name)}` });
+    const url = new URL(w.url);
+    if (url.username || url.password || url.search || url.hash) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be a plain submission prefix: no credentials, query or fragment' });
+    }
+  });
+
+/**
+ * VOUCH_WITNESSES: entries separated by commas or newlines, each `<vkey> <submission prefix>`
+ * (neither contains white space; a vkey's name cannot).
+ */
+function parseWitnessList(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  return v
+    .split(/[,\n]/)
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const fields = entry.split(/\s+/);
+      return fields.length === 2 ? { vkey: fields[0], url: fields[1] } : entry;
+    });
 }
 
 const configSchema = z
@@ -139,6 +188,16 @@ const configSchema = z
         checkpointEveryMs: positiveInt.default(60_000),
         /** ...and as soon as this many entries were appended since the last one. */
         checkpointAfterAppends: positiveInt.default(100),
+        /** Outside witnesses (C2SP tlog-witness) asked to cosign each new checkpoint. */
+        witnesses: z
+          .preprocess(
+            parseWitnessList,
+            z
+              .array(outsideWitness, { error: 'must be a list of "<vkey> <url>" entries' })
+              .max(32, 'at most 32 witnesses')
+              .refine((list) => new Set(list.map((w) => w.vkey)).size === list.length, 'a witness key is listed twice'),
+          )
+          .default([]),
       })
       .prefault({}),
   })
@@ -191,6 +250,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_QUARANTINE_KEY: ['quarantine', 'key'],
   VOUCH_QUARANTINE_RETENTION_DAYS: ['quarantine', 'retentionDays'],
   VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],
+  VOUCH_WITNESSES: ['log', 'witnesses'],
   VOUCH_MASTODON_WEBHOOK_SECRET: ['mastodon', 'webhookSecret'],
   VOUCH_MASTODON_URL: ['mastodon', 'url'],
   VOUCH_MASTODON_TOKEN: ['mastodon', 'token'],

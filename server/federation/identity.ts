@@ -4,6 +4,8 @@ import type { KeyObject } from 'node:crypto';
 import type { Db } from '../store/index.js';
 import { generateInstanceKeys, loadPrivateKey, loadPublicKey } from '../../shared/crypto/keys.js';
 import { ed25519ToMultibase } from '../../shared/crypto/data-integrity.js';
+import { verifierKey } from '../../shared/merkle/checkpoint.js';
+import { logOrigin } from '../log/checkpoints.js';
 import { AS_CONTEXT_URL, DATA_INTEGRITY_CONTEXT_URL, MULTIKEY_CONTEXT_URL, SECURITY_V1_CONTEXT_URL, VOUCH_CONTEXT_URL } from '../../shared/vocab/contexts.js';
 
 export const ACTOR_USERNAME = 'vouch';
@@ -76,7 +78,14 @@ export function actorDocument(identity: Identity): Record<string, unknown> {
     followers: identity.followers,
     following: identity.following,
     manuallyApprovesFollowers: true,
-    endpoints: { sharedInbox: `${identity.publicUrl}/inbox`, vouchLookup: `${identity.actorId}/lookup`, vouchLog: `${identity.publicUrl}/log` },
+    endpoints: {
+      sharedInbox: `${identity.publicUrl}/inbox`,
+      vouchLookup: `${identity.actorId}/lookup`,
+      vouchLog: `${identity.publicUrl}/log`,
+      // The log's identity, so a verifier or witness need not derive it from the proof key.
+      vouchLogOrigin: logOrigin(identity.host),
+      vouchLogVerifierKey: verifierKey(logOrigin(identity.host), identity.proofPrivateKey, 'ed25519'),
+    },
     publicKey: { id: identity.rsaKeyId, owner: identity.actorId, publicKeyPem: identity.rsaPublicPem },
     assertionMethod: [
       { id: identity.proofKeyId, type: 'Multikey', controller: identity.actorId, publicKeyMultibase: identity.proofPublicMultibase },

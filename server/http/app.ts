@@ -39,7 +39,7 @@ export interface AppDeps {
   verdicts: VerdictService;
   hashPool: HashPool;
   federation: Federation;
-  transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness };
+  transparency: { log: TransparencyLog; checkpoints: LogCheckpoints; witness: CheckpointWitness; outsideWitnesses: { readonly verifierKeys: readonly string[] } };
   trust: TrustService;
   scanning: ScanningServices;
   metrics: Metrics;

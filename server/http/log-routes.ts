@@ -1,7 +1,8 @@
 // The transparency log over HTTP: the log's own read API (public checkpoint, proofs and entries'
 // public parts; private parts with abuse labels for approved followers only), its metadata document (origin, verifier key and
-// every endpoint, linked from the actor as `endpoints.vouchLog`), and the cosignature endpoint
-// where followers hand back their witness signatures.
+// every endpoint and the outside witnesses' keys, linked from the actor as `endpoints.vouchLog`),
+// and the cosignature endpoint where followers hand back their witness signatures (outside
+// witnesses answer our add-checkpoint requests instead: log/witness-client.ts).
 import express, { type Request, type Router } from 'express';
 import { z } from 'zod';
 import type { Federation } from '../federation/index.js';
@@ -18,8 +19,15 @@ const cosignatureSchema = z.object({ cosignature: z.string().min(10).max(512), s
 /** `— <name> <base64>`: the witness name a cosignature line is signed under (C2SP signed-note). */
 const SIGNATURE_LINE = /^\u2014 (\S+) [A-Za-z0-9+/=]+\n?$/;
 
-export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoints; federation: Federation; publicOkFeed: boolean }): Router {
-  const { log, checkpoints, federation, publicOkFeed } = deps;
+export function logRoutes(deps: {
+  log: TransparencyLog;
+  checkpoints: LogCheckpoints;
+  federation: Federation;
+  publicOkFeed: boolean;
+  /** The outside witnesses' verifier keys, published in the metadata (none when absent). */
+  outsideWitnesses?: { readonly verifierKeys: readonly string[] };
+}): Router {
+  const { log, checkpoints, federation, publicOkFeed, outsideWitnesses } = deps;
   const router = express.Router();
   const followerCache = new WeakMap<Request, Promise<string | undefined>>();
   const follower = (req: Request) => {
@@ -49,7 +57,7 @@ export function logRoutes(deps: { log: TransparencyLog; checkpoints: LogCheckpoi
 
   const { identity } = federation;
   const origin = logOrigin(identity.host);
-  const metadata = logMetadata(identity.publicUrl, origin, verifierKey(origin, identity.proofPrivateKey, 'ed25519'));
+  const metadata = logMetadata(identity.publicUrl, origin, verifierKey(origin, identity.proofPrivateKey, 'ed25519'), outsideWitnesses?.verifierKeys);
   router.get('/log', (_req, res) => {
     res.setHeader('cache-control', 'public, max-age=300');
     res.json(metadata);

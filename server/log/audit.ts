@@ -11,8 +11,13 @@
  *     hash of the served entry (`leaf_hash_mismatch`), each entry's place in the signed tree
  *     (`inclusion`: by rebuilding the whole tree when all entries are fetched, which costs one
  *     hash per entry instead of one proof per entry, then locating the entries that differ with
- *     a few inclusion proofs; or by inclusion proofs of sampled entries), and each entry's own
- *     signature through `verifyEntry` (`entry_invalid`)
+ *     a few inclusion proofs; or by inclusion proofs of sampled entries), each version-2 entry's
+ *     public part well formed (`entry_malformed`) and, where the private part is served, that it
+ *     opens the entry: its digest, the subject commitment, and a public part that says what the
+ *     signed activity says (`private_mismatch`, entry.ts), and each activity's own signature
+ *     through `verifyEntry` (`entry_invalid`)
+ * A version-2 entry's public part is served to anyone, so an anonymous auditor recomputes every
+ * leaf of such a log (withheld private parts included) and so checks every public part.
  * It exports what it fetched (JSONL or CSV) and saves the checkpoint for the next audit only
  * when everything verified, so a failed audit never moves the baseline.
  */
@@ -22,7 +27,8 @@ import { join } from 'node:path';
 import { NoteError, openCheckpoint, type OpenedCheckpoint } from '../../shared/merkle/checkpoint.js';
 import { inclusionPlan, leafHash, MemoryTree, frontier, nodeHash, splitPoint, HASH_SIZE } from '../../shared/merkle/tree.js';
 import { verifyConsistency, verifyInclusion } from '../../shared/merkle/verify.js';
-import { decodeHashes, ENTRIES_PAGE_MAX, entryBytes, fromBase64, toBase64, type WireEntry } from './format.js';
+import { decodeEntry, ENTRY_VERSION_MEMBER, openPrivatePart, type PublicPart } from './entry.js';
+import { decodeHashes, ENTRIES_PAGE_MAX, entryBytes, fromBase64, privateBytes, toBase64, type WireEntry } from './format.js';
 
 export type AuditFailureKind =
   | 'fetch' // a request to the log failed or answered garbage
@@ -35,6 +41,7 @@ export type AuditFailureKind =
   | 'entry_unexpected' // an entry outside the requested range, or twice
   | 'entry_malformed' // an entry or its leaf hash cannot be decoded
   | 'leaf_hash_mismatch' // the served entry does not hash to the served leaf hash
+  | 'private_mismatch' // a served private part does not open its version-2 entry
   | 'inclusion' // the entry is not the leaf the signed tree holds at its index
   | 'root_mismatch' // the served entries do not hash to the signed root
   | 'entry_invalid' // verifyEntry refused the entry (e.g. its object proof)
@@ -85,7 +92,20 @@ export interface AuditReport {
   readonly cosignatures: readonly { readonly name: string; readonly timestamp?: number }[];
   /** Checkpoints from earlier audits this one was checked against. */
   readonly previous: readonly { readonly size: number; readonly rootHash: string }[];
-  readonly entries: { readonly mode: 'all' | 'sample'; readonly checked: number; readonly withheld: number; readonly verified: number };
+  /**
+   * checked: entries fetched; withheld: version-1 entries not served; publicParts: version-2
+   * entries (public part read); privateWithheld: those whose private part was not served;
+   * privateOpened: private parts that opened their entry; verified: activities `verifyEntry` accepted.
+   */
+  readonly entries: {
+    readonly mode: 'all' | 'sample';
+    readonly checked: number;
+    readonly withheld: number;
+    readonly publicParts: number;
+    readonly privateWithheld: number;
+    readonly privateOpened: number;
+    readonly verified: number;
+  };
   readonly exported: { readonly path: string; readonly format: 'jsonl' | 'csv'; readonly count: number } | null;
   /** Whether the checkpoint was saved to `stateDir` as the baseline for the next audit. */
   readonly stateSaved: boolean;
@@ -147,6 +167,7 @@ class Failures {
 const CSV_COLUMNS = [
   'index',
   'leaf_hash',
+  'version',
   'withheld',
   'activity_type',
   'activity_id',
@@ -157,20 +178,38 @@ const CSV_COLUMNS = [
   'label',
   'confidence',
   'method',
+  'classifier',
+  'object_published',
+  'expires',
+  'supersedes',
+  'deleted',
   'subjects',
   'entry',
 ] as const;
+
+/** What an auditor could read of one entry: its version, what everyone may count, and the signed activity when served. */
+interface EntryView {
+  readonly version: 1 | 2 | null;
+  /** The public part (version 2) or the activity itself (version 1, when served). */
+  readonly described: Record<string, unknown> | null;
+  /** The signed activity: a served version-1 entry, or a version-2 entry's opened private part. */
+  readonly activity: Record<string, unknown> | null;
+}
 
 function csvField(v: unknown): string {
   const s = v === undefined || v === null ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-function csvRow(wire: WireEntry, bytes: Uint8Array | null): string {
-  const a = (wire.entry && typeof wire.entry === 'object' ? wire.entry : {}) as Record<string, unknown>;
-  const o = (a.object && typeof a.object === 'object' ? a.object : {}) as Record<string, unknown>;
-  const subjects = Array.isArray(o.subject)
-    ? o.subject
+const record = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+function csvRow(wire: WireEntry, bytes: Uint8Array | null, view: EntryView): string {
+  const a = view.described ?? {};
+  const o = record(a.object);
+  const subject = record(view.activity?.object).subject;
+  const classifier = record(o.classifier);
+  const subjects = Array.isArray(subject)
+    ? subject
         .map((s) => (s && typeof s === 'object' ? `${String((s as Record<string, unknown>).algorithm)}:${String((s as Record<string, unknown>).digest)}` : ''))
         .join(' ')
     : '';
@@ -178,7 +217,8 @@ function csvRow(wire: WireEntry, bytes: Uint8Array | null): string {
   const values: Record<(typeof CSV_COLUMNS)[number], unknown> = {
     index: wire.index,
     leaf_hash: wire.leaf_hash,
-    withheld: wire.withheld === true,
+    version: view.version,
+    withheld: view.activity === null,
     activity_type: a.type,
     activity_id: a.id,
     actor: a.actor,
@@ -188,6 +228,11 @@ function csvRow(wire: WireEntry, bytes: Uint8Array | null): string {
     label: o.label,
     confidence: o.confidence,
     method: o.method,
+    classifier: typeof classifier.name === 'string' ? `${classifier.name}@${String(classifier.version)}` : undefined,
+    object_published: o.published,
+    expires: o.expires,
+    supersedes: o.supersedes,
+    deleted: o.deleted,
     subjects,
     entry: entryText,
   };
@@ -208,9 +253,9 @@ class Exporter {
     });
     if (format === 'csv') this.stream.write(CSV_COLUMNS.join(',') + '\r\n');
   }
-  async write(wire: WireEntry, bytes: Uint8Array | null): Promise<void> {
+  async write(wire: WireEntry, bytes: Uint8Array | null, view: EntryView): Promise<void> {
     if (this.error) throw this.error;
-    const line = this.format === 'jsonl' ? JSON.stringify(wire) + '\n' : csvRow(wire, bytes);
+    const line = this.format === 'jsonl' ? JSON.stringify(wire) + '\n' : csvRow(wire, bytes, view);
     this.count++;
     if (!this.stream.write(line)) {
       await new Promise<void>((resolve, reject) => {
@@ -234,7 +279,15 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
   const base = options.baseUrl.replace(/\/+$/, '');
   const failures = new Failures(options.maxFailures ?? DEFAULT_MAX_FAILURES);
   const pageSize = Math.min(Math.max(Math.floor(options.pageSize ?? ENTRIES_PAGE_MAX), 1), ENTRIES_PAGE_MAX);
-  const entriesStats = { mode: options.all || options.out ? ('all' as const) : ('sample' as const), checked: 0, withheld: 0, verified: 0 };
+  const entriesStats = {
+    mode: options.all || options.out ? ('all' as const) : ('sample' as const),
+    checked: 0,
+    withheld: 0,
+    publicParts: 0,
+    privateWithheld: 0,
+    privateOpened: 0,
+    verified: 0,
+  };
   const report = (
     checkpoint: AuditReport['checkpoint'],
     extra: Partial<Pick<AuditReport, 'cosignatures' | 'previous' | 'exported' | 'stateSaved'>> = {},
@@ -357,9 +410,10 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
       failures.add('entry_malformed', `entry ${index}: ${errorMessage(err)}`, index);
       return null;
     }
+    const view = bytes === null ? { version: null, described: null, activity: null } : readEntry(index, wire, bytes);
     if (exporter) {
       try {
-        await exporter.write(wire, bytes);
+        await exporter.write(wire, bytes, view);
       } catch (err) {
         failures.add('export', `cannot write ${exporter.path}: ${errorMessage(err)}`);
         exporter = null;
@@ -373,17 +427,55 @@ export async function auditLog(options: AuditOptions): Promise<AuditReport> {
     if (served && served.length === HASH_SIZE && !equalBytes(computed, served)) {
       failures.add('leaf_hash_mismatch', `entry ${index}: leaf hash mismatch: the served entry hashes to ${b64(computed)} but the log lists leaf hash ${b64(served)}`, index);
     }
-    if (options.verifyEntry) {
+    if (options.verifyEntry && view.activity !== null) {
       try {
-        const value = 'entry' in wire && wire.entry_base64 === undefined ? wire.entry : undefined;
-        if (value === undefined) throw new Error('the entry is not canonical JSON (JCS)');
-        await options.verifyEntry(value, index);
+        await options.verifyEntry(view.activity, index);
         entriesStats.verified++;
       } catch (err) {
         failures.add('entry_invalid', `entry ${index}: proof invalid: ${errorMessage(err)}`, index);
       }
+    } else if (options.verifyEntry && view.version === 1) {
+      failures.add('entry_invalid', `entry ${index}: proof invalid: the entry is not canonical JSON (JCS)`, index);
     }
     return computed;
+  };
+
+  /**
+   * Decodes a served entry: a version-2 entry's public part must be well formed and, when its
+   * private part is served, that part must open it. A version-1 entry is its activity.
+   */
+  const readEntry = (index: number, wire: WireEntry, bytes: Uint8Array): EntryView => {
+    const marked = typeof wire.entry === 'object' && wire.entry !== null && ENTRY_VERSION_MEMBER in wire.entry;
+    let decoded;
+    try {
+      decoded = decodeEntry(bytes);
+    } catch (err) {
+      // Bytes that are not JSON were a valid version-1 entry to older auditors: only a marked entry must decode.
+      if (marked) failures.add('entry_malformed', `entry ${index}: ${errorMessage(err)}`, index);
+      return { version: marked ? 2 : 1, described: null, activity: null };
+    }
+    if (decoded.version === 1) return { version: 1, described: decoded.activity, activity: decoded.activity };
+    entriesStats.publicParts++;
+    const described = decoded.public as PublicPart & Record<string, unknown>;
+    let served: Uint8Array | null;
+    try {
+      served = privateBytes(wire);
+    } catch (err) {
+      failures.add('private_mismatch', `entry ${index}: ${errorMessage(err)}`, index);
+      return { version: 2, described, activity: null };
+    }
+    if (served === null) {
+      entriesStats.privateWithheld++;
+      return { version: 2, described, activity: null };
+    }
+    try {
+      const opened = openPrivatePart(decoded, served);
+      entriesStats.privateOpened++;
+      return { version: 2, described, activity: opened.activity };
+    } catch (err) {
+      failures.add('private_mismatch', `entry ${index}: the private part does not open the entry: ${errorMessage(err)}`, index);
+      return { version: 2, described, activity: null };
+    }
   };
 
   const fetchPage = async (start: number, end: number): Promise<Map<number, WireEntry> | null> => {

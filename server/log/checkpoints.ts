@@ -1,5 +1,6 @@
 /**
- * Signed checkpoints of this instance's log, and the cosignatures its witnesses (peers) return.
+ * Signed checkpoints of this instance's log, and the cosignatures its witnesses return (followers
+ * by signed POST, outside witnesses in answer to tlog-witness add-checkpoint: witness-client.ts).
  *
  * A checkpoint is a C2SP tlog-checkpoint body (origin `<host>/vouch-log`, size, base64 root)
  * signed as a C2SP signed note with the instance's Ed25519 key under the key name = origin.
@@ -127,6 +128,22 @@ export class LogCheckpoints {
       return { size: Number(stored.size), root: new Uint8Array(stored.root), note: stored.note, created: false };
     }
     return { size: head.size, root: head.root, note, created: true };
+  }
+
+  /** The latest signed checkpoint as signed (no cosignatures), or null before the first. */
+  async latestSigned(): Promise<SignedCheckpoint | null> {
+    const last = await this.db.selectFrom('log_checkpoints').select(['size', 'root', 'note']).orderBy('size', 'desc').limit(1).executeTakeFirst();
+    return last ? { size: Number(last.size), root: new Uint8Array(last.root), note: last.note, created: false } : null;
+  }
+
+  /** The largest size the witness with this verifier key cosigned, or null if it never did. */
+  async largestCosignedBy(witnessVerifierKey: string): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('log_cosignatures')
+      .select((eb) => eb.fn.max('size').as('size'))
+      .where('witness', '=', witnessVerifierKey)
+      .executeTakeFirst();
+    return row?.size === null || row?.size === undefined ? null : Number(row.size);
   }
 
   /** The latest checkpoint with every cosignature collected for it, or null before the first. */

@@ -45,9 +45,14 @@ export interface LogMetadata {
   bundle: string;
   /** Where witnesses POST `{"cosignature", "size"?}` (approved followers, signed POST). */
   cosignatures: string;
+  /**
+   * `cosignature/v1` verifier keys of the outside witnesses (C2SP tlog-witness) the log submits
+   * each checkpoint to; their cosignatures are served with the checkpoint, beside followers'.
+   */
+  witnesses: string[];
 }
 
-export function logMetadata(publicUrl: string, origin: string, verifierKey: string): LogMetadata {
+export function logMetadata(publicUrl: string, origin: string, verifierKey: string, witnesses: readonly string[] = []): LogMetadata {
   const base = `${publicUrl}/log`;
   return {
     origin,
@@ -58,6 +63,7 @@ export function logMetadata(publicUrl: string, origin: string, verifierKey: stri
     consistency_proof: `${base}/proof/consistency`,
     bundle: `${base}/bundle`,
     cosignatures: `${base}/cosignatures`,
+    witnesses: [...witnesses],
   };
 }
 

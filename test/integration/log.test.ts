@@ -437,9 +437,13 @@ for (const backend of STORE_BACKENDS) {
       expect(csv.ok).toBe(true);
       expect(csv.previous).toEqual([{ size: 150, rootHash: b64(root150) }]);
       const rows = readFileSync(csvPath, 'utf8').trim().split('\r\n');
-      expect(rows[0]).toBe('index,leaf_hash,withheld,activity_type,activity_id,actor,published,object_type,object_id,label,confidence,method,subjects,entry');
+      expect(rows[0]).toBe(
+        'index,leaf_hash,version,withheld,activity_type,activity_id,actor,published,object_type,object_id,label,confidence,method,classifier,object_published,expires,supersedes,deleted,subjects,entry',
+      );
       expect(rows).toHaveLength(151);
-      expect(rows[5]).toMatch(/^4,[^,]+,false,Create,https:\/\/log\.test\/verdicts\/[^,]+\/create,https:\/\/log\.test\/actor,2025-01-01T00:00:00Z,Verdict,.*,spam,0\.9,hashlist,sha256:[0-9a-f]{64},"\{""actor""/);
+      expect(rows[5]).toMatch(
+        /^4,[^,]+,1,false,Create,https:\/\/log\.test\/verdicts\/[^,]+\/create,https:\/\/log\.test\/actor,2025-01-01T00:00:00Z,Verdict,.*,spam,0\.9,hashlist,,[^,]*,[^,]*,[^,]*,[^,]*,sha256:[0-9a-f]{64},"\{""actor""/,
+      );
       expect(await audit({ all: false, sample: 20 })).toMatchObject({ ok: true, entries: { mode: 'sample', checked: 22 } });
 
       const failuresOf = async (extra: Partial<AuditOptions> = {}) => {

@@ -49,6 +49,9 @@ const context = {
     vouchLookup: { '@id': 'vouch:lookup', '@type': '@id' },
     // Actor endpoint: the transparency log's metadata document (origin, verifier key, endpoints).
     vouchLog: { '@id': 'vouch:log', '@type': '@id' },
+    // Actor endpoints: the log's checkpoint origin and C2SP signed-note verifier key (strings).
+    vouchLogOrigin: 'vouch:logOrigin',
+    vouchLogVerifierKey: 'vouch:logVerifierKey',
 
     // TrustStatement
     trust: { '@id': 'vouch:trust', '@container': '@set' },
