@@ -1,7 +1,9 @@
 // Hash lists as partners exchange them: one hash per line, optional label and confidence columns.
 //   pdq:<64 hex>[,label[,confidence]]     sha256:<64 hex>...     or bare hex with a default algorithm
+// (any algorithm of the registry, shared/algorithms, as the prefix).
 // Separators: comma, tab or spaces. '#' starts a comment line; a header line is skipped.
-import { ALGORITHMS, isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
+import { ALGORITHM_REGISTRY, DigestFormatError } from '../../shared/algorithms/index.js';
+import { isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
 
 export interface HashListEntry {
   line: number;
@@ -26,7 +28,7 @@ export class HashListError extends Error {
   }
 }
 
-const HEADER = /^(hash|digest|pdq|sha256)([\s,\t]|$)/i;
+const HEADER = new RegExp(`^(hash|digest|${ALGORITHM_REGISTRY.names.join('|')})([\\s,\\t]|$)`, 'i');
 
 function parseLine(text: string, line: number, defaults: HashListDefaults): HashListEntry {
   const [hashField, labelField, confidenceField, ...rest] = text.split(/[,\t]|\s+/).filter((f) => f !== '');
@@ -36,16 +38,20 @@ function parseLine(text: string, line: number, defaults: HashListDefaults): Hash
   const colon = hashField.indexOf(':');
   if (colon >= 0) {
     const prefix = hashField.slice(0, colon).toLowerCase();
-    if (!isAlgorithm(prefix)) throw new Error(`unknown algorithm "${prefix}" (expected pdq, sha256 or phash64)`);
+    if (!ALGORITHM_REGISTRY.has(prefix)) throw new Error(`unknown algorithm "${prefix}" (expected ${ALGORITHM_REGISTRY.names.join(', ')})`);
     algorithm = prefix;
     hex = hashField.slice(colon + 1);
   }
   if (!algorithm) {
-    throw new Error('hash has no algorithm prefix (pdq:, sha256:) and no default algorithm was given');
+    throw new Error(`hash has no algorithm prefix (${ALGORITHM_REGISTRY.names.map((n) => `${n}:`).join(', ')}) and no default algorithm was given`);
   }
-  const length = ALGORITHMS[algorithm] * 2;
-  if (hex.length !== length || !/^[0-9a-fA-F]+$/.test(hex)) {
-    throw new Error(`${algorithm} hash must be ${length} hex characters`);
+  // Lists are written by people and other tools: either case is accepted, stored lower-case.
+  hex = hex.toLowerCase();
+  try {
+    ALGORITHM_REGISTRY.get(algorithm).parse(hex);
+  } catch (err) {
+    if (err instanceof DigestFormatError) throw new Error(`${algorithm} hash must be ${ALGORITHM_REGISTRY.get(algorithm).digestBytes * 2} hex characters`);
+    throw err;
   }
   const label = labelField ?? defaults.label;
   if (label === undefined) throw new Error('no label column and no default label was given');
@@ -57,7 +63,7 @@ function parseLine(text: string, line: number, defaults: HashListDefaults): Hash
       throw new Error(`confidence must be a number from 0 to 1, got "${confidenceField}"`);
     }
   }
-  return { line, algorithm, digest: hex.toLowerCase(), label, confidence };
+  return { line, algorithm, digest: hex, label, confidence };
 }
 
 /** Parses a whole list; any invalid line rejects the list, so a half-imported list never happens. */

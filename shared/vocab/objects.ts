@@ -28,7 +28,8 @@
 import { z } from 'zod';
 import { CRYPTOSUITE, PROOF_PURPOSE, PROOF_TYPE } from '../crypto/data-integrity.js';
 import { AS_CONTEXT_URL, VOUCH_CONTEXT_URL, canonicalContextUrl } from './contexts.js';
-import { ALGORITHMS, LABELS, METHODS, type Algorithm, type Label, type Method } from './verdict.js';
+import { ALGORITHM_REGISTRY, DigestFormatError, type AlgorithmRegistry } from '../algorithms/index.js';
+import { LABELS, METHODS, type Algorithm, type Label, type Method } from './verdict.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -43,6 +44,8 @@ export interface ParseOptions {
   maxClockSkewMs?: number;
   /** Require a `proof` on Verdict / TrustStatement. Default true (objects from peers are signed). */
   requireProof?: boolean;
+  /** The hash algorithms subjects may use. Default: this build's registry. */
+  registry?: AlgorithmRegistry;
 }
 
 export interface VocabIssue {
@@ -69,10 +72,11 @@ export class VocabError extends Error {
 }
 
 export interface VerdictSubject {
+  /** A name the algorithm registry knows (shared/algorithms). */
   algorithm: Algorithm;
-  /** Lower-case hex, 2 × ALGORITHMS[algorithm] characters. */
+  /** Lower-case hex of the algorithm's digest length. */
   digest: string;
-  /** PDQ quality 0..100 (pdq subjects only). */
+  /** 0..100, only for algorithms with a quality (PDQ). */
   quality?: number;
 }
 
@@ -277,7 +281,6 @@ export function parseRfc3339(s: string): number | undefined {
 // Schemas
 // ---------------------------------------------------------------------------------------------
 
-const ALGORITHM_NAMES = Object.keys(ALGORITHMS) as [Algorithm, ...Algorithm[]];
 const PROOF_VALUE = /^z[1-9A-HJ-NP-Za-km-z]{1,200}$/;
 const BASE64_32 = /^[A-Za-z0-9+/]{43}=$/;
 // C0, DEL and C1. U+2028/U+2029 are line and paragraph separators, not controls: RFC 8259 and
@@ -327,34 +330,37 @@ const vouchContextField = z
     }
   });
 
-const subjectSchema = z
-  .object(
-    {
-      algorithm: z.enum(ALGORITHM_NAMES, { error: `must be one of ${ALGORITHM_NAMES.join(', ')}` }),
-      digest: z.string({ error: 'must be a hex string' }).max(1024, { error: 'is too long' }),
-      quality: z
-        .number({ error: 'must be a number' })
-        .int({ error: 'must be an integer' })
-        .min(0, { error: 'must be between 0 and 100' })
-        .max(100, { error: 'must be between 0 and 100' })
-        .optional(),
-    },
-    { error: 'must be an object' },
-  )
-  .superRefine((s, ctx) => {
-    if (!Object.hasOwn(ALGORITHMS, s.algorithm) || typeof s.digest !== 'string') return;
-    const hexLength = ALGORITHMS[s.algorithm] * 2;
-    if (!/^[0-9a-fA-F]*$/.test(s.digest)) {
-      ctx.addIssue({ code: 'custom', message: 'must be hexadecimal', path: ['digest'] });
-    } else if (/[A-F]/.test(s.digest)) {
-      ctx.addIssue({ code: 'custom', message: 'must be lower-case hexadecimal', path: ['digest'] });
-    } else if (s.digest.length !== hexLength) {
-      ctx.addIssue({ code: 'custom', message: `must be ${hexLength} hex characters for ${s.algorithm}`, path: ['digest'] });
-    }
-    if (s.quality !== undefined && s.algorithm !== 'pdq') {
-      ctx.addIssue({ code: 'custom', message: 'quality is only defined for pdq subjects', path: ['quality'] });
-    }
-  });
+/** A verdict subject: an algorithm the registry knows and a digest its own parser accepts. */
+function subjectSchema(registry: AlgorithmRegistry) {
+  const names = registry.names;
+  return z
+    .object(
+      {
+        algorithm: z.string({ error: `must be one of ${names.join(', ')}` }).refine((name) => registry.has(name), { error: `must be one of ${names.join(', ')}` }),
+        digest: z.string({ error: 'must be a hex string' }).max(1024, { error: 'is too long' }),
+        quality: z
+          .number({ error: 'must be a number' })
+          .int({ error: 'must be an integer' })
+          .min(0, { error: 'must be between 0 and 100' })
+          .max(100, { error: 'must be between 0 and 100' })
+          .optional(),
+      },
+      { error: 'must be an object' },
+    )
+    .superRefine((s, ctx) => {
+      if (!registry.has(s.algorithm) || typeof s.digest !== 'string') return;
+      const algorithm = registry.get(s.algorithm);
+      try {
+        algorithm.parse(s.digest);
+      } catch (err) {
+        if (!(err instanceof DigestFormatError)) throw err;
+        ctx.addIssue({ code: 'custom', message: `${err.message.replace(`${algorithm.name} digest `, '')} for ${algorithm.name}`, path: ['digest'] });
+      }
+      if (s.quality !== undefined && !algorithm.hasQuality) {
+        ctx.addIssue({ code: 'custom', message: `quality is not defined for ${algorithm.name} subjects`, path: ['quality'] });
+      }
+    });
+}
 
 const trustEntrySchema = z.object(
   {
@@ -378,7 +384,7 @@ function boundedArray<T extends z.ZodType>(item: T, min: number, max: number, wh
     .pipe(z.array(item));
 }
 
-function buildSchemas(allowHttp: boolean) {
+function buildSchemas(allowHttp: boolean, registry: AlgorithmRegistry) {
   const objectId = urlField({ allowHttp, allowFragment: false });
   const actorUrl = urlField({ allowHttp, allowFragment: false });
   const activityId = urlField({ allowHttp, allowFragment: true });
@@ -422,7 +428,7 @@ function buildSchemas(allowHttp: boolean) {
         type: z.literal('Verdict', { error: 'must be "Verdict"' }),
         id: objectId,
         attributedTo: actorUrl,
-        subject: boundedArray(subjectSchema, 1, MAX_SUBJECTS, 'subjects'),
+        subject: boundedArray(subjectSchema(registry), 1, MAX_SUBJECTS, 'subjects'),
         label: labelField,
         confidence: z
           .number({ error: 'must be a finite number' })
@@ -567,11 +573,18 @@ function buildSchemas(allowHttp: boolean) {
   return { verdict, trustStatement, checkpoint, tombstone, activity, unknownActivity, proof };
 }
 
-const SCHEMAS = { https: buildSchemas(false), http: buildSchemas(true) } as const;
+type Schemas = ReturnType<typeof buildSchemas>;
+const SCHEMAS = new WeakMap<AlgorithmRegistry, { https: Schemas; http: Schemas }>();
 
 /** The zod schemas (https-only, or also http with `allowHttp`). Prefer the parse* functions. */
-export function vocabSchemas(options: Pick<ParseOptions, 'allowHttp'> = {}) {
-  return options.allowHttp === true ? SCHEMAS.http : SCHEMAS.https;
+export function vocabSchemas(options: Pick<ParseOptions, 'allowHttp' | 'registry'> = {}): Schemas {
+  const registry = options.registry ?? ALGORITHM_REGISTRY;
+  let built = SCHEMAS.get(registry);
+  if (!built) {
+    built = { https: buildSchemas(false, registry), http: buildSchemas(true, registry) };
+    SCHEMAS.set(registry, built);
+  }
+  return options.allowHttp === true ? built.http : built.https;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ describe('hash lists', () => {
   });
 
   it('rejects the whole list, naming each bad line', () => {
-    const text = `pdq:${PDQ},csam\npdq:abc,csam\nmd5:${PDQ},csam\npdq:${PDQ},unknown\npdq:${PDQ},csam,1.5\n${PDQ}`;
+    const text = `pdq:${PDQ},csam\npdq:abc,csam\ntmk:${PDQ},csam\npdq:${PDQ},unknown\npdq:${PDQ},csam,1.5\n${PDQ}`;
     let error: HashListError | undefined;
     try {
       parseHashList(text);
@@ -26,7 +26,7 @@ describe('hash lists', () => {
     expect(error).toBeInstanceOf(HashListError);
     expect(error!.problems.map((p) => p.line)).toEqual([2, 3, 4, 5, 6]);
     expect(error!.message).toMatch(/line 2: pdq hash must be 64 hex characters/);
-    expect(error!.message).toMatch(/line 3: unknown algorithm "md5"/);
+    expect(error!.message).toMatch(/line 3: unknown algorithm "tmk"/);
     expect(error!.message).toMatch(/line 4: unknown label "unknown"/);
     expect(error!.message).toMatch(/line 5: confidence must be a number from 0 to 1/);
     expect(error!.message).toMatch(/line 6: hash has no algorithm prefix/);
