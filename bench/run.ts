@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
     ...(await (await import('./hashing.js')).benchHashing()),
     ...(await (await import('./hash-throughput.js')).benchHashThroughput()),
     ...(await (await import('./hash-cli.js')).benchHashCli()),
+    ...(await (await import('./pdq-reference.js')).benchPdqReference()),
   ],
   index: async () => {
     const { benchPdqIndex, benchSha256Index } = await import('./pdq-index.js');
