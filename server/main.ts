@@ -357,12 +357,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     verdicts.onLocalVerdicts((subjectLists) => consensus.revisit(subjectLists));
     trust.onChange((what) => consensus.trustChanged(what));
     federation.setInboundHandler({
-      verdict: (_kind, verdict, document, actor, trx) =>
+      verdicts: (received, trx) =>
         owned(async () => {
-          const index = await verdicts.receiveWithin(trx, verdict, document, actor);
+          const index = await verdicts.receiveWithin(trx, received);
           return async () => {
             index();
-            await consensus.revisit([verdict.subject]);
+            await consensus.revisit(received.map((r) => r.verdict.subject));
           };
         }),
       retract: (uri, actor, trx) =>

@@ -5,21 +5,24 @@ import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js';
-import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type TrustStatementObject, type VerdictObject } from '../../shared/vocab/objects.js';
+import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type TrustStatementObject } from '../../shared/vocab/objects.js';
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
+import { claimActivities, GROUP_COMMIT_DEFAULTS, VerdictGroupCommit, type AfterCommit, type GroupCommitOptions, type InboundVerdict } from './group-commit.js';
 
-/** What a handler does once the transaction it stored into has committed (index, re-decisions). */
-export type AfterCommit = () => Promise<void>;
+export type { AfterCommit, InboundVerdict } from './group-commit.js';
 
 /**
  * What federation hands accepted verdicts to; `main` wires it to the verdicts module. Verdicts and
- * retractions are stored inside `trx`, the transaction that also records the activity id as
+ * retractions are stored inside `trx`, the transaction that also records the activity ids as
  * received, so that an activity is either applied and recorded or neither (a crash included).
  */
 export interface InboundVerdictHandler {
-  /** Stores a peer's verdict. For `update`, must refuse (OwnershipError) when the stored owner differs. */
-  verdict(kind: 'create' | 'update', verdict: VerdictObject, document: Record<string, unknown>, actor: string, trx: Db): Promise<AfterCommit>;
+  /**
+   * Stores peers' verdicts (from Creates and Updates; several when they arrived together), each
+   * as if stored alone in the order given; must refuse (OwnershipError) one whose stored owner differs.
+   */
+  verdicts(verdicts: readonly InboundVerdict[], trx: Db): Promise<AfterCommit>;
   /** Retracts a peer's verdict, refusing (OwnershipError) when the stored owner differs. */
   retract(objectId: string, actor: string, trx: Db): Promise<AfterCommit>;
   /** A followed peer's signed TrustStatement (its direct trust, feeding our trust graph). */
@@ -40,14 +43,21 @@ export interface FollowEvents {
 
 export interface InboxOptions {
   allowHttp: boolean;
+  /** How verdict activities arriving together share a transaction (defaults: GROUP_COMMIT_DEFAULTS). */
+  groupCommit?: GroupCommitOptions;
 }
 
 export type InboxResult = { status: 'accepted' | 'ignored'; type: string };
 
 /** Stores what an activity carries inside `trx`; returns the work to do once it has committed. */
 type Store = (trx: Db) => Promise<AfterCommit>;
-/** Runs a Store in a transaction (with the activity's claim, for inbox activities) and then its after-commit work. */
-type Commit = (store: Store) => Promise<void>;
+/** How an activity's changes are committed: with its claim for inbox activities, without for pulled verdicts. */
+interface Commit {
+  /** Runs a Store in a transaction and then its after-commit work. */
+  run(store: Store): Promise<void>;
+  /** Stores one peer verdict (for inbox activities, in a transaction shared with others arriving together). */
+  verdict(item: InboundVerdict): Promise<void>;
+}
 
 /** A concurrent delivery of the same activity committed first: this one is a replay. */
 class AlreadyApplied extends Error {}
@@ -61,6 +71,8 @@ function originOf(url: string): string {
 }
 
 export class Inbox {
+  private readonly groupCommit: VerdictGroupCommit;
+
   constructor(
     private readonly db: Db,
     private readonly identity: Identity,
@@ -69,7 +81,9 @@ export class Inbox {
     private readonly handler: () => InboundVerdictHandler | undefined,
     private readonly logger: Logger,
     private readonly options: InboxOptions,
-  ) {}
+  ) {
+    this.groupCommit = new VerdictGroupCommit(db, (verdicts, trx) => this.requireHandler().verdicts(verdicts, trx), logger, options.groupCommit ?? GROUP_COMMIT_DEFAULTS);
+  }
 
   /** Verifies the HTTP signature of an inbox POST; returns the authenticated actor. */
   async authenticate(req: Request, body: Buffer, claimedActor: string): Promise<string> {
@@ -146,15 +160,22 @@ export class Inbox {
       if (seen) return replayed();
     }
     let recorded = false;
-    const commit: Commit = async (store) => {
-      const after = await this.db.transaction().execute(async (trx) => {
-        // Two deliveries at once: the second waits here on the first's uncommitted row, then
-        // finds it (applied) or not (rolled back, and this one applies it).
-        if (!(await this.claim(trx, activity.id, actor))) throw new AlreadyApplied();
-        return store(trx);
-      });
-      recorded = true;
-      await this.afterCommit(after, activity.id);
+    const commit: Commit = {
+      run: async (store) => {
+        const after = await this.db.transaction().execute(async (trx) => {
+          // Two deliveries at once: the second waits here on the first's uncommitted row, then
+          // finds it (applied) or not (rolled back, and this one applies it).
+          if (!(await this.claim(trx, activity.id, actor))) throw new AlreadyApplied();
+          return store(trx);
+        });
+        recorded = true;
+        await this.afterCommit(after, activity.id);
+      },
+      verdict: async (item) => {
+        const outcome = await this.groupCommit.submit(activity.id, item);
+        recorded = true;
+        if (outcome === 'replayed') throw new AlreadyApplied();
+      },
     };
     try {
       const result = await this.dispatch(activity, json, actor, actorOrigin, commit);
@@ -171,15 +192,24 @@ export class Inbox {
    * signed GET): the same origin, ownership and proof rules as an inbox Create.
    */
   async acceptPulledVerdict(object: unknown, actor: string): Promise<void> {
-    await this.verdictActivity('Create', { object }, actor, originOf(actor), async (store) => {
+    const run = async (store: Store) => {
       await this.afterCommit(await this.db.transaction().execute(store), 'pulled verdict');
+    };
+    await this.verdictActivity('Create', { object }, actor, originOf(actor), {
+      run,
+      verdict: (item) => run((trx) => this.requireHandler().verdicts([item], trx)),
     });
   }
 
   /** Records an activity id as received; false when it already was. */
   private async claim(db: Db, id: string, actor: string): Promise<boolean> {
-    const row = await db.insertInto('inbox_seen').values({ id, actor }).onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst();
-    return row !== undefined;
+    return (await claimActivities(db, [{ id, actor }])).size === 1;
+  }
+
+  private requireHandler(): InboundVerdictHandler {
+    const handler = this.handler();
+    if (!handler) throw new FederationError(503, 'not_ready', 'verdict handling is not wired');
+    return handler;
   }
 
   /** The stored activity stays applied whatever happens here: a failure is logged, not answered. */
@@ -234,13 +264,12 @@ export class Inbox {
     if (peer?.following !== 'accepted') {
       throw new FederationError(403, 'not_followed', 'verdicts are accepted only from peers this instance follows');
     }
-    const handler = this.handler();
-    if (!handler) throw new FederationError(503, 'not_ready', 'verdict handling is not wired');
+    const handler = this.requireHandler();
     const object = json.object;
     if (type === 'Delete') {
       const id = typeof object === 'string' ? object : this.parse(() => parseTombstone(object, { allowHttp: this.options.allowHttp })).id;
       if (originOf(id) !== actorOrigin) throw new FederationError(403, 'foreign_object', 'the object is not on the actor\'s origin');
-      await this.owned(() => commit((trx) => handler.retract(id, actor, trx)));
+      await this.owned(() => commit.run((trx) => handler.retract(id, actor, trx)));
       return;
     }
     const objectType = typeof object === 'object' && object !== null ? (object as { type?: unknown }).type : undefined;
@@ -273,7 +302,7 @@ export class Inbox {
       throw new FederationError(403, 'foreign_object', 'a verdict can only supersede its own issuer\'s verdicts');
     }
     await this.verifyProof(object as Record<string, unknown>, actor, actorOrigin);
-    await this.owned(() => commit((trx) => handler.verdict(type === 'Create' ? 'create' : 'update', verdict, object as Record<string, unknown>, actor, trx)));
+    await this.owned(() => commit.verdict({ verdict, document: object as Record<string, unknown>, actor }));
   }
 
   /** The object's own Ed25519 proof, by a key the actor lists on its own origin. */

@@ -104,6 +104,31 @@ export interface VerdictMatch extends Verdict {
   distance: number;
 }
 
+/** A peer's verdict as federation hands it over: the parsed object, the signed document, its sender. */
+export interface ReceivedVerdict {
+  verdict: RemoteVerdict;
+  document: Record<string, unknown>;
+  actor: string;
+}
+
+/** A received verdict as stored: its row values and subjects. */
+interface RemoteRow {
+  uri: string;
+  actor: string;
+  subjects: Subject[];
+  values: {
+    label: string;
+    confidence: number;
+    method: string;
+    classifier: string | null;
+    published: Date;
+    updated: Date | null;
+    expires: Date | null;
+    supersedes: string | null;
+    document: string;
+  };
+}
+
 const INSERT_BATCH = 1_000;
 const LOAD_PAGE = 20_000;
 /** Outbox rows the repair pass matches to log entries per read. */
@@ -553,45 +578,60 @@ export class VerdictService {
   }
 
   /**
-   * Stores a peer's verdict (already authenticated by federation). An update or a re-sent create
-   * of an object stored under another issuer is refused: the stored owner decides.
+   * Stores peers' verdicts (already authenticated by federation) inside the caller's transaction
+   * (the inbox's, which also records the activities as received); returns what updates the matcher,
+   * to run once that transaction has committed. The verdicts not yet stored, the common case, are
+   * inserted with their subjects in one statement; each of the others is checked against the
+   * stored copy in turn, as if received alone in the order given: an update or a re-sent create of
+   * an object stored under another issuer is refused (the stored owner decides), a retracted one
+   * stays retracted, an older version never overwrites a newer one.
    */
-  async receive(verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<void> {
-    const index = await this.db.transaction().execute((trx) => this.receiveWithin(trx, verdict, document, actor));
-    index();
+  async receiveWithin(trx: Db, received: readonly ReceivedVerdict[]): Promise<() => void> {
+    const rows = received.map(({ verdict, document, actor }) => ({
+      uri: verdict.id,
+      actor,
+      subjects: verdict.subject.map((s): Subject => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) })),
+      values: {
+        label: verdict.label,
+        confidence: verdict.confidence,
+        method: verdict.method,
+        classifier: verdict.classifier ? classifierText(verdict.classifier) : null,
+        published: new Date(verdict.published),
+        updated: verdict.updated ? new Date(verdict.updated) : null,
+        expires: verdict.expires ? new Date(verdict.expires) : null,
+        supersedes: verdict.supersedes ?? null,
+        document: JSON.stringify(document),
+      },
+    }));
+    // One row per id in the set insert (its subjects are joined to it by id); a later one with the
+    // same id is then an update of the first, handled below.
+    const firstOfEach = new Map<string, RemoteRow>();
+    for (const row of rows) if (!firstOfEach.has(row.uri)) firstOfEach.set(row.uri, row);
+    const created = await this.insertRemote(trx, [...firstOfEach.values()]);
+    const index: Array<() => void> = [];
+    for (const row of rows) {
+      const id = created.get(row.uri);
+      if (id !== undefined && firstOfEach.get(row.uri) === row) index.push(() => this.matcher.add(id, indexable(row.subjects)));
+      else index.push(await this.receiveStored(trx, row));
+    }
+    return () => {
+      for (const fn of index) fn();
+    };
   }
 
-  /**
-   * `receive` inside the caller's transaction (the inbox's, which also records the activity id as
-   * received); returns what updates the matcher, to run once that transaction has committed.
-   */
-  async receiveWithin(trx: Db, verdict: RemoteVerdict, document: Record<string, unknown>, actor: string): Promise<() => void> {
-    const subjects: Subject[] = verdict.subject.map((s) => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) }));
-    const values = {
-      label: verdict.label,
-      confidence: verdict.confidence,
-      method: verdict.method,
-      classifier: verdict.classifier ? classifierText(verdict.classifier) : null,
-      published: new Date(verdict.published),
-      updated: verdict.updated ? new Date(verdict.updated) : null,
-      expires: verdict.expires ? new Date(verdict.expires) : null,
-      supersedes: verdict.supersedes ?? null,
-      document: JSON.stringify(document),
-    };
-    // The common case, a verdict we have not seen, in one statement (the inbox's hot path).
-    const created = await this.insertRemote(trx, verdict.id, actor, values, subjects);
-    if (created !== undefined) return () => this.matcher.add(created, indexable(subjects));
+  /** A peer's verdict whose id is already stored: checked against the stored copy, then applied. */
+  private async receiveStored(trx: Db, { uri, actor, values, subjects }: RemoteRow): Promise<() => void> {
     const existing = await trx
       .selectFrom('verdicts')
       .select(['id', 'issuer', 'retracted_at', 'published', 'updated'])
-      .where('uri', '=', verdict.id)
+      .where('uri', '=', uri)
       .forUpdate()
       .executeTakeFirstOrThrow();
-    if (existing.issuer !== actor) throw new VerdictOwnershipError(`${verdict.id} belongs to ${existing.issuer}`);
+    if (existing.issuer !== actor) throw new VerdictOwnershipError(`${uri} belongs to ${existing.issuer}`);
     const unchanged = () => undefined;
     if (existing.retracted_at) return unchanged; // a retraction is final; a late Create/Update does not revive it
     // Deliveries may arrive out of order: an older version never overwrites a newer one.
-    const incomingVersion = Date.parse(verdict.updated ?? verdict.published);
+    const incomingVersion = (values.updated ?? values.published).getTime();
     if (incomingVersion <= (existing.updated ?? existing.published).getTime()) return unchanged;
     const previous = await this.indexedSubjects(existing.id, trx);
     await trx.updateTable('verdicts').set(values).where('id', '=', existing.id).execute();
@@ -604,30 +644,33 @@ export class VerdictService {
   }
 
   /**
-   * Inserts a peer's verdict and its subjects atomically in one round trip; undefined when a
-   * verdict with that id is already stored (then the caller checks owner and version).
+   * Inserts peers' verdicts (distinct ids) with their subjects in one statement, in id order (so
+   * that concurrent inserts of overlapping ids wait on each other rather than deadlock); returns
+   * the ids of those inserted by uri, leaving out any already stored.
    */
-  private async insertRemote(
-    trx: Db,
-    uri: string,
-    actor: string,
-    v: { label: string; confidence: number; method: string; classifier: string | null; published: Date; updated: Date | null; expires: Date | null; supersedes: string | null; document: string },
-    subjects: Subject[],
-  ): Promise<number | undefined> {
-    const rows = sql.join(subjects.map((s) => sql`(${s.algorithm}, ${toBytes(s)}::bytea, ${s.quality ?? null}::smallint)`));
-    const result = await sql<{ id: number }>`
+  private async insertRemote(trx: Db, rows: readonly RemoteRow[]): Promise<Map<string, number>> {
+    const created = new Map<string, number>();
+    if (rows.length === 0) return created;
+    const sorted = [...rows].sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0));
+    const verdictValues = sql.join(
+      sorted.map(({ uri, actor, values: v }) => sql`(${uri}, ${actor}, false, ${`peer:${actor}`}, ${v.label}, ${v.confidence}, ${v.method}, ${v.classifier}, ${v.published}, ${v.updated}, ${v.expires}, ${v.supersedes}, ${v.document}::jsonb)`),
+    );
+    // Every verdict has at least one subject (the vocabulary's parser insists).
+    const subjectValues = sql.join(sorted.flatMap(({ uri, subjects }) => subjects.map((s) => sql`(${uri}, ${s.algorithm}, ${toBytes(s)}::bytea, ${s.quality ?? null}::smallint)`)));
+    const result = await sql<{ id: number; uri: string }>`
       WITH v AS (
         INSERT INTO verdicts (uri, issuer, is_local, source, label, confidence, method, classifier, published, updated, expires, supersedes, document)
-        VALUES (${uri}, ${actor}, false, ${`peer:${actor}`}, ${v.label}, ${v.confidence}, ${v.method}, ${v.classifier}, ${v.published}, ${v.updated}, ${v.expires}, ${v.supersedes}, ${v.document}::jsonb)
+        VALUES ${verdictValues}
         ON CONFLICT (uri) DO NOTHING
-        RETURNING id
+        RETURNING id, uri
       ), s AS (
         INSERT INTO verdict_subjects (verdict_id, algorithm, digest, quality)
-        SELECT v.id, x.algorithm, x.digest, x.quality FROM v CROSS JOIN (VALUES ${rows}) AS x(algorithm, digest, quality)
+        SELECT v.id, x.algorithm, x.digest, x.quality FROM v JOIN (VALUES ${subjectValues}) AS x(uri, algorithm, digest, quality) ON x.uri = v.uri
         ON CONFLICT DO NOTHING
       )
-      SELECT id FROM v`.execute(trx);
-    return result.rows[0] ? Number(result.rows[0].id) : undefined;
+      SELECT id, uri FROM v`.execute(trx);
+    for (const row of result.rows) created.set(row.uri, Number(row.id));
+    return created;
   }
 
   /**

@@ -1,12 +1,15 @@
 // Receiving is exactly once, against real processes on the real PostgreSQL and Redis: follower B
 // is killed with SIGKILL four times while issuer A issues verdicts and delivers them to B. A
 // verdict B stores is recorded as received in the same transaction, so a kill leaves neither and
-// A's redelivery (or B's catch-up) applies it; afterwards B holds every verdict of A's once.
+// A's redelivery (or B's catch-up) applies it; afterwards B holds every verdict of A's once. The
+// same holds when B is killed while verdicts arriving together share transactions (group commit):
+// none it answered 202 for is lost.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/process.js';
 import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL } from '../helpers/services.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 import { admin, count, issuerAndFollower, kill9, start, stopAll, verdictBody, type Instance } from '../helpers/fault-mesh.js';
 
 const VERDICTS = 300;
@@ -92,6 +95,61 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of a follower while its 
       expect(await count(b, 'SELECT count(*) AS n FROM verdicts WHERE issuer = $1', [a.actor])).toBe(VERDICTS + 1);
     } finally {
       await blocker.end();
+    }
+  }, 120_000);
+
+  it('a follower killed while committing verdicts that arrived together loses none it answered 202 for', async () => {
+    const peer = new FakePeer();
+    await peer.start('127.0.0.4');
+    try {
+      const inbox = `${b.url}/actor/inbox`;
+      expect((await admin(b, 'POST', '/peers/follow', { target: peer.actor })).status).toBe(202);
+      const follow = await eventually(async () => peer.received.find((x) => x.type === 'Follow'), 20_000, 'the Follow');
+      expect((await peer.post(inbox, peer.activity('Accept', follow))).status).toBe(202);
+      const activities = Array.from({ length: 400 }, () =>
+        peer.activity('Create', peer.signObject(peer.verdict([{ algorithm: 'sha256', digest: randomBytes(32).toString('hex') }]))),
+      );
+      const verdictOf = (activity: Record<string, unknown>) => (activity.object as { id: string }).id;
+      // 32 in flight, so that B commits them in shared transactions; B is killed once 150 are answered.
+      const answered = new Map<string, number>();
+      let killed: Promise<void> | undefined;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (next < activities.length) {
+            const activity = activities[next++];
+            try {
+              answered.set(activity.id as string, (await peer.post(inbox, activity)).status);
+            } catch {
+              // Cut by the kill: no answer, so nothing promised.
+            }
+            if (answered.size >= 150) killed ??= kill9(b);
+          }
+        }),
+      );
+      await killed;
+      expect([...new Set(answered.values())]).toEqual([202]);
+      expect(answered.size).toBeLessThan(activities.length);
+      const accepted = activities.filter((a) => answered.has(a.id as string));
+      const held = `SELECT count(*) AS n FROM verdicts WHERE uri = ANY($1)`;
+      // Everything answered 202 was committed before the answer, with its claim.
+      expect(await count(b, held, [accepted.map(verdictOf)])).toBe(accepted.length);
+      expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = ANY($1)', [accepted.map((a) => a.id)])).toBe(accepted.length);
+      // And they were committed together: fewer transactions than verdicts (rows of one share its xmin).
+      expect(await count(b, 'SELECT count(DISTINCT xmin::text) AS n FROM verdicts WHERE uri = ANY($1)', [accepted.map(verdictOf)])).toBeLessThan(accepted.length);
+
+      // The peer redelivers everything: what B answered 202 for is a replay; the rest is applied once.
+      await start(b);
+      for (const activity of activities) {
+        const status = (await peer.post(inbox, activity)).status;
+        if (answered.has(activity.id as string)) expect(status).toBe(409);
+        else expect([202, 409]).toContain(status);
+      }
+      expect(await count(b, held, [activities.map(verdictOf)])).toBe(activities.length);
+      expect(await count(b, 'SELECT count(*) AS n FROM verdicts WHERE issuer = $1', [peer.actor])).toBe(activities.length);
+      expect(await count(b, 'SELECT count(*) AS n FROM inbox_seen WHERE id = ANY($1)', [activities.map((a) => a.id)])).toBe(activities.length);
+    } finally {
+      await peer.stop();
     }
   }, 120_000);
 });

@@ -1,0 +1,157 @@
+// Group commit for inbox verdicts: verdict activities that arrive while earlier ones are being
+// committed are stored together, in one transaction that claims their activity ids with one
+// statement and hands their verdicts to the handler at once (which inserts them set-based). A
+// commit costs a round trip and a WAL flush whatever it holds, so sharing it is what lets a busy
+// inbox keep up. Every activity is answered only after the transaction holding it has committed.
+import type { Logger } from '../config/logger.js';
+import type { Db } from '../store/index.js';
+import type { VerdictObject } from '../../shared/vocab/objects.js';
+
+/** What a handler does once the transaction it stored into has committed (index, re-decisions). */
+export type AfterCommit = () => Promise<void>;
+
+/** A peer's verdict as the inbox accepted it: the parsed object, the signed document, its sender. */
+export interface InboundVerdict {
+  verdict: VerdictObject;
+  document: Record<string, unknown>;
+  actor: string;
+}
+
+/** Stores verdicts inside `trx`; returns the work to do once it has committed. */
+export type StoreVerdicts = (verdicts: readonly InboundVerdict[], trx: Db) => Promise<AfterCommit>;
+
+/** What happened to one activity: stored with its claim, or its id was already claimed (a replay). */
+export type GroupOutcome = 'applied' | 'replayed';
+
+export interface GroupCommitOptions {
+  /** Most activities one transaction holds. */
+  maxBatch: number;
+  /** Transactions committing at once; what arrives meanwhile waits for the next one. */
+  maxInFlight: number;
+}
+
+/** Enough to share each commit among the requests a busy peer keeps in flight, small enough for one statement. */
+export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 64, maxInFlight: 2 };
+
+interface Pending {
+  activityId: string;
+  item: InboundVerdict;
+  resolve(outcome: GroupOutcome): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * Records activity ids as received (inbox_seen); returns those it recorded, leaving out ids
+ * already recorded. In id order, so that transactions claiming overlapping ids wait on each other
+ * instead of deadlocking; an id another open transaction claimed waits for it to end.
+ */
+export async function claimActivities(db: Db, activities: ReadonlyArray<{ id: string; actor: string }>): Promise<Set<string>> {
+  if (activities.length === 0) return new Set();
+  const sorted = [...activities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const rows = await db
+    .insertInto('inbox_seen')
+    .values(sorted.map(({ id, actor }) => ({ id, actor })))
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+export class VerdictGroupCommit {
+  private readonly pending: Pending[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly store: StoreVerdicts,
+    private readonly logger: Logger,
+    private readonly options: GroupCommitOptions = GROUP_COMMIT_DEFAULTS,
+  ) {}
+
+  /**
+   * Stores one verdict activity with its claim; settles once the transaction holding it has
+   * committed and the work after it has run. Rejects with what storing it alone would throw
+   * (an ownership refusal, a database error), never with another activity's failure.
+   */
+  submit(activityId: string, item: InboundVerdict): Promise<GroupOutcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ activityId, item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.options.maxInFlight && this.pending.length > 0) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.commit(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  /**
+   * The oldest pending activities, at most maxBatch, no two with one activity id or one verdict
+   * id: a second delivery of an activity, or a second activity about one verdict, waits for the
+   * next transaction and then meets the first as committed (a replay, an update), as when alone.
+   */
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const activities = new Set<string>();
+    const verdicts = new Set<string>();
+    let kept = 0;
+    for (const entry of this.pending) {
+      const free = batch.length < this.options.maxBatch && !activities.has(entry.activityId) && !verdicts.has(entry.item.verdict.id);
+      if (free) {
+        batch.push(entry);
+        activities.add(entry.activityId);
+        verdicts.add(entry.item.verdict.id);
+      } else {
+        this.pending[kept++] = entry;
+      }
+    }
+    this.pending.length = kept;
+    return batch;
+  }
+
+  private async commit(batch: Pending[]): Promise<void> {
+    let outcome: { claimed: Set<string>; after: AfterCommit };
+    try {
+      outcome = await this.db.transaction().execute(async (trx) => {
+        const claimed = await claimActivities(trx, batch.map((p) => ({ id: p.activityId, actor: p.item.actor })));
+        const after = await this.store(batch.filter((p) => claimed.has(p.activityId)).map((p) => p.item), trx);
+        return { claimed, after };
+      });
+    } catch {
+      // One activity's failure (an ownership refusal), a deadlock, a lost connection: each is
+      // tried again alone, so only what fails alone is refused.
+      await Promise.all(batch.map((p) => this.commitAlone(p)));
+      return;
+    }
+    await this.afterCommit(outcome.after, batch.length);
+    for (const p of batch) p.resolve(outcome.claimed.has(p.activityId) ? 'applied' : 'replayed');
+  }
+
+  private async commitAlone(p: Pending): Promise<void> {
+    try {
+      const outcome = await this.db.transaction().execute(async (trx) => {
+        const claimed = await claimActivities(trx, [{ id: p.activityId, actor: p.item.actor }]);
+        return claimed.size === 0 ? undefined : this.store([p.item], trx);
+      });
+      if (outcome) await this.afterCommit(outcome, 1);
+      p.resolve(outcome ? 'applied' : 'replayed');
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+
+  /** The stored activities stay applied whatever happens here: a failure is logged, not answered. */
+  private async afterCommit(after: AfterCommit, activities: number): Promise<void> {
+    try {
+      await after();
+    } catch (err) {
+      this.logger.warn({ activities, err: (err as Error).message }, 'stored, but the work after storing it failed');
+    }
+  }
+}

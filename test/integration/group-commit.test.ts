@@ -1,0 +1,143 @@
+// Group commit of inbox verdicts (server/federation/group-commit.ts) on both stores, with the real
+// verdict store behind it: activities submitted together share transactions, yet each is applied
+// exactly once and answered as if it had been stored alone (a replay, a second activity about one
+// verdict, a verdict another actor owns).
+import { randomBytes, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../../server/store/index.js';
+import { VerdictService, VerdictOwnershipError } from '../../server/verdicts/index.js';
+import { VerdictGroupCommit, type InboundVerdict } from '../../server/federation/group-commit.js';
+import { createLogger } from '../../server/config/logger.js';
+import type { VerdictObject } from '../../shared/vocab/objects.js';
+import { STORE_BACKENDS } from '../helpers/services.js';
+
+const PEER = 'https://peer.example/actor';
+
+function verdictFrom(actor: string, overrides: Partial<VerdictObject> = {}): InboundVerdict {
+  const verdict: VerdictObject = {
+    '@context': ['https://www.w3.org/ns/activitystreams', 'https://w3id.org/vouch/v1'],
+    type: 'Verdict',
+    id: `https://peer.example/verdicts/${randomUUID()}`,
+    attributedTo: actor,
+    subject: [{ algorithm: 'sha256', digest: randomBytes(32).toString('hex') }],
+    label: 'spam',
+    confidence: 0.9,
+    method: 'human',
+    published: new Date(Date.now() - 60_000).toISOString(),
+    ...overrides,
+  };
+  return { verdict, document: { ...verdict }, actor };
+}
+
+const activityId = () => `https://peer.example/activities/${randomUUID()}`;
+
+for (const backend of STORE_BACKENDS) {
+  describe.skipIf(!backend.available)(`group commit of inbox verdicts on ${backend.name}`, () => {
+    const handle = backend.create();
+    let store: Store;
+    let verdicts: VerdictService;
+    let groupCommit: VerdictGroupCommit;
+
+    const count = async (query: ReturnType<typeof sql<{ n: string }>>) => Number((await query.execute(store.db)).rows[0].n);
+    const stored = (uri: string) => count(sql<{ n: string }>`SELECT count(*) AS n FROM verdicts WHERE uri = ${uri}`);
+    const claimed = (id: string) => count(sql<{ n: string }>`SELECT count(*) AS n FROM inbox_seen WHERE id = ${id}`);
+
+    beforeAll(async () => {
+      store = await openStore(handle.config);
+      verdicts = new VerdictService(store.db, 'https://here.example/actor', 'https://here.example');
+      const index = (received: readonly InboundVerdict[], trx: typeof store.db) => verdicts.receiveWithin(trx, received).then((add) => async () => add());
+      groupCommit = new VerdictGroupCommit(store.db, index, createLogger({ logLevel: 'warn' }), { maxBatch: 16, maxInFlight: 1 });
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await handle.cleanup();
+    });
+
+    it('stores verdicts arriving together in shared transactions, each with its claim, and indexes them', async () => {
+      const items = Array.from({ length: 40 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
+      const outcomes = await Promise.all(items.map(({ id, item }) => groupCommit.submit(id, item)));
+      expect(outcomes).toEqual(items.map(() => 'applied'));
+      for (const { id, item } of items) {
+        expect(await stored(item.verdict.id)).toBe(1);
+        expect(await claimed(id)).toBe(1);
+        expect(verdicts.matchIds({ sha256: Buffer.from(item.verdict.subject[0].digest, 'hex') })).toHaveLength(1);
+      }
+      // Rows written by one transaction share its xmin: 40 verdicts in at most 16 per transaction,
+      // the first alone (nothing was in flight yet to wait behind).
+      const uris = items.map(({ item }) => item.verdict.id);
+      const transactions = await count(sql<{ n: string }>`SELECT count(DISTINCT xmin::text) AS n FROM verdicts WHERE uri = ANY(${uris})`);
+      expect(transactions).toBeGreaterThanOrEqual(3);
+      expect(transactions).toBeLessThan(10);
+    });
+
+    it('applies an activity delivered several times at once exactly once: the others are replays', async () => {
+      const id = activityId();
+      const item = verdictFrom(PEER);
+      const others = Array.from({ length: 10 }, () => groupCommit.submit(activityId(), verdictFrom(PEER)));
+      const outcomes = await Promise.all([groupCommit.submit(id, item), groupCommit.submit(id, item), groupCommit.submit(id, item), ...others]);
+      expect(outcomes.slice(0, 3).sort()).toEqual(['applied', 'replayed', 'replayed']);
+      expect(outcomes.slice(3)).toEqual(others.map(() => 'applied'));
+      expect(await groupCommit.submit(id, item)).toBe('replayed');
+      expect(await stored(item.verdict.id)).toBe(1);
+      expect(await claimed(id)).toBe(1);
+    });
+
+    it('applies two activities about one verdict arriving together as if one after the other: the newer version wins', async () => {
+      const created = verdictFrom(PEER);
+      const newSubject = [{ algorithm: 'sha256' as const, digest: randomBytes(32).toString('hex') }];
+      const updated: InboundVerdict = {
+        ...created,
+        verdict: { ...created.verdict, label: 'csam', subject: newSubject, updated: new Date().toISOString() },
+      };
+      // The update first: the create, older, must not overwrite it whichever is stored first.
+      const outcomes = await Promise.all([groupCommit.submit(activityId(), updated), groupCommit.submit(activityId(), created)]);
+      expect(outcomes).toEqual(['applied', 'applied']);
+      expect(await stored(created.verdict.id)).toBe(1);
+      const [row] = (await sql<{ label: string }>`SELECT label FROM verdicts WHERE uri = ${created.verdict.id}`.execute(store.db)).rows;
+      expect(row.label).toBe('csam');
+      const [id] = verdicts.matchIds({ sha256: Buffer.from(newSubject[0].digest, 'hex') });
+      expect(id).toBeDefined();
+      expect(verdicts.matchIds({ sha256: Buffer.from(created.verdict.subject[0].digest, 'hex') })).toEqual([]);
+    });
+
+    it('stores two versions of one verdict handed over in one call in their order: a newer replaces, an older does not', async () => {
+      const created = verdictFrom(PEER);
+      const newer: InboundVerdict = { ...created, verdict: { ...created.verdict, label: 'gore', updated: new Date().toISOString() } };
+      const older: InboundVerdict = { ...created, verdict: { ...created.verdict, label: 'hate' } };
+      const index = await store.db.transaction().execute((trx) => verdicts.receiveWithin(trx, [created, newer, older]));
+      index();
+      expect(await stored(created.verdict.id)).toBe(1);
+      const [row] = (await sql<{ label: string }>`SELECT label FROM verdicts WHERE uri = ${created.verdict.id}`.execute(store.db)).rows;
+      expect(row.label).toBe('gore');
+      expect(await count(sql<{ n: string }>`SELECT count(*) AS n FROM verdict_subjects s JOIN verdicts v ON v.id = s.verdict_id WHERE v.uri = ${created.verdict.id}`)).toBe(1);
+      expect(verdicts.matchIds({ sha256: Buffer.from(created.verdict.subject[0].digest, 'hex') })).toHaveLength(1);
+    });
+
+    it('refuses one verdict another actor owns without failing the others stored with it', async () => {
+      const hijacked = verdictFrom(PEER);
+      // Stored first under another issuer (two actors on one origin): PEER may not overwrite it.
+      expect(await groupCommit.submit(activityId(), { ...hijacked, actor: 'https://peer.example/other-actor' })).toBe('applied');
+      const hijackId = activityId();
+      const honest = Array.from({ length: 20 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
+      const results = await Promise.allSettled([
+        ...honest.slice(0, 10).map(({ id, item }) => groupCommit.submit(id, item)),
+        groupCommit.submit(hijackId, { ...hijacked, verdict: { ...hijacked.verdict, label: 'ok', updated: new Date().toISOString() } }),
+        ...honest.slice(10).map(({ id, item }) => groupCommit.submit(id, item)),
+      ]);
+      const refused = results.splice(10, 1)[0];
+      expect(refused.status).toBe('rejected');
+      expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(VerdictOwnershipError);
+      expect(results).toEqual(honest.map(() => ({ status: 'fulfilled', value: 'applied' })));
+      for (const { id, item } of honest) {
+        expect(await stored(item.verdict.id)).toBe(1);
+        expect(await claimed(id)).toBe(1);
+      }
+      // Refused, so not recorded as received, and the stored verdict is unchanged.
+      expect(await claimed(hijackId)).toBe(0);
+      const [row] = (await sql<{ label: string; issuer: string }>`SELECT label, issuer FROM verdicts WHERE uri = ${hijacked.verdict.id}`.execute(store.db)).rows;
+      expect(row).toEqual({ label: 'spam', issuer: 'https://peer.example/other-actor' });
+    });
+  });
+}
