@@ -65,16 +65,16 @@ const outsideWitness = z
  * VOUCH_WITNESSES: entries separated by commas or newlines, each `<vkey> <submission prefix>`
  * (neither contains white space; a vkey's name cannot).
  */
-function parseWitnessList(v: unknown): unknown {
+function parseWitnessList(v: unknown, ctx: { addIssue(issue: { code: 'custom'; message: string }): void }): unknown {
   if (typeof v !== 'string') return v;
-  return v
+  const entries = v
     .split(/[,\n]/)
     .map((entry) => entry.trim())
     .filter(Boolean)
-    .map((entry) => {
-      const fields = entry.split(/\s+/);
-      return fields.length === 2 ? { vkey: fields[0], url: fields[1] } : entry;
-    });
+    .map((entry) => entry.split(/\s+/));
+  const bad = entries.findIndex((fields) => fields.length !== 2);
+  if (bad >= 0) ctx.addIssue({ code: 'custom', message: `entry ${bad + 1} is not "<vkey> <url>" (two fields separated by white space)` });
+  return entries.map(([vkey, url]) => ({ vkey, url }));
 }
 
 const configSchema = z
