@@ -105,9 +105,11 @@ describe.skipIf(!HAVE_POSTGRES)('transparency log between two servers', () => {
     expect(note.split('\n')[0]).toBe(`${new URL(bUrl).host}/vouch-log`);
     const { alerts } = await (await admin(aUrl, 'GET', '/log/alerts')).json();
     expect(alerts).toEqual([]);
-    // Abuse-labelled entries are withheld from anonymous readers; the tree stays verifiable.
+    // Every entry's public part is served to anyone; abuse-labelled entries' private parts (the
+    // digests) are withheld from anonymous readers.
     const page = await (await fetch(`${bUrl}/log/entries?start=0&end=12`)).json();
-    expect(page.entries.filter((e: { withheld?: boolean }) => e.withheld)).toHaveLength(4);
+    expect(page.entries.every((e: { entry?: { vouchLogEntry?: number } }) => e.entry?.vouchLogEntry === 2)).toBe(true);
+    expect(page.entries.filter((e: { private_withheld?: boolean }) => e.private_withheld).map((e: { entry: { public: { object: { label: string } } } }) => e.entry.public.object.label)).toEqual(['spam', 'spam', 'spam', 'spam']);
   });
 
   it('serves a verdict with a proof bundle that verifies offline', async () => {
@@ -125,38 +127,41 @@ describe.skipIf(!HAVE_POSTGRES)('transparency log between two servers', () => {
     const logKey = verifierKey(logOrigin(new URL(bUrl).host), multibaseToEd25519(actor.assertionMethod[0].publicKeyMultibase), 'ed25519');
     const { checkpoint } = openCheckpoint(bundle.checkpoint, logKey);
     const bytes = Buffer.from(bundle.entry_bytes, 'base64');
-    expect(JSON.parse(bytes.toString('utf8')).object.id).toBe(issued.id);
+    expect(JSON.parse(bytes.toString('utf8')).public.object.id).toBe(issued.id);
+    expect(bundle.private.activity.object.id).toBe(issued.id); // an ok verdict: its private part is public too
     const proof = bundle.inclusion.hashes.map((h: string) => Buffer.from(h, 'base64'));
     expect(verifyInclusion(leafHash(bytes), bundle.index, checkpoint.size, proof, checkpoint.rootHash)).toEqual({ ok: true });
     expect(verifyInclusion(leafHash(Buffer.from(bytes.toString().replace('0.8', '0.9'))), bundle.index, checkpoint.size, proof, checkpoint.rootHash).ok).toBe(false);
-    // Entries with abuse labels stay withheld from anonymous readers (bundles apply the same rule).
+    // Entries with abuse labels keep their private parts from anonymous readers (bundles apply the same rule).
     const restricted = await (await fetch(`${bUrl}/log/entries?start=0&end=1`)).json();
-    expect(restricted.entries[0].withheld).toBe(true);
+    expect(restricted.entries[0]).toMatchObject({ private_withheld: true, entry: { public: { object: { label: 'spam' } } } });
   });
 
   it('`vouch audit` verifies B\'s log and exports it; tampering with B\'s database makes it fail', async () => {
     const out = join(stateDir, 'b-log.jsonl');
     const ok = await runCli(['audit', bUrl, '--all', '--out', out, '--state', stateDir], auditEnv);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, size: 13 });
+    // Anonymous, the audit recomputes all 13 leaves from public parts: 4 spam entries' private parts withheld.
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, size: 13, entries: { checked: 13, withheld: 0, publicParts: 13, privateWithheld: 4, privateOpened: 9 } });
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(13);
 
     const client = new pg.Client({ connectionString: POSTGRES_URL });
     await client.connect();
     try {
-      // Rewrite what B said in entry 1 (an `ok` verdict anyone can read), leaving the tree alone.
-      const { rows } = await client.query(`SELECT entry FROM ${schema}.log_entries WHERE idx = 1`);
+      // Rewrite the label B logged in entry 0 (a spam verdict, whose digests anonymous readers
+      // never see), leaving the tree alone: the public part alone gives it away.
+      const { rows } = await client.query(`SELECT entry FROM ${schema}.log_entries WHERE idx = 0`);
       const original = rows[0].entry.toString('utf8');
-      const forged = Buffer.from(original.replace('"confidence":0.9', '"confidence":0.1'));
+      const forged = Buffer.from(original.replace('"label":"spam"', '"label":"ok"'));
       expect(forged.toString('utf8')).not.toBe(original);
       await client.query(`ALTER TABLE ${schema}.log_entries DISABLE TRIGGER USER`).catch(() => {});
-      await client.query(`UPDATE ${schema}.log_entries SET entry = $1 WHERE idx = 1`, [forged]);
+      await client.query(`UPDATE ${schema}.log_entries SET entry = $1 WHERE idx = 0`, [forged]);
     } finally {
       await client.end();
     }
     const bad = await runCli(['audit', bUrl, '--all', '--state', stateDir], auditEnv);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/entry 1/);
+    expect(bad.stderr).toMatch(/entry 0/);
     expect(JSON.parse(bad.stdout).ok).toBe(false);
   });
 });
