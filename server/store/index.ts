@@ -8,7 +8,10 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import { migrateToLatest } from './migrations.js';
+import { syncHashAlgorithms } from './hash-algorithms.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
 import { PROCESS_ORIGIN } from './origin.js';
+import { sendPreparedByName } from './prepared.js';
 import type { Database } from './schema.js';
 
 export type { Database } from './schema.js';
@@ -45,7 +48,10 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
   // failed client is removed on release, the next query opens a new one, and requests fail with
   // 503 (isStoreUnavailable) until the server is back.
   pool.on('error', () => {});
-  pool.on('connect', (client) => client.on('error', () => {}));
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    sendPreparedByName(client);
+  });
   return new PostgresDialect({ pool });
 }
 
@@ -108,7 +114,7 @@ function lockDataDir(dir: string): () => void {
   throw new StoreLockedError(`cannot lock ${dir}`);
 }
 
-/** Opens the store and applies pending migrations. */
+/** Opens the store, applies pending migrations and registers this build's hash algorithms. */
 export async function openStore(config: StoreConfig): Promise<Store> {
   let dialect: Dialect;
   let kind: Store['kind'];
@@ -143,6 +149,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
   const db = new Kysely<Database>({ dialect });
   try {
     await migrateToLatest(db, config.databaseUrl ? config.databaseSchema : undefined);
+    await syncHashAlgorithms(db, ALGORITHM_REGISTRY);
   } catch (err) {
     await db.destroy();
     if (pglite && !pglite.closed) await pglite.close();

@@ -49,6 +49,12 @@ export interface VerdictSubjectTable {
   quality: number | null;
 }
 
+/** Filled from the algorithm registry at start (hash-algorithms.ts); subjects reference it. */
+export interface HashAlgorithmTable {
+  name: string;
+  digest_bytes: number;
+}
+
 export interface PeerTable {
   id: Generated<number>;
   actor_uri: string;
@@ -316,6 +322,7 @@ export interface Database {
   media: MediaTable;
   verdicts: VerdictTable;
   verdict_subjects: VerdictSubjectTable;
+  hash_algorithms: HashAlgorithmTable;
   peers: PeerTable;
   instance_keys: InstanceKeyTable;
   outbox: OutboxTable;
