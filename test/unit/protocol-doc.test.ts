@@ -80,6 +80,7 @@ function examplesOf(kind: string) {
 const ED_PRIVATE = createPrivateKey(one('test-key', 'ed25519-private').text);
 const ED_PUBLIC = createPublicKey(ED_PRIVATE);
 const ED_MULTIBASE = one('test-key', 'ed25519-multibase').text.trim();
+const WITNESS_VKEY = verifierKey('witness.example/w1', createPublicKey(createPrivateKey(one('test-key', 'witness-ed25519-private').text)), 'cosignature/v1');
 const RSA_PRIVATE = createPrivateKey(one('test-key', 'rsa-private').text);
 const RSA_PUBLIC_PEM = createPublicKey(RSA_PRIVATE).export({ type: 'spki', format: 'pem' }).toString();
 
@@ -215,7 +216,7 @@ describe('docs/protocol.md examples', () => {
     const jsonFences = DOC.match(/^```json$/gm) ?? [];
     expect(jsonFences.length).toBe(JSON_EXAMPLES.length);
     for (const e of JSON_EXAMPLES) expect(KNOWN_KINDS.has(e.kind), `unknown example kind ${e.kind} (line ${e.line})`).toBe(true);
-    expect(BLOCKS.filter((b) => b.tag === 'test-key')).toHaveLength(3);
+    expect(BLOCKS.filter((b) => b.tag === 'test-key')).toHaveLength(4);
     expect(BLOCKS.filter((b) => b.tag === 'vector')).toHaveLength(4);
   });
 
@@ -351,9 +352,23 @@ describe('objects', () => {
   it('the log metadata is what the server publishes for the test keys, and its verifier key opens the Checkpoint example', () => {
     const origin = logOrigin(IDENTITY.host);
     const metadata = example('log-metadata');
-    expect(metadata).toEqual(logMetadata(IDENTITY.publicUrl, origin, verifierKey(origin, ED_PUBLIC, 'ed25519')));
-    expect(example('actor').endpoints.vouchLog).toBe(`${IDENTITY.publicUrl}/log`);
+    expect(metadata).toEqual(logMetadata(IDENTITY.publicUrl, origin, verifierKey(origin, ED_PUBLIC, 'ed25519'), [WITNESS_VKEY]));
+    const { endpoints } = example('actor');
+    expect(endpoints.vouchLog).toBe(`${IDENTITY.publicUrl}/log`);
+    expect([endpoints.vouchLogOrigin, endpoints.vouchLogVerifierKey]).toEqual([metadata.origin, metadata.verifier_key]);
     expect(openCheckpoint(example('checkpoint').note, metadata.verifier_key).checkpoint.origin).toBe(metadata.origin);
+  });
+
+  it('the add-checkpoint exchange: the request is the tlog-witness grammar around the Checkpoint example, the answer cosigns it with the test witness key', () => {
+    const request = one('example', 'add-checkpoint-request').text + '\n';
+    const note = example('checkpoint').note as string;
+    expect(request).toBe(`old 0\n\n${note}`);
+    const answer = one('example', 'add-checkpoint-response').text + '\n';
+    expect(answer).toMatch(/^(\u2014 \S+ [A-Za-z0-9+/=]+\n)+$/);
+    const metadata = example('log-metadata');
+    expect(DOC).toContain(WITNESS_VKEY);
+    const opened = openCheckpoint(note + answer, metadata.verifier_key, metadata.witnesses);
+    expect(opened.cosignatures).toEqual([expect.objectContaining({ name: 'witness.example/w1', type: 'cosignature/v1', timestamp: Date.parse('2026-11-03T08:00:02Z') / 1000 })]);
   });
 
   it('the Checkpoint parses and its note is signed by the test key', () => {
