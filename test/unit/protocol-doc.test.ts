@@ -26,6 +26,7 @@ import { actorDocument, nodeinfoDocument, webfingerDocument, type Identity } fro
 import { verdictObject } from '../../server/verdicts/objects.js';
 import { logOrigin } from '../../server/log/checkpoints.js';
 import { logMetadata } from '../../server/log/http.js';
+import { activityEntry, decodeEntry, openPrivatePart, subjectCommitment } from '../../server/log/entry.js';
 import { forbidNetwork } from '../helpers/no-network.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ async function checkActivity(a: Record<string, any>, expectedType?: string): Pro
 // ---------------------------------------------------------------------------------------------
 
 /** Kinds that are plain JSON (JRD, NodeInfo, API bodies), not JSON-LD: expanded, but nothing to check. */
-const PLAIN_JSON = new Set(['webfinger', 'nodeinfo', 'nodeinfo-links', 'error', 'inbox-response', 'log-metadata']);
+const PLAIN_JSON = new Set(['webfinger', 'nodeinfo', 'nodeinfo-links', 'error', 'inbox-response', 'log-metadata', 'log-entry', 'log-private-part']);
 /**
  * Terms the document knowingly uses outside every bundled context (spec section 14); none today.
  * The W3C ActivityStreams context sets `"@vocab": "_:"`, so an undefined term is not dropped: it
@@ -205,7 +206,7 @@ forbidNetwork('protocol-doc tests');
 const KNOWN_KINDS = new Set([
   'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'consensus-verdict', 'tombstone', 'trust-statement', 'checkpoint',
   'inbox-response', 'create', 'update', 'delete', 'follow', 'accept', 'reject', 'undo', 'outbox', 'outbox-page',
-  'catchup-page', 'followers', 'error', 'log-metadata',
+  'catchup-page', 'followers', 'error', 'log-metadata', 'log-entry', 'log-private-part',
 ]);
 
 describe('docs/protocol.md examples', () => {
@@ -369,6 +370,20 @@ describe('objects', () => {
     expect(DOC).toContain(WITNESS_VKEY);
     const opened = openCheckpoint(note + answer, metadata.verifier_key, metadata.witnesses);
     expect(opened.cosignatures).toEqual([expect.objectContaining({ name: 'witness.example/w1', type: 'cosignature/v1', timestamp: Date.parse('2026-11-03T08:00:02Z') / 1000 })]);
+  });
+
+  it('the version-2 log entry is what its private part makes, and the private part opens it', () => {
+    const entry = example('log-entry');
+    const privatePart = example('log-private-part');
+    const salt = Buffer.from(privatePart.salt, 'base64');
+    const built = activityEntry(privatePart.activity, salt);
+    expect(Buffer.from(built.entry).toString('utf8')).toBe(canonicalize(entry));
+    expect(Buffer.from(built.private).toString('utf8')).toBe(canonicalize(privatePart));
+    const decoded = decodeEntry(built.entry);
+    if (decoded.version !== 2) throw new Error('expected a version-2 entry');
+    expect(openPrivatePart(decoded, built.private).salt).toBe(privatePart.salt);
+    // The commitment is over the salt and the subjects, nothing else.
+    expect(entry.public.object.subjectCommitment).toBe(subjectCommitment(salt, privatePart.activity.object.subject));
   });
 
   it('the Checkpoint parses and its note is signed by the test key', () => {
