@@ -601,18 +601,40 @@ for (const action of ['disable', 'enable'] as const) {
 
 program
   .command('audit')
-  .description('verify a peer\'s transparency log: checkpoint signature, consistency with earlier audits, entries, their proofs; export them')
-  .argument('<url>', 'the instance\'s base URL (https://vouch.example) or its actor URL', httpUrl)
+  .description(
+    'verify a peer\'s transparency log: checkpoint signature, consistency with earlier audits, entries, their proofs; export them, ' +
+      'or with --stats count its verdicts (several instances at once) as a table, CSV files and charts',
+  )
+  .argument('<url...>', 'the instance\'s base URL (https://vouch.example) or its actor URL; several with --stats', (value: string, previous: string[] = []) => [
+    ...previous,
+    httpUrl(value),
+  ])
   .option('--all', 'fetch and check every entry (default: a sample plus the first and last)')
-  .option('-o, --out <file>', 'export the entries to this file (implies --all)')
+  .option('-o, --out <path>', 'export the entries to this file (implies --all); with --stats, the directory for the CSV files and charts')
   .addOption(new Option('--format <format>', 'export format').choices(['jsonl', 'csv']).default('jsonl'))
+  .option('--stats', 'audit every entry and print per label and method: issued, updated, retracted, superseded, time to retraction, per month')
   .option('--state <dir>', 'where checkpoints from earlier audits are kept', join(homedir(), '.vouch-audit'))
-  .action(async (url: string, opts: { all?: boolean; out?: string; format: 'jsonl' | 'csv'; state: string }, command: Command) => {
+  .action(async (urls: string[], opts: { all?: boolean; out?: string; format: 'jsonl' | 'csv'; stats?: boolean; state: string }, command: Command) => {
     const config = configOf(command);
     const [{ AuditError, auditPeer }, { OutboundRequestError }] = await Promise.all([import('./audit.js'), import('../federation/safe-fetch.js')]);
     ordinary(AuditError, OutboundRequestError);
+    if (opts.stats) {
+      const { auditStats } = await import('./audit-stats.js');
+      const result = await auditStats({
+        urls,
+        outDir: opts.out,
+        stateDir: opts.state,
+        allowPrivateNetworks: config.federation.allowPrivateNetworks,
+        progress: () => progressBar('entries'),
+        out: process.stdout,
+        err: process.stderr,
+      });
+      if (!result.ok) process.exitCode = 1;
+      return;
+    }
+    if (urls.length > 1) throw new CliError('audit one instance at a time, or count several with --stats');
     const report = await auditPeer({
-      url,
+      url: urls[0],
       all: opts.all ?? false,
       out: opts.out ? { path: opts.out, format: opts.format } : undefined,
       stateDir: opts.state,
