@@ -1,7 +1,8 @@
 /**
  * Image hashing, the part every Vouch instance must compute identically:
  * SHA-256 of the bytes, PDQ (+ quality, + optional dihedral variants) and pHash-64 of the
- * normalised image (see normalize.ts for the pipeline and its id).
+ * normalised image (see normalize.ts for the pipeline and its id); vPDQ frame lists of video and
+ * their match rule (vpdq.ts; the frames themselves are decoded by server/video).
  */
 
 import { createHash } from 'node:crypto';
@@ -82,12 +83,15 @@ export async function hashImageWithDihedral(
 
 export {
   DEFAULT_IMAGE_LIMITS,
+  FRAME_NORMALIZATION,
   NORMALIZED_MAX_SIDE,
   NORMALIZER_LIBRARIES,
   PIPELINE_ID,
   decodeNormalized,
+  normalizeRawFrame,
   type ImageLimits,
   type NormalizedImage,
+  type RawFrame,
 } from './normalize.js';
 export {
   PDQ_DIHEDRAL_TRANSFORMS,
@@ -102,6 +106,19 @@ export {
   type PdqResult,
 } from './pdq.js';
 export { PHASH64_BYTES, phash64, phashFromHex, phashToHex } from './phash.js';
+export {
+  VPDQ_DEFAULTS,
+  VPDQ_MAX_FRAMES,
+  VpdqFormatError,
+  distinctGoodFrames,
+  encodeVpdq,
+  formatVpdqFrame,
+  matchVpdq,
+  parseVpdq,
+  type VpdqFrame,
+  type VpdqMatch,
+  type VpdqMatchOptions,
+} from './vpdq.js';
 export {
   CorruptImageError,
   EmptyImageError,

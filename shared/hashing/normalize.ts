@@ -20,7 +20,7 @@
  *  6. luminance Y = 0.299 R + 0.587 G + 0.114 B on the 8-bit sRGB values, as PDQ defines it.
  */
 
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import {
   CorruptImageError,
   EmptyImageError,
@@ -76,6 +76,10 @@ const FLATTEN_BACKGROUND = '#ffffff';
 export const PIPELINE_ID =
   `vouch-norm-1:frame0:exif-orient:flatten-${FLATTEN_BACKGROUND.slice(1)}` +
   `:srgb8:inside-${NORMALIZED_MAX_SIDE}-${RESIZE_KERNEL}:luma-bt601`;
+
+/** The steps of PIPELINE_ID applied to any decoded frame (normalizeRawFrame): a video's frame
+ *  pipeline id ends with it. */
+export const FRAME_NORMALIZATION = PIPELINE_ID.slice(PIPELINE_ID.indexOf(':flatten-') + 1);
 
 /** Library versions doing the decoding (for logs and bug reports; not part of PIPELINE_ID). */
 export const NORMALIZER_LIBRARIES: Readonly<Record<string, string>> = Object.freeze({
@@ -166,33 +170,42 @@ export async function decodeNormalized(
   let data: Buffer;
   let info: OutputInfo;
   try {
-    ({ data, info } = await sharp(bytes, {
+    ({ data, info } = await shrinkToNormalized(sharp(bytes, {
       limitInputPixels: limits.maxPixels, // second guard, inside the decoder
       sequentialRead: true, // stream through the decoder: memory ~ a few scanlines, not the frame
       failOn: 'error', // truncated or broken data is refused; mere warnings (odd ICC chunks) are not
       pages: 1, // one frame; `page` stays unset so that HEIF gives its primary image, others frame 0
-    })
-      .autoOrient()
-      .flatten({ background: FLATTEN_BACKGROUND })
-      .resize({
-        width: NORMALIZED_MAX_SIDE,
-        height: NORMALIZED_MAX_SIDE,
-        fit: 'inside',
-        withoutEnlargement: true,
-        kernel: RESIZE_KERNEL,
-        // Big JPEGs are first reduced 2/4/8x inside the decoder (DCT scaling), the rest by the
-        // kernel: several times faster on camera photos, and PDQ/pHash do not see the difference
-        // (same hashes on the reference images either way). Explicit, as the default could move.
-        fastShrinkOnLoad: true,
-      })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
+    }).autoOrient()).toBuffer({ resolveWithObject: true }));
   } catch (err) {
     if (/exceeds pixel limit/i.test(messageOf(err))) throw new TooManyPixelsError(width, height, limits.maxPixels);
     throw mapDecodeError(err, format);
   }
 
+  const { luma, width: w, height: h } = lumaOf(data, info);
+  return { luma, width: w, height: h, originalWidth, originalHeight, format, frames };
+}
+
+/** Steps 3 to 5 of the pipeline (flatten, shrink to fit, sRGB 8-bit), on any decoded source. */
+function shrinkToNormalized(image: Sharp): Sharp {
+  return image
+    .flatten({ background: FLATTEN_BACKGROUND })
+    .resize({
+      width: NORMALIZED_MAX_SIDE,
+      height: NORMALIZED_MAX_SIDE,
+      fit: 'inside',
+      withoutEnlargement: true,
+      kernel: RESIZE_KERNEL,
+      // Big JPEGs are first reduced 2/4/8x inside the decoder (DCT scaling), the rest by the
+      // kernel: several times faster on camera photos, and PDQ/pHash do not see the difference
+      // (same hashes on the reference images either way). Explicit, as the default could move.
+      fastShrinkOnLoad: true,
+    })
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' });
+}
+
+/** Step 6: luminance of the 8-bit sRGB result. */
+function lumaOf(data: Buffer, info: OutputInfo): { luma: Float32Array; width: number; height: number } {
   const w = info.width;
   const h = info.height;
   const ch = info.channels;
@@ -202,5 +215,30 @@ export async function decodeNormalized(
   for (let i = 0, p = 0; i < n; i++, p += ch) {
     luma[i] = 0.299 * data[p] + 0.587 * data[p + 1] + 0.114 * data[p + 2];
   }
-  return { luma, width: w, height: h, originalWidth, originalHeight, format, frames };
+  return { luma, width: w, height: h };
+}
+
+/** A decoded frame: 8-bit sRGB pixels, row-major, 3 (RGB) or 4 (RGBA) channels, no padding. */
+export interface RawFrame {
+  pixels: Buffer;
+  width: number;
+  height: number;
+  channels: 3 | 4;
+}
+
+/**
+ * Steps 3 to 6 of the pipeline on a frame something else decoded (a video frame from ffmpeg, a
+ * page of an animation): the same flatten, shrink and luminance as decodeNormalized, so a frame
+ * and the same picture as an image hash alike. Orientation is the decoder's business (ffmpeg
+ * applies a video's rotation). The frame must be within the caller's pixel limit already.
+ */
+export async function normalizeRawFrame(frame: RawFrame): Promise<{ luma: Float32Array; width: number; height: number }> {
+  const { pixels, width, height, channels } = frame;
+  if (!(width > 0 && height > 0) || pixels.length !== width * height * channels) {
+    throw new RangeError(`a ${width}x${height} frame of ${channels} channels needs ${width * height * channels} bytes, got ${pixels.length}`);
+  }
+  const { data, info } = await shrinkToNormalized(sharp(pixels, { raw: { width, height, channels }, limitInputPixels: false })).toBuffer({
+    resolveWithObject: true,
+  });
+  return lumaOf(data, info);
 }
