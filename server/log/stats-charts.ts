@@ -132,12 +132,12 @@ function stackedBars(chart: BarChart): string {
     parts.push(`<text x="${(left + right) / 2}" y="${((top + bottom) / 2).toFixed(1)}" font-size="14" text-anchor="middle" fill="#777777">nothing to show</text>`);
   }
 
-  // Axes, category labels (every k-th, turned when crowded), axis titles.
+  // Axes, category labels (every k-th back from the latest, turned when crowded), axis titles.
   parts.push(`<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#333333" stroke-width="1"/>`);
   parts.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#333333" stroke-width="1"/>`);
   const every = Math.max(1, Math.ceil(n / 24));
   const turned = n > 8 || chart.categories.some((c) => c.length > 10);
-  for (let i = 0; i < n; i += every) {
+  for (let i = n - 1; i >= 0; i -= every) {
     const cx = (left + (i + 0.5) * band).toFixed(1);
     const label = xmlText(shortText(chart.categories[i]));
     parts.push(
