@@ -102,7 +102,10 @@ describe('the log as the public and witnesses see it', () => {
       consistency_proof: `${base}/log/proof/consistency`,
       bundle: `${base}/log/bundle`,
       cosignatures: `${base}/log/cosignatures`,
+      witnesses: [],
     });
+    // The actor carries the same origin and key, so a verifier needs no second fetch.
+    expect([actor.endpoints.vouchLogOrigin, actor.endpoints.vouchLogVerifierKey]).toEqual([metadata.origin, metadata.verifier_key]);
     // The published key is the actor's proof key under the origin's name, nothing else.
     const vkey = parseVerifierKey(metadata.verifier_key);
     expect(vkey.name).toBe(metadata.origin);
