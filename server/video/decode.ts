@@ -1,7 +1,9 @@
 // Frames of an MP4/MOV/WebM/MKV video at a fixed rate, decoded by the confined ffmpeg, each hashed
 // with PDQ after the image pipeline's normalisation.
 //
-// ffmpeg picks the frames (its `fps` filter: at each tick k / fps, the frame shown then), applies
+// ffmpeg picks the frames (its `fps` filter rounding up: at each tick k / fps, the frame shown then,
+// which is the frame Meta's reference vPDQ takes at constant frame rates: frame number k x fps
+// of the video; checked on ThreatExchange's sample videos, docs/video.md), applies
 // the display rotation, converts to 8-bit RGB and writes each frame as PPM to a pipe. PPM rather
 // than raw video: every frame carries its own size, so a stream whose resolution changes midway,
 // or a rotation we did not predict, cannot shift frame boundaries. Frames are read and hashed one
@@ -82,7 +84,7 @@ export async function hashVideoFrames(tools: VideoTools, path: string, limits: V
       '-t', String(limits.maxDurationSeconds),
       '-i', fileUrl(path),
       '-map', '0:V:0', '-an', '-sn', '-dn',
-      '-vf', `fps=${framesPerSecond}`,
+      '-vf', `fps=${framesPerSecond}:round=up`,
       '-frames:v', String(maxFrames),
       '-f', 'image2pipe', '-c:v', 'ppm', '-pix_fmt', 'rgb24',
       'pipe:1',
