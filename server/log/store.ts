@@ -30,6 +30,7 @@ import {
   type NodeId,
   type SubtreeHashSource,
 } from '../../shared/merkle/tree.js';
+import { prepared } from '../store/prepared.js';
 import type { Database } from '../store/schema.js';
 
 type Db = Kysely<Database>;
@@ -114,11 +115,13 @@ async function insertRows(db: Executor, table: string, columns: readonly string[
 }
 
 // Constant text and two array parameters (whatever the proof length): the fastest form measured
-// on both PostgreSQL and PGlite, and each (level, idx) is one primary-key probe.
-const NODES_SQL = 'SELECT 1 AS part, n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx';
+// on both PostgreSQL and PGlite, and each (level, idx) is one primary-key probe. Sent as a named
+// prepared statement on PostgreSQL (parsed and planned once per connection).
+const NODES_SQL = prepared('SELECT 1 AS part, n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx');
 const HEAD_SQL = 'SELECT 0 AS part, -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head';
 // One index range per level: the stored upper nodes past those complete at size $3.
 const UPPER_SQL = `SELECT 2 AS part, n.level, n.idx, n.hash FROM generate_series(${CACHED_LEVEL}, 62) AS l(level) JOIN log_nodes n ON n.level = l.level AND n.idx >= ($3::bigint >> l.level)`;
+const NODES_AND_UPPER_SQL = prepared(`${HEAD_SQL} UNION ALL ${NODES_SQL} UNION ALL ${UPPER_SQL}`);
 
 type NodeRow = { part: number; level: number; idx: number | string; hash: Uint8Array | null };
 
@@ -149,7 +152,7 @@ async function readNodesAndUpper(
   nodes: readonly NodeId[],
   cachedSize: number,
 ): Promise<{ size: number; hashes: (Uint8Array | null)[]; upper: { level: number; index: number; hash: Uint8Array }[] }> {
-  const { rows, hashes } = await queryNodes(db, `${HEAD_SQL} UNION ALL ${NODES_SQL} UNION ALL ${UPPER_SQL}`, nodes, [cachedSize]);
+  const { rows, hashes } = await queryNodes(db, NODES_AND_UPPER_SQL, nodes, [cachedSize]);
   const upper = rows.filter((row) => Number(row.part) === 2 && row.hash).map((row) => ({ level: Number(row.level), index: Number(row.idx), hash: bytes(row.hash!) }));
   return { size: headSize(rows), hashes, upper };
 }

@@ -1,8 +1,10 @@
 // The transparency log's in-memory upper levels (server/log/store.ts): one log object appends,
 // another on the same database (standing for a second process, whose cache sees none of those
 // appends) serves proofs and roots while the log grows past several cached levels; every answer
-// must equal an in-memory recomputation, and sizes beyond the head are still refused.
+// must equal an in-memory recomputation, and sizes beyond the head are still refused. On PostgreSQL
+// the node reads go out as a named prepared statement (server/store/prepared.ts).
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consistencyProof, inclusionProof, MemoryTree } from '../../shared/merkle/tree.js';
 import { LogRangeError, TransparencyLog } from '../../server/log/store.js';
@@ -65,6 +67,17 @@ for (const backend of STORE_BACKENDS) {
       const expected = first.map((h) => Buffer.from(h).toString('hex'));
       for (const h of first) h.fill(0);
       expect((await log.inclusionProof(5, size)).map((h) => Buffer.from(h).toString('hex'))).toEqual(expected);
+    });
+
+    it.runIf(backend.name === 'postgres')('reads proof nodes through a named prepared statement, planned once per connection', async () => {
+      const log = new TransparencyLog(store.db);
+      const size = await log.size();
+      await log.inclusionProof(3, size); // fills the cache
+      const expected = (await log.inclusionProof(3, size)).map((h) => Buffer.from(h).toString('hex'));
+      // The pool hands back its most recently released connection: the one that served the proof.
+      const { rows } = await sql<{ statement: string }>`SELECT statement FROM pg_prepared_statements WHERE name LIKE 'vouch_prepared_%'`.execute(store.db);
+      expect(rows.some((row) => row.statement.includes('FROM unnest($1::smallint[], $2::bigint[])'))).toBe(true);
+      for (let i = 0; i < 3; i++) expect((await log.inclusionProof(3, size)).map((h) => Buffer.from(h).toString('hex'))).toEqual(expected);
     });
   });
 }
