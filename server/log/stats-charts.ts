@@ -157,17 +157,32 @@ ${parts.join('\n')}
 }
 
 /**
- * Series for the `PALETTE.length` largest names by `weight`, the rest added up as one grey
- * "other …" series: a hostile log's thousand labels still draw as eight.
+ * The names in the order their colours are given: most events first (ties by name). Every chart
+ * of one set of statistics uses the same order, so a label keeps its colour across charts.
  */
-function topSeries(names: Map<string, number[]>, otherName: string): Series[] {
-  const ranked = [...names].sort((a, b) => b[1].reduce((x, y) => x + y, 0) - a[1].reduce((x, y) => x + y, 0) || (a[0] < b[0] ? -1 : 1));
+function ranking(totals: Iterable<[string, number]>): string[] {
+  const sum = new Map<string, number>();
+  for (const [name, n] of totals) sum.set(name, (sum.get(name) ?? 0) + n);
+  return [...sum].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([name]) => name);
+}
+
+/**
+ * One series per name among the first `PALETTE.length` of `ranked` (its colour fixed by that
+ * rank), the rest added up as one grey "other …" series: a hostile log's thousand labels still
+ * draw as eight.
+ */
+function rankedSeries(values: Map<string, number[]>, ranked: readonly string[], otherName: string, length: number): Series[] {
   const kept = ranked.length > PALETTE.length ? ranked.slice(0, PALETTE.length - 1) : ranked;
-  const series: Series[] = kept.map(([name, values], i) => ({ name, colour: PALETTE[i], values }));
-  const rest = ranked.slice(kept.length);
+  const series: Series[] = [];
+  kept.forEach((name, i) => {
+    const v = values.get(name);
+    if (v) series.push({ name, colour: PALETTE[i], values: v });
+  });
+  const keptNames = new Set(kept);
+  const rest = [...values].filter(([name]) => !keptNames.has(name));
   if (rest.length > 0) {
-    const values = rest[0][1].map((_, i) => rest.reduce((sum, [, v]) => sum + v[i], 0));
-    series.push({ name: `${otherName} (${rest.length})`, colour: OTHER_COLOUR, values });
+    const summed = Array.from({ length }, (_, i) => rest.reduce((sum, [, v]) => sum + v[i], 0));
+    series.push({ name: `${otherName} (${rest.length})`, colour: OTHER_COLOUR, values: summed });
   }
   return series;
 }
@@ -240,6 +255,8 @@ export function statisticsCharts(stats: LogStatistics, scope: string): Chart[] {
     timed += g.retractionSeconds.length;
   }
 
+  const labels = ranking(stats.groups.map((g) => [g.label, g.issued + g.updated + g.retracted + g.superseded]));
+  const methods = ranking(stats.groups.map((g) => [g.method, g.issued]));
   const charts: Array<{ name: string; chart: BarChart }> = [
     {
       name: 'issued-per-month',
@@ -249,7 +266,7 @@ export function statisticsCharts(stats: LogStatistics, scope: string): Chart[] {
         xTitle: 'month of issue (UTC)',
         yTitle: 'verdicts issued',
         categories: byLabel.months,
-        series: topSeries(byLabel.series, 'other labels'),
+        series: rankedSeries(byLabel.series, labels, 'other labels', byLabel.months.length),
       },
     },
     {
@@ -260,7 +277,7 @@ export function statisticsCharts(stats: LogStatistics, scope: string): Chart[] {
         xTitle: 'time to retraction',
         yTitle: 'verdicts retracted',
         categories: RETRACTION_BINS.map((b) => b.label),
-        series: topSeries(retractions, 'other labels'),
+        series: rankedSeries(retractions, labels, 'other labels', RETRACTION_BINS.length),
       },
     },
     {
@@ -271,7 +288,7 @@ export function statisticsCharts(stats: LogStatistics, scope: string): Chart[] {
         xTitle: 'month of issue (UTC)',
         yTitle: 'share of the month\u2019s verdicts',
         categories: byMethod.months,
-        series: topSeries(byMethod.series, 'other methods'),
+        series: rankedSeries(byMethod.series, methods, 'other methods', byMethod.months.length),
         percent: true,
       },
     },

@@ -228,6 +228,11 @@ describe('log statistics as charts', () => {
     expect(retraction).toContain('<title>30–365 days: sexual 1</title>');
     expect(share).toContain('<title>2026-01: classifier 3 of 4 (75.0 %)</title>');
     expect(share).toContain('<title>2026-01: human 1 of 4 (25.0 %)</title>');
+    // A label keeps its colour from chart to chart.
+    const fillOf = (svg: string, title: string) => new RegExp(`fill="(#[0-9A-F]{6})"[^>]*><title>${title}`).exec(svg)?.[1];
+    expect(fillOf(issued, '2026-01: csam')).toBe('#0072B2');
+    expect(fillOf(retraction, '1–6 h: csam')).toBe('#0072B2');
+    expect(fillOf(retraction, '30–365 days: sexual')).toBe('#D55E00'); // fourth by events: csam 7, spam 3, =cmd|calc 2, sexual 2
   });
 
   it('escapes hostile labels, folds many labels into "other", and draws at most the latest months', async () => {
