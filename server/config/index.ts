@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ImageLimits } from '../../shared/hashing/normalize.js';
+import { VPDQ_MAX_FRAMES } from '../../shared/hashing/vpdq.js';
+import type { VideoLimits, VideoToolSettings } from '../video/index.js';
 import { NoteError, parseVerifierKey } from '../../shared/merkle/checkpoint.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -115,6 +117,27 @@ const configSchema = z
       })
       .prefault({}),
     hashThreads: positiveInt.max(256).optional(),
+    /** Video hashing (docs/video.md); the byte and pixel limits are `limits`' as for images. */
+    video: z
+      .object({
+        /** Path of ffmpeg (ffprobe beside it unless `ffprobe` is set); else both from PATH. */
+        ffmpeg: z.string().min(1).optional(),
+        ffprobe: z.string().min(1).optional(),
+        /** vPDQ frames per second of video. */
+        framesPerSecond: z.coerce.number().min(0.1).max(5).default(1),
+        maxDurationSeconds: positiveInt.max(86_400).default(600),
+        maxFrames: positiveInt.default(36_000),
+        maxStreams: positiveInt.max(1_000).default(16),
+        /** Wall-clock limit of each ffprobe/ffmpeg run. */
+        timeoutMs: positiveInt.max(3_600_000).default(120_000),
+        /** Memory limit (RLIMIT_DATA) of each ffprobe/ffmpeg run. */
+        memoryMb: positiveInt.max(1_048_576).default(512),
+        threads: positiveInt.max(64).default(2),
+      })
+      .prefault({})
+      .refine((v) => Math.ceil(v.maxDurationSeconds * v.framesPerSecond) + 1 <= VPDQ_MAX_FRAMES, {
+        message: `maxDurationSeconds x framesPerSecond must stay under ${VPDQ_MAX_FRAMES} frames (what a vPDQ frame list holds)`,
+      }),
     federation: z
       .object({
         autoApproveFollowers: booleanSetting.default(false),
@@ -210,6 +233,24 @@ export function imageLimits(config: Config): ImageLimits {
   return { maxBytes: config.limits.maxUploadBytes, maxPixels: config.limits.maxPixels, maxFrames: config.limits.maxFrames };
 }
 
+/** Video hashing's settings as server/video takes them. */
+export function videoHashOptions(config: Config): { limits: VideoLimits; framesPerSecond: number; tools: VideoToolSettings } {
+  const v = config.video;
+  return {
+    limits: {
+      ...imageLimits(config),
+      maxDurationSeconds: v.maxDurationSeconds,
+      maxVideoFrames: v.maxFrames,
+      maxStreams: v.maxStreams,
+      timeoutMs: v.timeoutMs,
+      memoryBytes: v.memoryMb * 2 ** 20,
+      threads: v.threads,
+    },
+    framesPerSecond: v.framesPerSecond,
+    tools: { ffmpeg: v.ffmpeg, ffprobe: v.ffprobe },
+  };
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -232,6 +273,15 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_MAX_PIXELS: ['limits', 'maxPixels'],
   VOUCH_MAX_FRAMES: ['limits', 'maxFrames'],
   VOUCH_HASH_THREADS: ['hashThreads'],
+  VOUCH_FFMPEG: ['video', 'ffmpeg'],
+  VOUCH_FFPROBE: ['video', 'ffprobe'],
+  VOUCH_VIDEO_FPS: ['video', 'framesPerSecond'],
+  VOUCH_VIDEO_MAX_SECONDS: ['video', 'maxDurationSeconds'],
+  VOUCH_VIDEO_MAX_FRAMES: ['video', 'maxFrames'],
+  VOUCH_VIDEO_MAX_STREAMS: ['video', 'maxStreams'],
+  VOUCH_VIDEO_TIMEOUT_MS: ['video', 'timeoutMs'],
+  VOUCH_VIDEO_MEMORY_MB: ['video', 'memoryMb'],
+  VOUCH_VIDEO_THREADS: ['video', 'threads'],
   VOUCH_AUTO_APPROVE_FOLLOWERS: ['federation', 'autoApproveFollowers'],
   VOUCH_PUBLIC_OK_FEED: ['federation', 'publicOkFeed'],
   VOUCH_FEDERATION_ALLOW_HTTP: ['federation', 'allowHttp'],

@@ -28,8 +28,9 @@ export interface VideoLimits extends ImageLimits {
  *  - 16 streams: a video, a few audio and subtitle tracks; hundreds of streams only slow probing.
  *  - 120 s: a 1-minute 720p H.264 video decodes in ~3.5 s on one loaded core here
  *    (docs/benchmarks.md, "Video"), so 10 minutes of 1080p60 takes ~70–150 s at worst.
- *  - 512 MiB: 1080p H.264 decodes in ~150 MiB, 4K in ~400 MiB; a file declaring a giant frame
- *    fails to allocate instead of taking the machine's memory.
+ *  - 512 MiB: with 2 threads, 1080p H.264 decodes within 128 MiB and 4K H.264 or VP9 within
+ *    192 MiB (measured with prlimit); 8K needs more and is refused as too costly. A file declaring
+ *    a giant frame fails to allocate instead of taking the machine's memory.
  *  - 2 decoder threads: memory and CPU per video do not grow with the machine's core count.
  */
 export const DEFAULT_VIDEO_LIMITS: Readonly<VideoLimits> = Object.freeze({

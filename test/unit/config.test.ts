@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ENVIRONMENT_VARIABLES, booleanVariable, loadConfig } from '../../server/config/index.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, booleanVariable, loadConfig, videoHashOptions } from '../../server/config/index.js';
+import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_VIDEO_LIMITS, checkVideoSettings } from '../../server/video/index.js';
 import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { tempDir } from '../helpers/services.js';
 
@@ -85,6 +86,25 @@ describe('config', () => {
     writeFileSync(file, JSON.stringify({ federation: { publicOkFeed: 1 } }));
     // From the file: the key is named, and no variable is blamed.
     expect(() => loadConfig({ VOUCH_CONFIG: file })).toThrow(/federation\.publicOkFeed: must be true\/false, 1\/0 or yes\/no$/);
+  });
+
+  it("gives video hashing server/video's defaults, and refuses settings a vPDQ frame list cannot carry", () => {
+    // The defaults are written twice (here for the operator, in server/video for callers): kept equal.
+    expect(videoHashOptions(loadConfig({}))).toEqual({
+      limits: { ...DEFAULT_VIDEO_LIMITS },
+      framesPerSecond: DEFAULT_FRAMES_PER_SECOND,
+      tools: { ffmpeg: undefined, ffprobe: undefined },
+    });
+    const custom = videoHashOptions(
+      loadConfig({ VOUCH_FFMPEG: '/opt/ffmpeg/bin/ffmpeg', VOUCH_VIDEO_FPS: '0.5', VOUCH_VIDEO_MAX_SECONDS: '1800', VOUCH_VIDEO_MEMORY_MB: '256', VOUCH_MAX_PIXELS: '8294400' }),
+    );
+    expect(custom.tools.ffmpeg).toBe('/opt/ffmpeg/bin/ffmpeg');
+    expect(custom.framesPerSecond).toBe(0.5);
+    expect(custom.limits).toMatchObject({ maxDurationSeconds: 1800, memoryBytes: 256 * 2 ** 20, maxPixels: 8_294_400 });
+    expect(() => checkVideoSettings(custom.limits, custom.framesPerSecond)).not.toThrow();
+    expect(() => loadConfig({ VOUCH_VIDEO_FPS: '0' })).toThrow(/video\.framesPerSecond: .*\(set by VOUCH_VIDEO_FPS\)/);
+    expect(() => loadConfig({ VOUCH_VIDEO_FPS: 'fast' })).toThrow(/video\.framesPerSecond/);
+    expect(() => loadConfig({ VOUCH_VIDEO_FPS: '2', VOUCH_VIDEO_MAX_SECONDS: '3600' })).toThrow(/video: maxDurationSeconds x framesPerSecond must stay under 1800 frames/);
   });
 
   it('reads switches outside the configuration (VOUCH_REQUIRE_SERVICES) the same way', () => {
