@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AuditError, auditPeer, type AuditPeerOptions } from './audit.js';
 import { entryBytes, type WireEntry } from '../log/format.js';
-import { describeEntry, LogStatsAccumulator, mergeStatistics, type GroupStats, type LogStatistics, type MonthStats } from '../log/stats.js';
+import { describeEntry, formatDuration, LogStatsAccumulator, mergeStatistics, methodsPerMonth, type GroupStats, type LogStatistics, type MonthStats } from '../log/stats.js';
 import { instancesCsv, monthlyCsv, summaryCsv, verdictsCsv, type InstanceStatistics } from '../log/stats-csv.js';
 import { statisticsCharts } from '../log/stats-charts.js';
 
@@ -98,15 +98,6 @@ export function terminalText(value: string): string {
   return value.replace(/[\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/g, '?');
 }
 
-/** A duration for people: seconds, minutes, hours or days. */
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null) return '';
-  if (seconds < 120) return `${Math.round(seconds)} s`;
-  if (seconds < 2 * 3600) return `${(seconds / 60).toFixed(1)} min`;
-  if (seconds < 2 * 86_400) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86_400).toFixed(1)} d`;
-}
-
 const percent = (part: number, whole: number): string => (whole === 0 ? '' : `${((100 * part) / whole).toFixed(0)} %`);
 
 /** Columns padded to their widest cell; numbers right-aligned. */
@@ -142,18 +133,9 @@ function groupTable(groups: readonly GroupStats[]): string {
 
 /** Per month: issued, and the classifier, human and other shares of it. */
 function monthTable(months: readonly MonthStats[]): string {
-  const byMonth = new Map<string, { issued: number; classifier: number; human: number; retracted: number }>();
-  for (const m of months) {
-    let row = byMonth.get(m.month);
-    if (!row) byMonth.set(m.month, (row = { issued: 0, classifier: 0, human: 0, retracted: 0 }));
-    row.issued += m.issued;
-    row.retracted += m.retracted;
-    if (m.method === 'classifier') row.classifier += m.issued;
-    if (m.method === 'human') row.human += m.issued;
-  }
   return table(
     ['month', 'issued', 'classifier', 'human', 'other', 'retracted'],
-    [...byMonth].map(([month, r]) => [month, String(r.issued), percent(r.classifier, r.issued), percent(r.human, r.issued), percent(r.issued - r.classifier - r.human, r.issued), String(r.retracted)]),
+    methodsPerMonth(months).map((r) => [r.month, String(r.issued), percent(r.classifier, r.issued), percent(r.human, r.issued), percent(r.issued - r.classifier - r.human, r.issued), String(r.retracted)]),
     [false, true, true, true, true, true],
   );
 }

@@ -1,5 +1,6 @@
 // Health (queues, scanner nodes, throughput and decisions over the last day) and the
-// transparency log (our checkpoints, the witnesses that cosign them, logs we witness, alerts).
+// transparency log (our checkpoints, the witnesses that cosign them, logs we witness, alerts,
+// and what our log's entries count up to).
 import express, { type Router } from 'express';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Metrics } from '../config/metrics.js';
@@ -10,6 +11,7 @@ import type { ReviewQueue } from '../review/index.js';
 import { OUTCOMES } from '../review/index.js';
 import type { HourlyCount } from '../store/index.js';
 import { barChartSvg } from './drawing.js';
+import { logStatisticsSection, OwnLogStatistics } from './log-stats.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
 import { messages, redirectWithMessage, requireRole } from './session.js';
@@ -104,14 +106,16 @@ ${barChartSvg('Our scans per hour, by label', scans.buckets, scans.series)}
     redirectWithMessage(req, res, '/console/', 'Delivery queued again.');
   });
 
+  const ownStatistics = new OwnLogStatistics(deps.transparency.log);
   router.get('/log', viewer, async (req, res) => {
     const { log, checkpoints, witness } = deps.transparency;
-    const [size, recent, witnesses, watched, alerts] = await Promise.all([
+    const [size, recent, witnesses, watched, alerts, statistics] = await Promise.all([
       log.size(),
       checkpoints.recent(10),
       checkpoints.witnesses(),
       witness.watched(),
       witness.alerts({ limit: 20 }),
+      ownStatistics.current(),
     ]);
     const latest = recent[0]?.size ?? 0;
     res.send(
@@ -132,7 +136,8 @@ ${watched.length ? html`<table><thead><tr><th>log</th><th>size</th><th>last chec
 <h2>Alerts</h2>
 ${alerts.length ? html`<table class="alerts"><thead><tr><th>when</th><th>log</th><th>kind</th><th>evidence</th></tr></thead><tbody>${alerts.map(
           (a) => html`<tr><td>${formatTime(a.createdAt)}</td><td>${a.logOrigin}</td><td><strong>${a.kind}</strong></td><td><code>${JSON.stringify(a.evidence).slice(0, 400)}</code></td></tr>`,
-        )}</tbody></table>` : html`<p class="empty">No alerts.</p>`}`,
+        )}</tbody></table>` : html`<p class="empty">No alerts.</p>`}
+${logStatisticsSection(statistics, `our log, ${statistics.entries.total} entries, ${new Date().toISOString().slice(0, 10)}`)}`,
       ),
     );
   });

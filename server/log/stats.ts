@@ -363,6 +363,29 @@ const sortMonths = (months: MonthStats[]): MonthStats[] =>
     (a, b) => Number(a.month === UNKNOWN_MONTH) - Number(b.month === UNKNOWN_MONTH) || byText(a.month, b.month) || byText(a.label, b.label) || byText(a.method, b.method),
   );
 
+/** Per month: verdicts issued, those by a classifier and by a human, and retractions (the classifier-versus-human view). */
+export function methodsPerMonth(months: readonly MonthStats[]): Array<{ month: string; issued: number; classifier: number; human: number; retracted: number }> {
+  const byMonth = new Map<string, { month: string; issued: number; classifier: number; human: number; retracted: number }>();
+  for (const m of months) {
+    let row = byMonth.get(m.month);
+    if (!row) byMonth.set(m.month, (row = { month: m.month, issued: 0, classifier: 0, human: 0, retracted: 0 }));
+    row.issued += m.issued;
+    row.retracted += m.retracted;
+    if (m.method === 'classifier') row.classifier += m.issued;
+    if (m.method === 'human') row.human += m.issued;
+  }
+  return [...byMonth.values()];
+}
+
+/** A duration for people: seconds, minutes, hours or days ('' for none). */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return '';
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 2 * 3600) return `${(seconds / 60).toFixed(1)} min`;
+  if (seconds < 2 * 86_400) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${(seconds / 86_400).toFixed(1)} d`;
+}
+
 /** Statistics of one log, read whole: every entry in log order, from index 0. */
 export function logStatistics(entries: Iterable<LoggedEntry>): LogStatistics {
   const acc = new LogStatsAccumulator();
