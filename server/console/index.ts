@@ -136,7 +136,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
       federation: deps.federation,
       scanning,
       review: scanning.review,
-      indexSize: () => deps.verdicts.matcher.size.sha256 + deps.verdicts.matcher.size.pdq,
+      indexSize: () => Object.values(deps.verdicts.matcher.size).reduce((a, b) => a + b, 0),
       accounts,
       transparency: deps.transparency,
     }),

@@ -12,6 +12,8 @@ import { formatTime, page } from './layout.js';
 import { requireRole } from './session.js';
 import { HttpError } from '../http/errors.js';
 import { decisionId } from './review-pages.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
+import { queryOf } from '../matching/matcher.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const searchSchema = z.object({
@@ -84,8 +86,8 @@ export function verdictPages(deps: { verdicts: VerdictService; review: ReviewQue
     let rows: Array<Verdict | VerdictMatch> = [];
     if (parsed.success) {
       if (q.hash) {
-        const digest = Buffer.from(q.hash, 'hex');
-        rows = (await deps.verdicts.find({ sha256: digest, pdq: [digest] })).filter(
+        // The hash of any algorithm that is looked up and has digests of this length (SHA-256, PDQ).
+        rows = (await deps.verdicts.find(queryOf(ALGORITHM_REGISTRY.indexed.map((a) => ({ algorithm: a.name, digest: q.hash! }))))).filter(
           (v) =>
             (!q.label || v.label === q.label) &&
             (!q.issuer || v.issuer === q.issuer) &&

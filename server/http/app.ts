@@ -29,8 +29,9 @@ import { z } from 'zod';
 import { HashListError, parseHashList } from '../verdicts/hash-list.js';
 import type { HashPool } from '../scanning/hash-pool.js';
 import { recordMedia } from '../scanning/media.js';
-import { MAX_PDQ_DISTANCE } from '../matching/matcher.js';
-import { ALGORITHMS, LABELS, METHODS, isAlgorithm, isLabel, parseDigest } from '../../shared/vocab/verdict.js';
+import { type QueryHash } from '../matching/matcher.js';
+import { ALGORITHM_REGISTRY, DigestFormatError } from '../../shared/algorithms/index.js';
+import { LABELS, METHODS, isAlgorithm, isLabel, parseDigest } from '../../shared/vocab/verdict.js';
 
 export interface AppDeps {
   config: Config;
@@ -50,11 +51,19 @@ export interface AppDeps {
 
 const subjectSchema = z
   .object({
-    algorithm: z.enum(Object.keys(ALGORITHMS) as [keyof typeof ALGORITHMS]),
-    digest: z.string().regex(/^[0-9a-f]+$/, 'lower-case hex'),
+    algorithm: z.string().refine((name) => ALGORITHM_REGISTRY.has(name), { message: `one of ${ALGORITHM_REGISTRY.names.join(', ')}` }),
+    digest: z.string().max(1024),
     quality: z.number().int().min(0).max(100).optional(),
   })
-  .refine((s) => s.digest.length === ALGORITHMS[s.algorithm] * 2, { message: 'digest has the wrong length for its algorithm' });
+  .superRefine((s, ctx) => {
+    if (!ALGORITHM_REGISTRY.has(s.algorithm)) return;
+    try {
+      ALGORITHM_REGISTRY.parseSubject(s);
+    } catch (err) {
+      if (!(err instanceof DigestFormatError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+    }
+  });
 
 const newVerdictSchema = z
   .object({
@@ -253,23 +262,25 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.get('/api/v1/verdicts', async (req, res) => {
     const visible = await lookupAudience(req);
-    const pdqHex = singleQuery(req, 'pdq');
-    const shaHex = singleQuery(req, 'sha256');
-    if (!pdqHex && !shaHex) throw new HttpError(400, 'bad_query', 'give pdq=HEX or sha256=HEX');
+    // One query parameter per algorithm that is looked up (pdq=HEX, sha256=HEX, md5=HEX).
+    const hashes: QueryHash[] = [];
+    for (const algorithm of ALGORITHM_REGISTRY.indexed) {
+      const hex = singleQuery(req, algorithm.name);
+      if (hex === undefined || hex === '') continue;
+      try {
+        hashes.push({ algorithm: algorithm.name, digest: parseDigest(algorithm.name, hex) });
+      } catch (err) {
+        throw new HttpError(400, 'bad_hash', (err as Error).message);
+      }
+    }
+    if (hashes.length === 0) throw new HttpError(400, 'bad_query', `give ${ALGORITHM_REGISTRY.indexed.map((a) => `${a.name}=HEX`).join(' or ')}`);
+    const widest = ALGORITHM_REGISTRY.widestRadius;
     const maxRaw = singleQuery(req, 'max_distance');
-    const maxDistance = maxRaw === undefined ? MAX_PDQ_DISTANCE : Number(maxRaw);
-    if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > MAX_PDQ_DISTANCE) {
-      throw new HttpError(400, 'bad_query', `max_distance must be an integer from 0 to ${MAX_PDQ_DISTANCE}`);
+    const maxDistance = maxRaw === undefined ? widest : Number(maxRaw);
+    if (!Number.isInteger(maxDistance) || maxDistance < 0 || maxDistance > widest) {
+      throw new HttpError(400, 'bad_query', `max_distance must be an integer from 0 to ${widest}`);
     }
-    let pdq: Uint8Array | undefined;
-    let sha256: Uint8Array | undefined;
-    try {
-      if (pdqHex) pdq = parseDigest('pdq', pdqHex);
-      if (shaHex) sha256 = parseDigest('sha256', shaHex);
-    } catch (err) {
-      throw new HttpError(400, 'bad_hash', (err as Error).message);
-    }
-    const candidates = (await verdicts.find({ pdq: pdq ? [pdq] : undefined, sha256, maxDistance })).filter(visible.verdict);
+    const candidates = (await verdicts.find({ hashes, maxDistance })).filter(visible.verdict);
     // Followers and the public see only what our feeds could have shown them: published verdicts.
     const published = visible.all ? undefined : await federation.published(candidates.map((v) => v.uri));
     res.json({ matches: candidates.filter((v) => published === undefined || published.has(v.uri)).map(verdictJson) });

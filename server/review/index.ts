@@ -7,6 +7,7 @@ import type { VerdictService } from '../verdicts/index.js';
 import type { Quarantine } from '../scanning/quarantine.js';
 import type { Explanation } from '../trust/decide.js';
 import type { Label } from '../../shared/vocab/verdict.js';
+import { queryOf } from '../matching/matcher.js';
 
 export type ReviewAction = 'confirm' | 'overturn';
 export const OUTCOMES = ['block', 'allow', 'review', 'unknown'] as const;
@@ -161,7 +162,7 @@ export class ReviewQueue {
   /** Corrects our own verdict about the media (an Update goes out), or issues a human one. */
   private async correctVerdict(decision: DecisionDetail, label: Label, actor: string): Promise<string> {
     const sha256 = Buffer.from(decision.sha256, 'hex');
-    const ours = (await this.verdicts.find({ sha256 })).find((v) => v.local && v.method !== 'hashlist');
+    const ours = (await this.verdicts.find(queryOf([{ algorithm: 'sha256', digest: decision.sha256 }]))).find((v) => v.local && v.method !== 'hashlist');
     if (ours) return (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
     const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
     const issued = await this.verdicts.issue({

@@ -18,6 +18,7 @@ import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { lookupQuery, recordMedia } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
+import { queryOf } from '../matching/matcher.js';
 
 export interface ScanJob {
   sha256: string;
@@ -150,11 +151,7 @@ export class MediaIntake {
 
   /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
   async explain(hashes: { sha256?: string; pdq?: string; phash64?: string }): Promise<Decision> {
-    return this.decider.decide({
-      sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
-      pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
-      phash64: hashes.phash64 ? Buffer.from(hashes.phash64, 'hex') : undefined,
-    });
+    return this.decider.decide(queryOf(Object.entries(hashes).flatMap(([algorithm, digest]) => (digest === undefined ? [] : [{ algorithm, digest }]))));
   }
 
   /** Scanner nodes that posted results since this process started, most recent first. */

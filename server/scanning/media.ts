@@ -3,9 +3,13 @@
 import { sql } from 'kysely';
 import type { Db } from '../store/index.js';
 import type { ImageHashes, ImageHashesWithDihedral } from '../../shared/hashing/index.js';
-import type { MatchQuery } from '../matching/matcher.js';
+import { queryOf, type MatchQuery } from '../matching/matcher.js';
 
 const PDQ_BYTES = 32;
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
 
 export async function recordMedia(
   db: Db,
@@ -52,15 +56,15 @@ export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | u
     .where('sha256', '=', Buffer.from(sha256, 'hex'))
     .executeTakeFirst();
   if (!row) return undefined;
-  const pdq: Buffer[] = [];
-  if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(Buffer.from(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
-  else if (row.pdq) pdq.push(Buffer.from(row.pdq));
-  return {
-    sha256: Buffer.from(sha256, 'hex'),
-    pdq: pdq.length > 0 ? pdq : undefined,
-    pdqQuality: row.pdq_quality ?? undefined,
-    phash64: row.phash64 ? Buffer.from(row.phash64) : undefined,
-  };
+  const pdq: string[] = [];
+  if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(hex(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
+  else if (row.pdq) pdq.push(hex(row.pdq));
+  const quality = row.pdq_quality ?? undefined;
+  return queryOf([
+    { algorithm: 'sha256', digest: sha256 },
+    ...pdq.map((digest) => ({ algorithm: 'pdq', digest, quality })),
+    ...(row.phash64 ? [{ algorithm: 'phash64', digest: hex(row.phash64) }] : []),
+  ]);
 }
 
 /**
@@ -68,10 +72,9 @@ export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | u
  * mirrors; its pHash-64 is the second hash the decider checks near-duplicate matches with.
  */
 export function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
-  return {
-    sha256: Buffer.from(hashes.sha256, 'hex'),
-    pdq: Object.values(hashes.pdqDihedral).map((hex) => Buffer.from(hex, 'hex')),
-    pdqQuality: hashes.pdqQuality,
-    phash64: Buffer.from(hashes.phash64, 'hex'),
-  };
+  return queryOf([
+    { algorithm: 'sha256', digest: hashes.sha256 },
+    ...Object.values(hashes.pdqDihedral).map((digest) => ({ algorithm: 'pdq', digest, quality: hashes.pdqQuality })),
+    { algorithm: 'phash64', digest: hashes.phash64 },
+  ]);
 }

@@ -32,7 +32,7 @@ import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { LABELS, type Label, type Method } from '../../shared/vocab/verdict.js';
 import { MAX_BASIS } from '../../shared/vocab/objects.js';
-import { MAX_PDQ_DISTANCE } from '../matching/matcher.js';
+import { ALGORITHM_REGISTRY, type AlgorithmRegistry, type MatchTier } from '../../shared/algorithms/index.js';
 
 /** Every label but `ok`: the labels a decision weighs evidence for. Most severe first. */
 export type AbuseLabel = Exclude<Label, 'ok'>;
@@ -41,8 +41,8 @@ export const DECISION_LABELS: readonly AbuseLabel[] = Object.freeze(LABELS.filte
 export type Outcome = 'block' | 'allow' | 'review' | 'unknown';
 export type Polarity = 'abuse' | 'ok';
 
-/** How closely a verdict's hashes match the media's, closest first (see rule 1). */
-export type MatchTier = 'exact' | 'strict' | 'similar';
+/** How closely a verdict's hashes match the media's, closest first (see rule 1); each algorithm says which of its matches sits where. */
+export type { MatchTier };
 const TIER_RANK: Record<MatchTier, number> = { exact: 0, strict: 1, similar: 2 };
 
 /** One source a consensus verdict rests on, as its issuer counted it. Never itself a consensus. */
@@ -68,9 +68,12 @@ export interface MatchedVerdict {
   classifier?: { name: string; version: string } | null;
   /** Hamming distance between the image's hash and the verdict's (0 for an exact SHA-256 match). */
   distance: number;
-  /** Which hash matched: `sha256` is the exact file; absent or `pdq`, a perceptual match at `distance`. */
-  matchedBy?: 'sha256' | 'pdq';
-  /** A PDQ match whose verdict also names a pHash-64 within policy.match.phashRadius of the media's. */
+  /**
+   * The algorithm whose subject matched (shared/algorithms): its `tier` places the match (rule 1).
+   * Absent, a near-duplicate match at `distance`.
+   */
+  matchedBy?: string;
+  /** A near-duplicate match whose verdict also names a second hash (PDQ's pHash-64) within policy.match.phashRadius of the media's. */
   secondHashAgrees?: boolean;
   /** ISO 8601 text or a Date. */
   published: string | Date;
@@ -165,7 +168,7 @@ export const policySchema = z.strictObject({
    */
   match: z
     .strictObject({
-      strictRadius: z.number().int().min(0).max(MAX_PDQ_DISTANCE),
+      strictRadius: z.number().int().min(0).max(ALGORITHM_REGISTRY.widestRadius),
       phashRadius: z.number().int().min(0).max(32),
       nearDuplicateAllows: z.boolean().default(false),
     })
@@ -252,8 +255,8 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   disputedShare: 0.2,
   // A dispute worth a human needs as much evidence as a block does.
   minReviewEvidence: 0.5,
-  // The matcher's PDQ radius (MAX_PDQ_DISTANCE): a match at 31 bits counts for 1/31 of an exact one.
-  distanceThreshold: MAX_PDQ_DISTANCE,
+  // The matcher's widest radius (PDQ's 31 bits): a match at 31 bits counts for 1/31 of an exact one.
+  distanceThreshold: ALGORITHM_REGISTRY.widestRadius,
   // W = 2 (the textbook prior) treats one verdict like one coin toss: a single fully trusted,
   // fully confident verdict would only reach p = 2/3, no block threshold above could ever be met by
   // one peer, and allow (p <= 0.2 needs s >= 3 with W = 2) would need more classifiers than exist.
@@ -448,6 +451,8 @@ export interface Decision {
 export interface DecideOptions {
   /** Our own issuer id: sources of ours that peers relay back are ignored (no echo). */
   self?: string;
+  /** The algorithms `matchedBy` names. Default: this build's registry. */
+  registry?: AlgorithmRegistry;
 }
 
 const TOP = 10;
@@ -608,9 +613,9 @@ function asBasis(entry: Entry): BasisSource | undefined {
   return { issuer: v.issuer, method: v.method as BasisSource['method'], classifier: v.classifier ?? null, contribution: round(entry.contribution) };
 }
 
-function tierOf(v: MatchedVerdict, policy: Policy): MatchTier {
-  if (v.matchedBy === 'sha256') return 'exact';
-  return v.distance <= policy.match.strictRadius ? 'strict' : 'similar';
+function tierOf(v: MatchedVerdict, policy: Policy, registry: AlgorithmRegistry): MatchTier {
+  if (v.matchedBy === undefined) return v.distance <= policy.match.strictRadius ? 'strict' : 'similar';
+  return registry.get(v.matchedBy).tier(v.distance, policy.match.strictRadius);
 }
 
 /** Whether an `ok` from this entry can see `label`: humans and hash lists see all; a classifier what its scope says. */
@@ -642,7 +647,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       ignored++;
       continue;
     }
-    const tier = tierOf(v, policy);
+    const tier = tierOf(v, policy, options.registry ?? ALGORITHM_REGISTRY);
     const sameImage = tier === 'exact' || (policy.match.nearDuplicateAllows && tier === 'strict' && v.secondHashAgrees === true);
     if (v.local) {
       localCount++;

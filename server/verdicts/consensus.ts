@@ -12,7 +12,7 @@ import type { Decided, Decider } from './decider.js';
 import type { TrustChange, TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
-import type { MatchQuery } from '../matching/matcher.js';
+import { queryOf, type MatchQuery } from '../matching/matcher.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
 import { PerKeySerial } from '../per-key-serial.js';
 import { PROCESS_LOCAL, type KeyLock } from '../store/advisory-lock.js';
@@ -22,19 +22,6 @@ function confidenceOf(decision: Decision): number {
   const labels = decision.explanation.labels;
   const p = decision.outcome === 'block' ? (labels.find((l) => l.label === decision.label)?.p ?? 0) : 1 - Math.max(0, ...labels.map((l) => l.p));
   return Math.round(Math.min(1, Math.max(0, p)) * 10_000) / 10_000;
-}
-
-/** The lookup for media with these subjects (rotations and mirrors are not stored: only its own PDQ). */
-function queryOf(subjects: readonly Subject[]): MatchQuery {
-  const sha256 = subjects.find((s) => s.algorithm === 'sha256');
-  const pdq = subjects.filter((s) => s.algorithm === 'pdq');
-  const phash64 = subjects.find((s) => s.algorithm === 'phash64');
-  return {
-    sha256: sha256 ? Buffer.from(sha256.digest, 'hex') : undefined,
-    pdq: pdq.length > 0 ? pdq.map((s) => Buffer.from(s.digest, 'hex')) : undefined,
-    pdqQuality: pdq.find((s) => s.quality !== undefined)?.quality,
-    phash64: phash64 ? Buffer.from(phash64.digest, 'hex') : undefined,
-  };
 }
 
 function timeOrNull(iso: string | null): number | null {
@@ -395,15 +382,12 @@ export class Reattestation {
    * pairing its SHA-256 with a PDQ it also chose would let it make us vouch for a pairing.)
    */
   async lookup(hashes: { sha256?: string; pdq?: string }): Promise<Record<string, unknown>[]> {
-    const query: MatchQuery = {
-      sha256: hashes.sha256 ? Buffer.from(hashes.sha256, 'hex') : undefined,
-      pdq: hashes.pdq ? [Buffer.from(hashes.pdq, 'hex')] : undefined,
-    };
+    const query = queryOf(Object.entries(hashes).flatMap(([algorithm, digest]) => (digest === undefined ? [] : [{ algorithm, digest }])));
     let matches = await this.verdicts.find(query);
     const own = () => matches.filter((m) => m.local && m.method !== 'hashlist');
     if (own().length === 0 && hashes.sha256 && this.trust.policy.reattest) {
       const exact: Subject[] = [{ algorithm: 'sha256', digest: hashes.sha256 }];
-      if (this.decider.decideFrom(matches.filter((m) => m.matchedBy === 'sha256'), {}).basis.length > 0) {
+      if (this.decider.decideFrom(matches.filter((m) => m.matchedBy === 'sha256'), { hashes: [] }).basis.length > 0) {
         await this.reconcile(exact);
         matches = await this.verdicts.find(query);
       }

@@ -1,13 +1,14 @@
 // The decider: the one place that answers "what do we decide about media with these hashes now".
-// It looks the hashes up, brings in the trust engine's weights and the policy, checks every PDQ
-// match's pHash-64 against the media's (what policy.match.nearDuplicateAllows relies on), and runs
+// It looks the hashes up, brings in the trust engine's weights and the policy, checks every
+// near-duplicate match's second hash (PDQ's pHash-64, as the algorithm registry names it) against
+// the media's (what policy.match.nearDuplicateAllows relies on), and runs
 // the decision rules (server/trust/decide.ts).
 // Intake, the platform hooks, re-attestation, spot checks and the CLI all decide through it, so a
 // decision is made one way everywhere and can be recorded, acted on and re-attested as one object.
 import { decide, type Decision, type MatchedVerdict } from '../trust/decide.js';
 import type { TrustService } from '../trust/service.js';
 import type { MatchQuery } from '../matching/matcher.js';
-import { hammingDistance } from '../../shared/hashing/pdq.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
 import { parseClassifierText } from './objects.js';
 import type { VerdictMatch, VerdictService } from './index.js';
 
@@ -17,12 +18,26 @@ export interface Decided extends Decision {
 }
 
 /**
- * Whether a PDQ match's verdict names a pHash-64 within `radius` of the media's. (Not independent
- * of PDQ against a crafted image: decision 15.)
+ * Whether the verdict of a match by an algorithm with a second hash (`confirmedBy`: PDQ's pHash-64)
+ * names one within `radius` of the media's. (Not independent of PDQ against a crafted image:
+ * decision 15.)
  */
-function phashAgrees(m: VerdictMatch, phash64: Uint8Array | undefined, radius: number): boolean {
-  if (phash64 === undefined || m.matchedBy !== 'pdq') return false;
-  return m.subjects.some((s) => s.algorithm === 'phash64' && s.digest.length === 16 && hammingDistance(Buffer.from(s.digest, 'hex'), phash64) <= radius);
+function secondHashAgrees(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, radius: number): boolean {
+  if (!ALGORITHM_REGISTRY.has(m.matchedBy)) return false;
+  const second = ALGORITHM_REGISTRY.get(m.matchedBy).confirmedBy;
+  if (second === undefined) return false;
+  const algorithm = ALGORITHM_REGISTRY.get(second);
+  const ours = query.hashes.filter((h) => h.algorithm === second);
+  return m.subjects.some((s) => {
+    if (s.algorithm !== second) return false;
+    let theirs: Uint8Array;
+    try {
+      theirs = algorithm.parse(s.digest);
+    } catch {
+      return false;
+    }
+    return ours.some((h) => h.digest.length === theirs.length && algorithm.distance(h.digest, theirs) <= radius);
+  });
 }
 
 export class Decider {
@@ -31,13 +46,13 @@ export class Decider {
     private readonly trust: TrustService,
   ) {}
 
-  /** What we decide now about media matching `query` (its pHash-64, when given, checks PDQ matches). */
+  /** What we decide now about media matching `query` (its second hashes, when given, check near-duplicate matches). */
   async decide(query: MatchQuery): Promise<Decided> {
     return this.decideFrom(await this.verdicts.find(query), query);
   }
 
   /** The same rules over verdicts already looked up for `query`. */
-  decideFrom(matches: readonly VerdictMatch[], query: Pick<MatchQuery, 'phash64'>): Decided {
+  decideFrom(matches: readonly VerdictMatch[], query: Pick<MatchQuery, 'hashes'>): Decided {
     const { policy } = this.trust;
     const matched = matches.map(
       (m): MatchedVerdict => ({
@@ -50,7 +65,7 @@ export class Decider {
         classifier: m.classifier ? parseClassifierText(m.classifier) : null,
         distance: m.distance,
         matchedBy: m.matchedBy,
-        secondHashAgrees: phashAgrees(m, query.phash64, policy.match.phashRadius),
+        secondHashAgrees: secondHashAgrees(m, query, policy.match.phashRadius),
         published: m.published,
         basis: m.basis,
         expires: m.expires,

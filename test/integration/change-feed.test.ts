@@ -46,7 +46,7 @@ describe.skipIf(!HAVE_POSTGRES)('the change feed', () => {
     return id;
   };
 
-  const matched = (sha256: Buffer) => verdicts.matchIds({ sha256 });
+  const matched = (sha256: Buffer) => verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: sha256 }] });
 
   beforeAll(async () => {
     database = backend.create();

@@ -53,30 +53,30 @@ for (const backend of STORE_BACKENDS) {
       expect(await verdicts.importHashList(list, 'hashlist:partner.csv')).toEqual({ imported: 2, skipped: 0 });
       expect(await verdicts.importHashList(list, 'hashlist:partner.csv')).toEqual({ imported: 0, skipped: 2 });
 
-      const exact = await verdicts.find({ sha256: Buffer.from(sha, 'hex') });
+      const exact = await verdicts.find({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(sha, 'hex') }] });
       expect(exact).toHaveLength(1);
       expect(exact[0]).toMatchObject({ label: 'spam', method: 'hashlist', local: true, distance: 0, matchedBy: 'sha256', issuer: ISSUER });
 
-      const near = await verdicts.find({ pdq: [Buffer.from(flipBits(pdq, [0, 9, 100, 255]), 'hex')] });
+      const near = await verdicts.find({ hashes: [{ algorithm: 'pdq', digest: Buffer.from(flipBits(pdq, [0, 9, 100, 255]), 'hex') }] });
       expect(near).toHaveLength(1);
       expect(near[0]).toMatchObject({ label: 'csam', confidence: expect.closeTo(0.9, 5), distance: 4, matchedBy: 'pdq' });
       expect(near[0].subjects).toEqual([{ algorithm: 'pdq', digest: pdq }]);
 
       const far = Array.from({ length: 32 }, (_, i) => i * 8);
-      expect(await verdicts.find({ pdq: [Buffer.from(flipBits(pdq, far), 'hex')] })).toEqual([]);
+      expect(await verdicts.find({ hashes: [{ algorithm: 'pdq', digest: Buffer.from(flipBits(pdq, far), 'hex') }] })).toEqual([]);
     });
 
     it('rebuilds the same index from the database, without retracted verdicts', async () => {
       const fresh = new VerdictService(store.db, ISSUER, 'http://127.0.0.1:8080');
       await fresh.loadIndex();
-      expect(fresh.matcher.size).toEqual({ pdq: 1, sha256: 1 });
-      const [hit] = await fresh.find({ sha256: Buffer.from(sha, 'hex') });
+      expect(fresh.matcher.size).toEqual({ pdq: 1, sha256: 1, md5: 0 });
+      const [hit] = await fresh.find({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(sha, 'hex') }] });
       expect(await fresh.retract(hit.id)).toBe(true);
       expect(await fresh.retract(hit.id)).toBe(false);
-      expect(await fresh.find({ sha256: Buffer.from(sha, 'hex') })).toEqual([]);
+      expect(await fresh.find({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(sha, 'hex') }] })).toEqual([]);
       const reloaded = new VerdictService(store.db, ISSUER, 'http://127.0.0.1:8080');
       await reloaded.loadIndex();
-      expect(reloaded.matcher.size).toEqual({ pdq: 1, sha256: 0 });
+      expect(reloaded.matcher.size).toEqual({ pdq: 1, sha256: 0, md5: 0 });
       // Retracted, not deleted: the row stays as evidence.
       const row = await store.db.selectFrom('verdicts').select('retracted_at').where('id', '=', hit.id).executeTakeFirstOrThrow();
       expect(row.retracted_at).toBeInstanceOf(Date);
