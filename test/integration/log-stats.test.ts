@@ -1,0 +1,157 @@
+// `vouch audit --stats` end to end: two real servers issue, correct, supersede and retract
+// verdicts; the CLI, as a real process and an anonymous client, audits both logs and counts them:
+// the printed table, the CSV files, and charts that are well-formed XML (libxml2, through sharp)
+// naming every series. A third URL that is no Vouch instance fails alone, without a crash.
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, LOCAL_FEDERATION_ENV, runCli, startVouch } from '../helpers/process.js';
+import { tempDir } from '../helpers/services.js';
+
+const TOKEN = randomBytes(32).toString('hex');
+const ENV = { ...LOCAL_FEDERATION_ENV, VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off', VOUCH_CHECKPOINT_EVERY_MS: '200', VOUCH_CHECKPOINT_AFTER_APPENDS: '1' };
+
+type Instance = Awaited<ReturnType<typeof startVouch>>;
+
+async function admin(i: Instance, method: string, path: string, body?: unknown): Promise<Response> {
+  const res = await fetch(`${i.url}/api/v1/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
+  return res;
+}
+
+async function issue(i: Instance, label: string, method: 'human' | 'classifier', extra: Record<string, unknown> = {}): Promise<string> {
+  const res = await admin(i, 'POST', '/verdicts', {
+    subjects: [{ algorithm: 'sha256', digest: randomBytes(32).toString('hex') }],
+    label,
+    confidence: 0.9,
+    method,
+    ...(method === 'classifier' ? { classifier: { name: 'nsfw', version: '1' } } : {}),
+    ...extra,
+  });
+  return ((await res.json()) as { id: string }).id;
+}
+
+const uuid = (id: string) => id.split('/').at(-1)!;
+
+/** Waits until the log's signed checkpoint covers `size` entries. */
+async function checkpointed(i: Instance, size: number): Promise<void> {
+  await eventually(async () => Number((await (await fetch(`${i.url}/log/checkpoint`)).text()).split('\n')[1]) === size, 20_000, `a checkpoint of ${size}`);
+}
+
+describe('vouch audit --stats', () => {
+  let a: Instance;
+  let b: Instance;
+  let notVouch: Server;
+  let notVouchUrl: string;
+  const out = tempDir('vouch-stats-out-');
+  const state = tempDir('vouch-stats-state-');
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startVouch('127.0.0.41', ENV), startVouch('127.0.0.42', ENV)]);
+    notVouch = createServer((_req, res) => res.writeHead(404).end('no'));
+    await new Promise<void>((r) => notVouch.listen(0, '127.0.0.43', r));
+    notVouchUrl = `http://127.0.0.43:${(notVouch.address() as AddressInfo).port}`;
+
+    // A: csam by humans (one retracted), spam by a classifier (one superseded by a human verdict,
+    // one retracted), an ok corrected to spam. 7 Creates, 1 Update, 3 Deletes.
+    const csam = [await issue(a, 'csam', 'human'), await issue(a, 'csam', 'human'), await issue(a, 'csam', 'human')];
+    await admin(a, 'DELETE', `/verdicts/${uuid(csam[0])}`);
+    const spam = [await issue(a, 'spam', 'classifier'), await issue(a, 'spam', 'classifier')];
+    await issue(a, 'spam', 'human', { supersedes: spam[0] });
+    await admin(a, 'DELETE', `/verdicts/${uuid(spam[1])}`);
+    const ok = await issue(a, 'ok', 'human');
+    await admin(a, 'PATCH', `/verdicts/${uuid(ok)}`, { label: 'spam' });
+    // B: two hate verdicts.
+    await issue(b, 'hate', 'human');
+    await issue(b, 'hate', 'human');
+    await Promise.all([checkpointed(a, 11), checkpointed(b, 2)]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await new Promise((r) => notVouch?.close(r));
+    for (const i of [a, b]) {
+      await i?.server.stop();
+      await i?.cleanup();
+    }
+  });
+
+  it('counts both logs as an anonymous auditor, prints them, writes the CSV files and charts', async () => {
+    const run = await runCli(['audit', '--stats', a.url, b.url, notVouchUrl, '--out', out, '--state', state], { VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
+    // The third URL fails (exit 1) and is named; the two logs are still counted.
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toContain(`FAIL ${notVouchUrl}`);
+    expect(run.stderr).not.toContain(`FAIL ${a.url}`);
+    expect(run.stderr).not.toContain(`FAIL ${b.url}`);
+    const aHost = new URL(a.url).host;
+    expect(run.stdout).toContain(`${a.url} (${aHost}/vouch-log, checkpoint size 11), audit ok`);
+    expect(run.stdout).toContain('11 entries: 11 version 2, 0 version 1 readable, 0 withheld (label unknown), 0 unreadable, 0 not about a verdict, 0 repeated');
+    // label, method, issued, share of the label, updated, retracted, superseded, then the times.
+    expect(run.stdout).toMatch(/^ {2}csam +human +3 +100 % +0 +1 +0 +\d+ s +\d+ s$/m);
+    expect(run.stdout).toMatch(/^ {2}spam +classifier +2 +67 % +0 +1 +1 +\d+ s +\d+ s$/m);
+    expect(run.stdout).toMatch(/^ {2}spam +human +1 +33 % +1 +0 +0$/m);
+    expect(run.stdout).toMatch(/^ {2}ok +human +1 +100 % +0 +0 +0$/m);
+    expect(run.stdout).toContain('All 3 instances');
+    expect(run.stdout).toMatch(/^ {2}hate +human +2 +100 % +0 +0 +0$/m);
+    const month = new Date().toISOString().slice(0, 7);
+    // B's month: 2 issued, all by humans.
+    expect(run.stdout).toMatch(new RegExp(`^ {2}${month} +2 +0 % +100 % +0 % +0$`, 'm'));
+
+    const csv = (name: string) => readFileSync(join(out, name), 'utf8').split('\r\n').filter(Boolean);
+    const summary = csv('summary.csv');
+    expect(summary[0]).toBe('instance,label,method,issued,updated,retracted,superseded,share_of_label_issued,retractions_timed,retraction_median_seconds,retraction_p90_seconds');
+    expect(summary.slice(1).map((r) => r.split(',').slice(0, 9).join(','))).toEqual([
+      `${a.url},csam,human,3,0,1,0,1,1`,
+      `${a.url},ok,human,1,0,0,0,1,0`,
+      `${a.url},spam,classifier,2,0,1,1,0.6667,1`,
+      `${a.url},spam,human,1,1,0,0,0.3333,0`,
+      `${b.url},hate,human,2,0,0,0,1,0`,
+    ]);
+    const seconds = Number(summary[1].split(',')[9]);
+    expect(seconds).toBeGreaterThanOrEqual(0);
+    expect(seconds).toBeLessThan(120);
+
+    const verdicts = csv('verdicts.csv');
+    expect(verdicts).toHaveLength(1 + 7 + 2);
+    expect(verdicts.filter((r) => r.includes(',superseded,'))).toHaveLength(1);
+    expect(verdicts.filter((r) => r.includes(',retracted,'))).toHaveLength(2);
+    expect(verdicts.filter((r) => r.startsWith(`${a.url},`) && r.includes(',spam,classifier,nsfw@1,'))).toHaveLength(2);
+    expect(csv('monthly.csv')).toContain(`${a.url},${month},csam,human,3,0,1,0`);
+    expect(csv('instances.csv')).toEqual([
+      'instance,log_origin,checkpoint_size,audit_ok,entries,version1,version2,withheld,unreadable,other,repeated',
+      `${a.url},${aHost}/vouch-log,11,true,11,0,11,0,0,0,0`,
+      `${b.url},${new URL(b.url).host}/vouch-log,2,true,2,0,2,0,0,0,0`,
+      `${notVouchUrl},,,false,0,0,0,0,0,0,0`,
+    ]);
+
+    for (const name of ['issued-per-month', 'retraction-time', 'method-share-per-month']) {
+      const svg = readFileSync(join(out, `${name}.svg`));
+      const rendered = await sharp(svg).png().toBuffer(); // libxml2 refuses XML that is not well formed
+      expect(rendered.subarray(1, 4).toString('latin1')).toBe('PNG');
+      expect(readFileSync(join(out, `${name}.png`)).subarray(1, 4).toString('latin1')).toBe('PNG');
+    }
+    const issued = readFileSync(join(out, 'issued-per-month.svg'), 'utf8');
+    expect(issued.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    // Issued this month: csam 3, spam 3 (2 by the classifier, 1 by a human), hate 2, ok 1.
+    for (const series of ['csam 3', 'spam 3', 'hate 2', 'ok 1']) expect(issued).toContain(`<title>${month}: ${series}</title>`);
+    const retraction = readFileSync(join(out, 'retraction-time.svg'), 'utf8');
+    expect(retraction).toMatch(/<title>(&lt; 1 min|1–10 min): csam 1<\/title>/);
+    expect(retraction).toMatch(/<title>(&lt; 1 min|1–10 min): spam 1<\/title>/);
+    const share = readFileSync(join(out, 'method-share-per-month.svg'), 'utf8');
+    expect(share).toContain(`<title>${month}: human 7 of 9 (77.8 %)</title>`);
+    expect(share).toContain(`<title>${month}: classifier 2 of 9 (22.2 %)</title>`);
+  }, 120_000);
+
+  it('audits one instance at a time without --stats', async () => {
+    const run = await runCli(['audit', a.url, b.url, '--state', state], { VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe('vouch: audit one instance at a time, or count several with --stats\n');
+  });
+});
