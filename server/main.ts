@@ -104,7 +104,9 @@ function wireTransparencyLog(store: Store, federation: Federation, config: Confi
     maxRedirects: 0,
     userAgent: `Vouch/${SOFTWARE_VERSION} (+${config.publicUrl})`,
   });
-  const outsideWitnesses = new WitnessClient(log, checkpoints, config.log.witnesses, witnessFetch, logger);
+  const outsideWitnesses = new WitnessClient(log, checkpoints, config.log.witnesses, witnessFetch, logger, {
+    onOutcome: (o) => metrics.witnessOutcomes.inc({ witness: o.witness, outcome: o.status === 'failed' ? o.reason : o.status }),
+  });
   const scheduler = checkpoints.startCheckpointing({
     everyMs: config.log.checkpointEveryMs,
     afterAppends: config.log.checkpointAfterAppends,

@@ -40,6 +40,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly witnessOutcomes = new Counter({
+    name: 'vouch_log_witness_outcomes_total',
+    help: 'Attempts to bring an outside witness (C2SP tlog-witness) to our latest checkpoint, by witness and outcome (cosigned, up_to_date, or the failure reason)',
+    labelNames: ['witness', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly consensusRedecided = new Counter({
     name: 'vouch_consensus_redecided_total',
     help: 'Consensus verdicts of ours re-decided by a pass, by reason (a trust or policy change, expiry)',

@@ -63,6 +63,8 @@ export interface WitnessClientOptions {
   timeoutMs?: number;
   /** Cosignature timestamps further ahead than this are refused (default 10 min). */
   maxClockSkewMs?: number;
+  /** Told every attempt's outcome (metrics). */
+  onOutcome?: (outcome: WitnessOutcome) => void;
   now?: () => number;
   random?: () => number;
 }
@@ -90,6 +92,8 @@ interface Configured {
   failures: number;
   retryAt: number;
   running?: Promise<WitnessOutcome>;
+  /** A sweep came while `running` was under way: that attempt may have read an older checkpoint. */
+  rerun: boolean;
 }
 
 export class WitnessClient {
@@ -101,6 +105,7 @@ export class WitnessClient {
   private readonly maxClockSkewMs: number;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly onOutcome: (outcome: WitnessOutcome) => void;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -115,7 +120,7 @@ export class WitnessClient {
     this.witnesses = witnesses.map((w) => {
       const verifier = parseVerifierKey(w.vkey);
       if (verifier.type !== 'cosignature/v1') throw new NoteError('malformed_key', `witness key ${verifier.name} is not a cosignature/v1 key`);
-      return { verifier, endpoint: `${w.url.replace(/\/+$/, '')}/add-checkpoint`, failures: 0, retryAt: 0 };
+      return { verifier, endpoint: `${w.url.replace(/\/+$/, '')}/add-checkpoint`, failures: 0, retryAt: 0, rerun: false };
     });
     this.pollMs = options.pollMs ?? 30_000;
     this.backoffBaseMs = options.backoffBaseMs ?? 5_000;
@@ -124,6 +129,7 @@ export class WitnessClient {
     this.maxClockSkewMs = options.maxClockSkewMs ?? 10 * 60_000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.onOutcome = options.onOutcome ?? (() => {});
   }
 
   /** The configured witnesses' verifier keys (what the log metadata publishes). */
@@ -133,11 +139,21 @@ export class WitnessClient {
 
   /**
    * Brings every witness that is not backing off to our latest checkpoint (all of them when
-   * `force`). One request chain per witness at a time: a call while one runs shares it.
+   * `force`). One request chain per witness at a time: a call while one runs shares it, and the
+   * chain then makes one more attempt once the current one succeeds, since that one may have read
+   * the latest checkpoint before the one this call is about was signed.
    */
   async sweep(force = false): Promise<WitnessOutcome[]> {
     const due = this.witnesses.filter((w) => force || w.running || w.retryAt <= this.now());
-    return Promise.all(due.map((w) => (w.running ??= this.attempt(w).finally(() => (w.running = undefined)))));
+    return Promise.all(
+      due.map((w) => {
+        if (w.running) {
+          w.rerun = true;
+          return w.running;
+        }
+        return (w.running = this.attemptsFor(w).finally(() => (w.running = undefined)));
+      }),
+    );
   }
 
   /** Sweeps now and every `pollMs` until {@link stop}; the first sweep repairs what a crash left. */
@@ -160,6 +176,17 @@ export class WitnessClient {
   }
 
   // --- one witness ---------------------------------------------------------------------------
+
+  /** Attempts until no sweep asked for another meanwhile; a failure ends the chain (the backoff decides). */
+  private async attemptsFor(w: Configured): Promise<WitnessOutcome> {
+    let outcome: WitnessOutcome;
+    do {
+      w.rerun = false;
+      outcome = await this.attempt(w);
+      this.onOutcome(outcome);
+    } while (w.rerun && outcome.status !== 'failed' && !this.stopped);
+    return outcome;
+  }
 
   private async attempt(w: Configured): Promise<WitnessOutcome> {
     const name = w.verifier.name;

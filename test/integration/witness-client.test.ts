@@ -142,6 +142,37 @@ for (const backend of STORE_BACKENDS) {
       expect(sizes.map((s) => Number(s.size)).sort((a, b) => a - b)).toEqual([cp.size, cp.size + 2]);
     });
 
+    it('a sweep asked for while one is under way (a checkpoint signed meanwhile) is not lost: the chain goes on to the newer checkpoint', async () => {
+      const witness = await startC2spWitness({ name: 'witness.test/w7', host: '127.0.0.28', logs: { [ORIGIN]: [logVkey] } });
+      // In front of it, a gate that holds the first request until released, then passes everything on.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let arrived!: () => void;
+      const firstArrived = new Promise<void>((resolve) => (arrived = resolve));
+      const gate = await hostileWitness('127.0.0.27', (body, res) => {
+        arrived();
+        void released.then(async () => {
+          const answer = await fetch(`${witness.url}/add-checkpoint`, { method: 'POST', body });
+          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' }).end(await answer.text());
+        });
+      });
+      closers.push(() => witness.close(), gate.close);
+      const client = clientFor({ vkey: witness.vkey, url: gate.url }, '127.0.0.27');
+      const older = await grow(2);
+      const first = client.sweep();
+      await firstArrived; // the first attempt read the latest checkpoint and sent it
+      const newer = await grow(3);
+      const second = client.sweep(); // a checkpoint was signed: shares the chain under way
+      release();
+      const [outcome] = await second;
+      expect(outcome).toEqual({ witness: 'witness.test/w7', status: 'cosigned', size: newer.size });
+      expect((await first)[0]).toEqual(outcome);
+      expect(witness.requests).toEqual([
+        { old: 0, size: older.size, status: 200 },
+        { old: older.size, size: newer.size, status: 200 },
+      ]);
+    });
+
     it('a witness that does not know our origin (404) or our key (403) is told nothing twice until the backoff ends', async () => {
       const stranger = await startC2spWitness({ name: 'witness.test/w3', host: '127.0.0.23', logs: {} });
       const otherKey = verifierKey(ORIGIN, generateKeyPairSync('ed25519').privateKey, 'ed25519');
