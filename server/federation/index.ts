@@ -16,6 +16,7 @@ import { FederationError, PeerDirectory, type Peer } from './peers.js';
 import { Inbox, type InboundVerdictHandler } from './inbox.js';
 import { Delivery, DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
 import type { SafeFetch } from './safe-fetch.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
 
 export { FederationError } from './peers.js';
 export { OwnershipError, type InboundVerdictHandler, type AfterCommit } from './inbox.js';
@@ -24,7 +25,8 @@ export type { Peer } from './peers.js';
 export type { Identity } from './identity.js';
 
 /** Our own signed verdict documents matching these hashes (wired by main to the verdicts module). */
-export type VerdictLookup = (hashes: { sha256?: string; pdq?: string }) => Promise<Record<string, unknown>[]>;
+/** Our verdicts about these hashes: algorithm name → lower-case hex digest, each one its algorithm's parser accepted. */
+export type VerdictLookup = (hashes: Record<string, string>) => Promise<Record<string, unknown>[]>;
 
 export interface FederationOptions {
   publicUrl: string;
@@ -406,10 +408,19 @@ export class Federation {
     // Pull on miss, for approved followers: our signed verdicts about these hashes.
     router.get('/actor/lookup', async (req, res) => {
       if (!(await this.isApprovedFollower(req))) throw new FederationError(401, 'not_a_follower', 'lookups are for approved followers, over signed GET');
-      const sha256 = typeof req.query.sha256 === 'string' && /^[0-9a-f]{64}$/.test(req.query.sha256) ? req.query.sha256 : undefined;
-      const pdq = typeof req.query.pdq === 'string' && /^[0-9a-f]{64}$/.test(req.query.pdq) ? req.query.pdq : undefined;
-      if (!sha256 && !pdq) throw new FederationError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX');
-      send(res, { verdicts: this.lookup ? await this.lookup({ sha256, pdq }) : [] });
+      // One parameter per algorithm the registry looks up; a digest its algorithm refuses is ignored.
+      const hashes: Record<string, string> = {};
+      for (const algorithm of ALGORITHM_REGISTRY.indexed) {
+        const text: unknown = req.query[algorithm.name];
+        try {
+          algorithm.parse(text);
+          hashes[algorithm.name] = text as string;
+        } catch {
+          // not this algorithm's digest
+        }
+      }
+      if (Object.keys(hashes).length === 0) throw new FederationError(400, 'bad_query', `give ${ALGORITHM_REGISTRY.indexed.map((a) => `${a.name}=HEX`).join(' and/or ')}`);
+      send(res, { verdicts: this.lookup ? await this.lookup(hashes) : [] });
     });
     router.get('/actor/followers', async (_req, res) => {
       const { count } = await this.db

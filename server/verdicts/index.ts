@@ -20,7 +20,8 @@ import {
 } from './objects.js';
 
 export { VerdictNotFoundError, VerdictOwnershipError, type Classifier } from './objects.js';
-import { ALGORITHMS, type Algorithm, type Label, type Method } from '../../shared/vocab/verdict.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
+import type { Algorithm, Label, Method } from '../../shared/vocab/verdict.js';
 import { activityEntry, loggedActivity } from '../log/entry.js';
 
 type ActivityType = 'Create' | 'Update' | 'Delete';
@@ -155,13 +156,14 @@ function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
+/** A subject's digest as stored; its algorithm's strict parser refuses anything else (DigestFormatError). */
 function toBytes(subject: Subject): Buffer {
-  const bytes = Buffer.from(subject.digest, 'hex');
-  if (bytes.length !== ALGORITHMS[subject.algorithm] || subject.digest.length !== bytes.length * 2) {
-    throw new RangeError(`${subject.algorithm} digest must be ${ALGORITHMS[subject.algorithm] * 2} hex characters`);
-  }
-  return bytes;
+  const bytes = ALGORITHM_REGISTRY.parseSubject(subject);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
+
+/** The algorithms whose subjects the matcher indexes: only their rows are loaded into it. */
+const INDEXED_ALGORITHMS = ALGORITHM_REGISTRY.indexed.map((a) => a.name);
 
 export class VerdictService {
   readonly matcher = new Matcher();
@@ -201,7 +203,7 @@ export class VerdictService {
         .innerJoin('verdicts as v', 'v.id', 's.verdict_id')
         .select(['s.verdict_id', 's.algorithm', 's.digest', 's.quality'])
         .where('v.retracted_at', 'is', null)
-        .where('s.algorithm', 'in', ['pdq', 'sha256']);
+        .where('s.algorithm', 'in', INDEXED_ALGORITHMS);
       if (after) {
         const key = after;
         query = query.where((eb) =>
@@ -230,7 +232,7 @@ export class VerdictService {
         .selectFrom('verdict_subjects')
         .select(['verdict_id', 'algorithm', 'digest', 'quality'])
         .where('verdict_id', 'in', batch)
-        .where('algorithm', 'in', ['pdq', 'sha256'])
+        .where('algorithm', 'in', INDEXED_ALGORITHMS)
         .execute();
       const byVerdict = new Map<number, IndexedSubject[]>();
       for (const s of subjects) {
@@ -828,7 +830,7 @@ export class VerdictService {
     const byVerdict = new Map<number, Subject[]>();
     for (const s of subjects) {
       const list = byVerdict.get(s.verdict_id) ?? [];
-      list.push({ algorithm: s.algorithm as Algorithm, digest: toHex(s.digest), ...(s.quality === null ? {} : { quality: s.quality }) });
+      list.push({ algorithm: s.algorithm, digest: toHex(s.digest), ...(s.quality === null ? {} : { quality: s.quality }) });
       byVerdict.set(s.verdict_id, list);
     }
     for (const r of rows) {
