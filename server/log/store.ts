@@ -14,7 +14,8 @@
  *
  * Proofs and roots read the upper levels (subtrees of ≥ 2^CACHED_LEVEL leaves) from memory
  * (`UpperNodes`): complete subtrees never change, so a copy is never stale, whichever process
- * appended them; only the ≤ CACHED_LEVEL lower nodes of a proof are read from the database.
+ * appended them. The ≤ CACHED_LEVEL lower nodes of a proof come from memory too once the
+ * background fill (`LowerNodes`, within a memory budget) has them, else from one query.
  */
 import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely';
 import {
@@ -74,13 +75,24 @@ export interface AppendResult {
 export interface TransparencyLogOptions {
   /** Largest entry accepted, in bytes (default 1 MiB): entries are signed activities, not blobs. */
   maxEntryBytes?: number;
+  /**
+   * About how much memory the lower levels (subtrees of 1 to 32 leaves) may take in the proof
+   * cache (default 64 MiB, which holds every level of a 1M-entry log: a proof then reads nothing
+   * from the database). Past it the lowest levels are dropped one at a time, and a proof reads
+   * those from the database again (one query). 0 keeps only the upper levels.
+   */
+  proofCacheBytes?: number;
 }
 
 /**
- * Subtrees of 2^CACHED_LEVEL leaves and more are kept in memory: about 2·n/2^CACHED_LEVEL hashes
- * (1 MB at 1M entries, 10 MB at 10M), while a proof then reads at most CACHED_LEVEL nodes.
+ * Subtrees of 2^CACHED_LEVEL leaves and more are always kept in memory: about 2·n/2^CACHED_LEVEL
+ * hashes (1 MB at 1M entries, 10 MB at 10M), while a proof then reads at most CACHED_LEVEL nodes.
  */
 const CACHED_LEVEL = 6;
+/** The lower levels' default budget: every level of a 1M-entry log (2M hashes, 61 MiB). */
+const DEFAULT_PROOF_CACHE_BYTES = 64 * 2 ** 20;
+/** Nodes read per query while the lower levels are filled. */
+const FILL_CHUNK = 20_000;
 
 /** PostgreSQL's limit on bind parameters in one statement is 65,535. */
 const MAX_PARAMS = 60_000;
@@ -119,6 +131,8 @@ async function insertRows(db: Executor, table: string, columns: readonly string[
 // prepared statement on PostgreSQL (parsed and planned once per connection).
 const NODES_SQL = prepared('SELECT 1 AS part, n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS q(level, idx) JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx');
 const HEAD_SQL = 'SELECT 0 AS part, -1 AS level, size AS idx, NULL::bytea AS hash FROM log_head';
+// One level's stored nodes in [$2, $3), for filling the lower levels.
+const LEVEL_RANGE_SQL = prepared('SELECT idx, hash FROM log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx');
 // One index range per level: the stored upper nodes past those complete at size $3.
 const UPPER_SQL = `SELECT 2 AS part, n.level, n.idx, n.hash FROM generate_series(${CACHED_LEVEL}, 62) AS l(level) JOIN log_nodes n ON n.level = l.level AND n.idx >= ($3::bigint >> l.level)`;
 const NODES_AND_UPPER_SQL = prepared(`${HEAD_SQL} UNION ALL ${NODES_SQL} UNION ALL ${UPPER_SQL}`);
@@ -204,6 +218,88 @@ class UpperNodes {
   }
 }
 
+/**
+ * The complete subtrees below CACHED_LEVEL (levels 0 … CACHED_LEVEL − 1), in memory while the
+ * budget allows: level ℓ holds nodes 0 … count − 1, packed. They are filled in the background in
+ * chunks, never on a proof's path: the first proofs (and those about entries appended since)
+ * read their lower nodes from the database until the fill has caught up. Stored nodes never
+ * change, so a node once read is right for ever, in any process. When the log outgrows the
+ * budget, the lowest level is dropped, then the next. A missing or malformed stored node stops
+ * the filling for good: proofs then read the database and report the damage as before.
+ */
+class LowerNodes {
+  /** Lowest level kept; CACHED_LEVEL means none. */
+  private lowest = 0;
+  private readonly levels: (Uint8Array | undefined)[] = [];
+  private readonly counts: number[] = new Array<number>(CACHED_LEVEL).fill(0);
+  /** Size (leaves) the filling works towards: a size the database had committed. */
+  private target = 0;
+  private filling: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly budgetBytes: number) {}
+
+  /** The cached hash (a copy: callers own proofs) or undefined. */
+  get(node: NodeId): Uint8Array | undefined {
+    if (node.level < this.lowest || node.level >= CACHED_LEVEL || node.index >= this.counts[node.level]) return undefined;
+    const offset = node.index * HASH_SIZE;
+    return this.levels[node.level]!.slice(offset, offset + HASH_SIZE);
+  }
+
+  /** Fills up to `size` leaves (joining a fill under way); resolves, never rejects, once caught up or stopped. */
+  async catchUp(db: Executor, size: number): Promise<void> {
+    this.target = Math.max(this.target, size);
+    this.fitBudget();
+    while (!this.stopped && this.behind() !== undefined) {
+      this.filling ??= this.fill(db)
+        .catch(() => {
+          this.stopped = true;
+        })
+        .finally(() => {
+          this.filling = null;
+        });
+      await this.filling;
+    }
+  }
+
+  private behind(): number | undefined {
+    for (let level = this.lowest; level < CACHED_LEVEL; level++) if (this.counts[level] < Math.floor(this.target / 2 ** level)) return level;
+    return undefined;
+  }
+
+  /** Drops the lowest levels while what the target size needs of the kept ones exceeds the budget. */
+  private fitBudget(): void {
+    const need = (from: number) => {
+      let bytes = 0;
+      for (let level = from; level < CACHED_LEVEL; level++) bytes += Math.floor(this.target / 2 ** level) * HASH_SIZE;
+      return bytes;
+    };
+    while (this.lowest < CACHED_LEVEL && need(this.lowest) > this.budgetBytes) this.levels[this.lowest++] = undefined;
+  }
+
+  private async fill(db: Executor): Promise<void> {
+    for (let level = this.behind(); level !== undefined && !this.stopped; level = this.behind()) {
+      const start = this.counts[level];
+      const wanted = Math.floor(this.target / 2 ** level);
+      const end = Math.min(wanted, start + FILL_CHUNK);
+      const { rows } = await db.executeQuery<{ idx: number | string; hash: Uint8Array }>(CompiledQuery.raw(LEVEL_RANGE_SQL, [level, start, end]));
+      if (level < this.lowest) continue; // dropped for the budget meanwhile
+      if (rows.length !== end - start) throw new LogIntegrityError(`level ${level} lacks stored nodes in [${start}, ${end})`);
+      let bytes = this.levels[level];
+      if (!bytes || bytes.length < end * HASH_SIZE) {
+        const grown = new Uint8Array(Math.max(wanted, Math.ceil(((bytes?.length ?? 0) / HASH_SIZE) * 1.25)) * HASH_SIZE);
+        if (bytes) grown.set(bytes.subarray(0, start * HASH_SIZE));
+        bytes = this.levels[level] = grown;
+      }
+      rows.forEach((row, i) => {
+        if (Number(row.idx) !== start + i || row.hash.length !== HASH_SIZE) throw new LogIntegrityError(`stored node (level ${level}, index ${start + i}) is missing or malformed`);
+        bytes.set(row.hash, (start + i) * HASH_SIZE);
+      });
+      this.counts[level] = end;
+    }
+  }
+}
+
 function requireAll(nodes: readonly NodeId[], hashes: readonly (Uint8Array | null)[]): Uint8Array[] {
   return hashes.map((h, i) => {
     if (!h) throw new LogIntegrityError(`stored node (level ${nodes[i].level}, index ${nodes[i].index}) is missing: the log tables are damaged`);
@@ -215,12 +311,23 @@ export class TransparencyLog implements SubtreeHashSource {
   private readonly maxEntryBytes: number;
   private readonly listeners = new Set<(result: AppendResult, count: number) => void>();
   private readonly upper = new UpperNodes();
+  private readonly lower: LowerNodes;
 
   constructor(
     private readonly db: Db,
     options: TransparencyLogOptions = {},
   ) {
     this.maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+    this.lower = new LowerNodes(options.proofCacheBytes ?? DEFAULT_PROOF_CACHE_BYTES);
+  }
+
+  /**
+   * Fills the proof cache for the current size (within its budget) and resolves when done. Proofs
+   * start the filling by themselves; this is for whoever wants it finished first (a bench, a test).
+   */
+  async warmProofCache(): Promise<void> {
+    await this.head();
+    await this.lower.catchUp(this.db, this.upper.size);
   }
 
   /**
@@ -396,12 +503,13 @@ export class TransparencyLog implements SubtreeHashSource {
   // --- internals -----------------------------------------------------------------------------
 
   /**
-   * The nodes of the plans, upper ones from memory, the rest in one query; refuses sizes beyond
-   * the head. A size beyond the cached one reads the head and the new upper nodes in that query.
+   * The nodes of the plans, cached ones from memory, the rest in one query; refuses sizes beyond
+   * the head. A size beyond the cached one reads the head and the new upper nodes in that query,
+   * and has the lower levels catch up in the background.
    */
   private async resolve(plans: readonly HashPlan[], size: number, root = false): Promise<Uint8Array[]> {
     const nodes = plans.flat();
-    const known: (Uint8Array | null)[] = nodes.map((n) => this.upper.get(n) ?? null);
+    const known: (Uint8Array | null)[] = nodes.map((n) => this.upper.get(n) ?? this.lower.get(n) ?? null);
     const missing = nodes.flatMap((_, i) => (known[i] ? [] : [i]));
     const missingNodes = missing.map((i) => nodes[i]);
     let hashes: (Uint8Array | null)[] = [];
@@ -409,6 +517,7 @@ export class TransparencyLog implements SubtreeHashSource {
       // Sizes never shrink: only a size beyond the cached one needs the head.
       const read = await readNodesAndUpper(this.db, missingNodes, this.upper.size);
       this.upper.extend(read.size, read.upper);
+      void this.lower.catchUp(this.db, this.upper.size);
       if (size > read.size) throw new LogRangeError('out_of_range', `size ${size} is beyond the current log size ${read.size}`);
       hashes = read.hashes;
     } else if (missing.length > 0) {

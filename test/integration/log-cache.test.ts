@@ -1,8 +1,9 @@
 // The transparency log's in-memory upper levels (server/log/store.ts): one log object appends,
 // another on the same database (standing for a second process, whose cache sees none of those
 // appends) serves proofs and roots while the log grows past several cached levels; every answer
-// must equal an in-memory recomputation, and sizes beyond the head are still refused. On PostgreSQL
-// the node reads go out as a named prepared statement (server/store/prepared.ts).
+// must equal an in-memory recomputation, and sizes beyond the head are still refused. Once the
+// lower levels are filled too, a proof reads nothing from the database. On PostgreSQL the node
+// reads go out as a named prepared statement (server/store/prepared.ts).
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,55 @@ for (const backend of STORE_BACKENDS) {
       const expected = first.map((h) => Buffer.from(h).toString('hex'));
       for (const h of first) h.fill(0);
       expect((await log.inclusionProof(5, size)).map((h) => Buffer.from(h).toString('hex'))).toEqual(expected);
+    });
+
+    it('serves proofs from memory alone once warmed, and reads one query a proof with no lower-level budget', async () => {
+      let queries = 0;
+      const counted = store.db.withPlugin({
+        transformQuery: (args) => args.node,
+        transformResult: async (args) => {
+          queries++;
+          return args.result;
+        },
+      });
+      const warmed = new TransparencyLog(counted);
+      const lean = new TransparencyLog(counted, { proofCacheBytes: 0 });
+      const partial = new TransparencyLog(counted, { proofCacheBytes: 2048 }); // level 5 only, of the lower ones
+      for (const log of [warmed, lean, partial]) await log.warmProofCache();
+      const size = await warmed.size();
+      const memory = new MemoryTree();
+      for (const e of await warmed.entries(0, size)) memory.append(e.entry);
+      const hex = (proof: Uint8Array[]) => proof.map((h) => Buffer.from(h).toString('hex'));
+      for (const index of [0, 1, 63, 64, 500, size - 2, size - 1]) {
+        const expected = hex(await inclusionProof(index, size, memory));
+        queries = 0;
+        expect(hex(await warmed.inclusionProof(index, size))).toEqual(expected);
+        expect(queries).toBe(0);
+        expect(hex(await lean.inclusionProof(index, size))).toEqual(expected);
+        expect(queries).toBeLessThanOrEqual(1); // none where every node is an upper one
+        expect(hex(await partial.inclusionProof(index, size))).toEqual(expected);
+      }
+      queries = 0;
+      await lean.inclusionProof(500, size); // its 6 lower siblings are below the upper levels
+      expect(queries).toBe(1);
+      for (const from of [1, 3, 65, 700, size - 1]) {
+        const expected = hex(await consistencyProof(from, size, memory));
+        queries = 0;
+        expect(hex(await warmed.consistencyProof(from, size))).toEqual(expected);
+        expect(queries).toBe(0);
+        expect(hex(await lean.consistencyProof(from, size))).toEqual(expected);
+        expect(queries).toBeLessThanOrEqual(1);
+        expect(hex(await partial.consistencyProof(from, size))).toEqual(expected);
+      }
+      // Entries appended elsewhere: the first answer at the new size reads the head, and is exact.
+      await new TransparencyLog(store.db).append([new Uint8Array(randomBytes(40)), new Uint8Array(randomBytes(40))]);
+      memory.append((await warmed.entries(size, size + 1))[0].entry);
+      memory.append((await warmed.entries(size + 1, size + 2))[0].entry);
+      expect(hex(await warmed.inclusionProof(size + 1, size + 2))).toEqual(hex(await inclusionProof(size + 1, size + 2, memory)));
+      await warmed.warmProofCache();
+      queries = 0;
+      expect(hex(await warmed.consistencyProof(size, size + 2))).toEqual(hex(await consistencyProof(size, size + 2, memory)));
+      expect(queries).toBe(0);
     });
 
     it.runIf(backend.name === 'postgres')('reads proof nodes through a named prepared statement, planned once per connection', async () => {

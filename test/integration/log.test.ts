@@ -333,7 +333,9 @@ for (const backend of STORE_BACKENDS) {
       const original = (await logA.hashesOf([victim]))[0];
       await tamper(storeA, () => sql`UPDATE log_nodes SET hash = ${randomBytes(32)} WHERE level = ${victim.level} AND idx = ${victim.index}`.execute(storeA.db));
       try {
-        const bad = await receive(at150);
+        // Asked of a log object that has not cached the node (as a process reading the tampered
+        // database would be): logA holds the honest copy in memory and keeps serving it.
+        const bad = await receive(at150, new TransparencyLog(storeA.db));
         expect(bad).toMatchObject({ status: 'alert', alert: { kind: 'inconsistent' } });
         if (bad.status !== 'alert') throw new Error('unreachable');
         expect(bad.alert.evidence).toMatchObject({ proofFrom: 140, proofTo: 150, previous: { note: at140 }, received: { note: at150 } });
