@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../config/logger.js';
 import { isStoreUnavailable, type Db } from './index.js';
-import { PROCESS_ORIGIN } from './origin.js';
+import { OWN_BACKENDS, PROCESS_ORIGIN } from './origin.js';
 
 /** The listening connection's application_name: an operator (or a test) can find it in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = `vouch change feed ${process.pid}`;
@@ -211,7 +211,11 @@ export class ChangeFeed {
     };
     client.on('error', onLost);
     client.on('end', () => onLost());
-    client.on('notification', () => this.wake());
+    // A verdict change this process made itself is skipped by the read anyway: not read back at once
+    // (a busy inbox would read once per commit), only with the next read for another reason.
+    client.on('notification', (n) => {
+      if (!(n.payload === 'verdict' && OWN_BACKENDS.has(n.processId))) this.wake();
+    });
     client
       .connect()
       .then(() => client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`))

@@ -10,7 +10,7 @@ import type { Config } from '../config/index.js';
 import { migrateToLatest } from './migrations.js';
 import { syncHashAlgorithms } from './hash-algorithms.js';
 import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
-import { PROCESS_ORIGIN } from './origin.js';
+import { OWN_BACKENDS, PROCESS_ORIGIN } from './origin.js';
 import { sendPreparedByName } from './prepared.js';
 import type { Database } from './schema.js';
 
@@ -32,6 +32,11 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 /** How long a request waits for a connection before failing (503) while PostgreSQL is away. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
+/** The server process behind a connection, once connected (pg sets it without declaring it). */
+function backendOf(client: pg.PoolClient): number | undefined {
+  return (client as pg.PoolClient & { processID?: number | null }).processID ?? undefined;
+}
+
 function postgresDialect(url: string, schema: string | undefined): Dialect {
   const pool = new pg.Pool({
     connectionString: url,
@@ -51,6 +56,12 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
   pool.on('connect', (client) => {
     client.on('error', () => {});
     sendPreparedByName(client);
+    const backend = backendOf(client);
+    if (backend !== undefined) OWN_BACKENDS.add(backend);
+  });
+  pool.on('remove', (client) => {
+    const backend = backendOf(client);
+    if (backend !== undefined) OWN_BACKENDS.delete(backend);
   });
   return new PostgresDialect({ pool });
 }

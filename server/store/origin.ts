@@ -4,3 +4,9 @@
 import { randomUUID } from 'node:crypto';
 
 export const PROCESS_ORIGIN = `vouch ${randomUUID()}`;
+
+/**
+ * The backend process ids of this process's pool connections (PostgreSQL): a NOTIFY one of them
+ * sent announces a change this process made itself, which the feed need not read back at once.
+ */
+export const OWN_BACKENDS = new Set<number>();
