@@ -12,13 +12,14 @@ import { availableParallelism, homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { ConfigError, ENVIRONMENT_VARIABLES, imageLimits, loadConfig, type Config } from '../config/index.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, imageLimits, loadConfig, videoHashOptions, type Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
 import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
 import { HashPool } from '../scanning/hash-pool.js';
 import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
+import { encodeVpdq } from '../../shared/hashing/vpdq.js';
 
 class CliError extends Error {}
 
@@ -170,8 +171,10 @@ program
   .command('hash')
   .description('print the hashes of image files, one JSON object per line')
   .argument('<files...>', 'image files')
-  .action(async (files: string[], _opts, command: Command) => {
+  .option('--video', 'the files are videos (MP4/MOV, WebM/MKV, animated GIF/WebP): print MD5, SHA-256 and vPDQ frames (docs/video.md)')
+  .action(async (files: string[], opts: { video?: boolean }, command: Command) => {
     const config = configOf(command);
+    if (opts.video) return hashVideos(files, config);
     // One thread per core (fewer for fewer files): more only adds memory and contention.
     const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? availableParallelism()));
     let failed = 0;
@@ -200,6 +203,39 @@ program
     if (stdoutError && stdoutError.code !== 'EPIPE') throw stdoutError;
     if (failed > 0) process.exitCode = 1;
   });
+
+/**
+ * `vouch hash --video`: one JSON line per file, in order, one video at a time (each already runs
+ * ffmpeg on its own threads); the frame list in its wire form.
+ */
+async function hashVideos(files: string[], config: Config): Promise<void> {
+  const { hashVideoFile, isVideoRejectedError } = await import('../video/index.js');
+  const options = videoHashOptions(config);
+  let failed = 0;
+  let stdoutError: NodeJS.ErrnoException | undefined;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => (stdoutError ??= err));
+  for (const path of files) {
+    if (stdoutError) break;
+    let line: string;
+    try {
+      const h = await hashVideoFile(path, options);
+      line = JSON.stringify({
+        file: path, md5: h.md5, sha256: h.sha256, vpdq: encodeVpdq(h.frames), frames_per_second: h.framesPerSecond, pipeline: h.pipeline,
+        container: h.container, codec: h.codec, width: h.width, height: h.height, duration_s: h.durationSeconds,
+      });
+    } catch (err) {
+      const code = isVideoRejectedError(err) ? err.code : (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES' ? 'unreadable' : undefined;
+      if (code === undefined) throw err;
+      const message = isVideoRejectedError(err) ? err.message : (err as Error).message;
+      failed++;
+      process.stderr.write(`vouch hash: ${path}: ${message}\n`);
+      line = JSON.stringify({ file: path, error: { code, message } });
+    }
+    if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain').catch(() => undefined);
+  }
+  if (stdoutError && stdoutError.code !== 'EPIPE') throw stdoutError;
+  if (failed > 0) process.exitCode = 1;
+}
 
 program
   .command('scan')

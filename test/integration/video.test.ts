@@ -17,6 +17,7 @@ import {
   type VideoHashOptions,
   type VideoRejectionCode,
 } from '../../server/video/index.js';
+import { runCli } from '../helpers/process.js';
 import { HAVE_FFMPEG, animation, distinctFrames, lavfiVideo, reencode, videoOfFrames, videoScratch } from '../helpers/videos.js';
 
 const W = 320;
@@ -228,6 +229,22 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
     it('leaves no temporary file behind', async () => {
       expect(await leftoverTempDirs()).toEqual(tempBefore);
     });
+  });
+
+  it('`vouch hash --video` prints MD5, SHA-256 and the vPDQ wire form per file, and a JSON error for a bad one', async () => {
+    const bad = join(scratch.dir, 'garbage.mp4');
+    await writeFile(bad, 'not a video at all');
+    const result = await runCli(['hash', '--video', original, bad], { VOUCH_VIDEO_FPS: '0.5' });
+    expect(result.code).toBe(1);
+    const [good, refused] = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const direct = await hashVideoFile(original, { framesPerSecond: 0.5 });
+    expect(good).toMatchObject({ file: original, md5: direct.md5, sha256: direct.sha256, frames_per_second: 0.5, pipeline: VIDEO_PIPELINE_ID, codec: 'h264' });
+    expect(parseVpdq(good.vpdq)).toEqual(direct.frames);
+    expect(good.vpdq).toHaveLength(10);
+    expect(refused).toEqual({ file: bad, error: { code: 'corrupt', message: expect.stringMatching(/^not a readable video/) } });
+    expect(result.stderr).toContain(`vouch hash: ${bad}: not a readable video`);
+    const missing = await runCli(['hash', '--video', original], { VOUCH_FFMPEG: join(scratch.dir, 'no-ffmpeg') });
+    expect(JSON.parse(missing.stdout).error.code).toBe('no_video_decoder');
   });
 
   it('refuses settings out of range (frames per second, a duration the wire form cannot carry)', async () => {
