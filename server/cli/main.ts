@@ -18,6 +18,7 @@ import type { Explanation } from '../trust/decide.js';
 import { formatExplanation } from './explain.js';
 import { AccountError, ConsoleAccounts, MIN_PASSWORD_LENGTH, ROLES, isRole, type Role } from '../console/accounts.js';
 import { HashPool } from '../scanning/hash-pool.js';
+import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
 import { isAlgorithm, isLabel, type Algorithm, type Label } from '../../shared/vocab/verdict.js';
 import { encodeVpdq } from '../../shared/hashing/vpdq.js';
 
@@ -82,7 +83,7 @@ function label(value: string): Label {
 }
 
 function algorithm(value: string): Algorithm {
-  if (!isAlgorithm(value)) throw new InvalidArgumentError('must be pdq, sha256 or phash64');
+  if (!isAlgorithm(value)) throw new InvalidArgumentError(`must be one of ${ALGORITHM_REGISTRY.names.join(', ')}`);
   return value;
 }
 
