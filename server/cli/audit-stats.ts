@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AuditError, auditPeer, type AuditPeerOptions } from './audit.js';
 import { entryBytes, type WireEntry } from '../log/format.js';
@@ -207,6 +207,6 @@ export async function auditStats(options: AuditStatsOptions): Promise<AuditStats
   }
   if (instances.length > 1) options.out.write(describe(`All ${instances.length} instances`, merged) + '\n');
   const files = options.outDir === undefined ? [] : await writeFiles(options.outDir, instances, merged, options.err);
-  if (files.length > 0) options.out.write(`Wrote ${files.join(', ')}\n`);
+  if (files.length > 0) options.out.write(`Wrote to ${options.outDir}: ${files.map((f) => basename(f)).join(', ')}\n`);
   return { ok: instances.every((i) => i.auditOk), instances, files };
 }

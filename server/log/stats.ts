@@ -24,7 +24,7 @@
  *    month `(unknown)` and give no duration; labels and names are cut to a bounded length; a second
  *    Create of one id, or a second Delete of one verdict, is counted as `repeated` and nowhere else.
  */
-import { decodeEntry } from './entry.js';
+import { ENTRY_VERSION_MEMBER } from './entry.js';
 
 /** The label of a verdict whose labelled entries were all withheld. */
 export const WITHHELD_LABEL = '(withheld)';
@@ -45,17 +45,27 @@ export type LoggedEntry =
   | { readonly kind: 'unreadable' }
   | { readonly kind: 'described'; readonly version: 1 | 2; readonly activity: Readonly<Record<string, unknown>> };
 
-/** Entry bytes (null: withheld) as the statistics read them: the public part of version 2, the activity of version 1. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * Entry bytes (null: withheld) as the statistics read them: the public part of version 2, the
+ * activity of version 1. Fields are read, not validated: checking each entry against entry.ts's
+ * strict rules is the audit's job (it reports `entry_malformed`), and skipping the JCS and schema
+ * checks here reads entries about seven times faster (docs/benchmarks.md).
+ */
 export function describeEntry(bytes: Uint8Array | null): LoggedEntry {
   if (bytes === null) return { kind: 'withheld' };
+  let value: unknown;
   try {
-    const decoded = decodeEntry(bytes);
-    return decoded.version === 1
-      ? { kind: 'described', version: 1, activity: decoded.activity }
-      : { kind: 'described', version: 2, activity: decoded.public as unknown as Record<string, unknown> };
+    value = JSON.parse(utf8.decode(bytes));
   } catch {
     return { kind: 'unreadable' };
   }
+  const entry = record(value);
+  if (!entry) return { kind: 'unreadable' };
+  if (!(ENTRY_VERSION_MEMBER in entry)) return { kind: 'described', version: 1, activity: entry };
+  const publicPart = record(entry.public);
+  return entry[ENTRY_VERSION_MEMBER] === 2 && publicPart ? { kind: 'described', version: 2, activity: publicPart } : { kind: 'unreadable' };
 }
 
 export type Outcome = 'live' | 'retracted' | 'superseded';

@@ -1,21 +1,34 @@
 // `vouch audit --stats` end to end: two real servers issue, correct, supersede and retract
 // verdicts; the CLI, as a real process and an anonymous client, audits both logs and counts them:
 // the printed table, the CSV files, and charts that are well-formed XML (libxml2, through sharp)
-// naming every series. A third URL that is no Vouch instance fails alone, without a crash.
+// naming every series. A third URL that is no Vouch instance fails alone, without a crash. The
+// console's Log page shows the same counts and charts for the instance's own log (over plain HTTP
+// with a real session; the browser suite needs Chromium).
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, LOCAL_FEDERATION_ENV, runCli, startVouch } from '../helpers/process.js';
+import { eventually, freePort, LOCAL_FEDERATION_ENV, runCli, startServerProcess, startVouch } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const ENV = { ...LOCAL_FEDERATION_ENV, VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off', VOUCH_CHECKPOINT_EVERY_MS: '200', VOUCH_CHECKPOINT_AFTER_APPENDS: '1' };
 
-type Instance = Awaited<ReturnType<typeof startVouch>>;
+type Instance = Pick<Awaited<ReturnType<typeof startVouch>>, 'server' | 'url' | 'cleanup'>;
+const VIEWER_PASSWORD = 'log-statistics-viewer';
+
+/** An instance with a console viewer account, made with the CLI before the server starts. */
+async function withViewer(host: string): Promise<Instance> {
+  const dataDir = tempDir();
+  const url = `http://${host}:${await freePort(host)}`;
+  const env = { ...ENV, VOUCH_DATA_DIR: dataDir, VOUCH_HOST: host, VOUCH_PORT: new URL(url).port, VOUCH_PUBLIC_URL: url, REDIS_URL: '' };
+  const added = await runCli(['users', 'add', 'vic', '--role', 'viewer'], env, `${VIEWER_PASSWORD}\n`);
+  expect(added.code, added.stderr).toBe(0);
+  return { server: await startServerProcess(env), url, cleanup: async () => rmSync(dataDir, { recursive: true, force: true }) };
+}
 
 async function admin(i: Instance, method: string, path: string, body?: unknown): Promise<Response> {
   const res = await fetch(`${i.url}/api/v1/admin${path}`, {
@@ -55,7 +68,7 @@ describe('vouch audit --stats', () => {
   const state = tempDir('vouch-stats-state-');
 
   beforeAll(async () => {
-    [a, b] = await Promise.all([startVouch('127.0.0.41', ENV), startVouch('127.0.0.42', ENV)]);
+    [a, b] = await Promise.all([withViewer('127.0.0.41'), startVouch('127.0.0.42', ENV)]);
     notVouch = createServer((_req, res) => res.writeHead(404).end('no'));
     await new Promise<void>((r) => notVouch.listen(0, '127.0.0.43', r));
     notVouchUrl = `http://127.0.0.43:${(notVouch.address() as AddressInfo).port}`;
@@ -148,6 +161,37 @@ describe('vouch audit --stats', () => {
     expect(share).toContain(`<title>${month}: human 7 of 9 (77.8 %)</title>`);
     expect(share).toContain(`<title>${month}: classifier 2 of 9 (22.2 %)</title>`);
   }, 120_000);
+
+  it('shows the same counts and charts on the console\'s Log page for our own log', async () => {
+    const login = await fetch(`${a.url}/console/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ username: 'vic', password: VIEWER_PASSWORD }),
+      headers: { 'sec-fetch-site': 'same-origin' },
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0];
+    const res = await fetch(`${a.url}/console/log`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    const page = await res.text();
+    const month = new Date().toISOString().slice(0, 7);
+    // label, method, issued, share of label, updated, retracted, superseded, median, p90.
+    expect(page).toMatch(/<tr><td>csam<\/td><td>human<\/td><td>3<\/td><td>100 %<\/td><td>0<\/td><td>1<\/td><td>0<\/td><td>\d+ s<\/td><td>\d+ s<\/td><\/tr>/);
+    expect(page).toMatch(/<tr><td>spam<\/td><td>classifier<\/td><td>2<\/td><td>67 %<\/td><td>0<\/td><td>1<\/td><td>1<\/td>/);
+    expect(page).toContain('<tr><td>spam</td><td>human</td><td>1</td><td>33 %</td><td>1</td><td>0</td><td>0</td><td></td><td></td></tr>');
+    expect(page).toContain(`<tr><td>${month}</td><td>7</td><td>29 %</td><td>71 %</td><td>0 %</td><td>2</td></tr>`);
+    // The three charts, inline, without a script; A's own log only.
+    expect(page.match(/<figure class="chart log-chart" data-chart="[a-z-]+"><svg xmlns="http:\/\/www.w3.org\/2000\/svg"/g)).toHaveLength(3);
+    const section = page.slice(page.indexOf('<h2>What our log says</h2>'));
+    expect(section.length).toBeLessThan(page.length);
+    expect(section).not.toMatch(/<script|<style|https?:\/\/(?!www\.w3\.org\/2000\/svg)/); // no script, style sheet or outside address
+    for (const series of ['csam 3', 'spam 3', 'ok 1']) expect(page).toContain(`<title>${month}: ${series}</title>`);
+    expect(page).not.toContain(': hate ');
+    // Read again after more entries: the page counts only what was appended since.
+    await issue(a, 'gore', 'human');
+    await eventually(async () => (await (await fetch(`${a.url}/console/log`, { headers: { cookie } })).text()).includes('<tr><td>gore</td><td>human</td><td>1</td>'), 10_000, 'the new verdict on the Log page');
+    expect(await (await fetch(`${a.url}/console/log`, { headers: { cookie } })).text()).toContain(`<tr><td>${month}</td><td>8</td>`);
+  });
 
   it('audits one instance at a time without --stats', async () => {
     const run = await runCli(['audit', a.url, b.url, '--state', state], { VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
