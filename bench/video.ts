@@ -3,7 +3,9 @@
  * moving grain, so that the decoder has detail to work on; libx264 veryfast, CRF 23 capped at
  * 5 Mbit/s: ~23 MB, about 3 Mbit/s, a phone video's rate):
  *  - vpdq_hash_s_per_minute_of_video: hashVideoFile as the server runs it (probe, decode in the
- *    confined ffmpeg, 60 frames through the image normalisation and PDQ, MD5 + SHA-256);
+ *    confined ffmpeg, 60 frames through the image normalisation and PDQ, MD5 + SHA-256), wall
+ *    time, and vpdq_hash_cpu_s_per_minute_of_video, the CPU time it took (Node and ffmpeg), which
+ *    a busy machine changes less;
  *  - ffmpeg_decode_s_per_minute_of_video: the same ffmpeg command alone, frames discarded (what
  *    decoding costs by itself);
  *  - vpdq_png_frames_s_per_minute_of_video: the alternative design, ffmpeg writing PNG frames that
@@ -13,7 +15,7 @@
  * Needs ffmpeg on the PATH. Median of VOUCH_BENCH_VIDEO_RUNS runs (default 3).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +24,14 @@ import { hashVideoFile } from '../server/video/index.js';
 import { round, type BenchResult } from './result.js';
 
 const run = promisify(execFile);
+
+/** CPU seconds used so far by this process and its waited-for children (ffmpeg): /proc's clock ticks. */
+async function cpuSeconds(): Promise<number> {
+  const fields = (await readFile('/proc/self/stat', 'utf8')).split(') ')[1].split(' ');
+  // Fields 14-17 of stat(5) (utime, stime, cutime, cstime) are 12-15 after the command name.
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return ticks / 100;
+}
 
 async function medianSeconds(runs: number, f: () => Promise<unknown>): Promise<number> {
   const samples: number[] = [];
@@ -67,7 +77,9 @@ export async function benchVideo(): Promise<BenchResult[]> {
       '-f', 'lavfi', '-i', 'testsrc2=s=1280x720:r=30:d=60', '-vf', 'noise=alls=6:allf=t',
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-maxrate', '5M', '-bufsize', '10M', '-pix_fmt', 'yuv420p', video,
     ]);
+    const cpuBefore = await cpuSeconds();
     const hashSeconds = await medianSeconds(runs, () => hashVideoFile(video));
+    const hashCpuSeconds = ((await cpuSeconds()) - cpuBefore) / runs;
     const decodeArgs = [
       '-nostdin', '-hide_banner', '-loglevel', 'error', '-threads', '2', '-i', video,
       '-map', '0:V:0', '-an', '-vf', 'fps=1:round=up', '-f', 'image2pipe', '-c:v', 'ppm', '-pix_fmt', 'rgb24', '-y', '/dev/null',
@@ -90,6 +102,7 @@ export async function benchVideo(): Promise<BenchResult[]> {
     const matchMs = (performance.now() - t0) / matchRuns;
     return [
       { name: 'vpdq_hash_s_per_minute_of_video', value: round(hashSeconds, 2), unit: 's' },
+      { name: 'vpdq_hash_cpu_s_per_minute_of_video', value: round(hashCpuSeconds, 2), unit: 's' },
       { name: 'ffmpeg_decode_s_per_minute_of_video', value: round(decodeSeconds, 2), unit: 's' },
       { name: 'vpdq_png_frames_s_per_minute_of_video', value: round(pngSeconds, 2), unit: 's' },
       { name: 'vpdq_match_ms_600x600', value: round(matchMs, 1), unit: 'ms' },
