@@ -129,7 +129,7 @@ const configSchema = z
         maxFrames: positiveInt.default(36_000),
         maxStreams: positiveInt.max(1_000).default(16),
         /** Wall-clock limit of each ffprobe/ffmpeg run. */
-        timeoutMs: positiveInt.max(3_600_000).default(120_000),
+        timeoutMs: positiveInt.max(3_600_000).default(300_000),
         /** Memory limit (RLIMIT_DATA) of each ffprobe/ffmpeg run. */
         memoryMb: positiveInt.max(1_048_576).default(512),
         threads: positiveInt.max(64).default(2),

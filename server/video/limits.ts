@@ -26,8 +26,9 @@ export interface VideoLimits extends ImageLimits {
  *    ~48 KB of frame list on the wire. Longer videos are refused, not hashed in part.
  *  - 36 000 frames: 10 minutes at 60 fps.
  *  - 16 streams: a video, a few audio and subtitle tracks; hundreds of streams only slow probing.
- *  - 120 s: a 1-minute 720p H.264 video decodes in ~3.5 s on one loaded core here
- *    (docs/benchmarks.md, "Video"), so 10 minutes of 1080p60 takes ~70–150 s at worst.
+ *  - 300 s: hashing a minute of 720p30 H.264 took 6.2 s of CPU here (docs/benchmarks.md,
+ *    "Video"), so 10 minutes of 1080p30 need ~140 s of CPU and of 1080p60 ~280 s: on 2 cores,
+ *    the longest accepted videos finish; a decoder made to spin is stopped.
  *  - 512 MiB: with 2 threads, 1080p H.264 decodes within 128 MiB and 4K H.264 or VP9 within
  *    192 MiB (measured with prlimit); 8K needs more and is refused as too costly. A file declaring
  *    a giant frame fails to allocate instead of taking the machine's memory.
@@ -38,7 +39,7 @@ export const DEFAULT_VIDEO_LIMITS: Readonly<VideoLimits> = Object.freeze({
   maxDurationSeconds: 600,
   maxVideoFrames: 36_000,
   maxStreams: 16,
-  timeoutMs: 120_000,
+  timeoutMs: 300_000,
   memoryBytes: 512 * 2 ** 20,
   threads: 2,
 });
