@@ -2,9 +2,11 @@
 // re-encoded copies match by HMA's rule and unrelated videos do not, and hostile files (truncated,
 // garbage, over the limits, giant declared frames, playlists naming other files) are refused with
 // a typed error, quickly, leaving no temporary file.
+import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeVpdq, hashImage, hexHammingDistance, matchVpdq, normalizeRawFrame, parseVpdq, pdqHash, pdqToHex } from '../../shared/hashing/index.js';
@@ -84,6 +86,19 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
       expect(hashes.frames[k].quality).toBe(image.quality);
       expect(hashes.frames[k].quality).toBeGreaterThanOrEqual(80);
     }
+  });
+
+  it("applies the video's display rotation, as EXIF orientation is applied to photos", async () => {
+    const lossless = await videoOfFrames(scratch.dir, 'upright', frames.slice(0, 1), W, H, { codec: 'h264-lossless', fps: 5 });
+    const rotated = join(scratch.dir, 'rotated.mp4');
+    await promisify(execFile)('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-i', lossless, '-c', 'copy', '-metadata:s:v:0', 'rotate=90', rotated]);
+    const [frame] = (await hashVideoFile(rotated)).frames;
+    // ffmpeg 5.1 stores `rotate=90` as a display matrix turning the picture 90° counter-clockwise
+    // (ffprobe: rotation 90); players show it so, and so is it hashed.
+    const shown = await hashImage(await sharp(frames[0], { raw: { width: W, height: H, channels: 3 } }).rotate(270).png().toBuffer());
+    const upright = await pngPdq(frames[0], W, H);
+    expect(hexHammingDistance(frame.pdq, shown.pdq)).toBe(0);
+    expect(hexHammingDistance(frame.pdq, upright.pdq)).toBeGreaterThan(31);
   });
 
   it('finds the reference image in the 3rd second of a 20 s H.264 video, with MD5 and SHA-256 of the file', async () => {
@@ -186,6 +201,8 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
         '-map', '0', '-map', '1', '-map', '2', '-map', '3', '-c:a', 'aac',
       ]);
       await expectRefused(await readFile(streams), 'too_many_streams', { limits: { ...DEFAULT_VIDEO_LIMITS, maxStreams: 3 } });
+      // Within the limit the same file hashes: its audio is never decoded.
+      expect((await hashVideoBytes(await readFile(streams))).frames).toHaveLength(1);
       // An animation over the image frame limit.
       const gif = await animation('gif', distinctFrames(1, 5, 32, 24), 32, 24, 100);
       await expectRefused(gif, 'too_many_frames', { limits: { ...DEFAULT_VIDEO_LIMITS, maxFrames: 4 } });
