@@ -3,7 +3,7 @@
  * writes them to files) and for the console's Log page (inlined: no script, no CDN, no style
  * sheet, only presentation attributes). Drawn here rather than with a charting library: three
  * stacked-bar charts need ~250 lines, while vega + vega-lite (the usual Node renderer without a
- * browser) add 79 packages and 25 MB (decision 16).
+ * browser) add 79 packages and 25 MB (decision 21).
  *
  * Every text that came from a log (labels, methods) is hostile: it is cut to a readable length,
  * stripped of what XML 1.0 cannot carry, and escaped. Colours are the Okabe–Ito palette, which
