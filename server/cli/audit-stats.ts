@@ -49,7 +49,12 @@ async function readExport(path: string): Promise<LogStatistics> {
   const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.length === 0) continue;
-    const wire = JSON.parse(line) as WireEntry; // written by the audit itself from checked JSON
+    let wire: WireEntry;
+    try {
+      wire = JSON.parse(line) as WireEntry; // written by the audit itself, one JSON value a line
+    } catch {
+      throw new AuditError(`the audit's export ${path} has a line that is not JSON: is the disk full?`);
+    }
     let bytes: Uint8Array | null;
     try {
       bytes = entryBytes(wire);
@@ -78,11 +83,11 @@ async function statisticsOf(url: string, options: AuditStatsOptions): Promise<In
       });
     } catch (err) {
       if (!(err instanceof AuditError)) throw err;
-      options.err.write(`FAIL ${url}: ${err.message}\n`);
+      options.err.write(`FAIL ${url}: ${terminalText(err.message)}\n`);
       return { instance: url, origin: null, checkpointSize: null, auditOk: false, stats: mergeStatistics([]) };
     }
     for (const failure of report.failures.slice(0, MAX_FAILURES_SHOWN)) {
-      options.err.write(`FAIL ${url} ${failure.kind}${failure.index === undefined ? '' : ` entry ${failure.index}`}: ${failure.message}\n`);
+      options.err.write(`FAIL ${url} ${failure.kind}${failure.index === undefined ? '' : ` entry ${failure.index}`}: ${terminalText(failure.message)}\n`);
     }
     const more = report.failures.length - MAX_FAILURES_SHOWN + report.failuresOmitted;
     if (more > 0) options.err.write(`... and ${more} more failures of ${url}\n`);
@@ -143,7 +148,7 @@ function monthTable(months: readonly MonthStats[]): string {
 function describe(title: string, stats: LogStatistics): string {
   const e = stats.entries;
   return (
-    `${title}\n` +
+    `${terminalText(title)}\n` +
     `  ${e.total} entries: ${e.version2} version 2, ${e.version1} version 1 readable, ${e.withheld} withheld (label unknown), ${e.unreadable} unreadable, ${e.other} not about a verdict, ${e.repeated} repeated\n\n` +
     (stats.groups.length > 0 ? `${groupTable(stats.groups)}\n${monthTable(stats.months)}` : '  no verdicts to count\n')
   );
