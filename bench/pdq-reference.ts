@@ -6,11 +6,13 @@
 // - Rates, for the 1024x768 JPEGs and the photos apart: our warm pool (one thread per core, reading
 //   the files, 8 dihedral PDQs + pHash + SHA-256 each) against the reference run as one process per
 //   core on a share of the files each (one PDQ per image; its start is amortised over the share).
-//   Three alternating rounds, medians reported, so a load change hits both sides alike. Also the
-//   reference with --pdqdih (8 PDQs, as we do).
+//   Three alternating rounds, medians reported, so a load change hits both sides alike; CPU per
+//   image too (GNU time for the reference, process.cpuUsage for the pool), steadier on a shared
+//   machine. Also the reference with --pdqdih (8 PDQs, as we do).
 // - Agreement: the PDQ distance between the two on every image (max, p50, p95), and every image
 //   outside PDQ's cross-implementation rule (distance <= 10 where both qualities are >= 80) listed.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -35,9 +37,20 @@ interface PdqLine {
   quality: number;
 }
 
+/** CPU seconds of a child process, from GNU time (Debian's `time` package) when present. */
+const GNU_TIME = '/usr/bin/time';
+
+interface Timed {
+  imagesPerS: number;
+  /** CPU (user + system, every thread) per image; undefined without GNU time for the reference. */
+  cpuMsPerImage?: number;
+}
+
 /** Runs the reference on `files`; returns its lines in order (it prints `hash,quality,file`). */
-async function runReference(bin: string, files: readonly string[], extraArgs: readonly string[] = []): Promise<PdqLine[]> {
-  const child = spawn(bin, [...extraArgs, ...files], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runReference(bin: string, files: readonly string[], extraArgs: readonly string[] = []): Promise<{ lines: PdqLine[]; cpuSeconds?: number }> {
+  const withTime = existsSync(GNU_TIME);
+  const [command, args] = withTime ? [GNU_TIME, ['-f', 'vouch-bench-time %U %S', bin, ...extraArgs, ...files]] : [bin, [...extraArgs, ...files]];
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -47,31 +60,34 @@ async function runReference(bin: string, files: readonly string[], extraArgs: re
     child.once('close', resolve);
   });
   if (code !== 0) throw new Error(`${bin} exited ${code}: ${stderr.slice(-500)}`);
-  const out: PdqLine[] = [];
+  const lines: PdqLine[] = [];
   for (const line of stdout.split('\n')) {
     const m = /^([0-9a-f]{64}),(\d+),(.+)$/.exec(line);
-    if (m) out.push({ file: m[3], pdq: m[1], quality: Number(m[2]) });
+    if (m) lines.push({ file: m[3], pdq: m[1], quality: Number(m[2]) });
   }
-  return out;
+  const time = /vouch-bench-time ([\d.]+) ([\d.]+)/.exec(stderr);
+  return { lines, cpuSeconds: time ? Number(time[1]) + Number(time[2]) : undefined };
 }
 
-/** Images per second of `processes` reference processes sharing `files` (each image once). */
-async function referenceRate(bin: string, files: readonly string[], processes: number, extraArgs: readonly string[] = []): Promise<number> {
+/** `processes` reference processes sharing `files` (each image once). */
+async function referenceRate(bin: string, files: readonly string[], processes: number, extraArgs: readonly string[] = []): Promise<Timed> {
   const shares = Array.from({ length: processes }, (_, p) => files.filter((_, i) => i % processes === p));
   const started = performance.now();
   const outputs = await Promise.all(shares.map((share) => runReference(bin, share, extraArgs)));
   const seconds = (performance.now() - started) / 1000;
   // --pdqdih prints 8 lines an image.
-  const hashed = outputs.reduce((n, o) => n + o.length, 0);
+  const hashed = outputs.reduce((n, o) => n + o.lines.length, 0);
   const perImage = extraArgs.includes('--pdqdih') ? 8 : 1;
   if (hashed !== files.length * perImage) throw new Error(`the reference printed ${hashed} hashes for ${files.length} images`);
-  return files.length / seconds;
+  const cpu = outputs.every((o) => o.cpuSeconds !== undefined) ? outputs.reduce((t, o) => t + o.cpuSeconds!, 0) : undefined;
+  return { imagesPerS: files.length / seconds, cpuMsPerImage: cpu === undefined ? undefined : (cpu * 1000) / files.length };
 }
 
-/** Images per second of the warm pool on `files`, 2 x threads in flight. */
-async function poolRate(pool: HashPool, files: readonly string[]): Promise<number> {
+/** The warm pool on `files`, 2 x threads in flight; CPU is this whole process's (workers included). */
+async function poolRate(pool: HashPool, files: readonly string[]): Promise<Timed> {
   let next = 0;
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: pool.threads * 2 }, async () => {
       while (next < files.length) {
@@ -80,10 +96,15 @@ async function poolRate(pool: HashPool, files: readonly string[]): Promise<numbe
       }
     }),
   );
-  return files.length / ((performance.now() - started) / 1000);
+  const cpu = process.cpuUsage(cpuBefore);
+  return { imagesPerS: files.length / ((performance.now() - started) / 1000), cpuMsPerImage: (cpu.user + cpu.system) / 1000 / files.length };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const medianOf = (runs: Timed[], key: keyof Timed) => {
+  const values = runs.map((r) => r[key]).filter((v): v is number => v !== undefined);
+  return values.length === runs.length ? median(values) : undefined;
+};
 
 export async function benchPdqReference(): Promise<BenchResult[]> {
   const bin = process.env.PDQ_REFERENCE_BIN;
@@ -106,7 +127,7 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
     const corpus = [...generated, ...fixtures];
 
     // Agreement, image by image.
-    const reference = new Map((await runReference(bin, corpus)).map((line) => [line.file, line]));
+    const reference = new Map((await runReference(bin, corpus)).lines.map((line) => [line.file, line]));
     const distances: number[] = [];
     let outsideRule = 0;
     for (const file of corpus) {
@@ -129,26 +150,41 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
     await poolRate(pool, corpus.concat(corpus)); // warm every worker
     const rates = async (files: readonly string[]) => {
       const timed = Array.from({ length: PASSES }, () => files).flat();
-      const ours: number[] = [];
-      const theirs: number[] = [];
-      const theirsDihedral: number[] = [];
+      const ours: Timed[] = [];
+      const theirs: Timed[] = [];
+      const theirsDihedral: Timed[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         ours.push(await poolRate(pool, timed));
         theirs.push(await referenceRate(bin, timed, cores));
         theirsDihedral.push(await referenceRate(bin, timed, cores, ['--pdqdih']));
       }
-      return { ours: median(ours), theirs: median(theirs), theirsDihedral: median(theirsDihedral) };
+      return { ours, theirs, theirsDihedral };
     };
-    const big = await rates(generated);
-    const photos = await rates(fixtures);
+    const figures = (part: string, r: Awaited<ReturnType<typeof rates>>): BenchResult[] => {
+      const oursRate = medianOf(r.ours, 'imagesPerS')!;
+      const theirsRate = medianOf(r.theirs, 'imagesPerS')!;
+      const out: BenchResult[] = [
+        { name: `hash_pool_img_per_s_${part}`, value: round(oursRate, 1), unit: 'img/s' },
+        { name: `pdq_reference_img_per_s_${part}`, value: round(theirsRate, 1), unit: 'img/s' },
+        { name: `pdq_reference_dihedral_img_per_s_${part}`, value: round(medianOf(r.theirsDihedral, 'imagesPerS')!, 1), unit: 'img/s' },
+        { name: `hash_vs_reference_ratio${part === '1024x768' ? '' : `_${part}`}`, value: round(oursRate / theirsRate, 2), unit: 'x' },
+      ];
+      // CPU per image: steadier than the rates when other work shares the cores.
+      const oursCpu = medianOf(r.ours, 'cpuMsPerImage');
+      const theirsCpu = medianOf(r.theirs, 'cpuMsPerImage');
+      if (oursCpu !== undefined && theirsCpu !== undefined) {
+        out.push(
+          { name: `hash_pool_cpu_ms_per_img_${part}`, value: round(oursCpu, 2), unit: 'ms' },
+          { name: `pdq_reference_cpu_ms_per_img_${part}`, value: round(theirsCpu, 2), unit: 'ms' },
+          { name: `pdq_reference_dihedral_cpu_ms_per_img_${part}`, value: round(medianOf(r.theirsDihedral, 'cpuMsPerImage')!, 2), unit: 'ms' },
+          { name: `hash_vs_reference_cpu_ratio_${part}`, value: round(theirsCpu / oursCpu, 2), unit: 'x' },
+        );
+      }
+      return out;
+    };
     return [
-      { name: 'hash_pool_img_per_s_1024x768', value: round(big.ours, 1), unit: 'img/s' },
-      { name: 'pdq_reference_img_per_s_1024x768', value: round(big.theirs, 1), unit: 'img/s' },
-      { name: 'pdq_reference_dihedral_img_per_s_1024x768', value: round(big.theirsDihedral, 1), unit: 'img/s' },
-      { name: 'hash_vs_reference_ratio', value: round(big.ours / big.theirs, 2), unit: 'x' },
-      { name: 'hash_pool_img_per_s_fixture_photos', value: round(photos.ours, 1), unit: 'img/s' },
-      { name: 'pdq_reference_img_per_s_fixture_photos', value: round(photos.theirs, 1), unit: 'img/s' },
-      { name: 'hash_vs_reference_ratio_fixture_photos', value: round(photos.ours / photos.theirs, 2), unit: 'x' },
+      ...figures('1024x768', await rates(generated)),
+      ...figures('fixture_photos', await rates(fixtures)),
       { name: 'pdq_reference_processes', value: cores, unit: 'processes' },
       { name: 'pdq_distance_vs_reference_max', value: distances[distances.length - 1], unit: 'bits' },
       { name: 'pdq_distance_vs_reference_p50', value: percentile(distances, 0.5), unit: 'bits' },
