@@ -3,7 +3,9 @@
 //   second through TransparencyLog.append, in batches of 1,000, into the 1M-entry log below
 //   (postgres only when VOUCH_BENCH_DATABASE_URL is set; a throwaway schema, dropped after);
 // - inclusion_proof_ms_at_1M, consistency_proof_ms_at_1M: median time of one proof through
-//   TransparencyLog (one SQL query each) in a log of 1,000,000 entries, random index / old size;
+//   TransparencyLog in a log of 1,000,000 entries, random index / old size, with its proof cache
+//   filled (log_proof_cache_fill_s_at_1M: how long that took); _upper_cache_only: the same with
+//   only the levels of >= 64 leaves cached (one SQL query a proof);
 // - inclusion_proof_bytes_at_1M, consistency_proof_bytes_at_1M: the largest proof seen, in bytes.
 // The 1M log is NOT appended through the API (that would take minutes): its leaf hashes (entry i =
 // the 8-byte big-endian i) and every complete subtree are generated inside the database with
@@ -91,21 +93,15 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function proofFigures(backend: Backend): Promise<{ inclusionMs: number; consistencyMs: number; inclusionBytes: number; consistencyBytes: number }> {
-  const log = new TransparencyLog(backend.store.db);
-  const fillStart = performance.now();
-  await fillMillion(backend.store);
-  const fillSeconds = (performance.now() - fillStart) / 1000;
-  // The in-database fill must be the RFC 9162 tree: compare its root with MemoryTree's.
-  const memory = new MemoryTree();
-  const buf = Buffer.alloc(8);
-  for (let i = 0; i < MILLION; i++) {
-    buf.writeBigInt64BE(BigInt(i));
-    memory.append(buf);
-  }
-  if (Buffer.compare(await log.root(), memory.root()) !== 0) throw new Error(`${backend.name}: the bulk-filled log's root differs from MemoryTree's`);
-  console.error(`# log bench (${backend.name}): 1M-entry log filled in ${fillSeconds.toFixed(1)} s inside the database (not through append)`);
+interface ProofTimes {
+  inclusionMs: number;
+  consistencyMs: number;
+  inclusionBytes: number;
+  consistencyBytes: number;
+}
 
+/** Median times of random inclusion and consistency proofs at 1M through `log`. */
+async function timeProofs(log: TransparencyLog): Promise<ProofTimes> {
   for (let i = 0; i < 50; i++) await log.inclusionProof(randomInt(0, MILLION), MILLION); // warm-up
   const inclusion: number[] = [];
   let inclusionBytes = 0;
@@ -128,6 +124,34 @@ async function proofFigures(backend: Backend): Promise<{ inclusionMs: number; co
   return { inclusionMs: median(inclusion), consistencyMs: median(consistency), inclusionBytes, consistencyBytes };
 }
 
+/**
+ * Proofs at 1M with the whole proof cache (every level, filled first: the fill time is a figure
+ * too) and with the upper levels only (`proofCacheBytes: 0`: one query a proof, the path a log
+ * past its cache budget takes for its lowest levels).
+ */
+async function proofFigures(backend: Backend): Promise<{ cached: ProofTimes; uncached: ProofTimes; cacheFillS: number }> {
+  const log = new TransparencyLog(backend.store.db);
+  const fillStart = performance.now();
+  await fillMillion(backend.store);
+  const fillSeconds = (performance.now() - fillStart) / 1000;
+  // The in-database fill must be the RFC 9162 tree: compare its root with MemoryTree's.
+  const memory = new MemoryTree();
+  const buf = Buffer.alloc(8);
+  for (let i = 0; i < MILLION; i++) {
+    buf.writeBigInt64BE(BigInt(i));
+    memory.append(buf);
+  }
+  if (Buffer.compare(await log.root(), memory.root()) !== 0) throw new Error(`${backend.name}: the bulk-filled log's root differs from MemoryTree's`);
+  console.error(`# log bench (${backend.name}): 1M-entry log filled in ${fillSeconds.toFixed(1)} s inside the database (not through append)`);
+
+  const warmStart = performance.now();
+  await log.warmProofCache();
+  const cacheFillS = (performance.now() - warmStart) / 1000;
+  const cached = await timeProofs(log);
+  const uncached = await timeProofs(new TransparencyLog(backend.store.db, { proofCacheBytes: 0 }));
+  return { cached, uncached, cacheFillS };
+}
+
 export async function benchLog(): Promise<BenchResult[]> {
   const names: Backend['name'][] = process.env.VOUCH_BENCH_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
   const results: BenchResult[] = [];
@@ -146,18 +170,24 @@ export async function benchLog(): Promise<BenchResult[]> {
   }
   const primary = proofs.get('postgres') ?? proofs.get('pglite')!;
   results.push(
-    { name: 'inclusion_proof_ms_at_1M', value: round(primary.inclusionMs), unit: 'ms' },
-    { name: 'consistency_proof_ms_at_1M', value: round(primary.consistencyMs), unit: 'ms' },
-    { name: 'inclusion_proof_bytes_at_1M', value: primary.inclusionBytes, unit: 'B' },
-    { name: 'consistency_proof_bytes_at_1M', value: primary.consistencyBytes, unit: 'B' },
+    { name: 'inclusion_proof_ms_at_1M', value: round(primary.cached.inclusionMs), unit: 'ms' },
+    { name: 'consistency_proof_ms_at_1M', value: round(primary.cached.consistencyMs), unit: 'ms' },
+    { name: 'inclusion_proof_bytes_at_1M', value: primary.cached.inclusionBytes, unit: 'B' },
+    { name: 'consistency_proof_bytes_at_1M', value: primary.cached.consistencyBytes, unit: 'B' },
+    { name: 'log_proof_cache_fill_s_at_1M', value: round(primary.cacheFillS, 2), unit: 's' },
   );
-  if (proofs.size > 1) {
-    for (const [name, p] of proofs) {
+  for (const [name, p] of proofs) {
+    const suffix = proofs.size > 1 ? `_${name}` : '';
+    if (proofs.size > 1) {
       results.push(
-        { name: `inclusion_proof_ms_at_1M_${name}`, value: round(p.inclusionMs), unit: 'ms' },
-        { name: `consistency_proof_ms_at_1M_${name}`, value: round(p.consistencyMs), unit: 'ms' },
+        { name: `inclusion_proof_ms_at_1M${suffix}`, value: round(p.cached.inclusionMs), unit: 'ms' },
+        { name: `consistency_proof_ms_at_1M${suffix}`, value: round(p.cached.consistencyMs), unit: 'ms' },
       );
     }
+    results.push(
+      { name: `inclusion_proof_ms_at_1M_upper_cache_only${suffix}`, value: round(p.uncached.inclusionMs), unit: 'ms' },
+      { name: `consistency_proof_ms_at_1M_upper_cache_only${suffix}`, value: round(p.uncached.consistencyMs), unit: 'ms' },
+    );
   }
   return results;
 }
