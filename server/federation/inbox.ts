@@ -5,7 +5,7 @@ import type { Db } from '../store/index.js';
 import type { Logger } from '../config/logger.js';
 import { HttpSignatureError, keyIdOrigin, parseSignatureHeader, verifyRequest } from '../../shared/crypto/http-signature.js';
 import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js';
-import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type TrustStatementObject } from '../../shared/vocab/objects.js';
+import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type ParsedActivity, type TrustStatementObject } from '../../shared/vocab/objects.js';
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
 import { claimActivities, GROUP_COMMIT_DEFAULTS, VerdictGroupCommit, type AfterCommit, type GroupCommitOptions, type InboundVerdict } from './group-commit.js';
@@ -132,7 +132,7 @@ export class Inbox {
     }
     const activity = this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp }));
     const actor = await this.authenticate(req, body, activity.actor);
-    return this.apply(json as Record<string, unknown>, actor);
+    return this.applyParsed(activity, json as Record<string, unknown>, actor, { replay: 'reject' });
   }
 
   /**
@@ -143,7 +143,11 @@ export class Inbox {
    * recorded once applied. An id already recorded was applied: refused (409) or skipped.
    */
   async apply(json: Record<string, unknown>, actor: string, options: { replay: 'reject' | 'skip' } = { replay: 'reject' }): Promise<InboxResult> {
-    const activity = this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp }));
+    return this.applyParsed(this.parse(() => parseActivity(json, { allowHttp: this.options.allowHttp })), json, actor, options);
+  }
+
+  /** `apply` of an activity already parsed from `json` (the inbox parses it to authenticate). */
+  private async applyParsed(activity: ParsedActivity, json: Record<string, unknown>, actor: string, options: { replay: 'reject' | 'skip' }): Promise<InboxResult> {
     if (activity.actor !== actor) throw new FederationError(403, 'actor_mismatch', 'the activity\'s actor is not the signer');
     const actorOrigin = originOf(actor);
     if (originOf(activity.id) !== actorOrigin) throw new FederationError(403, 'foreign_id', 'the activity id is not on the actor\'s origin');
@@ -222,7 +226,7 @@ export class Inbox {
   }
 
   private async dispatch(
-    activity: ReturnType<typeof parseActivity>,
+    activity: ParsedActivity,
     json: Record<string, unknown>,
     actor: string,
     actorOrigin: string,

@@ -13,7 +13,7 @@ import { signObject } from '../../shared/crypto/data-integrity.js';
 import { AS_CONTEXT_URL, bundledContext, VERDICT_CONTEXT, VOUCH_CONTEXT_URL } from '../../shared/vocab/contexts.js';
 import { actorDocument, loadIdentity, nodeinfoDocument, webfingerDocument, ACTOR_USERNAME, type Identity } from './identity.js';
 import { FederationError, PeerDirectory, type Peer } from './peers.js';
-import { Inbox, type InboundVerdictHandler } from './inbox.js';
+import { Inbox, type InboundVerdictHandler, type InboxResult } from './inbox.js';
 import { Delivery, DELIVERY_QUEUE, type DeliveryJob } from './delivery.js';
 import type { SafeFetch } from './safe-fetch.js';
 import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
@@ -41,7 +41,8 @@ export interface FederationOptions {
 }
 
 const ACTIVITY_JSON = 'application/activity+json';
-const MAX_INBOX_BYTES = 256 * 1024;
+/** The largest inbox POST body read (protocol.md: 256 KiB). */
+export const MAX_INBOX_BYTES = 256 * 1024;
 const PAGE_SIZE = 50;
 /** How often recorded activities left unqueued (a crash, the queue away) are queued again. */
 const DRAIN_EVERY_MS = 5_000;
@@ -368,6 +369,18 @@ export class Federation {
 
   // --- HTTP ----------------------------------------------------------------------------------
 
+  /** One inbox POST's body, authenticated and applied (answer 202 with the result); counted in /metrics. */
+  async receiveInbox(req: Request, body: Buffer): Promise<InboxResult> {
+    try {
+      const result = await this.inbox.receive(req, body);
+      this.metrics?.inbox.inc({ result: result.status });
+      return result;
+    } catch (err) {
+      this.metrics?.inbox.inc({ result: err instanceof FederationError ? err.code : 'error' });
+      throw err;
+    }
+  }
+
   router(): Router {
     const router = express.Router();
     const send = (res: Response, body: unknown, type = ACTIVITY_JSON) => res.type(type).send(JSON.stringify(body));
@@ -389,17 +402,11 @@ export class Federation {
     router.get('/ns/v1', (_req, res) => send(res, bundledContext(VOUCH_CONTEXT_URL), 'application/ld+json'));
     router.get('/actor', (_req, res) => send(res, actorDocument(this.identity)));
 
+    // Most inbox POSTs are answered ahead of the app's general stack (server/http/inbox-route.ts);
+    // these routes take the rest (compressed bodies, an inbox URL with a query string).
     const inboxBody = express.raw({ type: () => true, limit: MAX_INBOX_BYTES });
     const receive = async (req: Request, res: Response) => {
-      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      try {
-        const result = await this.inbox.receive(req, body);
-        this.metrics?.inbox.inc({ result: result.status });
-        res.status(202).json(result);
-      } catch (err) {
-        this.metrics?.inbox.inc({ result: err instanceof FederationError ? err.code : 'error' });
-        throw err;
-      }
+      res.status(202).json(await this.receiveInbox(req, Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)));
     };
     router.post('/actor/inbox', inboxBody, receive);
     router.post('/inbox', inboxBody, receive);

@@ -14,6 +14,7 @@ import type { TrustService } from '../trust/service.js';
 import type { Metrics } from '../config/metrics.js';
 import type { ScanningServices } from '../review/scanning-services.js';
 import { logRoutes } from './log-routes.js';
+import { inboxAheadOfStack, INBOX_PATHS } from './inbox-route.js';
 import { consoleRouter, type ConsoleAccounts } from '../console/index.js';
 import { WebhookError, type MastodonIntegration } from '../integrations/mastodon.js';
 import type { CheckpointWitness, LogCheckpoints, TransparencyLog } from '../log/index.js';
@@ -122,8 +123,6 @@ const HEALTH_PROBE_MS = 2_000;
 /** Busy and unavailable answers: the wait a client is told, and how often each kind is logged. */
 const RETRY_AFTER_S = 1;
 const SHED_LOG_INTERVAL_MS = 60_000;
-/** Where peers POST activities (federation's routes), whose accepted deliveries go unlogged. */
-const INBOX_PATHS = new Set(['/actor/inbox', '/inbox']);
 
 /** Answers 'ok' or 'down' for one dependency, a hung probe counting as down. */
 async function probe(check: () => Promise<unknown>): Promise<'ok' | 'down'> {
@@ -175,30 +174,32 @@ export function createApp(deps: AppDeps): express.Express {
   const shedResponses = new WeakSet<object>();
   // Client addresses (sign-in limits, logs) come from X-Forwarded-For only via proxies named here.
   app.set('trust proxy', config.trustProxy === undefined ? false : /^\d+$/.test(config.trustProxy) ? Number(config.trustProxy) : config.trustProxy);
+  const logRequests = pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const id = randomUUID();
+      res.setHeader('x-request-id', id);
+      return id;
+    },
+    // An accepted inbox POST is the hot path (hundreds a second from busy peers): counted in
+    // /metrics, not logged; refused ones still are.
+    customLogLevel: (req, res, err) =>
+      shedResponses.has(res) || (res.statusCode === 202 && req.method === 'POST' && INBOX_PATHS.has((req as { originalUrl?: string }).originalUrl ?? req.url ?? ''))
+        ? 'silent'
+        : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+    autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+    // Signed URLs (a scanner's media fetch, the console's notices) carry their HMAC in the query.
+    serializers: { req: (req: { url?: string; query?: Record<string, unknown> }) => ({ ...req, url: withoutUrlSecrets(req.url), query: withoutQuerySecrets(req.query) }) },
+  });
+  // First: most inbox POSTs, the hot path, are answered ahead of everything below (refusals are
+  // still logged, through logRequests).
+  app.use(inboxAheadOfStack(federation, logRequests));
   // Browsers ask for /favicon.ico on every console page: answered empty and cached for a week, before
   // the request log, so it neither 404s nor logs a warning per page.
   app.get('/favicon.ico', (_req, res) => {
     res.set('cache-control', 'public, max-age=604800').status(204).end();
   });
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req, res) => {
-        const id = randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
-      // An accepted inbox POST is the hot path (hundreds a second from busy peers): counted in
-      // /metrics, not logged; refused ones still are.
-      customLogLevel: (req, res, err) =>
-        shedResponses.has(res) || (res.statusCode === 202 && req.method === 'POST' && INBOX_PATHS.has((req as { originalUrl?: string }).originalUrl ?? req.url ?? ''))
-          ? 'silent'
-          : err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-      // Signed URLs (a scanner's media fetch, the console's notices) carry their HMAC in the query.
-      serializers: { req: (req: { url?: string; query?: Record<string, unknown> }) => ({ ...req, url: withoutUrlSecrets(req.url), query: withoutQuerySecrets(req.query) }) },
-    }),
-  );
+  app.use(logRequests);
   // No route takes a body larger than this: refuse a larger declared one before reading any of it.
   // Routes check their own, smaller limits the same way.
   app.use(refuseDeclaredOversize(Math.max(config.limits.maxUploadBytes, HASH_LIST_LIMIT)));

@@ -2,6 +2,8 @@
 // driven by the test so that each one can forge exactly one thing. Every case must answer 4xx and
 // store nothing.
 import { createHash, randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import httpSignature from 'http-signature';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freePort, startServerProcess, type ServerProcess } from '../helpers/process.js';
@@ -103,6 +105,51 @@ describe('inbox against hostile peers', () => {
       authorizationHeaderName: 'Signature',
     } as never);
     const res = await fetch(inbox, { method: 'POST', headers, body });
+    expect(res.status).toBe(202);
+    expect(await stored(digestOf(verdict))).toHaveLength(1);
+  });
+
+  it('answers an accepted activity with its result and a request id, unlogged; a refusal is logged with its request id', async () => {
+    const logged = server.logs.length;
+    const accepted = await honest.post(inbox, honest.activity('Create', honest.signObject(honest.verdict(subject()))));
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(accepted.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await accepted.json()).toEqual({ status: 'accepted', type: 'Create' });
+    const refused = await stranger.post(inbox, stranger.activity('Create', stranger.signObject(stranger.verdict(subject()))));
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: { code: 'not_followed' } });
+    const id = refused.headers.get('x-request-id');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    await eventually(async () => server.logs.slice(logged).some((line) => line.includes(id!) && line.includes('"statusCode":403')), 5_000, 'the refusal logged');
+    expect(server.logs.slice(logged).filter((line) => line.includes('/actor/inbox'))).toHaveLength(1);
+  });
+
+  it('refuses a body past 256 KiB sent without a declared length with 413, and one declared past it unread', async () => {
+    const { hostname, port } = new URL(base);
+    const exchange = (head: string, body: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), hostname, () => socket.write(Buffer.concat([Buffer.from(head.replace(/\n/g, '\r\n')), body])));
+        let answer = '';
+        socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+        socket.on('error', (err) => (answer ? resolve(answer) : reject(err)));
+        socket.on('close', () => resolve(answer));
+      });
+    const host = `host: ${new URL(base).host}\ncontent-type: application/activity+json\n`;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const chunked = Buffer.concat([...Array.from({ length: 5 }, () => Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])), Buffer.from('0\r\n\r\n')]);
+    const streamed = await exchange(`POST /actor/inbox HTTP/1.1\n${host}transfer-encoding: chunked\n\n`, chunked);
+    expect(streamed).toMatch(/^HTTP\/1\.1 413 /);
+    expect(streamed).toMatch(/"code":"too_large"/);
+    const declared = await exchange(`POST /actor/inbox HTTP/1.1\n${host}content-length: ${300 * 1024}\n\n`, Buffer.alloc(10, 0x20));
+    expect(declared).toMatch(/^HTTP\/1\.1 413 /);
+    expect(declared).toMatch(/"code":"too_large"/);
+  });
+
+  it('accepts a gzip-compressed Create, signed over the JSON it carries', async () => {
+    const verdict = honest.signObject(honest.verdict(subject()));
+    const body = JSON.stringify(honest.activity('Create', verdict));
+    const res = await fetch(inbox, { method: 'POST', headers: { ...honest.signedHeaders('POST', inbox, body), 'content-encoding': 'gzip' }, body: gzipSync(body) });
     expect(res.status).toBe(202);
     expect(await stored(digestOf(verdict))).toHaveLength(1);
   });
