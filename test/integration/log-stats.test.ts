@@ -3,16 +3,25 @@
 // the printed table, the CSV files, and charts that are well-formed XML (libxml2, through sharp)
 // naming every series. A third URL that is no Vouch instance fails alone, without a crash. The
 // console's Log page shows the same counts and charts for the instance's own log (over plain HTTP
-// with a real session; the browser suite needs Chromium).
+// with a real session; the browser suite needs Chromium). A hostile log (formula, terminal-escape
+// and markup labels, times out of range), served by the real log routes, is counted without harm.
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import express from 'express';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { actorDocument, loadIdentity } from '../../server/federation/identity.js';
+import type { Federation } from '../../server/federation/index.js';
+import { logRoutes } from '../../server/http/log-routes.js';
+import { LogCheckpoints, logOrigin } from '../../server/log/checkpoints.js';
+import { activityEntry } from '../../server/log/entry.js';
+import { TransparencyLog } from '../../server/log/store.js';
+import { openStore, type Store } from '../../server/store/index.js';
 import { eventually, freePort, LOCAL_FEDERATION_ENV, runCli, startServerProcess, startVouch } from '../helpers/process.js';
-import { tempDir } from '../helpers/services.js';
+import { STORE_BACKENDS, tempDir } from '../helpers/services.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const ENV = { ...LOCAL_FEDERATION_ENV, VOUCH_ADMIN_TOKEN: TOKEN, VOUCH_SCANNER: 'off', VOUCH_CHECKPOINT_EVERY_MS: '200', VOUCH_CHECKPOINT_AFTER_APPENDS: '1' };
@@ -197,5 +206,86 @@ describe('vouch audit --stats', () => {
     const run = await runCli(['audit', a.url, b.url, '--state', state], { VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
     expect(run.code).toBe(2);
     expect(run.stderr).toBe('vouch: audit one instance at a time, or count several with --stats\n');
+  });
+});
+
+describe('vouch audit --stats on a hostile log', () => {
+  const handle = STORE_BACKENDS[0].create();
+  let store: Store;
+  let server: Server;
+  let base: string;
+  const out = tempDir('vouch-stats-hostile-');
+  const FORMULA = '=HYPERLINK("http://evil.example")';
+  const ESCAPES = '\u001b[2J\u001b[31mred';
+  const MARKUP = '</text><script>alert(1)</script>';
+
+  beforeAll(async () => {
+    store = await openStore(handle.config);
+    const log = new TransparencyLog(store.db);
+    const app = express();
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.44', () => resolve(s));
+    });
+    base = `http://127.0.0.44:${(server.address() as AddressInfo).port}`;
+    const identity = await loadIdentity(store.db, base);
+    const checkpoints = new LogCheckpoints(store.db, log, { origin: logOrigin(identity.host), privateKey: identity.proofPrivateKey });
+    // Nobody is an approved follower: every reader is anonymous.
+    const federation = { identity, approvedFollower: async () => undefined, peers: { get: async () => undefined } } as unknown as Federation;
+    app.get('/actor', (_req, res) => {
+      res.json(actorDocument(identity));
+    });
+    app.use(logRoutes({ log, checkpoints, federation, publicOkFeed: false }));
+    // Version-2 entries whose public parts pass entry.ts's schema (any text of ≤ 64 characters),
+    // so the audit verifies the log, while their labels and times are hostile.
+    const create = (n: string, label: string, method: string, published: string) => ({
+      type: 'Create',
+      id: `${base}/verdicts/${n}#create`,
+      actor: identity.actorId,
+      object: { type: 'Verdict', id: `${base}/verdicts/${n}`, label, method, published, subject: [{ algorithm: 'sha256', digest: n.padEnd(64, '0') }] },
+    });
+    const activities = [
+      create('1', FORMULA, 'human', '2026-01-15T00:00:00Z'),
+      create('2', ESCAPES, 'classifier', '99999-01-01T00:00:00Z'),
+      create('3', MARKUP, '@human', '1969-12-31T00:00:00Z'),
+      { type: 'Delete', id: `${base}/verdicts/1#delete`, actor: identity.actorId, object: { type: 'Tombstone', id: `${base}/verdicts/1`, formerType: 'Verdict', deleted: '2026-01-15T01:00:00Z' } },
+      create('4', 'spam', 'human', '2026-02-01T00:00:00Z'),
+    ];
+    const built = activities.map((a) => activityEntry(a));
+    await log.append(
+      built.map((b) => b.entry),
+      activities.map((a) => a.object.id),
+      built.map((b) => b.private),
+    );
+    await checkpoints.signCheckpoint();
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => server?.close(r));
+    await store?.close();
+    await handle.cleanup();
+  });
+
+  it('counts it, and neither the terminal, the CSV nor the charts run what the labels say', async () => {
+    const run = await runCli(['audit', '--stats', base, '--out', out, '--state', tempDir('vouch-stats-state-')], { VOUCH_ALLOW_PRIVATE_NETWORKS: '127.0.0.0/8' });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain('\u001b');
+    expect(run.stdout).toMatch(/^ {2}\?\[2J\?\[31mred +classifier +1 +100 % +0 +0 +0$/m);
+    expect(run.stdout).toMatch(/^ {2}=HYPERLINK\("http:\/\/evil\.example"\) +human +1 +100 % +0 +1 +0 +60\.0 min +60\.0 min$/m);
+    expect(run.stdout).toMatch(/^ {2}\(unknown\) +2 +50 % +0 % +50 % +0$/m); // two times out of range
+
+    const summary = readFileSync(join(out, 'summary.csv'), 'utf8');
+    expect(summary).toContain(`${base},"'=HYPERLINK(""http://evil.example"")",human,1,0,1,0,1,1,3600,3600\r\n`);
+    expect(summary).toContain(`${base},${MARKUP},'@human,1,0,0,0,1,0,,\r\n`);
+    expect(summary).toContain(`${base},${ESCAPES},classifier,1,0,0,0,1,0,,\r\n`); // a CSV cell, quoted only as RFC 4180 asks
+    for (const name of ['issued-per-month', 'retraction-time', 'method-share-per-month']) {
+      const svg = readFileSync(join(out, `${name}.svg`), 'utf8');
+      await sharp(Buffer.from(svg)).png().toBuffer(); // well-formed XML
+      expect(svg).not.toContain('<script');
+      expect(svg).not.toContain('\u001b');
+    }
+    const issued = readFileSync(join(out, 'issued-per-month.svg'), 'utf8');
+    expect(issued).toContain('&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(issued).toContain('\uFFFD[2J\uFFFD[31mred');
+    expect(issued).toContain('=HYPERLINK(&quot;http://evil.example&quot;)');
   });
 });
