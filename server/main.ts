@@ -16,6 +16,7 @@ import { createSafeFetcher } from './federation/safe-fetch.js';
 import { DELIVERY_QUEUE, Federation, FederationError, OwnershipError, type DeliveryJob } from './federation/index.js';
 import { VerdictOwnershipError, VerdictService } from './verdicts/index.js';
 import { Decider } from './verdicts/decider.js';
+import { storedSubjects } from './verdicts/objects.js';
 import { Reattestation } from './verdicts/consensus.js';
 import { HashPool } from './scanning/hash-pool.js';
 import { createApp } from './http/app.js';
@@ -364,7 +365,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
           const index = await verdicts.receiveWithin(trx, received);
           return async () => {
             index();
-            await consensus.revisit(received.map((r) => r.verdict.subject));
+            await consensus.revisit(received.map((r) => storedSubjects(r.verdict.subject)));
           };
         }),
       retract: (uri, actor, trx) =>

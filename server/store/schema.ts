@@ -13,6 +13,9 @@ export interface MediaTable {
   pdq_quality: number | null;
   pdq_dihedral: Uint8Array | null;
   phash64: Uint8Array | null;
+  /** Videos: MD5 of the bytes and the vPDQ frame list (wire form). */
+  md5: ColumnType<Uint8Array | null, Uint8Array | null | undefined, Uint8Array | null>;
+  vpdq: ColumnType<string[] | null, string | null | undefined, string | null>;
   pipeline: string;
   width: number | null;
   height: number | null;
@@ -47,6 +50,8 @@ export interface VerdictSubjectTable {
   algorithm: string;
   digest: Uint8Array;
   quality: number | null;
+  /** Frame subjects (vPDQ): where the frame first appears. numeric arrives as text from pg. */
+  seconds: ColumnType<string | number | null, number | null | undefined, number | null>;
 }
 
 /** Filled from the algorithm registry at start (hash-algorithms.ts); subjects reference it. */

@@ -33,6 +33,7 @@ import { z } from 'zod';
 import { LABELS, type Label, type Method } from '../../shared/vocab/verdict.js';
 import { MAX_BASIS } from '../../shared/vocab/objects.js';
 import { ALGORITHM_REGISTRY, type AlgorithmRegistry, type MatchTier } from '../../shared/algorithms/index.js';
+import { VPDQ_DEFAULTS } from '../../shared/hashing/vpdq.js';
 
 /** Every label but `ok`: the labels a decision weighs evidence for. Most severe first. */
 export type AbuseLabel = Exclude<Label, 'ok'>;
@@ -174,6 +175,17 @@ export const policySchema = z.strictObject({
     })
     .default({ strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS, nearDuplicateAllows: false }),
   /**
+   * Video-to-video matches by frame lists (vPDQ), HMA's rule: the shares of the query's and the
+   * known video's distinct good frames that match the other's (0..100) must reach these; a frame
+   * of a video matching an image is judged at PDQ's tiers instead. Older policies get HMA's defaults.
+   */
+  video: z
+    .strictObject({
+      queryMatchPercent: z.number().min(0).max(100),
+      comparedMatchPercent: z.number().min(0).max(100),
+    })
+    .default({ queryMatchPercent: VPDQ_DEFAULTS.queryMatchPercent, comparedMatchPercent: VPDQ_DEFAULTS.comparedMatchPercent }),
+  /**
    * The labels each classifier (by name) can see: its `ok` is evidence only against those. Kept by
    * the receiving instance, not taken from the issuer (a lying peer would claim to see everything);
    * a classifier not named here sees nothing, so its `ok` counts for no label.
@@ -267,6 +279,9 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   // Allow needs the exact file: a crafted PDQ collision drags pHash-64 along, so near-duplicates
   // are scanned rather than allowed on two hashes (docs/benchmarks.md, "Match radii").
   match: { strictRadius: STRICT_PDQ_RADIUS, phashRadius: PHASH_RADIUS, nearDuplicateAllows: false },
+  // HMA's defaults: 80 % of the upload's frames within PDQ's radius of the known video's, and any
+  // share of the known video's (0 %), so that a clip cut from a known video matches it.
+  video: { queryMatchPercent: VPDQ_DEFAULTS.queryMatchPercent, comparedMatchPercent: VPDQ_DEFAULTS.comparedMatchPercent },
   classifierScopes: BUNDLED_CLASSIFIER_SCOPES,
   trust: { delta: 0.5, hops: 3 },
   // 2: a scanner running two models publishes two verdicts, and both should count; a peer naming

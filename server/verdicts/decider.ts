@@ -1,11 +1,13 @@
 // The decider: the one place that answers "what do we decide about media with these hashes now".
 // It looks the hashes up, brings in the trust engine's weights and the policy, checks every
 // near-duplicate match's second hash (PDQ's pHash-64, as the algorithm registry names it) against
-// the media's (what policy.match.nearDuplicateAllows relies on), and runs
+// the media's (what policy.match.nearDuplicateAllows relies on), holds a video's frame matches to
+// HMA's video-level rule (policy.video), and runs
 // the decision rules (server/trust/decide.ts).
 // Intake, the platform hooks, re-attestation, spot checks and the CLI all decide through it, so a
 // decision is made one way everywhere and can be recorded, acted on and re-attested as one object.
-import { decide, type Decision, type MatchedVerdict } from '../trust/decide.js';
+import { decide, type Decision, type MatchedVerdict, type Policy } from '../trust/decide.js';
+import { matchVpdq, type VpdqFrame } from '../../shared/hashing/vpdq.js';
 import type { TrustService } from '../trust/service.js';
 import type { MatchQuery } from '../matching/matcher.js';
 import { ALGORITHM_REGISTRY } from '../../shared/algorithms/index.js';
@@ -40,6 +42,28 @@ function secondHashAgrees(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, ra
   });
 }
 
+/**
+ * Whether a match found through a frame of a frame-list algorithm (vPDQ) is a match of the video:
+ * when the media is itself a video (it has frames of that algorithm), HMA's rule must hold between
+ * the two frame lists at the policy's shares (policy.video); a single image matching a frame of a
+ * known video counts as the frame's match. Other algorithms' matches always stand.
+ */
+function videoMatchHolds(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, policy: Policy): boolean {
+  if (!ALGORITHM_REGISTRY.has(m.matchedBy)) return true;
+  const algorithm = ALGORITHM_REGISTRY.get(m.matchedBy);
+  if (!algorithm.frameList) return true;
+  const ours = query.hashes.filter((h) => h.algorithm === algorithm.name);
+  if (ours.length === 0) return true;
+  const frame = (pdq: string, quality: number | undefined): VpdqFrame => ({ pdq, quality: quality ?? 0, seconds: 0 });
+  const theirs = m.subjects.filter((s) => s.algorithm === algorithm.name).map((s) => frame(s.digest, s.quality));
+  const result = matchVpdq(
+    ours.map((h) => frame(algorithm.format(h.digest), h.quality)),
+    theirs,
+    { distance: algorithm.maxDistance, minQuality: algorithm.minQuality, ...policy.video },
+  );
+  return result.isMatch;
+}
+
 export class Decider {
   constructor(
     private readonly verdicts: VerdictService,
@@ -54,7 +78,7 @@ export class Decider {
   /** The same rules over verdicts already looked up for `query`. */
   decideFrom(matches: readonly VerdictMatch[], query: Pick<MatchQuery, 'hashes'>): Decided {
     const { policy } = this.trust;
-    const matched = matches.map(
+    const matched = matches.filter((m) => videoMatchHolds(m, query, policy)).map(
       (m): MatchedVerdict => ({
         uri: m.uri,
         issuer: m.issuer,

@@ -12,11 +12,13 @@ import {
   classifierText,
   indexable,
   parseClassifierText,
+  storedSubjects,
   verdictObject,
   VerdictNotFoundError,
   VerdictOwnershipError,
   type Classifier,
   type RemoteVerdict,
+  type StoredSubject,
 } from './objects.js';
 
 export { VerdictNotFoundError, VerdictOwnershipError, type Classifier } from './objects.js';
@@ -59,12 +61,8 @@ export type Within = (trx: Db, verdict: Verdict) => Promise<void>;
 /** Publishes an activity inside the current issuing transaction. */
 type Publish = (type: ActivityType, object: Record<string, unknown>, restricted: boolean) => Promise<void>;
 
-export interface Subject {
-  algorithm: Algorithm;
-  /** Lower-case hex. */
-  digest: string;
-  quality?: number;
-}
+/** One stored subject (a frame list is one per distinct frame): server/verdicts/objects.ts. */
+export type Subject = StoredSubject;
 
 export interface NewVerdict {
   subjects: Subject[];
@@ -285,6 +283,7 @@ export class VerdictService {
             algorithm: s.algorithm,
             digest: subjectBytes[i][j],
             quality: s.quality ?? null,
+            seconds: s.seconds ?? null,
           })),
         );
         if (subjects.length > 0) {
@@ -592,7 +591,7 @@ export class VerdictService {
     const rows = received.map(({ verdict, document, actor }) => ({
       uri: verdict.id,
       actor,
-      subjects: verdict.subject.map((s): Subject => ({ algorithm: s.algorithm, digest: s.digest, ...(s.quality === undefined ? {} : { quality: s.quality }) })),
+      subjects: storedSubjects(verdict.subject),
       values: {
         label: verdict.label,
         confidence: verdict.confidence,
@@ -658,7 +657,7 @@ export class VerdictService {
       sorted.map(({ uri, actor, values: v }) => sql`(${uri}, ${actor}, false, ${`peer:${actor}`}, ${v.label}, ${v.confidence}, ${v.method}, ${v.classifier}, ${v.published}, ${v.updated}, ${v.expires}, ${v.supersedes}, ${v.document}::jsonb)`),
     );
     // Every verdict has at least one subject (the vocabulary's parser insists).
-    const subjectValues = sql.join(sorted.flatMap(({ uri, subjects }) => subjects.map((s) => sql`(${uri}, ${s.algorithm}, ${toBytes(s)}::bytea, ${s.quality ?? null}::smallint)`)));
+    const subjectValues = sql.join(sorted.flatMap(({ uri, subjects }) => subjects.map((s) => sql`(${uri}, ${s.algorithm}, ${toBytes(s)}::bytea, ${s.quality ?? null}::smallint, ${s.seconds ?? null}::numeric)`)));
     const result = await sql<{ id: number; uri: string }>`
       WITH v AS (
         INSERT INTO verdicts (uri, issuer, is_local, source, label, confidence, method, classifier, published, updated, expires, supersedes, document)
@@ -666,8 +665,8 @@ export class VerdictService {
         ON CONFLICT (uri) DO NOTHING
         RETURNING id, uri
       ), s AS (
-        INSERT INTO verdict_subjects (verdict_id, algorithm, digest, quality)
-        SELECT v.id, x.algorithm, x.digest, x.quality FROM v JOIN (VALUES ${subjectValues}) AS x(uri, algorithm, digest, quality) ON x.uri = v.uri
+        INSERT INTO verdict_subjects (verdict_id, algorithm, digest, quality, seconds)
+        SELECT v.id, x.algorithm, x.digest, x.quality, x.seconds FROM v JOIN (VALUES ${subjectValues}) AS x(uri, algorithm, digest, quality, seconds) ON x.uri = v.uri
         ON CONFLICT DO NOTHING
       )
       SELECT id, uri FROM v`.execute(trx);
@@ -708,7 +707,7 @@ export class VerdictService {
   private async insertSubjects(trx: Db, verdictId: number, subjects: Subject[]): Promise<void> {
     await trx
       .insertInto('verdict_subjects')
-      .values(subjects.map((s) => ({ verdict_id: verdictId, algorithm: s.algorithm, digest: toBytes(s), quality: s.quality ?? null })))
+      .values(subjects.map((s) => ({ verdict_id: verdictId, algorithm: s.algorithm, digest: toBytes(s), quality: s.quality ?? null, seconds: s.seconds ?? null })))
       .onConflict((oc) => oc.doNothing())
       .execute();
   }
@@ -824,13 +823,18 @@ export class VerdictService {
       .execute()) as VerdictRow[];
     const subjects = await db
       .selectFrom('verdict_subjects')
-      .select(['verdict_id', 'algorithm', 'digest', 'quality'])
+      .select(['verdict_id', 'algorithm', 'digest', 'quality', 'seconds'])
       .where('verdict_id', 'in', ids)
       .execute();
     const byVerdict = new Map<number, Subject[]>();
     for (const s of subjects) {
       const list = byVerdict.get(s.verdict_id) ?? [];
-      list.push({ algorithm: s.algorithm, digest: toHex(s.digest), ...(s.quality === null ? {} : { quality: s.quality }) });
+      list.push({
+        algorithm: s.algorithm,
+        digest: toHex(s.digest),
+        ...(s.quality === null ? {} : { quality: s.quality }),
+        ...(s.seconds === null ? {} : { seconds: Number(s.seconds) }),
+      });
       byVerdict.set(s.verdict_id, list);
     }
     for (const r of rows) {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FRAME_NORMALIZATION, type VpdqFrame } from '../../shared/hashing/index.js';
+import { VIDEO_PIPELINE_ID, type VpdqFrame } from '../../shared/hashing/vpdq.js';
 import { animatedFormatOf, hashAnimatedFrames } from './animated.js';
 import { hashVideoFrames } from './decode.js';
 import { VideoRejectedError } from './errors.js';
@@ -13,12 +13,8 @@ import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_VIDEO_LIMITS, checkVideoSettings, ty
 import { probeVideo } from './probe.js';
 import { locateVideoTools, type VideoToolSettings } from './tools.js';
 
-/**
- * Names how frames were made, carried with every frame list as PIPELINE_ID is with image hashes:
- * the sampling (at k / fps, the frame shown then), the display rotation applied, then the image
- * pipeline's own normalisation of each frame.
- */
-export const VIDEO_PIPELINE_ID = `vouch-vpdq-1:fps-sample:display-rotation:${FRAME_NORMALIZATION}`;
+/** How frame lists are made (shared/hashing/vpdq.ts); verdicts about videos name it. */
+export { VIDEO_PIPELINE_ID };
 
 export interface VideoHashes {
   /** Hex MD5 of the bytes: the video identity HMA and its hash lists use. */

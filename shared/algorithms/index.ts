@@ -5,8 +5,10 @@ import { md5 } from './md5.js';
 import { pdq } from './pdq.js';
 import { phash64 } from './phash64.js';
 import { sha256 } from './sha256.js';
+import { vpdq } from './vpdq.js';
 import { DigestFormatError, type HashAlgorithm } from './types.js';
 
+export { frameSubjects, framesOfSubjects, parseFrames, type FrameSubject } from './vpdq.js';
 export { DigestFormatError, type ContentKind, type HashAlgorithm, type IndexKind, type MatchTier } from './types.js';
 
 /** A subject of a verdict or a query: an algorithm's name and the wire text of a digest. */
@@ -51,6 +53,11 @@ export class AlgorithmRegistry {
     return found;
   }
 
+  /** The algorithms whose subjects are frame lists (vPDQ). */
+  get frameLists(): HashAlgorithm[] {
+    return this.all.filter((a) => a.frameList !== undefined);
+  }
+
   /** The algorithms whose digests a lookup finds (index other than `none`). */
   get indexed(): HashAlgorithm[] {
     return this.all.filter((a) => a.index !== 'none');
@@ -70,4 +77,4 @@ export class AlgorithmRegistry {
 }
 
 /** The algorithms of this build, in the order subjects are written. */
-export const ALGORITHM_REGISTRY = new AlgorithmRegistry([pdq, sha256, phash64, md5]);
+export const ALGORITHM_REGISTRY = new AlgorithmRegistry([pdq, sha256, phash64, md5, vpdq]);

@@ -47,6 +47,12 @@ export interface HashAlgorithm {
    * by this one (policy.match.phashRadius): PDQ's pHash-64.
    */
   readonly confirmedBy?: string;
+  /**
+   * Present for an algorithm whose subject on the wire is a list of frame hashes (`frames`, at most
+   * `maxFrames`) rather than one `digest`: vPDQ. Each distinct frame is stored, indexed and matched
+   * as a digest of its own; the decider then applies the video-level rule (policy.video).
+   */
+  readonly frameList?: { readonly maxFrames: number };
   /** Strict parse of the wire text (lower-case hex of `digestBytes` bytes); throws DigestFormatError. */
   parse(text: unknown): Uint8Array;
   /** The wire text of a digest. */

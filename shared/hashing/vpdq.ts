@@ -9,7 +9,15 @@
  * strict parser and the match rule. Making the frames (decoding video) is server/video's.
  */
 
+import { FRAME_NORMALIZATION } from './normalize.js';
 import { PDQ_HASH_BYTES, hammingDistance, hexToBytes } from './pdq.js';
+
+/**
+ * Names how frames were made, carried with every frame list as PIPELINE_ID is with image hashes:
+ * the sampling (at k / fps, the frame shown then), the display rotation applied, then the image
+ * pipeline's own normalisation of each frame.
+ */
+export const VIDEO_PIPELINE_ID = `vouch-vpdq-1:fps-sample:display-rotation:${FRAME_NORMALIZATION}`;
 
 /** One hashed frame. */
 export interface VpdqFrame {

@@ -28,7 +28,8 @@
 import { z } from 'zod';
 import { CRYPTOSUITE, PROOF_PURPOSE, PROOF_TYPE } from '../crypto/data-integrity.js';
 import { AS_CONTEXT_URL, VOUCH_CONTEXT_URL, canonicalContextUrl } from './contexts.js';
-import { ALGORITHM_REGISTRY, DigestFormatError, type AlgorithmRegistry } from '../algorithms/index.js';
+import { ALGORITHM_REGISTRY, DigestFormatError, parseFrames, type AlgorithmRegistry } from '../algorithms/index.js';
+import { VpdqFormatError } from '../hashing/vpdq.js';
 import { LABELS, METHODS, type Algorithm, type Label, type Method } from './verdict.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -71,14 +72,26 @@ export class VocabError extends Error {
   }
 }
 
-export interface VerdictSubject {
+/** A subject naming one digest. */
+export interface DigestSubject {
   /** A name the algorithm registry knows (shared/algorithms). */
   algorithm: Algorithm;
   /** Lower-case hex of the algorithm's digest length. */
   digest: string;
   /** 0..100, only for algorithms with a quality (PDQ). */
   quality?: number;
+  frames?: undefined;
 }
+
+/** A subject of a frame-list algorithm (vPDQ): `<pdq hex>,<quality>,<seconds>` per frame. */
+export interface FrameListSubject {
+  algorithm: Algorithm;
+  frames: string[];
+  digest?: undefined;
+  quality?: undefined;
+}
+
+export type VerdictSubject = DigestSubject | FrameListSubject;
 
 export interface ClassifierRef {
   name: string;
@@ -330,14 +343,19 @@ const vouchContextField = z
     }
   });
 
-/** A verdict subject: an algorithm the registry knows and a digest its own parser accepts. */
+/**
+ * A verdict subject: an algorithm the registry knows and a digest its own parser accepts, or, for
+ * a frame-list algorithm (vPDQ), a `frames` list its parser accepts (at most maxFrames entries).
+ */
 function subjectSchema(registry: AlgorithmRegistry) {
   const names = registry.names;
+  const maxFrames = Math.max(0, ...registry.frameLists.map((a) => a.frameList!.maxFrames));
   return z
     .object(
       {
         algorithm: z.string({ error: `must be one of ${names.join(', ')}` }).refine((name) => registry.has(name), { error: `must be one of ${names.join(', ')}` }),
-        digest: z.string({ error: 'must be a hex string' }).max(1024, { error: 'is too long' }),
+        digest: z.string({ error: 'must be a hex string' }).max(1024, { error: 'is too long' }).optional(),
+        frames: z.array(z.string({ error: 'must be a string' }).max(100, { error: 'is too long' }), { error: 'must be an array of strings' }).max(maxFrames, { error: `holds at most ${maxFrames} frames` }).optional(),
         quality: z
           .number({ error: 'must be a number' })
           .int({ error: 'must be an integer' })
@@ -348,8 +366,28 @@ function subjectSchema(registry: AlgorithmRegistry) {
       { error: 'must be an object' },
     )
     .superRefine((s, ctx) => {
-      if (!registry.has(s.algorithm) || typeof s.digest !== 'string') return;
+      if (!registry.has(s.algorithm)) return;
       const algorithm = registry.get(s.algorithm);
+      if (algorithm.frameList) {
+        if (s.digest !== undefined) ctx.addIssue({ code: 'custom', message: `is not defined for ${algorithm.name} subjects (they carry frames)`, path: ['digest'] });
+        if (s.quality !== undefined) ctx.addIssue({ code: 'custom', message: `is not defined for ${algorithm.name} subjects (each frame carries its own)`, path: ['quality'] });
+        if (s.frames === undefined) {
+          ctx.addIssue({ code: 'custom', message: `is required for ${algorithm.name} subjects`, path: ['frames'] });
+          return;
+        }
+        try {
+          parseFrames(s.frames);
+        } catch (err) {
+          if (!(err instanceof VpdqFormatError)) throw err;
+          ctx.addIssue({ code: 'custom', message: err.message, path: ['frames'] });
+        }
+        return;
+      }
+      if (s.frames !== undefined) ctx.addIssue({ code: 'custom', message: `is only defined for frame-list algorithms, not ${algorithm.name}`, path: ['frames'] });
+      if (s.digest === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'must be a hex string', path: ['digest'] });
+        return;
+      }
       try {
         algorithm.parse(s.digest);
       } catch (err) {
@@ -359,7 +397,10 @@ function subjectSchema(registry: AlgorithmRegistry) {
       if (s.quality !== undefined && !algorithm.hasQuality) {
         ctx.addIssue({ code: 'custom', message: `quality is not defined for ${algorithm.name} subjects`, path: ['quality'] });
       }
-    });
+    })
+    .transform((s): VerdictSubject =>
+      s.frames !== undefined ? { algorithm: s.algorithm, frames: s.frames } : { algorithm: s.algorithm, digest: s.digest ?? '', ...(s.quality === undefined ? {} : { quality: s.quality }) },
+    );
 }
 
 const trustEntrySchema = z.object(
@@ -449,7 +490,8 @@ function buildSchemas(allowHttp: boolean, registry: AlgorithmRegistry) {
     .superRefine((v, ctx) => {
       const seen = new Set<string>();
       v.subject.forEach((s, i) => {
-        const key = `${s.algorithm}:${s.digest}`;
+        // One frame list per algorithm: a second would be a second video.
+        const key = s.frames !== undefined ? s.algorithm : `${s.algorithm}:${s.digest}`;
         if (seen.has(key)) ctx.addIssue({ code: 'custom', message: 'duplicate subject (same algorithm and digest)', path: ['subject', i] });
         seen.add(key);
       });

@@ -13,8 +13,8 @@ import { DEFAULT_POLICY, decide, type MatchedVerdict } from '../../server/trust/
 const NOW = new Date('2026-11-01T12:00:00Z');
 
 describe('registered algorithms', () => {
-  it('lists SHA-256, PDQ, pHash-64 and MD5, each once', () => {
-    expect([...ALGORITHM_REGISTRY.names].sort()).toEqual(['md5', 'pdq', 'phash64', 'sha256']);
+  it('lists SHA-256, PDQ, pHash-64, MD5 and vPDQ, each once', () => {
+    expect([...ALGORITHM_REGISTRY.names].sort()).toEqual(['md5', 'pdq', 'phash64', 'sha256', 'vpdq']);
   });
 
   for (const algorithm of ALGORITHM_REGISTRY.all) {
@@ -55,6 +55,11 @@ describe('registered algorithms', () => {
           method: 'human',
           published: '2026-11-01T11:00:00Z',
         });
+        if (algorithm.frameList) {
+          // On the wire a frame-list algorithm's subject is its frames, never a digest (protocol-doc.test.ts tests the frames).
+          expect(() => parseVerdict(verdict(hex), { now: NOW, requireProof: false })).toThrow(/digest.*not defined/s);
+          return;
+        }
         expect(parseVerdict(verdict(hex), { now: NOW, requireProof: false }).subject[0]).toEqual({ algorithm: algorithm.name, digest: hex });
         expect(() => parseVerdict(verdict(`${hex}00`), { now: NOW, requireProof: false })).toThrow(VocabError);
       });

@@ -23,7 +23,7 @@ import {
 } from '../../shared/vocab/objects.js';
 import { LABELS, METHODS, ALGORITHMS } from '../../shared/vocab/verdict.js';
 import { actorDocument, nodeinfoDocument, webfingerDocument, type Identity } from '../../server/federation/identity.js';
-import { verdictObject } from '../../server/verdicts/objects.js';
+import { storedSubjects, verdictObject } from '../../server/verdicts/objects.js';
 import { logOrigin } from '../../server/log/checkpoints.js';
 import { logMetadata } from '../../server/log/http.js';
 import { activityEntry, decodeEntry, openPrivatePart, subjectCommitment } from '../../server/log/entry.js';
@@ -204,7 +204,7 @@ forbidNetwork('protocol-doc tests');
 // ---------------------------------------------------------------------------------------------
 
 const KNOWN_KINDS = new Set([
-  'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'consensus-verdict', 'tombstone', 'trust-statement', 'checkpoint',
+  'context', 'webfinger', 'nodeinfo-links', 'nodeinfo', 'actor', 'verdict', 'video-verdict', 'consensus-verdict', 'tombstone', 'trust-statement', 'checkpoint',
   'inbox-response', 'create', 'update', 'delete', 'follow', 'accept', 'reject', 'undo', 'outbox', 'outbox-page',
   'catchup-page', 'followers', 'error', 'log-metadata', 'log-entry', 'log-private-part',
 ]);
@@ -254,6 +254,37 @@ describe('docs/protocol.md examples', () => {
     expect(node['https://w3id.org/vouch#label']).toEqual([{ '@value': 'sexual' }]);
     expect(node['https://w3id.org/vouch#subject']).toHaveLength(3);
     expect(node['https://w3id.org/security#proof']).toBeDefined();
+  });
+});
+
+describe('video subjects', () => {
+  it('the video Verdict example is signed, is what verdictObject builds from its stored frames, and its frames expand as a list', async () => {
+    const v = example('video-verdict');
+    await checkVerdict(v);
+    const parsed = parseVerdict(v, { requireProof: false });
+    const stored = storedSubjects(parsed.subject);
+    // One row per distinct frame, each a PDQ digest with its quality and first time.
+    expect(stored.filter((s) => s.algorithm === 'vpdq').map((s) => s.seconds)).toEqual([0, 2, 3]);
+    const { proof: _proof, ...unsigned } = v;
+    const rebuilt = verdictObject({ uri: v.id, issuer: v.attributedTo, subjects: stored, label: v.label, confidence: v.confidence, method: v.method, published: new Date(v.published) });
+    expect(rebuilt).toEqual(unsigned);
+    const { expanded } = await expand(v);
+    const subjects = (expanded[0] as Record<string, any>)['https://w3id.org/vouch#subject'] as Array<Record<string, any>>;
+    const frames = subjects.find((s) => s['https://w3id.org/vouch#frames'])!['https://w3id.org/vouch#frames'];
+    expect(frames[0]['@list']).toHaveLength(3);
+  });
+
+  it('a vpdq subject needs frames, takes no digest or quality, and its frames are parsed strictly and bounded', () => {
+    const v = example('video-verdict');
+    const withVpdq = (subject: unknown) => ({ ...v, subject: [v.subject[0], subject] });
+    const frames = v.subject[2].frames as string[];
+    expect(() => parseVerdict(withVpdq({ algorithm: 'vpdq' }), { requireProof: false })).toThrow(/frames.*required/s);
+    expect(() => parseVerdict(withVpdq({ algorithm: 'vpdq', frames, digest: frames[0].slice(0, 64) }), { requireProof: false })).toThrow(/digest.*not defined/s);
+    expect(() => parseVerdict(withVpdq({ algorithm: 'vpdq', frames: [frames[1], frames[0]] }), { requireProof: false })).toThrow(/goes back in time/);
+    expect(() => parseVerdict(withVpdq({ algorithm: 'vpdq', frames: [frames[0].toUpperCase()] }), { requireProof: false })).toThrow(/frame 0/);
+    expect(() => parseVerdict(withVpdq({ algorithm: 'vpdq', frames: Array.from({ length: 1801 }, () => frames[0]) }), { requireProof: false })).toThrow(/at most 1800/);
+    expect(() => parseVerdict(withVpdq({ algorithm: 'pdq', frames }), { requireProof: false })).toThrow(/frames.*only defined/s);
+    expect(() => parseVerdict({ ...v, subject: [...v.subject, v.subject[2]] }, { requireProof: false })).toThrow(/duplicate subject/);
   });
 });
 

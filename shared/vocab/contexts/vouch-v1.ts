@@ -34,6 +34,8 @@ const context = {
     algorithm: 'vouch:algorithm',
     digest: 'vouch:digest',
     quality: { '@id': 'vouch:quality', '@type': 'xsd:integer' },
+    // A vPDQ subject's frames, in time order: `<PDQ hex>,<quality>,<seconds>` each (docs/protocol.md).
+    frames: { '@id': 'vouch:frames', '@container': '@list' },
     label: 'vouch:label',
     confidence: { '@id': 'vouch:confidence', '@type': 'xsd:double' },
     method: 'vouch:method',
