@@ -13,7 +13,7 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AuditError, auditPeer, type AuditPeerOptions } from './audit.js';
 import { entryBytes, type WireEntry } from '../log/format.js';
-import { describeEntry, formatDuration, LogStatsAccumulator, mergeStatistics, methodsPerMonth, type GroupStats, type LogStatistics, type MonthStats } from '../log/stats.js';
+import { describeEntry, formatDuration, LogStatsAccumulator, logStatistics, mergeStatistics, methodsPerMonth, type GroupStats, type LogStatistics, type MonthStats } from '../log/stats.js';
 import { instancesCsv, monthlyCsv, summaryCsv, verdictsCsv, type InstanceStatistics } from '../log/stats-csv.js';
 import { statisticsCharts } from '../log/stats-charts.js';
 
@@ -84,14 +84,14 @@ async function statisticsOf(url: string, options: AuditStatsOptions): Promise<In
     } catch (err) {
       if (!(err instanceof AuditError)) throw err;
       options.err.write(`FAIL ${url}: ${terminalText(err.message)}\n`);
-      return { instance: url, origin: null, checkpointSize: null, auditOk: false, stats: mergeStatistics([]) };
+      return { instance: url, origin: null, checkpointSize: null, auditOk: false, stats: logStatistics([]) };
     }
     for (const failure of report.failures.slice(0, MAX_FAILURES_SHOWN)) {
       options.err.write(`FAIL ${url} ${failure.kind}${failure.index === undefined ? '' : ` entry ${failure.index}`}: ${terminalText(failure.message)}\n`);
     }
     const more = report.failures.length - MAX_FAILURES_SHOWN + report.failuresOmitted;
     if (more > 0) options.err.write(`... and ${more} more failures of ${url}\n`);
-    const stats = report.exported ? await readExport(exportPath) : mergeStatistics([]);
+    const stats = report.exported ? await readExport(exportPath) : logStatistics([]);
     return { instance: url, origin: report.checkpoint?.origin ?? null, checkpointSize: report.checkpoint?.size ?? null, auditOk: report.ok, stats };
   } finally {
     await rm(dir, { recursive: true, force: true });

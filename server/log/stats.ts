@@ -171,8 +171,11 @@ const isoOf = (t: number | null): string | null => (t === null ? null : new Date
 
 const record = (v: unknown): Record<string, unknown> | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
 
+/** `value` cut to `max` UTF-16 units with an ellipsis, never in the middle of a surrogate pair. */
 function bounded(value: string, max: number): string {
-  return value.length > max ? `${value.slice(0, max - 1)}…` : value;
+  if (value.length <= max) return value;
+  const cut = /[\uD800-\uDBFF]$/.test(value.slice(0, max - 1)) ? max - 2 : max - 1;
+  return `${value.slice(0, cut)}…`;
 }
 
 /** A label or method as counted: strings cut to 64 characters, anything else `(invalid)`. */

@@ -141,6 +141,9 @@ describe('log statistics', () => {
       [`${'x'.repeat(63)}…`, 'human', 1, 0, 0],
     ]);
     expect(hostile.months.filter((m) => m.month === '(unknown)').map((m) => m.issued)).toEqual([1, 0, 0, 1]);
+    // A cut never splits a surrogate pair (63 units of 'y', then an emoji across the cut).
+    const emoji = logStatistics([create('5', `${'y'.repeat(62)}\u{1F600}tail`, 'human', '2026-01-01T00:00:00Z')]);
+    expect(emoji.groups[0].label).toBe(`${'y'.repeat(62)}…`);
     expect(instant('2026-02-29T00:00:00Z')).toBeNull();
     expect(instant('2028-02-29T00:00:00Z')).toBe(Date.UTC(2028, 1, 29));
     expect(instant('March 7, 2026')).toBeNull();
