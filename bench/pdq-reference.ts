@@ -37,7 +37,7 @@ interface PdqLine {
   quality: number;
 }
 
-/** CPU seconds of a child process, from GNU time (Debian's `time` package) when present. */
+/** Measures a child process's CPU seconds (Debian's `time` package), when present. */
 const GNU_TIME = '/usr/bin/time';
 
 interface Timed {
@@ -153,7 +153,7 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
       const ours: Timed[] = [];
       const theirs: Timed[] = [];
       const theirsDihedral: Timed[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let r = 0; r < ROUNDS; r++) {
         ours.push(await poolRate(pool, timed));
         theirs.push(await referenceRate(bin, timed, cores));
         theirsDihedral.push(await referenceRate(bin, timed, cores, ['--pdqdih']));
