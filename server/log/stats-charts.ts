@@ -15,7 +15,6 @@ import { UNKNOWN_MONTH, type LogStatistics } from './stats.js';
 export interface Chart {
   /** File name stem, e.g. `issued-per-month`. */
   readonly name: string;
-  readonly title: string;
   /** An `<svg>` element (no XML declaration), standalone: it names the SVG namespace. */
   readonly svg: string;
 }
@@ -293,5 +292,5 @@ export function statisticsCharts(stats: LogStatistics, scope: string): Chart[] {
       },
     },
   ];
-  return charts.map(({ name, chart }) => ({ name, title: chart.title, svg: stackedBars(chart) }));
+  return charts.map(({ name, chart }) => ({ name, svg: stackedBars(chart) }));
 }
