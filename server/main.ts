@@ -88,7 +88,7 @@ export interface TransparencyWiring {
 function wireTransparencyLog(store: Store, federation: Federation, config: Config, logger: Logger, metrics: Metrics): TransparencyWiring {
   const { identity } = federation;
   const origin = logOrigin(identity.host);
-  const log = new TransparencyLog(store.db);
+  const log = new TransparencyLog(store.db, { proofCacheBytes: config.log.proofCacheMb * 2 ** 20 });
   const checkpoints = new LogCheckpoints(store.db, log, { origin, privateKey: identity.proofPrivateKey });
   const witness = new CheckpointWitness(store.db, {
     name: origin,

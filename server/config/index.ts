@@ -211,6 +211,8 @@ const configSchema = z
         checkpointEveryMs: positiveInt.default(60_000),
         /** ...and as soon as this many entries were appended since the last one. */
         checkpointAfterAppends: positiveInt.default(100),
+        /** Memory the log's proof cache may take for its lower levels, in MiB (0: upper levels only). */
+        proofCacheMb: z.coerce.number().int().min(0).max(65_536).default(64),
         /** Outside witnesses (C2SP tlog-witness) asked to cosign each new checkpoint. */
         witnesses: z
           .preprocess(
@@ -301,6 +303,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_QUARANTINE_RETENTION_DAYS: ['quarantine', 'retentionDays'],
   VOUCH_CHECKPOINT_AFTER_APPENDS: ['log', 'checkpointAfterAppends'],
   VOUCH_WITNESSES: ['log', 'witnesses'],
+  VOUCH_LOG_PROOF_CACHE_MB: ['log', 'proofCacheMb'],
   VOUCH_MASTODON_WEBHOOK_SECRET: ['mastodon', 'webhookSecret'],
   VOUCH_MASTODON_URL: ['mastodon', 'url'],
   VOUCH_MASTODON_TOKEN: ['mastodon', 'token'],
