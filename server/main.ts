@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { ConfigError, imageLimits, type Config } from './config/index.js';
+import { ConfigError, imageLimits, videoHashOptions, type Config } from './config/index.js';
 import { SOFTWARE_VERSION } from './config/paths.js';
 import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
@@ -225,6 +225,7 @@ function wireScanning(
     scannerAvailable: mode !== 'off',
     pullOnMiss: (hashes) => federation.pullVerdicts(hashes),
     metrics,
+    video: videoHashOptions(config),
   });
   metrics.gauge('vouch_queue_jobs', 'Jobs in the scan and delivery queues, by state', ['queue', 'state'], async () => {
     const depths = { scan: await scanQueue.counts(), deliver: (await federation.deliveryStatus(0)).counts };

@@ -76,7 +76,9 @@ export function mediaRoutes(deps: { config: Config; intake: MediaIntake; safeFet
 
   // Upload validation hooks: 2xx keeps the upload, 406 refuses it. Unknown media waits for its
   // scan up to the configured time, then the policy's fail-open/fail-closed rule applies.
-  // pict-rs stores only images, so what is not one is refused there. Other platforms (Synapse)
+  // Videos (MP4/MOV, WebM/MKV, animated GIF/WebP, told by content) are decided like images from
+  // their MD5, SHA-256 and vPDQ frames; a video that cannot be hashed is refused (4xx), unkept.
+  // pict-rs stores only images and videos, so what is neither is refused there. Other platforms (Synapse)
   // carry every kind of file, encrypted ones included: what is not an image is not ours to judge
   // and is kept, while an image we could not decode (corrupt, over the limits) is media nobody
   // judged, and the policy's default fail mode decides.

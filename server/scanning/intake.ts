@@ -16,9 +16,11 @@ import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
-import { lookupQuery, recordMedia } from './media.js';
+import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
+import { hashVideoBytes, isVideo, isVideoRejectedError, type VideoHashOptions, type VideoHashes } from '../video/index.js';
+import { videoSubjects } from '../../shared/algorithms/index.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
-import { queryOf } from '../matching/matcher.js';
+import { queryOf, type MatchQuery } from '../matching/matcher.js';
 
 export interface ScanJob {
   sha256: string;
@@ -48,8 +50,50 @@ export interface MediaDecision {
   scanned: boolean;
   scanPending: boolean;
   quarantineId: number | null;
-  hashes: { sha256: string; pdq: string; pdq_quality: number; phash64: string; pipeline: string };
+  /** An image's hashes, or a video's (MD5 and its number of vPDQ frames instead of the image hashes). */
+  hashes: { sha256: string; pipeline: string } & (
+    | { pdq: string; pdq_quality: number; phash64: string }
+    | { md5: string; vpdq_frames: number }
+  );
   explanation: Explanation;
+}
+
+/** Media hashed and recorded, as a decision about it needs it. */
+interface HashedMedia {
+  sha256: string;
+  /** The subjects of our verdicts about it. */
+  subjects: Subject[];
+  query: MatchQuery;
+  /** Its PDQ, for pull on miss and the quarantine (images only). */
+  pdq?: string;
+  /** The format the quarantine records. */
+  format?: string;
+  /** Whether the scanner can classify it (images: yes; videos: not yet, docs/video.md). */
+  scannable: boolean;
+  summary: MediaDecision['hashes'];
+}
+
+function hashedImage(hashes: ImageHashesWithDihedral): HashedMedia {
+  return {
+    sha256: hashes.sha256,
+    subjects: subjectsOf(hashes),
+    query: lookupQuery(hashes),
+    pdq: hashes.pdq,
+    format: hashes.format,
+    scannable: true,
+    summary: { sha256: hashes.sha256, pdq: hashes.pdq, pdq_quality: hashes.pdqQuality, phash64: hashes.phash64, pipeline: hashes.pipeline },
+  };
+}
+
+function hashedVideo(hashes: VideoHashes): HashedMedia {
+  return {
+    sha256: hashes.sha256,
+    subjects: videoSubjects(hashes),
+    query: videoLookupQuery(hashes),
+    format: hashes.container,
+    scannable: false,
+    summary: { sha256: hashes.sha256, md5: hashes.md5, vpdq_frames: hashes.frames.length, pipeline: hashes.pipeline },
+  };
 }
 
 export class MediaRejectedError extends Error {
@@ -64,9 +108,11 @@ export class MediaRejectedError extends Error {
 export interface IntakeOptions {
   metrics?: Metrics;
   /** Asks peers that offer it for verdicts about these hashes; resolves to how many arrived. */
-  pullOnMiss?: (hashes: { sha256: string; pdq: string }) => Promise<number>;
+  pullOnMiss?: (hashes: { sha256: string; pdq?: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
+  /** Video hashing's limits, frame rate and ffmpeg (config videoHashOptions); default: server/video's. */
+  video?: VideoHashOptions;
 }
 
 /**
@@ -134,19 +180,41 @@ export class MediaIntake {
    * ours is the scan the federation will rely on.
    */
   async submit(bytes: Buffer, source: string, waitMs = 0, origin: { remote?: boolean } = {}): Promise<MediaDecision> {
+    if (await isVideo(bytes)) return this.submitVideo(bytes, source);
     const stopHash = this.options.metrics?.hashSeconds.startTimer();
     const outcome = await this.pool.hashBytes(bytes);
     stopHash?.();
     if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
     const hashes = outcome.hashes;
     const mediaId = await recordMedia(this.db, hashes, outcome.byteSize, source);
-    let result = await this.decideAndAct(mediaId, hashes, bytes, source, origin.remote && waitMs === 0 ? 'deferred' : 'now');
+    let result = await this.decideAndAct(mediaId, hashedImage(hashes), bytes, source, origin.remote && waitMs === 0 ? 'deferred' : 'now');
     if (result.scanPending && waitMs > 0) {
       const scanned = await this.waitForScan(hashes.sha256, waitMs);
       // The scan's result recorded the decision after it; decide here only if that failed.
-      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashes, bytes, source, 'never'))), scanned: true };
+      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashedImage(hashes), bytes, source, 'never'))), scanned: true };
     }
     return result;
+  }
+
+  /**
+   * A video: MD5, SHA-256 and vPDQ through the confined ffmpeg (server/video), then decided from
+   * the verdicts its hashes and frames match. A refused video (truncated, malformed, over a limit,
+   * no ffmpeg) is a MediaRejectedError with the video pipeline's code, and nothing is recorded.
+   * The scanner does not classify videos yet: an undecided video stays undecided (failMode).
+   */
+  private async submitVideo(bytes: Buffer, source: string): Promise<MediaDecision> {
+    const stopHash = this.options.metrics?.hashSeconds.startTimer();
+    let hashes: VideoHashes;
+    try {
+      hashes = await hashVideoBytes(bytes, this.options.video);
+    } catch (err) {
+      if (isVideoRejectedError(err)) throw new MediaRejectedError(err.code, err.message);
+      throw err;
+    } finally {
+      stopHash?.();
+    }
+    const mediaId = await recordVideoMedia(this.db, hashes, source);
+    return this.decideAndAct(mediaId, hashedVideo(hashes), bytes, source, 'never');
   }
 
   /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
@@ -240,7 +308,7 @@ export class MediaIntake {
 
   private async decideAfterScan(job: ScanJob): Promise<MediaDecision | undefined> {
     const pending = await this.pendingMedia(job);
-    return pending && this.decideAndAct(pending.mediaId, pending.hashes, pending.bytes, pending.source, 'never');
+    return pending && this.decideAndAct(pending.mediaId, hashedImage(pending.hashes), pending.bytes, pending.source, 'never');
   }
 
   /** A pending scan's media, hashed again (the rotated PDQs are not stored), with its first decision's source. */
@@ -266,7 +334,7 @@ export class MediaIntake {
     const stamp = this.consensus.stamp();
     const decision = await this.decider.decide(lookupQuery(hashes));
     if (decision.scan) return false;
-    const recorded = await this.decideAndAct(pending.mediaId, hashes, pending.bytes, pending.source, 'never', { decision, stamp });
+    const recorded = await this.decideAndAct(pending.mediaId, hashedImage(hashes), pending.bytes, pending.source, 'never', { decision, stamp });
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256, { decision: recorded });
     this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
@@ -314,26 +382,26 @@ export class MediaIntake {
 
   private async decideAndAct(
     mediaId: number,
-    hashes: ImageHashesWithDihedral,
+    media: HashedMedia,
     bytes: Buffer,
     source: string,
     timing: ScanTiming,
     /** A decision the caller has just made about these hashes (with the consensus stamp taken before it): not made again. */
     decided?: { decision: Decided; stamp: string },
   ): Promise<MediaDecision> {
-    const allowScan = timing !== 'never';
-    const query = lookupQuery(hashes);
+    const allowScan = timing !== 'never' && media.scannable;
+    const { query } = media;
     const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
     let stamp = decided?.stamp ?? this.consensus.stamp();
     let decision = decided?.decision ?? (await this.decider.decide(query));
     stopLookup?.();
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
-    if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: hashes.sha256, pdq: hashes.pdq })) > 0) {
+    if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: media.sha256, pdq: media.pdq })) > 0) {
       stamp = this.consensus.stamp();
       decision = await this.decider.decide(query);
     }
     // The decision recorded and acted on below is the one re-attested.
-    await this.consensus.reconcile(subjectsOf(hashes), query, { decision, stamp });
+    await this.consensus.reconcile(media.subjects, query, { decision, stamp });
     const spotCheck =
       !decision.scan && decision.explanation.decidedBy === 'peers' && randomInt(1_000_000) < this.trust.policy.spotCheckShare * 1_000_000;
     const scan = allowScan && this.options.scannerAvailable && (decision.scan || spotCheck);
@@ -353,16 +421,16 @@ export class MediaIntake {
     if (scan) {
       await this.db
         .insertInto('scan_media')
-        .values({ sha256: Buffer.from(hashes.sha256, 'hex'), bytes })
+        .values({ sha256: Buffer.from(media.sha256, 'hex'), bytes })
         .onConflict((oc) => oc.column('sha256').doNothing())
         .execute();
       // One job per image at a time: the same upload arriving twice is scanned once. A deferred
       // job has an id of its own, so that an upload someone waits on is not held behind it.
       const deferMs = timing === 'deferred' && decision.scan ? this.trust.policy.deferScanSeconds * 1000 : 0;
       if (deferMs > 0) {
-        await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck, deferred: true }, { jobId: `scan-deferred-${hashes.sha256}`, delayMs: deferMs });
+        await this.scanQueue.add('scan', { sha256: media.sha256, decisionId: row.id, spotCheck, deferred: true }, { jobId: `scan-deferred-${media.sha256}`, delayMs: deferMs });
       } else {
-        await this.scanQueue.add('scan', { sha256: hashes.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${hashes.sha256}` });
+        await this.scanQueue.add('scan', { sha256: media.sha256, decisionId: row.id, spotCheck }, { jobId: `scan-${media.sha256}` });
       }
     }
     let quarantineId: number | null = null;
@@ -370,9 +438,9 @@ export class MediaIntake {
     if ((decision.outcome === 'block' || decision.outcome === 'review') && this.quarantine) {
       const item = await this.quarantine.put({
         bytes,
-        sha256: hashes.sha256,
-        pdq: hashes.pdq,
-        format: hashes.format,
+        sha256: media.sha256,
+        pdq: media.pdq,
+        format: media.format,
         source,
         decision: summarizeDecision(decision),
         actor: 'vouch',
@@ -386,7 +454,7 @@ export class MediaIntake {
       scanned: false,
       scanPending: scan,
       quarantineId,
-      hashes: { sha256: hashes.sha256, pdq: hashes.pdq, pdq_quality: hashes.pdqQuality, phash64: hashes.phash64, pipeline: hashes.pipeline },
+      hashes: media.summary,
       explanation: decision.explanation,
     };
   }

@@ -1,9 +1,12 @@
 // Media seen by this instance: one row per distinct original (SHA-256), with when and where it was
-// seen. Owns the media table.
+// seen, images with their image hashes, videos with MD5 and vPDQ. Owns the media table.
 import { sql } from 'kysely';
 import type { Db } from '../store/index.js';
 import type { ImageHashes, ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import { queryOf, type MatchQuery } from '../matching/matcher.js';
+import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
+import { encodeVpdq } from '../../shared/hashing/vpdq.js';
+import type { VideoHashes } from '../video/index.js';
 
 const PDQ_BYTES = 32;
 
@@ -44,6 +47,35 @@ export async function recordMedia(
   return row.id;
 }
 
+/** Records a video (no image hashes): its SHA-256, MD5 and vPDQ frame list. */
+export async function recordVideoMedia(db: Db, hashes: VideoHashes, source: string): Promise<number> {
+  const row = await db
+    .insertInto('media')
+    .values({
+      sha256: Buffer.from(hashes.sha256, 'hex'),
+      md5: Buffer.from(hashes.md5, 'hex'),
+      vpdq: JSON.stringify(encodeVpdq(hashes.frames)),
+      pdq: null,
+      pdq_quality: null,
+      pdq_dihedral: null,
+      phash64: null,
+      pipeline: hashes.pipeline,
+      width: hashes.width,
+      height: hashes.height,
+      byte_size: hashes.byteSize,
+      source,
+    })
+    .onConflict((oc) => oc.column('sha256').doUpdateSet({ last_seen: sql`now()`, seen_count: sql`media.seen_count + 1` }))
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/** Every verdict that may match a video: its SHA-256 and MD5, and each distinct frame in the PDQ space. */
+export function videoLookupQuery(hashes: Pick<VideoHashes, 'sha256' | 'md5' | 'frames'>): MatchQuery {
+  return queryOf(videoSubjects(hashes));
+}
+
 /**
  * The lookup a decision about media we have seen uses: its SHA-256, the PDQs of its rotations
  * and mirrors (its own PDQ alone if those were not recorded) and its pHash-64; undefined for media
@@ -52,10 +84,11 @@ export async function recordMedia(
 export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | undefined> {
   const row = await db
     .selectFrom('media')
-    .select(['pdq', 'pdq_quality', 'pdq_dihedral', 'phash64'])
+    .select(['pdq', 'pdq_quality', 'pdq_dihedral', 'phash64', 'md5', 'vpdq'])
     .where('sha256', '=', Buffer.from(sha256, 'hex'))
     .executeTakeFirst();
   if (!row) return undefined;
+  if (row.md5 && row.vpdq) return videoLookupQuery({ sha256, md5: hex(row.md5), frames: parseFrames(row.vpdq) });
   const pdq: string[] = [];
   if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(hex(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
   else if (row.pdq) pdq.push(hex(row.pdq));

@@ -8,7 +8,7 @@ import { sha256 } from './sha256.js';
 import { vpdq } from './vpdq.js';
 import { DigestFormatError, type HashAlgorithm } from './types.js';
 
-export { frameSubjects, framesOfSubjects, parseFrames, type FrameSubject } from './vpdq.js';
+export { frameSubjects, framesOfSubjects, parseFrames, videoSubjects, type FrameSubject } from './vpdq.js';
 export { DigestFormatError, type ContentKind, type HashAlgorithm, type IndexKind, type MatchTier } from './types.js';
 
 /** A subject of a verdict or a query: an algorithm's name and the wire text of a digest. */

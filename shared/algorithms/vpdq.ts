@@ -7,6 +7,8 @@
 // the same file (MD5 or SHA-256) is the same video (decision 15).
 import { VPDQ_DEFAULTS, VPDQ_MAX_FRAMES, encodeVpdq, parseVpdq, type VpdqFrame } from '../hashing/vpdq.js';
 import { formatHexDigest, hamming, parseHexDigest } from './hex-digest.js';
+import { md5 } from './md5.js';
+import { sha256 } from './sha256.js';
 import type { HashAlgorithm, MatchTier } from './types.js';
 
 const BYTES = 32;
@@ -61,4 +63,12 @@ export function framesOfSubjects(subjects: ReadonlyArray<{ digest: string; quali
 /** Parses a wire frame list strictly (shared/hashing/vpdq.ts parseVpdq); throws VpdqFormatError. */
 export function parseFrames(value: unknown): VpdqFrame[] {
   return parseVpdq(value);
+}
+
+/**
+ * The subjects a video's hashes make, for our verdicts and for lookups: its SHA-256 and MD5 (the
+ * same file), then its distinct frames.
+ */
+export function videoSubjects(hashes: { sha256: string; md5: string; frames: readonly VpdqFrame[] }): Array<{ algorithm: string; digest: string; quality?: number; seconds?: number }> {
+  return [{ algorithm: sha256.name, digest: hashes.sha256 }, { algorithm: md5.name, digest: hashes.md5 }, ...frameSubjects(hashes.frames)];
 }

@@ -62,7 +62,7 @@ for (const backend of STORE_BACKENDS) {
       for (const { id, item } of items) {
         expect(await stored(item.verdict.id)).toBe(1);
         expect(await claimed(id)).toBe(1);
-        expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(item.verdict.subject[0].digest, 'hex') }] })).toHaveLength(1);
+        expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(item.verdict.subject[0].digest!, 'hex') }] })).toHaveLength(1);
       }
       // Rows written by one transaction share its xmin: 40 verdicts in at most 16 per transaction,
       // the first alone (nothing was in flight yet to wait behind).
@@ -99,7 +99,7 @@ for (const backend of STORE_BACKENDS) {
       expect(row.label).toBe('csam');
       const [id] = verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(newSubject[0].digest, 'hex') }] });
       expect(id).toBeDefined();
-      expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(created.verdict.subject[0].digest, 'hex') }] })).toEqual([]);
+      expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(created.verdict.subject[0].digest!, 'hex') }] })).toEqual([]);
     });
 
     it('stores two versions of one verdict handed over in one call in their order: a newer replaces, an older does not', async () => {
@@ -112,7 +112,7 @@ for (const backend of STORE_BACKENDS) {
       const [row] = (await sql<{ label: string }>`SELECT label FROM verdicts WHERE uri = ${created.verdict.id}`.execute(store.db)).rows;
       expect(row.label).toBe('gore');
       expect(await count(sql<{ n: string }>`SELECT count(*) AS n FROM verdict_subjects s JOIN verdicts v ON v.id = s.verdict_id WHERE v.uri = ${created.verdict.id}`)).toBe(1);
-      expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(created.verdict.subject[0].digest, 'hex') }] })).toHaveLength(1);
+      expect(verdicts.matchIds({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(created.verdict.subject[0].digest!, 'hex') }] })).toHaveLength(1);
     });
 
     it('refuses one verdict another actor owns without failing the others stored with it', async () => {
