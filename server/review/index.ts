@@ -1,6 +1,7 @@
 // The review queue: decisions a human should look at (disputed media, and blocked media that is
 // quarantined), and what a moderator does with them. The admin API and the web console both act
 // through here, so a review means the same thing whichever way it was made.
+import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
 import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
 import type { VerdictService } from '../verdicts/index.js';
@@ -164,12 +165,17 @@ export class ReviewQueue {
     const sha256 = Buffer.from(decision.sha256, 'hex');
     const ours = (await this.verdicts.find(queryOf([{ algorithm: 'sha256', digest: decision.sha256 }]))).find((v) => v.local && v.method !== 'hashlist');
     if (ours) return (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
-    const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality']).where('sha256', '=', sha256).executeTakeFirst();
+    const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality', 'md5', 'vpdq']).where('sha256', '=', sha256).executeTakeFirst();
+    // A video's verdict carries its MD5 and vPDQ frames, an image's its PDQ.
+    const subjects =
+      media?.md5 && media.vpdq
+        ? videoSubjects({ sha256: decision.sha256, md5: hex(media.md5)!, frames: parseFrames(media.vpdq) })
+        : [
+            { algorithm: 'sha256', digest: decision.sha256 },
+            ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
+          ];
     const issued = await this.verdicts.issue({
-      subjects: [
-        { algorithm: 'sha256', digest: decision.sha256 },
-        ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
-      ],
+      subjects,
       label,
       confidence: 1,
       method: 'human',
