@@ -1,0 +1,99 @@
+// The decider's video rule (decision 22): a frame hit on a known video counts only when HMA's
+// shares hold between the two frame lists at the policy's percentages; a frame of a video meeting
+// an image verdict, or an image meeting a video's frame, is judged at PDQ's tiers. The verdict
+// store and the trust engine are stand-ins here (plain objects with the two members the decider
+// reads); the integration test video-intake.test.ts runs the same rule on real servers.
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { Decider } from '../../server/verdicts/decider.js';
+import type { VerdictMatch, VerdictService } from '../../server/verdicts/index.js';
+import type { TrustService } from '../../server/trust/service.js';
+import { DEFAULT_POLICY, parsePolicy, type Policy } from '../../server/trust/decide.js';
+import { queryOf } from '../../server/matching/matcher.js';
+import { frameSubjects, videoSubjects } from '../../shared/algorithms/index.js';
+import type { VpdqFrame } from '../../shared/hashing/vpdq.js';
+
+const PEER = 'https://peer.example/actor';
+const frames = (n: number, seed = 0): VpdqFrame[] =>
+  Array.from({ length: n }, (_, i) => ({ pdq: randomBytes(32).toString('hex'), quality: 90 + ((i + seed) % 10), seconds: i }));
+
+function decider(policy: Policy = DEFAULT_POLICY): Decider {
+  const verdicts = { issuer: 'https://us.example/actor' } as unknown as VerdictService;
+  const trust = { policy, weightFn: () => ({ weight: 1 }) } as unknown as TrustService;
+  return new Decider(verdicts, trust);
+}
+
+/** A peer's human `sexual` verdict about a video with these frames, matched through one of them. */
+function videoVerdict(known: VpdqFrame[], matchedBy = 'vpdq'): VerdictMatch {
+  return {
+    id: 1,
+    uri: 'https://peer.example/verdicts/1',
+    issuer: PEER,
+    local: false,
+    subjects: videoSubjects({ sha256: randomBytes(32).toString('hex'), md5: randomBytes(16).toString('hex'), frames: known }),
+    label: 'sexual',
+    confidence: 1,
+    method: 'human',
+    classifier: null,
+    basis: null,
+    source: null,
+    published: '2026-11-01T00:00:00.000Z',
+    expires: null,
+    supersedes: null,
+    retracted: null,
+    matchedBy,
+    distance: 0,
+  };
+}
+
+const query = (video: VpdqFrame[]) => queryOf(videoSubjects({ sha256: randomBytes(32).toString('hex'), md5: randomBytes(16).toString('hex'), frames: video }));
+
+describe('the decider and vPDQ matches', () => {
+  const known = frames(10);
+
+  it('blocks on a peer verdict when the upload is mostly the known video (HMA: 80 % of its frames)', () => {
+    const upload = [...known.slice(0, 8), ...frames(2, 3)];
+    const d = decider().decideFrom([videoVerdict(known)], query(upload));
+    expect(d.outcome).toBe('block');
+    expect(d.explanation.top[0]).toMatchObject({ issuer: PEER, tier: 'strict', sameImage: false });
+  });
+
+  it('drops the match when too few of the upload\'s frames are the known video\'s', () => {
+    const upload = [...known.slice(0, 7), ...frames(3, 5)];
+    const d = decider().decideFrom([videoVerdict(known)], query(upload));
+    expect(d.outcome).toBe('unknown');
+    expect(d.explanation.verdicts).toMatchObject({ peer: 0 });
+  });
+
+  it('takes the shares from the policy', () => {
+    const upload = [...known.slice(0, 7), ...frames(3, 5)];
+    const lenient = parsePolicy({ ...DEFAULT_POLICY, video: { queryMatchPercent: 70, comparedMatchPercent: 0 } });
+    expect(decider(lenient).decideFrom([videoVerdict(known)], query(upload)).outcome).toBe('block');
+    // A clip of 2 of the 10 known frames is all the known video's (100 %) but 20 % of it.
+    const clip = known.slice(0, 2);
+    expect(decider().decideFrom([videoVerdict(known)], query(clip)).outcome).toBe('block');
+    const whole = parsePolicy({ ...DEFAULT_POLICY, video: { queryMatchPercent: 80, comparedMatchPercent: 50 } });
+    expect(decider(whole).decideFrom([videoVerdict(known)], query(clip)).outcome).toBe('unknown');
+  });
+
+  it('an image matching a frame of a known video is judged as that frame\'s match', () => {
+    const image = queryOf([{ algorithm: 'pdq', digest: known[4].pdq, quality: 99 }]);
+    expect(decider().decideFrom([videoVerdict(known)], image).outcome).toBe('block');
+  });
+
+  it('never allows a video on ok verdicts matched by frames: only the same file is the same video', () => {
+    const ok = (n: number): VerdictMatch => ({ ...videoVerdict(known), uri: `https://peer.example/verdicts/ok-${n}`, label: 'ok', method: 'human' });
+    const d = decider().decideFrom([ok(1), ok(2), ok(3)], query(known));
+    expect(d.outcome).not.toBe('allow');
+    expect(d.explanation.top.every((c) => !c.sameImage)).toBe(true);
+  });
+
+  it('stores a frame list as one subject per distinct frame, at its first time, with its best quality', () => {
+    const f = frames(2);
+    const repeated = [f[0], { ...f[0], quality: 100, seconds: 5 }, f[1]].map((x, i) => ({ ...x, seconds: [0, 5, 6][i] }));
+    expect(frameSubjects(repeated)).toEqual([
+      { algorithm: 'vpdq', digest: f[0].pdq, quality: 100, seconds: 0 },
+      { algorithm: 'vpdq', digest: f[1].pdq, quality: f[1].quality, seconds: 6 },
+    ]);
+  });
+});
