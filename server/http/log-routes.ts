@@ -29,31 +29,40 @@ export function logRoutes(deps: {
 }): Router {
   const { log, checkpoints, federation, publicOkFeed, outsideWitnesses } = deps;
   const router = express.Router();
-  const followerCache = new WeakMap<Request, Promise<string | undefined>>();
-  const follower = (req: Request) => {
-    let pending = followerCache.get(req);
-    if (!pending) followerCache.set(req, (pending = federation.approvedFollower(req)));
-    return pending;
-  };
   /**
-   * An entry is public when policy publishes `ok` verdicts and it carries one, or it retracts one:
-   * a Tombstone has no label, so a Delete is as visible as the newest version logged before it of
-   * the verdict it retracts (the log keys each entry by its object's id).
+   * Which of these entries anyone may read whole, when policy publishes `ok` verdicts: those whose
+   * activity the outbox serves to anyone (9.3). A Create of an `ok` verdict; an Update that keeps
+   * it `ok` (one that clears a verdict labelled otherwise would hand out that verdict's digests);
+   * a Delete of a verdict that was `ok` (a Tombstone has no label). The version an entry follows
+   * is the newest earlier non-Delete entry about the same verdict (the log keys each entry by its
+   * object's id), read for the whole page in one query.
    */
-  const publicEntry = async (index: number, bytes: Uint8Array): Promise<boolean> => {
-    const object = publicObjectOf(bytes);
-    if (object?.label === 'ok') return true;
-    if (object?.type !== 'Tombstone' || typeof object.id !== 'string') return false;
-    const earlier = (await log.entriesByKey([object.id])).filter((e) => e.index < index);
-    for (const e of earlier.reverse()) {
-      const retracted = publicObjectOf(e.entry);
-      if (retracted?.type !== 'Tombstone') return retracted?.label === 'ok';
+  const publicEntries = async (rows: readonly { index: number; entry: Uint8Array }[]): Promise<boolean[]> => {
+    const objects = rows.map((r) => publicObjectOf(r.entry));
+    const keys = new Set(objects.flatMap((o) => (typeof o?.id === 'string' && (o.type === 'Tombstone' || o.label === 'ok') ? [o.id] : [])));
+    const history = new Map<string, { index: number; object: ReturnType<typeof publicObjectOf> }[]>();
+    for (const e of await log.entriesByKey([...keys])) {
+      const object = publicObjectOf(e.entry);
+      if (object?.type === 'Tombstone') continue;
+      const versions = history.get(e.key) ?? [];
+      versions.push({ index: e.index, object });
+      history.set(e.key, versions);
     }
-    return false;
+    return rows.map((row, i) => {
+      const object = objects[i];
+      if (typeof object?.id !== 'string') return false;
+      const retraction = object.type === 'Tombstone';
+      if (!retraction && object.label !== 'ok') return false;
+      const before = (history.get(object.id) ?? []).filter((e) => e.index < row.index).at(-1);
+      if (before === undefined) return !retraction;
+      return before.object?.label === 'ok';
+    });
   };
-  const readable = async (req: Request, index: number, bytes: Uint8Array) =>
-    (publicOkFeed && (await publicEntry(index, bytes))) || (await follower(req)) !== undefined;
-  router.use(logRouter({ log, checkpoints, canReadEntry: readable }));
+  const readableEntries = async (req: Request, rows: readonly { index: number; entry: Uint8Array }[]): Promise<readonly boolean[]> => {
+    if ((await federation.approvedFollower(req)) !== undefined) return rows.map(() => true);
+    return publicOkFeed ? publicEntries(rows) : rows.map(() => false);
+  };
+  router.use(logRouter({ log, checkpoints, canReadEntries: readableEntries }));
 
   const { identity } = federation;
   const origin = logOrigin(identity.host);
@@ -72,7 +81,8 @@ export function logRoutes(deps: {
     const index = await log.latestIndexOf(id);
     if (index === null) throw new HttpError(404, 'not_found', 'no log entry for that object');
     const [entry] = await log.entries(index, index + 1);
-    const wire = wireEntry(entry, await readable(req, index, entry.entry));
+    const [readable] = await readableEntries(req, [entry]);
+    const wire = wireEntry(entry, readable);
     if (wire.withheld) throw new HttpError(404, 'not_found', 'no log entry for that object');
     // The newest checkpoint covers the entry unless it came after it: then sign one now.
     let checkpoint = await checkpoints.signCheckpoint();

@@ -1,7 +1,7 @@
 /**
  * HTTP API of the transparency log. The checkpoint, the proofs and every version-2 entry's
  * public part (entry.ts) are public; the private parts, and version-1 entries whole, pass through
- * `canReadEntry` (abuse-labelled ones go only to approved followers). A version-1 entry a client
+ * `canReadEntries` (abuse-labelled ones go only to approved followers). A version-1 entry a client
  * may not read is served as `{index, withheld: true, leaf_hash}`, a version-2 one with
  * `private_withheld: true`, so the tree stays verifiable end to end either way.
  *
@@ -70,8 +70,12 @@ export function logMetadata(publicUrl: string, origin: string, verifierKey: stri
 export interface LogRouterOptions {
   log: TransparencyLog;
   checkpoints: LogCheckpoints;
-  /** Whether the requester may read this entry's content (version 1) or private part (version 2): e.g. public, or an approved follower's signed GET. */
-  canReadEntry: (req: Request, entryIndex: number, entryBytes: Uint8Array) => Promise<boolean>;
+  /**
+   * Which of these entries (one answer each, in order) the requester may read whole: a version-1
+   * entry's content or a version-2 entry's private part. E.g. public ones, or all for an approved
+   * follower's signed GET. Asked once per page, so that it can read what it needs in one query.
+   */
+  canReadEntries: (req: Request, entries: readonly { index: number; entry: Uint8Array }[]) => Promise<readonly boolean[]>;
 }
 
 class BadRequest extends Error {
@@ -115,7 +119,7 @@ function route(fn: Handler) {
 }
 
 export function logRouter(options: LogRouterOptions): Router {
-  const { log, checkpoints, canReadEntry } = options;
+  const { log, checkpoints, canReadEntries } = options;
   const router = express.Router();
 
   router.get(
@@ -141,9 +145,8 @@ export function logRouter(options: LogRouterOptions): Router {
       if (start > size) throw new BadRequest('out_of_range', `start ${start} is beyond the current log size ${size}`);
       const end = Math.min(requestedEnd ?? start + ENTRIES_PAGE_MAX, start + ENTRIES_PAGE_MAX, size);
       const rows = await log.entries(start, end);
-      const entries = await Promise.all(
-        rows.map(async (r) => wireEntry(r, await canReadEntry(req, r.index, r.entry))),
-      );
+      const readable = await canReadEntries(req, rows);
+      const entries = rows.map((r, i) => wireEntry(r, readable[i] === true));
       const page: WireEntriesPage = { start, end, size, entries, next: end < size ? end : null };
       res.json(page);
     }),

@@ -78,8 +78,13 @@ describe('the log as the public and witnesses see it', () => {
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
     });
 
-    // 0: ok, 1: its retraction; 2: spam, 3: its retraction; 4: ok, 5: updated to spam, 6: retracted.
-    const activities = [create('a', 'ok'), del('a'), create('b', 'spam'), del('b'), create('c', 'ok'), { ...create('c', 'spam'), type: 'Update' }, del('c')];
+    // 0: ok, 1: its retraction; 2: spam, 3: its retraction; 4: ok, 5: updated to spam, 6: retracted;
+    // 7: spam, 8: cleared to ok, 9: updated again (ok to ok), 10: retracted.
+    const update = (n: string, label: string) => ({ ...create(n, label), id: `${verdictId(n)}#update-${label}`, type: 'Update' });
+    const activities = [
+      ...[create('a', 'ok'), del('a'), create('b', 'spam'), del('b'), create('c', 'ok'), update('c', 'spam'), del('c')],
+      ...[create('d', 'spam'), update('d', 'ok'), { ...update('d', 'ok'), id: `${verdictId('d')}#update-again` }, del('d')],
+    ];
     await log.append(activities.map(entry), activities.map((a) => a.object.id));
   });
 
@@ -112,7 +117,7 @@ describe('the log as the public and witnesses see it', () => {
     expect(metadata.verifier_key).toBe(verifierKey(metadata.origin, multibaseToEd25519(actor.assertionMethod[0].publicKeyMultibase), 'ed25519'));
     const note = await (await fetch(metadata.checkpoint)).text();
     const { checkpoint, signatures } = openCheckpoint(note, metadata.verifier_key);
-    expect(checkpoint).toMatchObject({ origin: metadata.origin, size: 7 });
+    expect(checkpoint).toMatchObject({ origin: metadata.origin, size: 11 });
     expect(signatures.map((s) => s.name)).toEqual([metadata.origin]);
     // A key of another name (the host alone, a guess) does not verify it.
     expect(() => openCheckpoint(note, verifierKey(identity.host, identity.proofPrivateKey, 'ed25519'))).toThrow();
@@ -122,8 +127,9 @@ describe('the log as the public and witnesses see it', () => {
     const page = await (await fetch(`${base}/log/entries?start=0`)).json();
     const withheld = page.entries.map((e: { withheld?: boolean }) => e.withheld === true);
     // The Delete of an ok verdict is public; a spam verdict's is not; a Delete follows the newest
-    // version before it (c was updated to spam).
-    expect(withheld).toEqual([false, false, true, true, false, true, true]);
+    // version before it (c was updated to spam). As in the outbox, an Update is public only when
+    // it keeps an ok verdict ok: the one clearing spam d would hand out d's digests.
+    expect(withheld).toEqual([false, false, true, true, false, true, true, true, true, false, false]);
     expect(page.entries[1].entry.object).toEqual(del('a').object);
 
     const followerPage = await (await fetch(`${base}/log/entries?start=0`, { headers: { [FOLLOWER_HEADER]: WITNESS_ACTOR } })).json();
@@ -142,6 +148,8 @@ describe('the log as the public and witnesses see it', () => {
     // A restricted verdict's retraction stays withheld.
     expect((await fetch(`${base}/log/bundle?id=${encodeURIComponent(verdictId('b'))}`)).status).toBe(404);
     expect((await fetch(`${base}/log/bundle?id=${encodeURIComponent(verdictId('c'))}`)).status).toBe(404);
+    // d's newest entry is the retraction of a verdict that is ok by then.
+    expect((await fetch(`${base}/log/bundle?id=${encodeURIComponent(verdictId('d'))}`)).status).toBe(200);
   });
 
   it('takes a cosignature under the witness\'s log origin, and names a wrong witness name as such', async () => {

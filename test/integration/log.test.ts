@@ -363,7 +363,7 @@ for (const backend of STORE_BACKENDS) {
     it('serves the log over HTTP; the auditor verifies it, exports it, and pinpoints each tampering', async () => {
       // Entries whose index ends in 3 are "restricted": withheld from this (anonymous) client.
       const app = express();
-      app.use(logRouter({ log: logA, checkpoints: checkpointsA, canReadEntry: async (_req, index) => index % 10 !== 3 }));
+      app.use(logRouter({ log: logA, checkpoints: checkpointsA, canReadEntries: async (_req, rows) => rows.map((r) => r.index % 10 !== 3) }));
       const { server, base } = await listen(app);
       servers.push(server);
       const size = await logA.size();
@@ -512,7 +512,7 @@ for (const backend of STORE_BACKENDS) {
       await logB.append(Array.from({ length: 150 - (await logB.size()) }, (_, i) => activity(`forkB${i}`)));
       await checkpointsB.signCheckpoint();
       const appB = express();
-      appB.use(logRouter({ log: logB, checkpoints: checkpointsB, canReadEntry: async () => true }));
+      appB.use(logRouter({ log: logB, checkpoints: checkpointsB, canReadEntries: async (_req, rows) => rows.map(() => true) }));
       const { server: serverB, base: baseB } = await listen(appB);
       servers.push(serverB);
       failures = await failuresOf({ baseUrl: baseB });
