@@ -1,5 +1,5 @@
 // `npm run bench [-- SUITE...]`: runs the benchmark suites and prints one `name value unit` line
-// per figure. Suites: hashing, index, log, scanner, trust, federation, federation-sim, pdq-radius, start, processes, video (all when none is named). Record the figures,
+// per figure. Suites: hashing, index, log, scanner, trust, federation, federation-sim, pdq-radius, start, processes, video, video-lookup (all when none is named). Record the figures,
 // with the machine they ran on, in docs/benchmarks.md.
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { BenchResult } from './result.js';
@@ -24,6 +24,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   'pdq-radius': async () => (await import('./pdq-radius.js')).benchPdqRadius(),
   processes: async () => (await import('./processes.js')).benchProcesses(),
   video: async () => (await import('./video.js')).benchVideo(),
+  'video-lookup': async () => (await import('./video-lookup.js')).benchVideoLookup(),
 };
 
 const requested = process.argv.slice(2);
