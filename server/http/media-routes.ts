@@ -6,6 +6,8 @@ import type { Config } from '../config/index.js';
 import type { SafeFetch } from '../federation/safe-fetch.js';
 import { MediaRejectedError, type MediaDecision, type MediaIntake } from '../scanning/intake.js';
 import { verifyScanUrl } from '../scanning/scanner.js';
+import { EXPLAINED_FRAMES } from '../scanning/video-scan.js';
+import { MAX_SAMPLED_FRAMES } from '../video/frames.js';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import { requireBearer } from './auth.js';
 import { HttpError, refuseDeclaredOversize, rejectionStatus } from './errors.js';
@@ -126,6 +128,17 @@ const scanResultSchema = z
             label: z.enum(LABELS),
             confidence: z.number().min(0).max(1),
             classifier: z.object({ name: z.string().min(1).max(100), version: z.string().min(1).max(100) }).strict(),
+            /** A video's: the frames behind the verdict (server/scanning/video-scan.ts). */
+            scannedFrames: z
+              .object({
+                sampled: z.number().int().min(1).max(MAX_SAMPLED_FRAMES),
+                frames: z
+                  .array(z.object({ seconds: z.number().min(0).max(86_400), label: z.enum(LABELS), confidence: z.number().min(0).max(1) }).strict())
+                  .min(1)
+                  .max(EXPLAINED_FRAMES),
+              })
+              .strict()
+              .optional(),
           })
           .strict(),
       )

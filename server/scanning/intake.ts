@@ -13,7 +13,7 @@ import { PerKeySerial } from '../per-key-serial.js';
 import type { Reattestation } from '../verdicts/consensus.js';
 import type { Decided, Decider } from '../verdicts/decider.js';
 import type { TrustService } from '../trust/service.js';
-import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict } from '../trust/decide.js';
+import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict, type ScannedFrames } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
@@ -41,6 +41,8 @@ export interface ScanResult {
   label: MatchedVerdict['label'];
   confidence: number;
   classifier: { name: string; version: string };
+  /** A video's: the sampled frames behind this verdict (server/scanning/video-scan.ts), kept with it. */
+  scannedFrames?: ScannedFrames;
 }
 
 export interface MediaDecision {
@@ -278,7 +280,16 @@ export class MediaIntake {
         );
       }
       if (issued.has(classifierText(result.classifier))) continue;
-      await this.verdicts.issue({ subjects, label: result.label, confidence: result.confidence, method: 'classifier', classifier: result.classifier, source, published });
+      await this.verdicts.issue({
+        subjects,
+        label: result.label,
+        confidence: result.confidence,
+        method: 'classifier',
+        classifier: result.classifier,
+        source,
+        published,
+        ...(result.scannedFrames ? { scannedFrames: result.scannedFrames } : {}),
+      });
       this.options.metrics?.scans.inc({ label: result.label });
     }
     const seen = this.nodes.get(node);

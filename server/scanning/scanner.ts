@@ -2,14 +2,18 @@
 // machine that reaches Redis; or in-process), fetches the media from the server by a short-lived
 // signed URL with its token, classifies it with each configured model in small batches, and posts
 // the results back. It holds no database and no signing key: the server turns results into signed
-// verdicts, one per model.
+// verdicts, one per model. A video is classified by sampled frames (video-scan.ts): still one
+// verdict per model, with the frames behind it.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
 import sharp from 'sharp';
 import type { Logger } from '../config/logger.js';
 import { PermanentJobError, type JobQueue } from '../queue/index.js';
 import type { Classifier, Classification, RgbImage } from './classifiers/index.js';
-import type { ScanJob } from './intake.js';
+import type { ScanJob, ScanResult } from './intake.js';
+import { isVideo, isVideoRejectedError } from '../video/index.js';
+import type { FrameSampleOptions } from '../video/frames.js';
+import { classifyVideo, type FrameClassifier } from './video-scan.js';
 
 /** How long a scan-media URL stays valid. */
 export const SCAN_URL_TTL_MS = 60 * 60 * 1000;
@@ -79,18 +83,46 @@ export interface ScannerOptions {
   token: string;
   concurrency: number;
   maxBatch: number;
+  /** How videos are sampled for the models (frames at most, spacing, ffmpeg, limits); server/video's defaults otherwise. */
+  video?: FrameSampleOptions;
   logger: Logger;
+}
+
+/**
+ * What the scanner posts for media: one result per model. Images are decoded once and classified
+ * by every model; videos (MP4/MOV, WebM/MKV, animated GIF/WebP, told by content) by sampled frames,
+ * each result carrying the frames behind it. A video that cannot be decoded is a VideoRejectedError.
+ */
+export async function scanMedia(bytes: Buffer, models: readonly FrameClassifier[], video: FrameSampleOptions = {}): Promise<ScanResult[]> {
+  const cite = (model: FrameClassifier) => ({ name: model.info.name, version: model.info.version });
+  if (await isVideo(bytes)) {
+    const verdicts = await classifyVideo(bytes, models, video);
+    return verdicts.map((v, i) => ({ label: v.label, confidence: v.confidence, classifier: cite(models[i]), scannedFrames: v.scannedFrames }));
+  }
+  const image = await decodeForClassifier(bytes);
+  return Promise.all(
+    models.map(async (model) => {
+      const [{ label, confidence }] = await model.classify([image]);
+      return { label, confidence, classifier: cite(model) };
+    }),
+  );
 }
 
 export function startScanner(options: ScannerOptions): void {
   const { queue, serverUrl, token, logger } = options;
-  let loaded: Promise<Array<{ classifier: Classifier; batcher: Batcher }>> | undefined;
+  let loaded: Promise<FrameClassifier[]> | undefined;
   const auth = { authorization: `Bearer ${token}` };
   // How the server's health page names this node.
   const node = `${hostname()}:${process.pid}`.replace(/[^\w.:-]/g, '_').slice(0, 200);
   queue.process(
     async (job) => {
-      loaded ??= options.classifiers().then((list) => list.map((classifier) => ({ classifier, batcher: new Batcher(classifier, options.maxBatch) })));
+      // Through a batcher per model, so that images and video frames of concurrent jobs share batches.
+      loaded ??= options.classifiers().then((list) =>
+        list.map((classifier): FrameClassifier => {
+          const batcher = new Batcher(classifier, options.maxBatch);
+          return { info: classifier.info, classify: (images) => Promise.all(images.map((image) => batcher.classify(image))) };
+        }),
+      );
       const { sha256 } = job.data;
       const expires = Date.now() + SCAN_URL_TTL_MS;
       const recheck = job.data.deferred ? `&recheck=${job.data.decisionId}` : '';
@@ -102,13 +134,15 @@ export function startScanner(options: ScannerOptions): void {
       }
       if (res.status === 404) throw new PermanentJobError(`media ${sha256} is no longer pending`);
       if (!res.ok) throw new Error(`fetching media ${sha256} answered ${res.status}`);
-      const image = await decodeForClassifier(Buffer.from(await res.arrayBuffer()));
-      const results = await Promise.all(
-        (await loaded).map(async ({ classifier, batcher }) => {
-          const { label, confidence } = await batcher.classify(image);
-          return { label, confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
-        }),
-      );
+      let results: ScanResult[];
+      try {
+        results = await scanMedia(Buffer.from(await res.arrayBuffer()), await loaded, options.video);
+      } catch (err) {
+        // The same video fails the same way on a retry (the codes are the input's fault or this
+        // node's lack of ffmpeg, which an operator must fix): not retried.
+        if (isVideoRejectedError(err)) throw new PermanentJobError(`video ${sha256} cannot be classified: ${err.message} (${err.code})`);
+        throw err;
+      }
       const post = await fetch(`${serverUrl}/internal/scan-results`, {
         method: 'POST',
         headers: { ...auth, 'content-type': 'application/json' },

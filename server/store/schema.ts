@@ -43,6 +43,8 @@ export interface VerdictTable {
   updated: Timestamp | null;
   received_at: Timestamp;
   document: Json<unknown> | null;
+  /** Our scanner's verdicts about videos: the frames behind them (ScannedFrames), local only. */
+  scanned_frames: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 export interface VerdictSubjectTable {

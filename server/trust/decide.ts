@@ -57,6 +57,15 @@ export interface BasisSource {
 }
 
 /** One verdict matching the image being decided. The store should leave out retracted, superseded and expired ones. */
+/**
+ * What our scanner saw of a video (local evidence kept with its verdict, never federated): how many
+ * frames it sampled and the frames that drove the verdict, strongest first (docs/scanner.md).
+ */
+export interface ScannedFrames {
+  sampled: number;
+  frames: Array<{ seconds: number; label: Label; confidence: number }>;
+}
+
 export interface MatchedVerdict {
   uri: string;
   issuer: string;
@@ -82,6 +91,8 @@ export interface MatchedVerdict {
   basis?: readonly BasisSource[] | null;
   /** When the verdict stops counting (ISO 8601 text or a Date); none: until retracted. */
   expires?: string | Date | null;
+  /** Our scanner's verdict about a video: the frames behind it (shown in the explanation). */
+  scannedFrames?: ScannedFrames | null;
 }
 
 export interface TrustPath {
@@ -398,6 +409,8 @@ export interface ContributionExplanation {
   /** Not counted: a repeat (same classifier, or same issuer and method) of `repeatOf`, which counted. */
   deduplicated: boolean;
   repeatOf?: string;
+  /** Our scanner's verdict about a video: the frames behind it. */
+  scannedFrames?: ScannedFrames;
   /**
    * Why an `ok` did not count against the focus label: its issuer's own human verdict outranks it,
    * it matches more loosely than the evidence for the label, or its classifier cannot see the label.
@@ -414,6 +427,8 @@ export interface LocalVerdictExplanation {
   classifier: string | null;
   distance: number;
   published: string;
+  /** Our scanner's verdict about a video: the frames behind it. */
+  scannedFrames?: ScannedFrames;
 }
 
 export interface Explanation {
@@ -757,6 +772,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       classifier: classifierText(v),
       distance: v.distance,
       published: typeof v.published === 'string' ? v.published : v.published.toISOString(),
+      ...(v.scannedFrames ? { scannedFrames: v.scannedFrames } : {}),
     };
     const own = `our own ${v.method} verdict '${v.label}' at ${authority.tier} match (${localVerdict.published})`;
     if (v.label === 'ok') {
@@ -868,6 +884,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     if (note) row.notCounted = note;
     if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? sourceText(relays) : null };
     if (entry?.capped) row.capped = true;
+    if (v.scannedFrames) row.scannedFrames = v.scannedFrames;
     if (entry?.paths && entry.paths.length > 0) {
       row.paths = entry.paths.slice(0, MAX_PATHS).map((p) => ({ via: p.via, contribution: round(p.contribution) }));
     }

@@ -93,6 +93,7 @@ export class Decider {
         published: m.published,
         basis: m.basis,
         expires: m.expires,
+        scannedFrames: m.scannedFrames,
       }),
     );
     const decision = decide(matched, this.trust.weightFn, policy, { self: this.verdicts.issuer });

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
 import { Matcher, type IndexedSubject, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
-import type { BasisSource } from '../trust/decide.js';
+import type { BasisSource, ScannedFrames } from '../trust/decide.js';
 import {
   basisFromDocument,
   classifierText,
@@ -77,6 +77,8 @@ export interface NewVerdict {
   source?: string;
   published?: Date;
   expires?: Date;
+  /** Our scanner's verdict about a video: the frames behind it (kept here, never federated). */
+  scannedFrames?: ScannedFrames;
 }
 
 export interface Verdict {
@@ -96,6 +98,8 @@ export interface Verdict {
   expires: string | null;
   supersedes: string | null;
   retracted: string | null;
+  /** Our scanner's verdicts about videos: the frames behind them. */
+  scannedFrames?: ScannedFrames;
 }
 
 export interface VerdictMatch extends Verdict {
@@ -147,6 +151,7 @@ type VerdictRow = {
   expires: Date | null;
   supersedes: string | null;
   retracted_at: Date | null;
+  scanned_frames: ScannedFrames | null;
   basis: unknown;
 };
 
@@ -430,6 +435,7 @@ export class VerdictService {
           supersedes: input.supersedes ?? null,
           retracted_at: null,
           document: JSON.stringify(document),
+          scanned_frames: input.scannedFrames ? JSON.stringify(input.scannedFrames) : null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -817,7 +823,7 @@ export class VerdictService {
     if (ids.length === 0) return out;
     const rows = (await db
       .selectFrom('verdicts')
-      .select(['id', 'uri', 'issuer', 'is_local', 'label', 'confidence', 'method', 'classifier', 'source', 'published', 'expires', 'supersedes', 'retracted_at'])
+      .select(['id', 'uri', 'issuer', 'is_local', 'label', 'confidence', 'method', 'classifier', 'source', 'published', 'expires', 'supersedes', 'retracted_at', 'scanned_frames'])
       .select(sql<unknown>`CASE WHEN method = 'consensus' THEN document->'basis' END`.as('basis'))
       .where('id', 'in', ids)
       .execute()) as VerdictRow[];
@@ -854,6 +860,7 @@ export class VerdictService {
         expires: r.expires?.toISOString() ?? null,
         supersedes: r.supersedes,
         retracted: r.retracted_at?.toISOString() ?? null,
+        ...(r.scanned_frames ? { scannedFrames: r.scanned_frames } : {}),
       });
     }
     return out;

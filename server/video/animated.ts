@@ -38,8 +38,15 @@ function decodeError(err: unknown): VideoRejectedError {
   return new VideoRejectedError('corrupt', `not a decodable animation: ${first || 'decoder error'}`, { cause: err });
 }
 
-/** Hashes the frames of an animated GIF/WebP held in memory (already within limits.maxBytes). */
-export async function hashAnimatedFrames(bytes: Buffer, limits: VideoLimits, framesPerSecond: number): Promise<{ info: AnimatedInfo; frames: VpdqFrame[] }> {
+/** An animation's header read and checked against the limits, with when each page starts. */
+export interface Animation {
+  info: AnimatedInfo;
+  /** When each page starts, in ms. */
+  starts: number[];
+}
+
+/** Reads an animated GIF/WebP's header (already within limits.maxBytes) and checks it against the limits. */
+export async function readAnimation(bytes: Buffer, limits: VideoLimits): Promise<Animation> {
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false, failOn: 'error', pages: -1 }).metadata();
@@ -57,7 +64,6 @@ export async function hashAnimatedFrames(bytes: Buffer, limits: VideoLimits, fra
   const pages = meta.pages ?? 1;
   if (pages > limits.maxFrames) throw new VideoRejectedError('too_many_frames', `the animation has ${pages} frames, limit ${limits.maxFrames}`);
 
-  // When each page starts, in ms.
   const starts: number[] = [];
   let total = 0;
   for (let p = 0; p < pages; p++) {
@@ -68,35 +74,50 @@ export async function hashAnimatedFrames(bytes: Buffer, limits: VideoLimits, fra
   if (durationSeconds > limits.maxDurationSeconds) {
     throw new VideoRejectedError('too_long', `the animation lasts ${Math.round(durationSeconds)} s, limit ${limits.maxDurationSeconds} s`);
   }
-  const info: AnimatedInfo = { format, width, height, pages, durationSeconds };
+  return { info: { format, width, height, pages, durationSeconds }, starts };
+}
 
+/** The page shown at `seconds`: the last one starting at or before it. */
+export function pageAt(animation: Animation, seconds: number): number {
+  let page = 0;
+  while (page + 1 < animation.starts.length && animation.starts[page + 1] <= seconds * 1000) page++;
+  return page;
+}
+
+/** Decodes one page of an animation (as composed for display) to 8-bit RGB or RGBA. */
+export async function decodeAnimationPage(bytes: Buffer, animation: Animation, page: number, limits: VideoLimits): Promise<{ pixels: Buffer; channels: 3 | 4 }> {
+  const { width, height } = animation.info;
+  try {
+    const out = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', page, pages: 1 })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const channels = out.info.channels;
+    if (out.info.width !== width || out.info.height !== height || (channels !== 3 && channels !== 4)) {
+      throw new VideoRejectedError('corrupt', `animation frame ${page} decodes as ${out.info.width}x${out.info.height}x${channels}`);
+    }
+    return { pixels: out.data, channels };
+  } catch (err) {
+    if (err instanceof VideoRejectedError) throw err;
+    throw decodeError(err);
+  }
+}
+
+/** Hashes the frames of an animated GIF/WebP held in memory (already within limits.maxBytes). */
+export async function hashAnimatedFrames(bytes: Buffer, limits: VideoLimits, framesPerSecond: number): Promise<{ info: AnimatedInfo; frames: VpdqFrame[] }> {
+  const animation = await readAnimation(bytes, limits);
+  const { info } = animation;
+  const totalMs = info.durationSeconds * 1000;
   const frames: VpdqFrame[] = [];
   const maxFrames = maxSampledFrames(limits, framesPerSecond);
   // Reaching page p decodes the pages before it (GIF frames draw over each other), so a long
   // animation of large frames costs more than its size says: the same deadline as ffmpeg's.
   const deadline = Date.now() + limits.timeoutMs;
-  let page = 0;
   for (let k = 0; k < maxFrames; k++) {
     if (Date.now() > deadline) throw new VideoRejectedError('too_costly', `decoding took longer than ${limits.timeoutMs / 1000} s`);
     const seconds = sampleSeconds(k, framesPerSecond);
-    if (k > 0 && seconds * 1000 >= total) break;
-    while (page + 1 < pages && starts[page + 1] <= seconds * 1000) page++;
-    let pixels: Buffer;
-    let channels: number;
-    try {
-      const out = await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', page, pages: 1 })
-        .raw({ depth: 'uchar' })
-        .toBuffer({ resolveWithObject: true });
-      pixels = out.data;
-      channels = out.info.channels;
-      if (out.info.width !== width || out.info.height !== height || (channels !== 3 && channels !== 4)) {
-        throw new VideoRejectedError('corrupt', `animation frame ${page} decodes as ${out.info.width}x${out.info.height}x${channels}`);
-      }
-    } catch (err) {
-      if (err instanceof VideoRejectedError) throw err;
-      throw decodeError(err);
-    }
-    const { pdq, quality } = await hashRgbFrame(pixels, width, height, channels as 3 | 4);
+    if (k > 0 && seconds * 1000 >= totalMs) break;
+    const { pixels, channels } = await decodeAnimationPage(bytes, animation, pageAt(animation, seconds), limits);
+    const { pdq, quality } = await hashRgbFrame(pixels, info.width, info.height, channels);
     frames.push({ pdq, quality, seconds });
   }
   return { info, frames };

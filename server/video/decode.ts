@@ -67,24 +67,57 @@ export function sampleSeconds(k: number, framesPerSecond: number): number {
   return Math.round((k * 1000) / framesPerSecond) / 1000;
 }
 
-/** Decodes and hashes the frames of a probed video file. */
-export async function hashVideoFrames(tools: VideoTools, path: string, limits: VideoLimits, framesPerSecond: number): Promise<VpdqFrame[]> {
-  const maxFrames = maxSampledFrames(limits, framesPerSecond);
-  const frames: VpdqFrame[] = [];
+/** A decoded frame: 8-bit RGB, row-major, `width * height * 3` bytes. */
+export interface RgbFrame {
+  pixels: Buffer;
+  width: number;
+  height: number;
+}
+
+export interface FrameSampling {
+  /** ffmpeg's `fps` filter rate (a number or an exact `num/den`): frame k is the one shown at k / rate. */
+  framesPerSecond: number | string;
+  /** Where frame 0 is taken, in seconds (default 0): ffmpeg seeks there before decoding. */
+  startSeconds?: number;
+  /** Frames decoded at most; more from the decoder is refused as `too_many_frames`. */
+  maxFrames: number;
+  /** Frames larger than this on a side are scaled down (aspect kept) by ffmpeg before the pipe. */
+  maxSide?: number;
+}
+
+/**
+ * Decodes the frames of a probed video file at a fixed rate through the confined ffmpeg, handing
+ * each to `onFrame` with its index as it arrives (ffmpeg waits meanwhile). Refuses a file that
+ * decodes to no frame at all.
+ */
+export async function decodeFrames(
+  tools: VideoTools,
+  path: string,
+  limits: VideoLimits,
+  sampling: FrameSampling,
+  onFrame: (frame: RgbFrame, index: number) => Promise<void>,
+): Promise<void> {
+  const { framesPerSecond, maxFrames, maxSide, startSeconds } = sampling;
+  const seek = startSeconds ? ['-ss', startSeconds.toFixed(3)] : [];
+  // Scaled in ffmpeg, so that a caller wanting small frames never holds a 4K one in memory.
+  const scale = maxSide === undefined ? '' : `,scale=w='min(iw,${maxSide})':h='min(ih,${maxSide})':force_original_aspect_ratio=decrease`;
+  let count = 0;
   await runConfined(
     tools,
     'ffmpeg',
     [
       '-nostdin', '-hide_banner', '-loglevel', 'error',
-      // Stop at the first decoding error: a truncated or damaged file is refused, not hashed in part.
+      // Stop at the first decoding error: a truncated or damaged file is refused, not read in part.
       '-xerror',
       ...inputOptions(VIDEO_CODECS),
       '-threads', String(limits.threads),
       // Read no further than the longest video accepted, whatever the header said.
       '-t', String(limits.maxDurationSeconds),
+      ...seek,
       '-i', fileUrl(path),
       '-map', '0:V:0', '-an', '-sn', '-dn',
-      '-vf', `fps=${framesPerSecond}:round=up`,
+      // After a seek, timestamps restart at the first frame decoded, so that tick 0 is that frame.
+      '-vf', `${startSeconds ? 'setpts=PTS-STARTPTS,' : ''}fps=${framesPerSecond}:round=up${scale}`,
       '-frames:v', String(maxFrames),
       '-f', 'image2pipe', '-c:v', 'ppm', '-pix_fmt', 'rgb24',
       'pipe:1',
@@ -92,13 +125,21 @@ export async function hashVideoFrames(tools: VideoTools, path: string, limits: V
     limits,
     async (stdout) => {
       for await (const frame of ppmFrames(stdout, limits.maxPixels)) {
-        if (frames.length >= maxFrames) throw new VideoRejectedError('too_many_frames', `the decoder produced more than ${maxFrames} frames`);
-        const { pdq, quality } = await hashRgbFrame(frame.pixels, frame.width, frame.height);
-        frames.push({ pdq, quality, seconds: sampleSeconds(frames.length, framesPerSecond) });
+        if (count >= maxFrames) throw new VideoRejectedError('too_many_frames', `the decoder produced more than ${maxFrames} frames`);
+        await onFrame(frame, count++);
       }
     },
     (stderrTail) => `not a decodable video: ${firstErrorLine(stderrTail, path)}`,
   );
-  if (frames.length === 0) throw new VideoRejectedError('corrupt', 'not a decodable video: no frame could be decoded');
+  if (count === 0) throw new VideoRejectedError('corrupt', 'not a decodable video: no frame could be decoded');
+}
+
+/** Decodes and hashes the frames of a probed video file. */
+export async function hashVideoFrames(tools: VideoTools, path: string, limits: VideoLimits, framesPerSecond: number): Promise<VpdqFrame[]> {
+  const frames: VpdqFrame[] = [];
+  await decodeFrames(tools, path, limits, { framesPerSecond, maxFrames: maxSampledFrames(limits, framesPerSecond) }, async (frame, index) => {
+    const { pdq, quality } = await hashRgbFrame(frame.pixels, frame.width, frame.height);
+    frames.push({ pdq, quality, seconds: sampleSeconds(index, framesPerSecond) });
+  });
   return frames;
 }
