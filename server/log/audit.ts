@@ -226,7 +226,8 @@ function csvRow(wire: WireEntry, bytes: Uint8Array | null, view: EntryView): str
     object_type: o.type,
     object_id: o.id ?? (typeof a.object === 'string' ? a.object : undefined),
     label: o.label,
-    confidence: o.confidence,
+    // Not in a version-2 public part (entry.ts): read from the activity when it was served.
+    confidence: record(view.activity?.object).confidence,
     method: o.method,
     classifier: typeof classifier.name === 'string' ? `${classifier.name}@${String(classifier.version)}` : undefined,
     object_published: o.published,

@@ -9,7 +9,9 @@
  * where PRIVATE is the JCS text of {"activity": <the signed activity>, "salt": base64(16 random bytes)}
  * and PUBLIC is the activity with only the members everyone may count (who, what label, which
  * method and classifier, when, what it supersedes or retracts) and, in place of the object's
- * `subject`, `subjectCommitment` = base64(SHA-256(salt ‖ JCS(subject))). The leaf hash covers the
+ * `subject`, `subjectCommitment` = base64(SHA-256(salt ‖ JCS(subject))). `confidence` stays
+ * private: a classifier's score, to full precision, next to the classifier's name and version,
+ * would let anyone holding a candidate image and that classifier confirm it was the subject. The leaf hash covers the
  * public part and the private part's digest, so the public part of every entry is served to anyone
  * and checked against the tree, while the digests travel only in the private part, to approved
  * followers, who check it against `privateDigest` and the commitment.
@@ -33,7 +35,6 @@ const PUBLIC_OBJECT_MEMBERS = [
   'type',
   'attributedTo',
   'label',
-  'confidence',
   'method',
   'classifier',
   'published',
@@ -55,7 +56,6 @@ const publicObjectSchema = z
     type: text(64),
     attributedTo: url.optional(),
     label: text(64).optional(),
-    confidence: z.number().min(0).max(1).optional(),
     method: text(64).optional(),
     classifier: z.object({ name: text(200), version: text(200) }).strict().optional(),
     published: time.optional(),

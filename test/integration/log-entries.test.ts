@@ -163,7 +163,6 @@ describe.skipIf(!HAVE_POSTGRES)('log entries with public and private parts', () 
         type: 'Verdict',
         attributedTo: identity.actorId,
         label: 'csam',
-        confidence: 0.9,
         method: 'human',
         published: '2026-03-01T10:00:00.000Z',
         subjectCommitment: expect.stringMatching(/^[A-Za-z0-9+/]{43}=$/),
