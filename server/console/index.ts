@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { PROJECT_ROOT } from '../config/paths.js';
-import type { Config } from '../config/index.js';
+import { videoHashOptions, type Config } from '../config/index.js';
 import type { Metrics } from '../config/metrics.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Federation } from '../federation/index.js';
@@ -124,7 +124,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   });
 
   const { scanning } = deps;
-  router.use(reviewPages({ review: scanning.review, quarantine: scanning.quarantine, accounts }));
+  const { limits, tools } = videoHashOptions(config);
+  router.use(reviewPages({ review: scanning.review, quarantine: scanning.quarantine, accounts, video: { limits, tools } }));
   router.use(verdictPages({ verdicts: deps.verdicts, review: scanning.review, quarantine: scanning.quarantine, intake: scanning.intake }));
   router.use(peerPages({ federation: deps.federation, trust: deps.trust, accounts }));
   router.use(quarantinePages({ quarantine: scanning.quarantine, dataDir: config.dataDir, accounts }));

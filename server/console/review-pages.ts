@@ -1,12 +1,15 @@
 // The review queue. Media is shown blurred and in greyscale, made on the server, so the sharp
 // original never reaches the browser until a moderator clicks Reveal; every preview and every
-// reveal is written to the quarantine access log under the moderator's name.
+// reveal is written to the quarantine access log under the moderator's name. A video is shown by a
+// still (its middle frame, through the confined decoder; a placeholder if it cannot be decoded).
 import express, { type Request, type Router } from 'express';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { LABELS } from '../../shared/vocab/verdict.js';
 import type { ReviewQueue, DecisionSummary } from '../review/index.js';
 import type { Quarantine } from '../scanning/quarantine.js';
+import { previewStill } from '../scanning/preview-still.js';
+import type { FrameSampleOptions } from '../video/frames.js';
 import type { ConsoleAccounts } from './accounts.js';
 import { html } from './html.js';
 import { csrfField, formatTime, page } from './layout.js';
@@ -29,7 +32,13 @@ export function decisionId(req: Request): number {
   return id;
 }
 
-export function reviewPages(deps: { review: ReviewQueue; quarantine: Quarantine | undefined; accounts: ConsoleAccounts }): Router {
+export function reviewPages(deps: {
+  review: ReviewQueue;
+  quarantine: Quarantine | undefined;
+  accounts: ConsoleAccounts;
+  /** How quarantined videos are read for their still (ffmpeg, limits). */
+  video?: Omit<FrameSampleOptions, 'maxFrames'>;
+}): Router {
   const { review, quarantine, accounts } = deps;
   const router = express.Router();
   const moderator = requireRole('moderator');
@@ -66,8 +75,8 @@ ${items.length === 0 ? html`<p class="empty">Nothing waits for review.</p>` : it
   });
 
   router.get('/review/:id/preview', moderator, async (req, res) => {
-    const bytes = await readQuarantined(req, 'view', 'blurred preview in the review queue');
-    const preview = await sharp(bytes, { limitInputPixels: 100_000_000 })
+    const { image } = await previewStill(await readQuarantined(req, 'view', 'blurred preview in the review queue'), deps.video);
+    const preview = await sharp(image, { limitInputPixels: 100_000_000 })
       .rotate()
       .resize({ width: PREVIEW_SIDE, height: PREVIEW_SIDE, fit: 'inside' })
       .greyscale()
@@ -80,8 +89,8 @@ ${items.length === 0 ? html`<p class="empty">Nothing waits for review.</p>` : it
   // A POST (so it carries the CSRF token and is never prefetched): logs the reveal, then sends a
   // re-encoded copy (no metadata; an image whatever the upload was).
   router.post('/review/:id/reveal', moderator, async (req, res) => {
-    const bytes = await readQuarantined(req, 'reveal', 'revealed in the review queue');
-    const full = await sharp(bytes, { limitInputPixels: 100_000_000 })
+    const { image } = await previewStill(await readQuarantined(req, 'reveal', 'revealed in the review queue'), deps.video);
+    const full = await sharp(image, { limitInputPixels: 100_000_000 })
       .rotate()
       .resize({ width: REVEAL_SIDE, height: REVEAL_SIDE, fit: 'inside', withoutEnlargement: true })
       .jpeg({ quality: 85 })

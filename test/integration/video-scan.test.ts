@@ -12,6 +12,8 @@ import { EXPLAINED_FRAMES, aggregateFrames, classifyVideo } from '../../server/s
 import { scanMedia } from '../../server/scanning/scanner.js';
 import { VideoRejectedError } from '../../server/video/index.js';
 import { sampleVideoFrames } from '../../server/video/frames.js';
+import { previewStill } from '../../server/scanning/preview-still.js';
+import sharp from 'sharp';
 import { meanColourConfig, meanColourModel } from '../helpers/models.js';
 import { syntheticPng } from '../helpers/images.js';
 import { HAVE_FFMPEG, animation, videoOfFrames, videoScratch } from '../helpers/videos.js';
@@ -180,5 +182,34 @@ describe.skipIf(!HAVE_FFMPEG)('classifying generated videos', () => {
       expect(err).toBeInstanceOf(VideoRejectedError);
       expect((err as VideoRejectedError).code).toBe('corrupt');
     }
+  }, 60_000);
+
+  it('the preview still of an MP4, a WebM and a GIF is the middle frame, decoded; an image is itself', async () => {
+    // 3 s: green, red, green; the middle frame (1.5 s) is red.
+    const mp4 = await readFile(await videoOfFrames(scratch.dir, 'still', [GREEN, RED, GREEN], W, H, { codec: 'h264' }));
+    const webm = await readFile(await videoOfFrames(scratch.dir, 'still', [GREEN, RED, GREEN], W, H, { codec: 'vp9' }));
+    const gif = await animation('gif', [GREEN, RED, GREEN], W, H, 1000);
+    for (const [name, bytes] of [['mp4', mp4], ['webm', webm], ['gif', gif]] as const) {
+      const still = await previewStill(bytes);
+      expect(still.kind, name).toBe('video-frame');
+      expect(still.seconds, name).toBeCloseTo(1.5, 1);
+      const { data, info } = await sharp(still.image).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height], name).toEqual([W, H]);
+      expect(data[0], name).toBeGreaterThan(150); // red
+      expect(data[1], name).toBeLessThan(60);
+    }
+    const png = await syntheticPng(2);
+    expect(await previewStill(png)).toEqual({ image: png, kind: 'image' });
+  }, 60_000);
+
+  it('a video that cannot be decoded previews as a placeholder still, not an error', async () => {
+    const mp4 = await readFile(await videoOfFrames(scratch.dir, 'broken', [GREEN, RED, GREEN], W, H, { codec: 'h264' }));
+    const still = await previewStill(Buffer.concat([mp4.subarray(0, 64), Buffer.alloc(2048, 0x5a)]));
+    expect(still.kind).toBe('placeholder');
+    const meta = await sharp(still.image).metadata();
+    expect(meta.format).toBe('png');
+    // Without ffmpeg at all: the same placeholder (no_video_decoder), images unaffected.
+    const missing = await previewStill(mp4, { tools: { ffmpeg: '/nonexistent/ffmpeg' } });
+    expect(missing.kind).toBe('placeholder');
   }, 60_000);
 });
