@@ -1,14 +1,20 @@
 // `vouch explain`: a decision's explanation as an admin reads it.
-import type { Explanation } from '../trust/decide.js';
+import type { Explanation, ScannedFrames } from '../trust/decide.js';
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const num = (x: number) => x.toFixed(3);
+
+/** A video verdict of our scanner: the frames behind it, e.g. `frames behind it (of 16 sampled): 3.5 s sexual 0.912`. */
+export function formatScannedFrames(s: ScannedFrames): string {
+  return `frames behind it (of ${s.sampled} sampled): ${s.frames.map((f) => `${f.seconds} s ${f.label} ${num(f.confidence)}`).join(', ')}`;
+}
 
 export function formatExplanation(e: Explanation): string {
   const lines = [`${e.outcome.toUpperCase()}${e.label ? ` (${e.label})` : ''}: ${e.reason}`, ''];
   if (e.localVerdict) {
     const v = e.localVerdict;
     lines.push(`Decided by our own verdict ${v.uri}: ${v.label} at ${num(v.confidence)} by ${v.method}${v.classifier ? ` (${v.classifier})` : ''}, distance ${v.distance}.`);
+    if (v.scannedFrames) lines.push(`  ${formatScannedFrames(v.scannedFrames)}`);
   }
   lines.push(`Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.`);
   const active = e.labels.filter((l) => l.r > 0 || l.s > 0 || l.sameImageOk > 0 || l.cannotSee.length > 0);
@@ -30,6 +36,7 @@ export function formatExplanation(e: Explanation): string {
       const dedup = c.deduplicated ? ` (not counted: repeat of ${c.repeatOf})` : c.notCounted ? ` (not counted: ${why[c.notCounted]})` : '';
       const from = c.local ? 'us' : c.issuer;
       lines.push(`  ${who} from ${from}: weight ${num(c.weight)} x match ${num(c.match)} (${c.tier}, distance ${c.distance}) = ${num(c.contribution)}${dedup}`);
+      if (c.scannedFrames) lines.push(`      ${formatScannedFrames(c.scannedFrames)}`);
       for (const p of c.paths ?? []) lines.push(`      trust path ${p.via.join(' -> ')}: ${num(p.contribution)}`);
     }
     if (e.omitted > 0) lines.push(`  ... and ${e.omitted} more`);
