@@ -170,12 +170,15 @@ program
 
 program
   .command('hash')
-  .description('print the hashes of image files, one JSON object per line')
-  .argument('<files...>', 'image files')
-  .option('--video', 'the files are videos (MP4/MOV, WebM/MKV, animated GIF/WebP): print MD5, SHA-256 and vPDQ frames (docs/video.md)')
+  .description('print the hashes of image files, one JSON object per line (of video files, when every file given is a video)')
+  .argument('<files...>', 'image files, or video files')
+  .option('--video', 'the files are videos (MP4/MOV, WebM/MKV, animated GIF/WebP): print MD5, SHA-256 and vPDQ frames (docs/video.md); the default when every file is a video by its content')
   .action(async (files: string[], opts: { video?: boolean }, command: Command) => {
     const config = configOf(command);
     if (opts.video) return hashVideos(files, config);
+    // Told by content, as intake does; a mixed list stays an image run, as before (MP4/WebM refused there, animations hashed by their first frame).
+    const { isVideoFile } = await import('../video/index.js');
+    if ((await Promise.all(files.map((f) => isVideoFile(f)))).every(Boolean)) return hashVideos(files, config);
     // One thread per core (fewer for fewer files): more only adds memory and contention.
     const pool = new HashPool(imageLimits(config), Math.min(files.length, config.hashThreads ?? availableParallelism()));
     let failed = 0;

@@ -14,4 +14,4 @@ export {
 export { locateVideoTools, type VideoToolSettings, type VideoTools } from './tools.js';
 export { VIDEO_CODECS, VIDEO_DEMUXERS } from './probe.js';
 export { animatedFormatOf } from './animated.js';
-export { isVideo, isVideoContainer } from './sniff.js';
+export { isVideo, isVideoContainer, isVideoFile } from './sniff.js';

@@ -262,6 +262,10 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
     expect(result.stderr).toContain(`vouch hash: ${bad}: not a readable video`);
     const missing = await runCli(['hash', '--video', original], { VOUCH_FFMPEG: join(scratch.dir, 'no-ffmpeg') });
     expect(JSON.parse(missing.stdout).error.code).toBe('no_video_decoder');
+    // Without --video, files that are all videos by content are hashed as videos.
+    const sniffed = await runCli(['hash', original], { VOUCH_VIDEO_FPS: '0.5' });
+    expect(sniffed.code).toBe(0);
+    expect(JSON.parse(sniffed.stdout)).toMatchObject({ file: original, md5: direct.md5, sha256: direct.sha256 });
   });
 
   it('refuses settings out of range (frames per second, a duration the wire form cannot carry)', async () => {
