@@ -70,7 +70,7 @@ interface HashedMedia {
   pdq?: string;
   /** The format the quarantine records. */
   format?: string;
-  /** Whether the scanner can classify it (images: yes; videos: not yet, docs/video.md). */
+  /** Whether intake sends it to the scanner (images: yes; videos: not yet, docs/video.md). */
   scannable: boolean;
   summary: MediaDecision['hashes'];
 }
@@ -202,7 +202,8 @@ export class MediaIntake {
    * A video: MD5, SHA-256 and vPDQ through the confined ffmpeg (server/video), then decided from
    * the verdicts its hashes and frames match. A refused video (truncated, malformed, over a limit,
    * no ffmpeg) is a MediaRejectedError with the video pipeline's code, and nothing is recorded.
-   * The scanner does not classify videos yet: an undecided video stays undecided (failMode).
+   * Videos are not sent to the scanner yet (the scan path re-hashes pending media as images): an
+   * undecided video stays undecided, and the policy's failMode applies.
    */
   private async submitVideo(bytes: Buffer, source: string): Promise<MediaDecision> {
     const stopHash = this.options.metrics?.hashSeconds.startTimer();
