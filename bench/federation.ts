@@ -1,14 +1,15 @@
 // Federation throughput on this machine, with real server processes on 127.0.0.x:
 // - inbox_verdicts_per_s: signed Create{Verdict} POSTs verified (HTTP signature + object proof),
 //   stored and indexed per second by VOUCH_BENCH_INBOX_PROCESSES server processes (default 1),
-//   with the client's share of the CPU used and each side's CPU per verdict;
+//   with the client's share of the CPU used and each side's CPU per verdict (and PostgreSQL's,
+//   when its server runs on this machine);
 // - fanout_100_followers_s: from issuing one verdict to its arrival at 100 follower inboxes;
 // - consensus_pass_*_ms_per_1000: one server holding 1,000 consensus verdicts (re-attestations of
 //   a fake peer's human `ok` verdicts) re-decides them all: `kept` after a policy change that
 //   changes no outcome (a lookup and a decision each), `retracted` after the peer's trust drops
 //   below allow's bar (each also retracted, a Delete published).
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Pool } from 'undici';
 import { generateInstanceKeysSync } from '../shared/crypto/keys.js';
 import { FakePeer } from '../test/helpers/fake-peer.js';
@@ -84,6 +85,31 @@ function processCpuSeconds(pid: number): number {
 /** Linux reports process times in USER_HZ ticks, 100 per second on every architecture Node runs on. */
 const CLOCK_TICKS_PER_S = 100;
 
+/**
+ * CPU seconds used so far by the PostgreSQL server when it runs on this machine (processes named
+ * `postgres`), undefined when none is visible. Backends that ended count through the postmaster,
+ * which reaps them (its children's times); those still running, through their own.
+ */
+function postgresCpuSeconds(): number | undefined {
+  let ticks = 0;
+  let found = false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime, cstime
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    found = true;
+  }
+  return found ? ticks / CLOCK_TICKS_PER_S : undefined;
+}
+
 interface InboxFigures {
   perSecond: number;
   processes: number;
@@ -91,6 +117,8 @@ interface InboxFigures {
   clientCpuShare: number;
   serverCpuMsPerVerdict: number;
   clientCpuMsPerVerdict: number;
+  /** PostgreSQL's CPU per verdict, when its server runs on this machine (other clients' work included). */
+  postgresCpuMsPerVerdict: number | undefined;
 }
 
 /**
@@ -136,6 +164,7 @@ async function inboxThroughput(count: number, concurrency: number, processes: nu
     await eachConcurrently(warmUp, concurrency, send);
 
     const serverCpuBefore = servers.reduce((sum, s) => sum + processCpuSeconds(s.child.pid!), 0);
+    const postgresCpuBefore = process.env.VOUCH_BENCH_DATABASE_URL ? postgresCpuSeconds() : undefined;
     const clientCpuBefore = process.cpuUsage();
     const started = performance.now();
     await eachConcurrently(requests, concurrency, send);
@@ -143,12 +172,14 @@ async function inboxThroughput(count: number, concurrency: number, processes: nu
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const clientSeconds = (clientCpu.user + clientCpu.system) / 1e6;
     const serverSeconds = servers.reduce((sum, s) => sum + processCpuSeconds(s.child.pid!), 0) - serverCpuBefore;
+    const postgresCpuAfter = postgresCpuBefore === undefined ? undefined : postgresCpuSeconds();
     return {
       perSecond: count / seconds,
       processes,
       clientCpuShare: clientSeconds / (clientSeconds + serverSeconds),
       serverCpuMsPerVerdict: (serverSeconds * 1000) / count,
       clientCpuMsPerVerdict: (clientSeconds * 1000) / count,
+      postgresCpuMsPerVerdict: postgresCpuBefore === undefined || postgresCpuAfter === undefined ? undefined : ((postgresCpuAfter - postgresCpuBefore) * 1000) / count,
     };
   } finally {
     await Promise.all(pools.map((p) => p.close()));
@@ -261,6 +292,8 @@ export async function benchFederation(): Promise<BenchResult[]> {
     { name: `inbox_client_cpu_share_${store}`, value: round(inbox.clientCpuShare, 3), unit: 'share' },
     { name: `inbox_client_cpu_ms_per_verdict_${store}`, value: round(inbox.clientCpuMsPerVerdict, 3), unit: 'ms' },
     { name: `inbox_server_cpu_ms_per_verdict_${store}`, value: round(inbox.serverCpuMsPerVerdict, 3), unit: 'ms' },
+    // PostgreSQL on this machine: the rest of what a verdict costs the cores the bench shares.
+    ...(inbox.postgresCpuMsPerVerdict === undefined ? [] : [{ name: 'inbox_database_cpu_ms_per_verdict_postgres', value: round(inbox.postgresCpuMsPerVerdict, 3), unit: 'ms' }]),
   ];
   // VOUCH_BENCH_INBOX_ONLY=1: just the inbox figures (profiling the receive path).
   if (process.env.VOUCH_BENCH_INBOX_ONLY === '1') return inboxFigures;

@@ -30,8 +30,12 @@ export interface GroupCommitOptions {
   maxInFlight: number;
 }
 
-/** Enough to share each commit among the requests a busy peer keeps in flight, small enough for one statement. */
-export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 64, maxInFlight: 2 };
+/**
+ * One transaction at a time, holding what arrived while the previous one committed: on a machine
+ * whose cores the server shares with PostgreSQL, fewer and larger transactions cost less CPU per
+ * verdict than two overlapping (measured: docs/benchmarks.md, issue 15). 64 keeps the statement small.
+ */
+export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 64, maxInFlight: 1 };
 
 interface Pending {
   activityId: string;
@@ -60,6 +64,7 @@ export async function claimActivities(db: Db, activities: ReadonlyArray<{ id: st
 export class VerdictGroupCommit {
   private readonly pending: Pending[] = [];
   private inFlight = 0;
+  private scheduled = false;
 
   constructor(
     private readonly db: Db,
@@ -76,6 +81,20 @@ export class VerdictGroupCommit {
   submit(activityId: string, item: InboundVerdict): Promise<GroupOutcome> {
     return new Promise((resolve, reject) => {
       this.pending.push({ activityId, item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Starts transactions at the end of this turn of the event loop, not at once: requests whose
+   * bodies arrived together are verified one after another in one turn, and would otherwise take
+   * the free transactions one each and leave the rest to queue behind them.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       this.pump();
     });
   }
@@ -86,7 +105,7 @@ export class VerdictGroupCommit {
       this.inFlight++;
       void this.commit(batch).finally(() => {
         this.inFlight--;
-        this.pump();
+        this.schedule();
       });
     }
   }

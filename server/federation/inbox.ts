@@ -8,7 +8,7 @@ import { ProofError, verifyObject } from '../../shared/crypto/data-integrity.js'
 import { parseActivity, parseCheckpointObject, parseTrustStatement, parseVerdict, parseTombstone, VocabError, type CheckpointObject, type ParsedActivity, type TrustStatementObject } from '../../shared/vocab/objects.js';
 import type { Identity } from './identity.js';
 import { FederationError, type PeerDirectory } from './peers.js';
-import { claimActivities, GROUP_COMMIT_DEFAULTS, VerdictGroupCommit, type AfterCommit, type GroupCommitOptions, type InboundVerdict } from './group-commit.js';
+import { claimActivities, VerdictGroupCommit, type AfterCommit, type InboundVerdict } from './group-commit.js';
 
 export type { AfterCommit, InboundVerdict } from './group-commit.js';
 
@@ -43,8 +43,6 @@ export interface FollowEvents {
 
 export interface InboxOptions {
   allowHttp: boolean;
-  /** How verdict activities arriving together share a transaction (defaults: GROUP_COMMIT_DEFAULTS). */
-  groupCommit?: GroupCommitOptions;
 }
 
 export type InboxResult = { status: 'accepted' | 'ignored'; type: string };
@@ -82,7 +80,7 @@ export class Inbox {
     private readonly logger: Logger,
     private readonly options: InboxOptions,
   ) {
-    this.groupCommit = new VerdictGroupCommit(db, (verdicts, trx) => this.requireHandler().verdicts(verdicts, trx), logger, options.groupCommit ?? GROUP_COMMIT_DEFAULTS);
+    this.groupCommit = new VerdictGroupCommit(db, (verdicts, trx) => this.requireHandler().verdicts(verdicts, trx), logger);
   }
 
   /** Verifies the HTTP signature of an inbox POST; returns the authenticated actor. */
