@@ -7,29 +7,23 @@
 // here a stand-in header answers it, as in log-public.test.ts.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import canonicalize from 'canonicalize';
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadIdentity, type Identity } from '../../server/federation/identity.js';
-import type { Federation } from '../../server/federation/index.js';
-import { HttpError } from '../../server/http/errors.js';
-import { logRoutes } from '../../server/http/log-routes.js';
+import type { Identity } from '../../server/federation/identity.js';
 import { auditLog, type AuditOptions } from '../../server/log/audit.js';
-import { LogCheckpoints, logOrigin } from '../../server/log/checkpoints.js';
+import type { LogCheckpoints } from '../../server/log/checkpoints.js';
 import { activityEntry, decodeEntry, subjectCommitment } from '../../server/log/entry.js';
-import { TransparencyLog } from '../../server/log/store.js';
+import type { TransparencyLog } from '../../server/log/store.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { openCheckpoint } from '../../shared/merkle/checkpoint.js';
 import { leafHash, MemoryTree } from '../../shared/merkle/tree.js';
 import { verifyInclusion } from '../../shared/merkle/verify.js';
+import { FOLLOWER_HEADER, serveLogRoutes, type LogRoutesServer } from '../helpers/log-routes-server.js';
 import { HAVE_POSTGRES, STORE_BACKENDS } from '../helpers/services.js';
 
-const FOLLOWER_HEADER = 'x-test-approved-follower';
 const FOLLOWER = 'https://follower.example/actor';
 const jcs = (value: unknown) => new Uint8Array(Buffer.from(canonicalize(value)!, 'utf8'));
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -42,7 +36,7 @@ interface Page {
 describe.skipIf(!HAVE_POSTGRES)('log entries with public and private parts', () => {
   const handle = STORE_BACKENDS.find((s) => s.name === 'postgres')!.create();
   let store: Store;
-  let server: Server;
+  let served: LogRoutesServer;
   let base: string;
   let identity: Identity;
   let log: TransparencyLog;
@@ -93,21 +87,8 @@ describe.skipIf(!HAVE_POSTGRES)('log entries with public and private parts', () 
 
   beforeAll(async () => {
     store = await openStore(handle.config);
-    log = new TransparencyLog(store.db);
-    const app = express();
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    identity = await loadIdentity(store.db, base);
-    checkpoints = new LogCheckpoints(store.db, log, { origin: logOrigin(identity.host), privateKey: identity.proofPrivateKey });
-    const federation = { identity, approvedFollower: async (req: Request) => req.header(FOLLOWER_HEADER) } as unknown as Federation;
-    const deps = { log, checkpoints, federation, publicOkFeed: true, outsideWitnesses: { verifierKeys: [] } };
-    app.use(logRoutes(deps));
-    app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-      if (!(err instanceof HttpError)) throw err;
-      res.status(err.status).json({ error: { code: err.code, message: err.message } });
-    });
+    served = await serveLogRoutes(store);
+    ({ base, identity, log, checkpoints } = served);
 
     // 0, 1: version 1 (a csam verdict, an ok one), as older versions logged them.
     const old = [create('old', 'csam', [{ algorithm: 'sha256', digest: randomBytes(32).toString('hex') }]), create('old-ok', 'ok', [])];
@@ -132,7 +113,7 @@ describe.skipIf(!HAVE_POSTGRES)('log entries with public and private parts', () 
   });
 
   afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+    await served?.close();
     await store?.close();
     await handle.cleanup();
   });

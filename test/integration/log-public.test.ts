@@ -4,26 +4,20 @@
 // and the witness-name rule of the cosignature endpoint. Who is an approved follower is
 // federation's business (HTTP Signatures, tested there); here a stand-in answers it.
 import { generateKeyPairSync } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import canonicalize from 'canonicalize';
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { actorDocument, loadIdentity, type Identity } from '../../server/federation/identity.js';
-import type { Federation } from '../../server/federation/index.js';
-import { HttpError } from '../../server/http/errors.js';
-import { logRoutes } from '../../server/http/log-routes.js';
-import { LogCheckpoints, logOrigin } from '../../server/log/checkpoints.js';
-import { TransparencyLog } from '../../server/log/store.js';
+import { actorDocument, type Identity } from '../../server/federation/identity.js';
+import { logOrigin, type LogCheckpoints } from '../../server/log/checkpoints.js';
+import type { TransparencyLog } from '../../server/log/store.js';
 import { LogEndpointDirectory } from '../../server/log/witness.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { ed25519ToMultibase, multibaseToEd25519 } from '../../shared/crypto/data-integrity.js';
 import { cosign, openCheckpoint, parseVerifierKey, verifierKey } from '../../shared/merkle/checkpoint.js';
 import { leafHash } from '../../shared/merkle/tree.js';
 import { verifyInclusion } from '../../shared/merkle/verify.js';
+import { FOLLOWER_HEADER, serveLogRoutes, type LogRoutesServer } from '../helpers/log-routes-server.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
 
-const FOLLOWER_HEADER = 'x-test-approved-follower';
 const WITNESS_ACTOR = 'https://peer.example/actor';
 const witnessKey = generateKeyPairSync('ed25519').privateKey;
 
@@ -34,7 +28,7 @@ function entry(value: unknown): Uint8Array {
 describe('the log as the public and witnesses see it', () => {
   const handle = STORE_BACKENDS[0].create();
   let store: Store;
-  let server: Server;
+  let served: LogRoutesServer;
   let base: string;
   let identity: Identity;
   let log: TransparencyLog;
@@ -56,26 +50,12 @@ describe('the log as the public and witnesses see it', () => {
 
   beforeAll(async () => {
     store = await openStore(handle.config);
-    log = new TransparencyLog(store.db);
-    const app = express();
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    identity = await loadIdentity(store.db, base);
-    checkpoints = new LogCheckpoints(store.db, log, { origin: logOrigin(identity.host), privateKey: identity.proofPrivateKey });
-    const federation = {
-      identity,
-      approvedFollower: async (req: Request) => req.header(FOLLOWER_HEADER),
+    served = await serveLogRoutes(store, {
       peers: { get: async (actor: string) => (actor === WITNESS_ACTOR ? { proofKeys: { [`${WITNESS_ACTOR}#proof-key`]: ed25519ToMultibase(witnessKey) } } : undefined) },
-    } as unknown as Federation;
-    app.get('/actor', (_req, res) => {
-      res.json(actorDocument(identity));
     });
-    app.use(logRoutes({ log, checkpoints, federation, publicOkFeed: true }));
-    app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-      if (!(err instanceof HttpError)) throw err;
-      res.status(err.status).json({ error: { code: err.code, message: err.message } });
+    ({ base, identity, log, checkpoints } = served);
+    served.app.get('/actor', (_req, res) => {
+      res.json(actorDocument(identity));
     });
 
     // 0: ok, 1: its retraction; 2: spam, 3: its retraction; 4: ok, 5: updated to spam, 6: retracted;
@@ -89,7 +69,7 @@ describe('the log as the public and witnesses see it', () => {
   });
 
   afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+    await served?.close();
     await store?.close();
     await handle.cleanup();
   });
