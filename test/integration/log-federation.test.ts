@@ -131,7 +131,9 @@ describe.skipIf(!HAVE_POSTGRES)('transparency log between two servers', () => {
     expect(bundle.private.activity.object.id).toBe(issued.id); // an ok verdict: its private part is public too
     const proof = bundle.inclusion.hashes.map((h: string) => Buffer.from(h, 'base64'));
     expect(verifyInclusion(leafHash(bytes), bundle.index, checkpoint.size, proof, checkpoint.rootHash)).toEqual({ ok: true });
-    expect(verifyInclusion(leafHash(Buffer.from(bytes.toString().replace('0.8', '0.9'))), bundle.index, checkpoint.size, proof, checkpoint.rootHash).ok).toBe(false);
+    const relabelled = bytes.toString().replace('"label":"ok"', '"label":"spam"');
+    expect(relabelled).not.toBe(bytes.toString());
+    expect(verifyInclusion(leafHash(Buffer.from(relabelled)), bundle.index, checkpoint.size, proof, checkpoint.rootHash).ok).toBe(false);
     // Entries with abuse labels keep their private parts from anonymous readers (bundles apply the same rule).
     const restricted = await (await fetch(`${bUrl}/log/entries?start=0&end=1`)).json();
     expect(restricted.entries[0]).toMatchObject({ private_withheld: true, entry: { public: { object: { label: 'spam' } } } });
