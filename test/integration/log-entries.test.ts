@@ -6,7 +6,7 @@
 // caught. Who is an approved follower is federation's business (HTTP Signatures, tested there):
 // here a stand-in header answers it, as in log-public.test.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import canonicalize from 'canonicalize';
@@ -181,6 +181,22 @@ describe.skipIf(!HAVE_POSTGRES)('log entries with public and private parts', () 
     expect(seen).toContain(`${base}/activities/create-a`);
     const served = (await page(true)).entries[2];
     expect(served.private?.activity.object).toMatchObject({ subject: [{ digest: digests.aSha }, { digest: digests.aPdq }] });
+  });
+
+  it('exports CSV rows whose confidence and subjects come only from the private parts the reader opened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vouch-csv-'));
+    // RFC 4180 fields of one line (the entry column holds quoted JSON).
+    const fields = (line: string) => [...line.matchAll(/("(?:[^"]|"")*"|[^,]*)(?:,|$)/g)].map((m) => (m[1].startsWith('"') ? m[1].slice(1, -1).replace(/""/g, '"') : m[1]));
+    const rows = async (follower: boolean) => {
+      const path = join(dir, `${follower ? 'follower' : 'anonymous'}.csv`);
+      expect((await audit(follower, { out: { path, format: 'csv' } })).ok).toBe(true);
+      const [header, ...lines] = readFileSync(path, 'utf8').trimEnd().split('\r\n');
+      const names = header.split(',');
+      return lines.map((line) => Object.fromEntries(fields(line).slice(0, names.length).map((v, i) => [names[i], v])));
+    };
+    // Entry 2: the csam verdict with two digests.
+    expect((await rows(false))[2]).toMatchObject({ version: '2', withheld: 'true', label: 'csam', method: 'human', confidence: '', subjects: '' });
+    expect((await rows(true))[2]).toMatchObject({ version: '2', withheld: 'false', label: 'csam', confidence: '0.9', subjects: `sha256:${digests.aSha} pdq:${digests.aPdq}` });
   });
 
   it('commits to the subjects so that a guessed digest cannot be confirmed without the salt', async () => {
