@@ -378,6 +378,8 @@ describe('objects', () => {
   it('the draft TrustStatement is signed and parses', async () => {
     const t = example('trust-statement');
     parseTrustStatement(t, { allowHttp: false });
+    // 5.10: an instance keeps one statement, at <base>/trust/statement.
+    expect(t.id).toBe(`${BASE}/trust/statement`);
     await checkSignedObject(t);
   });
 
