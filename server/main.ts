@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { ConfigError, imageLimits, videoHashOptions, type Config } from './config/index.js';
+import { ConfigError, imageLimits, videoHashOptions, videoScanOptions, type Config } from './config/index.js';
 import { SOFTWARE_VERSION } from './config/paths.js';
 import { Metrics } from './config/metrics.js';
 import type { Logger } from './config/logger.js';
@@ -246,6 +246,7 @@ function wireScanning(
       token: scannerToken,
       concurrency: config.scanner.concurrency,
       maxBatch: config.scanner.maxBatch,
+      video: videoScanOptions(config),
       logger,
     },
   };
@@ -266,6 +267,7 @@ export async function startScannerNode(config: Config, logger: Logger, serverUrl
     token: config.scanner.token,
     concurrency: config.scanner.concurrency,
     maxBatch: config.scanner.maxBatch,
+    video: videoScanOptions(config),
     logger,
   });
   return {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { ImageLimits } from '../../shared/hashing/normalize.js';
 import { VPDQ_MAX_FRAMES } from '../../shared/hashing/vpdq.js';
 import type { VideoLimits, VideoToolSettings } from '../video/index.js';
+import type { FrameSampleOptions } from '../video/frames.js';
 import { NoteError, parseVerifierKey } from '../../shared/merkle/checkpoint.js';
 
 const port = z.coerce.number().int().min(0).max(65_535);
@@ -133,6 +134,8 @@ const configSchema = z
         /** Memory limit (RLIMIT_DATA) of each ffprobe/ffmpeg run. */
         memoryMb: positiveInt.max(1_048_576).default(512),
         threads: positiveInt.max(64).default(2),
+        /** Frames the scanner samples of a video for its models (server/video/frames.ts; at most its MAX_SAMPLED_FRAMES). */
+        scanFrames: positiveInt.max(64).default(16),
       })
       .prefault({})
       .refine((v) => Math.ceil(v.maxDurationSeconds * v.framesPerSecond) + 1 <= VPDQ_MAX_FRAMES, {
@@ -253,6 +256,12 @@ export function videoHashOptions(config: Config): { limits: VideoLimits; framesP
   };
 }
 
+/** How the scanner samples a video for its models: video hashing's limits and ffmpeg, and the frame cap. */
+export function videoScanOptions(config: Config): FrameSampleOptions {
+  const { limits, tools } = videoHashOptions(config);
+  return { maxFrames: config.video.scanFrames, limits, tools };
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -284,6 +293,7 @@ const ENV_KEYS: Record<string, string[]> = {
   VOUCH_VIDEO_TIMEOUT_MS: ['video', 'timeoutMs'],
   VOUCH_VIDEO_MEMORY_MB: ['video', 'memoryMb'],
   VOUCH_VIDEO_THREADS: ['video', 'threads'],
+  VOUCH_VIDEO_SCAN_FRAMES: ['video', 'scanFrames'],
   VOUCH_AUTO_APPROVE_FOLLOWERS: ['federation', 'autoApproveFollowers'],
   VOUCH_PUBLIC_OK_FEED: ['federation', 'publicOkFeed'],
   VOUCH_FEDERATION_ALLOW_HTTP: ['federation', 'allowHttp'],

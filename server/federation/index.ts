@@ -112,10 +112,12 @@ export class Federation {
    * Pull on miss: asks the followed peers the admin enabled it for whether they judged these
    * hashes (signed GET, short timeout, in parallel); what they return is checked like an inbox
    * Create and stored. Returns how many verdicts arrived. A slow or failing peer is skipped.
+   * A video is asked about by SHA-256 and MD5 only: a lookup takes one digest per algorithm, and a
+   * video's frames would be one lookup each (docs/video.md).
    */
-  async pullVerdicts(hashes: { sha256: string; pdq?: string }, timeoutMs = 1_500): Promise<number> {
+  async pullVerdicts(hashes: { sha256: string; pdq?: string; md5?: string }, timeoutMs = 1_500): Promise<number> {
     const peers = (await this.peers.list()).filter((p) => p.pullOnMiss && p.following === 'accepted' && p.lookupEndpoint);
-    const query = `sha256=${hashes.sha256}${hashes.pdq ? `&pdq=${hashes.pdq}` : ''}`;
+    const query = new URLSearchParams(Object.entries(hashes).filter((e): e is [string, string] => typeof e[1] === 'string')).toString();
     const counts = await Promise.all(
       peers.map(async (peer) => {
         try {

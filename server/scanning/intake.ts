@@ -18,7 +18,7 @@ import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
 import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
 import { hashVideoBytes, isVideo, isVideoRejectedError, type VideoHashOptions, type VideoHashes } from '../video/index.js';
-import { videoSubjects } from '../../shared/algorithms/index.js';
+import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 import { queryOf, type MatchQuery } from '../matching/matcher.js';
 
@@ -68,10 +68,10 @@ interface HashedMedia {
   query: MatchQuery;
   /** Its PDQ, for pull on miss and the quarantine (images only). */
   pdq?: string;
+  /** Its MD5, for pull on miss (videos only). */
+  md5?: string;
   /** The format the quarantine records. */
   format?: string;
-  /** Whether intake sends it to the scanner (images: yes; videos: not yet, docs/video.md). */
-  scannable: boolean;
   summary: MediaDecision['hashes'];
 }
 
@@ -82,20 +82,24 @@ function hashedImage(hashes: ImageHashesWithDihedral): HashedMedia {
     query: lookupQuery(hashes),
     pdq: hashes.pdq,
     format: hashes.format,
-    scannable: true,
     summary: { sha256: hashes.sha256, pdq: hashes.pdq, pdq_quality: hashes.pdqQuality, phash64: hashes.phash64, pipeline: hashes.pipeline },
   };
 }
 
-function hashedVideo(hashes: VideoHashes): HashedMedia {
+function hashedVideo(hashes: Pick<VideoHashes, 'sha256' | 'md5' | 'frames' | 'pipeline'> & { container?: string }): HashedMedia {
   return {
     sha256: hashes.sha256,
+    md5: hashes.md5,
     subjects: videoSubjects(hashes),
     query: videoLookupQuery(hashes),
     format: hashes.container,
-    scannable: false,
     summary: { sha256: hashes.sha256, md5: hashes.md5, vpdq_frames: hashes.frames.length, pipeline: hashes.pipeline },
   };
+}
+
+/** A recorded video as its media row holds it (MD5 and frame list), so that it is not decoded again. */
+function storedVideo(sha256: string, row: { md5: Uint8Array; vpdq: unknown; pipeline: string }): HashedMedia {
+  return hashedVideo({ sha256, md5: Buffer.from(row.md5).toString('hex'), frames: parseFrames(row.vpdq), pipeline: row.pipeline });
 }
 
 export class MediaRejectedError extends Error {
@@ -110,7 +114,7 @@ export class MediaRejectedError extends Error {
 export interface IntakeOptions {
   metrics?: Metrics;
   /** Asks peers that offer it for verdicts about these hashes; resolves to how many arrived. */
-  pullOnMiss?: (hashes: { sha256: string; pdq?: string }) => Promise<number>;
+  pullOnMiss?: (hashes: { sha256: string; pdq?: string; md5?: string }) => Promise<number>;
   /** Whether a scanner consumes the scan queue at all (else `unknown` stays unknown). */
   scannerAvailable: boolean;
   /** Video hashing's limits, frame rate and ffmpeg (config videoHashOptions); default: server/video's. */
@@ -182,30 +186,32 @@ export class MediaIntake {
    * ours is the scan the federation will rely on.
    */
   async submit(bytes: Buffer, source: string, waitMs = 0, origin: { remote?: boolean } = {}): Promise<MediaDecision> {
-    if (await isVideo(bytes)) return this.submitVideo(bytes, source);
-    const stopHash = this.options.metrics?.hashSeconds.startTimer();
-    const outcome = await this.pool.hashBytes(bytes);
-    stopHash?.();
-    if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
-    const hashes = outcome.hashes;
-    const mediaId = await recordMedia(this.db, hashes, outcome.byteSize, source);
-    let result = await this.decideAndAct(mediaId, hashedImage(hashes), bytes, source, origin.remote && waitMs === 0 ? 'deferred' : 'now');
+    const { mediaId, media } = (await isVideo(bytes)) ? await this.recordVideo(bytes, source) : await this.recordImage(bytes, source);
+    let result = await this.decideAndAct(mediaId, media, bytes, source, origin.remote && waitMs === 0 ? 'deferred' : 'now');
     if (result.scanPending && waitMs > 0) {
-      const scanned = await this.waitForScan(hashes.sha256, waitMs);
+      const scanned = await this.waitForScan(media.sha256, waitMs);
       // The scan's result recorded the decision after it; decide here only if that failed.
-      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, hashedImage(hashes), bytes, source, 'never'))), scanned: true };
+      if (scanned) result = { ...(scanned.decision ?? (await this.decideAndAct(mediaId, media, bytes, source, 'never'))), scanned: true };
     }
     return result;
   }
 
+  /** An image: hashed in the pool (a refused one is a MediaRejectedError) and recorded. */
+  private async recordImage(bytes: Buffer, source: string): Promise<{ mediaId: number; media: HashedMedia }> {
+    const stopHash = this.options.metrics?.hashSeconds.startTimer();
+    const outcome = await this.pool.hashBytes(bytes);
+    stopHash?.();
+    if (!outcome.ok) throw new MediaRejectedError(outcome.code, outcome.message);
+    return { mediaId: await recordMedia(this.db, outcome.hashes, outcome.byteSize, source), media: hashedImage(outcome.hashes) };
+  }
+
   /**
-   * A video: MD5, SHA-256 and vPDQ through the confined ffmpeg (server/video), then decided from
-   * the verdicts its hashes and frames match. A refused video (truncated, malformed, over a limit,
-   * no ffmpeg) is a MediaRejectedError with the video pipeline's code, and nothing is recorded.
-   * Videos are not sent to the scanner yet (the scan path re-hashes pending media as images): an
-   * undecided video stays undecided, and the policy's failMode applies.
+   * A video: MD5, SHA-256 and vPDQ through the confined ffmpeg (server/video), recorded; it is
+   * decided from the verdicts its hashes and frames match, and scanned by sampled frames like an
+   * image when nothing decides it. A refused video (truncated, malformed, over a limit, no ffmpeg)
+   * is a MediaRejectedError with the video pipeline's code, and nothing is recorded.
    */
-  private async submitVideo(bytes: Buffer, source: string): Promise<MediaDecision> {
+  private async recordVideo(bytes: Buffer, source: string): Promise<{ mediaId: number; media: HashedMedia }> {
     const stopHash = this.options.metrics?.hashSeconds.startTimer();
     let hashes: VideoHashes;
     try {
@@ -216,8 +222,7 @@ export class MediaIntake {
     } finally {
       stopHash?.();
     }
-    const mediaId = await recordVideoMedia(this.db, hashes, source);
-    return this.decideAndAct(mediaId, hashedVideo(hashes), bytes, source, 'never');
+    return { mediaId: await recordVideoMedia(this.db, hashes, source), media: hashedVideo(hashes) };
   }
 
   /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
@@ -255,16 +260,19 @@ export class MediaIntake {
   private async recordScanResult(job: ScanJob, results: ScanResult[], node: string): Promise<void> {
     const media = await this.db
       .selectFrom('media')
-      .select(['pdq', 'pdq_quality', 'phash64'])
+      .select(['pdq', 'pdq_quality', 'phash64', 'md5', 'vpdq', 'pipeline'])
       .where('sha256', '=', Buffer.from(job.sha256, 'hex'))
       .executeTakeFirst();
     if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
-    const subjects = subjectsOf({
-      sha256: job.sha256,
-      pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined,
-      pdqQuality: media.pdq_quality ?? undefined,
-      phash64: media.phash64 ? Buffer.from(media.phash64).toString('hex') : undefined,
-    });
+    // A video's verdicts name it by MD5, SHA-256 and its frames, as our other verdicts about it do.
+    const subjects = media.md5 && media.vpdq
+      ? storedVideo(job.sha256, { md5: media.md5, vpdq: media.vpdq, pipeline: media.pipeline }).subjects
+      : subjectsOf({
+          sha256: job.sha256,
+          pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined,
+          pdqQuality: media.pdq_quality ?? undefined,
+          phash64: media.phash64 ? Buffer.from(media.phash64).toString('hex') : undefined,
+        });
     // A scanner posts again when it did not get our answer: what this scan already issued is not
     // issued twice. One scan, one instant (a retry's included): among local verdicts published
     // together abuse wins over ok, so the newest-local rule does not let the last model decide.
@@ -320,18 +328,26 @@ export class MediaIntake {
 
   private async decideAfterScan(job: ScanJob): Promise<MediaDecision | undefined> {
     const pending = await this.pendingMedia(job);
-    return pending && this.decideAndAct(pending.mediaId, hashedImage(pending.hashes), pending.bytes, pending.source, 'never');
+    return pending && this.decideAndAct(pending.mediaId, pending.media, pending.bytes, pending.source, 'never');
   }
 
-  /** A pending scan's media, hashed again (the rotated PDQs are not stored), with its first decision's source. */
-  private async pendingMedia(job: Pick<ScanJob, 'sha256' | 'decisionId'>) {
+  /**
+   * A pending scan's media with its first decision's source: an image hashed again (the rotated
+   * PDQs are not stored), a video as its media row holds it (MD5 and frames: not decoded again).
+   */
+  private async pendingMedia(job: Pick<ScanJob, 'sha256' | 'decisionId'>): Promise<{ mediaId: number; media: HashedMedia; bytes: Buffer; source: string } | undefined> {
     const bytes = await this.pendingBytes(job.sha256);
-    const media = await this.db.selectFrom('media').select('id').where('sha256', '=', Buffer.from(job.sha256, 'hex')).executeTakeFirst();
-    if (!bytes || !media) return undefined;
-    const outcome = await this.pool.hashBytes(bytes);
-    if (!outcome.ok) return undefined;
+    const row = await this.db.selectFrom('media').select(['id', 'md5', 'vpdq', 'pipeline']).where('sha256', '=', Buffer.from(job.sha256, 'hex')).executeTakeFirst();
+    if (!bytes || !row) return undefined;
+    let media: HashedMedia;
+    if (row.md5 && row.vpdq) media = storedVideo(job.sha256, { md5: row.md5, vpdq: row.vpdq, pipeline: row.pipeline });
+    else {
+      const outcome = await this.pool.hashBytes(bytes);
+      if (!outcome.ok) return undefined;
+      media = hashedImage(outcome.hashes);
+    }
     const earlier = await this.db.selectFrom('decisions').select('source').where('id', '=', job.decisionId).executeTakeFirst();
-    return { mediaId: Number(media.id), hashes: outcome.hashes, bytes, source: earlier?.source ?? 'scan' };
+    return { mediaId: Number(row.id), media, bytes, source: earlier?.source ?? 'scan' };
   }
 
   /**
@@ -342,11 +358,10 @@ export class MediaIntake {
   async settledBeforeScan(job: Pick<ScanJob, 'sha256' | 'decisionId'>): Promise<boolean> {
     const pending = await this.pendingMedia(job);
     if (!pending) return true;
-    const { hashes } = pending;
     const stamp = this.consensus.stamp();
-    const decision = await this.decider.decide(lookupQuery(hashes));
+    const decision = await this.decider.decide(pending.media.query);
     if (decision.scan) return false;
-    const recorded = await this.decideAndAct(pending.mediaId, hashedImage(hashes), pending.bytes, pending.source, 'never', { decision, stamp });
+    const recorded = await this.decideAndAct(pending.mediaId, pending.media, pending.bytes, pending.source, 'never', { decision, stamp });
     await this.db.deleteFrom('scan_media').where('sha256', '=', Buffer.from(job.sha256, 'hex')).execute();
     this.scanned.emit(job.sha256, { decision: recorded });
     this.logger.info({ sha256: job.sha256, outcome: recorded.outcome }, 'peers decided before a deferred scan: not scanned');
@@ -401,14 +416,14 @@ export class MediaIntake {
     /** A decision the caller has just made about these hashes (with the consensus stamp taken before it): not made again. */
     decided?: { decision: Decided; stamp: string },
   ): Promise<MediaDecision> {
-    const allowScan = timing !== 'never' && media.scannable;
+    const allowScan = timing !== 'never';
     const { query } = media;
     const stopLookup = this.options.metrics?.lookupSeconds.startTimer();
     let stamp = decided?.stamp ?? this.consensus.stamp();
     let decision = decided?.decision ?? (await this.decider.decide(query));
     stopLookup?.();
     // Before a scan, ask the peers that offer it: their verdicts may spare the scan.
-    if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: media.sha256, pdq: media.pdq })) > 0) {
+    if (decision.scan && allowScan && this.options.pullOnMiss && (await this.options.pullOnMiss({ sha256: media.sha256, pdq: media.pdq, md5: media.md5 })) > 0) {
       stamp = this.consensus.stamp();
       decision = await this.decider.decide(query);
     }

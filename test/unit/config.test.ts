@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ENVIRONMENT_VARIABLES, booleanVariable, loadConfig, videoHashOptions } from '../../server/config/index.js';
+import { ConfigError, ENVIRONMENT_VARIABLES, booleanVariable, loadConfig, videoHashOptions, videoScanOptions } from '../../server/config/index.js';
+import { DEFAULT_SAMPLED_FRAMES, MAX_SAMPLED_FRAMES } from '../../server/video/frames.js';
 import { DEFAULT_FRAMES_PER_SECOND, DEFAULT_VIDEO_LIMITS, checkVideoSettings } from '../../server/video/index.js';
 import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { tempDir } from '../helpers/services.js';
@@ -105,6 +106,17 @@ describe('config', () => {
     expect(() => loadConfig({ VOUCH_VIDEO_FPS: '0' })).toThrow(/video\.framesPerSecond: .*\(set by VOUCH_VIDEO_FPS\)/);
     expect(() => loadConfig({ VOUCH_VIDEO_FPS: 'fast' })).toThrow(/video\.framesPerSecond/);
     expect(() => loadConfig({ VOUCH_VIDEO_FPS: '2', VOUCH_VIDEO_MAX_SECONDS: '3600' })).toThrow(/video: maxDurationSeconds x framesPerSecond must stay under 1800 frames/);
+  });
+
+  it("gives the scanner video hashing's limits and ffmpeg, and a frame cap within what sampling holds", () => {
+    const defaults = videoScanOptions(loadConfig({}));
+    expect(defaults).toEqual({ maxFrames: DEFAULT_SAMPLED_FRAMES, limits: videoHashOptions(loadConfig({})).limits, tools: { ffmpeg: undefined, ffprobe: undefined } });
+    const custom = videoScanOptions(loadConfig({ VOUCH_VIDEO_SCAN_FRAMES: '4', VOUCH_FFMPEG: '/opt/ffmpeg', VOUCH_VIDEO_MAX_SECONDS: '60' }));
+    expect(custom).toMatchObject({ maxFrames: 4, tools: { ffmpeg: '/opt/ffmpeg' }, limits: { maxDurationSeconds: 60 } });
+    expect(videoScanOptions(loadConfig({ VOUCH_VIDEO_SCAN_FRAMES: String(MAX_SAMPLED_FRAMES) })).maxFrames).toBe(MAX_SAMPLED_FRAMES);
+    for (const bad of ['0', String(MAX_SAMPLED_FRAMES + 1), '2.5', 'many']) {
+      expect(() => loadConfig({ VOUCH_VIDEO_SCAN_FRAMES: bad }), bad).toThrow(/video\.scanFrames: .*\(set by VOUCH_VIDEO_SCAN_FRAMES\)/);
+    }
   });
 
   it('reads switches outside the configuration (VOUCH_REQUIRE_SERVICES) the same way', () => {
