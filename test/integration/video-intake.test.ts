@@ -1,19 +1,26 @@
 // Video end to end (issue 17's done-means) on real servers, the real ffmpeg and generated videos:
-// a 20 s video whose 3rd second is a known-abuse image is refused by the pict-rs hook; a video A's
+// a 20 s video whose 3rd second is a known-abuse image is refused by the pict-rs hook; a video
+// nobody judged is scanned by sampled frames, one verdict per model naming it by MD5, SHA-256 and
+// vPDQ with the frames behind it, and its re-upload is decided from that scan; a video A's
 // moderator judged reaches B, and B decides a re-encoded copy (other codec, bitrate, size) from
 // A's verdict without a scan; truncated, malformed and over-limit videos get a 4xx and leave
 // nothing behind. A is on PGlite, B on the real PostgreSQL; delivery through the real Redis.
+// B's in-process scanner runs two generated ONNX models (test/helpers/models.ts): the mean-colour
+// model, which generated frames steer (a red-tinted frame is `sexual`, a green-tinted one `ok`),
+// and a second one that says `ok` to everything. A runs no scanner: its moderator is the judge.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freePort, startServerProcess, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
+import { eventually, freePort, runCli, startServerProcess, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
 import { HAVE_POSTGRES, HAVE_REDIS, POSTGRES_URL, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
 import { adminApi, type Peer } from '../helpers/admin-api.js';
 import { syntheticPixels } from '../helpers/images.js';
 import { HAVE_FFMPEG, distinctFrames, lavfiVideo, reencode, videoOfFrames, videoScratch } from '../helpers/videos.js';
+import { meanColourConfig, meanColourModel } from '../helpers/models.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const { admin, follow } = adminApi(TOKEN);
@@ -24,6 +31,26 @@ interface Instance extends Peer {
   server?: ServerProcess;
   /** The server's own TMPDIR: where video hashing writes its temporary copy. */
   tmp: string;
+}
+
+/**
+ * Generated frames with one colour channel raised to 200..231 (the others keep their texture, so
+ * PDQ stays informative): what the mean-colour model reads as red (`sexual`) or green (`ok`).
+ */
+function tinted(frames: Buffer[], channel: 0 | 1): Buffer[] {
+  return frames.map((pixels) => {
+    const out = Buffer.from(pixels);
+    for (let i = channel; i < out.length; i += 3) out[i] = 200 + (out[i] >> 3);
+    return out;
+  });
+}
+const RED = 0;
+const GREEN = 1;
+
+/** Verdicts our scanner issued (one per model per scan), from /metrics' vouch_scans_total. */
+async function scansOf(i: Instance): Promise<number> {
+  const text = await (await fetch(`${i.url}/metrics`)).text();
+  return [...text.matchAll(/^vouch_scans_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 async function instance(host: string, store: Record<string, string>): Promise<Instance> {
@@ -37,7 +64,6 @@ async function instance(host: string, store: Record<string, string>): Promise<In
     VOUCH_PUBLIC_URL: url,
     VOUCH_ADMIN_TOKEN: TOKEN,
     VOUCH_QUARANTINE_KEY: randomBytes(32).toString('base64'),
-    VOUCH_SCANNER: 'inprocess',
     VOUCH_SCAN_WAIT_MS: '60000',
     // A short limit, so that an over-long video is cheap to make.
     VOUCH_VIDEO_MAX_SECONDS: '30',
@@ -64,12 +90,23 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
 
   beforeAll(async () => {
     scratch = await videoScratch();
+    await writeFile(join(scratch.dir, 'mean-nchw.onnx'), meanColourModel('NCHW', 'batch'));
+    await writeFile(join(scratch.dir, 'colour.json'), JSON.stringify(meanColourConfig()));
+    await writeFile(
+      join(scratch.dir, 'all-ok.json'),
+      JSON.stringify(meanColourConfig({ name: 'test-all-ok', measures: 'Nothing: a test model whose every class means ok.', labels: { red: 'ok', green: 'ok', blue: 'ok' } })),
+    );
+    const scanner = {
+      VOUCH_SCANNER: 'inprocess',
+      VOUCH_CLASSIFIER: `${join(scratch.dir, 'colour.json')},${join(scratch.dir, 'all-ok.json')}`,
+      VOUCH_VIDEO_SCAN_FRAMES: '8',
+    };
     const storeA = STORE_BACKENDS.find((s) => s.name === 'pglite')!.create();
     const storeB = STORE_BACKENDS.find((s) => s.name === 'postgres')!.create();
     cleanups.push(storeA.cleanup, storeB.cleanup);
     [a, b] = await Promise.all([
-      instance('127.0.0.71', { VOUCH_DATA_DIR: storeA.config.dataDir }),
-      instance('127.0.0.72', { VOUCH_DATA_DIR: storeB.config.dataDir, DATABASE_URL: POSTGRES_URL, VOUCH_DATABASE_SCHEMA: storeB.config.databaseSchema! }),
+      instance('127.0.0.71', { VOUCH_DATA_DIR: storeA.config.dataDir, VOUCH_SCANNER: 'off' }),
+      instance('127.0.0.72', { VOUCH_DATA_DIR: storeB.config.dataDir, DATABASE_URL: POSTGRES_URL, VOUCH_DATABASE_SCHEMA: storeB.config.databaseSchema!, ...scanner }),
     ]);
   }, 180_000);
 
@@ -92,7 +129,7 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
       body: `pdq:${pdq},csam,1`,
     });
     expect(listed.status).toBe(201);
-    const frames = distinctFrames(7_100, 20, W, H);
+    const frames = tinted(distinctFrames(7_100, 20, W, H), GREEN);
     frames[2] = reference;
     const video = await readFile(await videoOfFrames(scratch.dir, 'third-second', frames, W, H, { codec: 'h264', faststart: true }));
 
@@ -103,11 +140,58 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     const detail = (await admin(b, 'GET', `/decisions/${body.decision_id}`)).body as { explanation: { decidedBy: string; localVerdict?: { method: string } } };
     expect(detail.explanation).toMatchObject({ decidedBy: 'local', localVerdict: { method: 'hashlist' } });
 
-    // The same video without that second is not this image: nothing matches.
-    const clean = await readFile(await videoOfFrames(scratch.dir, 'clean', distinctFrames(7_100, 20, W, H), W, H, { codec: 'h264', faststart: true }));
+    // The same video without that second is not this image: nothing matches, so B's scanner
+    // judges it, and its frames (all green) are ok.
+    const clean = await readFile(await videoOfFrames(scratch.dir, 'clean', tinted(distinctFrames(7_100, 20, W, H), GREEN), W, H, { codec: 'h264', faststart: true }));
     const cleanRes = await pictrs(b, clean);
-    expect(cleanRes.status).toBe(201);
-    expect(await cleanRes.json()).toMatchObject({ outcome: 'unknown', quarantined: false });
+    const cleanBody = (await cleanRes.json()) as Record<string, unknown>;
+    expect(cleanRes.status, JSON.stringify(cleanBody)).toBe(201);
+    expect(cleanBody).toMatchObject({ scanned: true, quarantined: false });
+    expect(cleanBody.label).toBeNull();
+  }, 180_000);
+
+  it('scans a video nobody judged: one verdict per model, named by MD5, SHA-256 and vPDQ, with the frames behind it', async () => {
+    // 8 s, second 3 (3 s to 4 s) red: the scanner's 8 frames are at 0.5 s, 1.5 s, …, 7.5 s.
+    const frames = tinted(distinctFrames(7_700, 8, W, H), GREEN);
+    frames[3] = tinted([syntheticPixels(7_710, W, H)], RED)[0];
+    const video = await readFile(await videoOfFrames(scratch.dir, 'red-second', frames, W, H, { codec: 'h264', faststart: true }));
+    const scansBefore = await scansOf(b);
+
+    const res = await fetch(`${b.url}/api/v1/media?wait=1`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' }, body: video });
+    const body = (await res.json()) as { decision_id: number; outcome: string; label: string; scanned: boolean; hashes: { sha256: string; md5: string; vpdq_frames: number } };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ scanned: true, label: 'sexual' });
+    expect(body.outcome).not.toBe('unknown');
+    expect(await scansOf(b)).toBe(scansBefore + 2);
+
+    // Two verdicts (one per model), each naming the video by SHA-256, MD5 and its frame list.
+    const found = await fetch(`${b.url}/api/v1/verdicts?md5=${body.hashes.md5}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const { matches } = (await found.json()) as { matches: Array<{ label: string; classifier: string; subjects: Array<{ algorithm: string; digest: string }> }> };
+    expect(matches.map((m) => `${m.classifier} ${m.label}`).sort()).toEqual(['test-all-ok@1 ok', 'test-mean-colour@1 sexual']);
+    for (const m of matches) {
+      expect(m.subjects.find((s) => s.algorithm === 'sha256')?.digest).toBe(body.hashes.sha256);
+      expect(m.subjects.find((s) => s.algorithm === 'md5')?.digest).toBe(body.hashes.md5);
+      expect(m.subjects.filter((s) => s.algorithm === 'vpdq').length).toBeGreaterThan(0);
+      expect(m.subjects.some((s) => s.algorithm === 'pdq' || s.algorithm === 'phash64')).toBe(false);
+    }
+
+    // The decision after the scan explains itself by both verdicts and the frames behind each;
+    // `vouch explain` names the frame that drove it.
+    type Frames = { sampled: number; frames: Array<{ seconds: number; label: string }> };
+    const detail = (await admin(b, 'GET', `/decisions/${body.decision_id}`)).body as { explanation: { top: Array<{ local: boolean; label: string; scannedFrames?: Frames }> } };
+    const behind = detail.explanation.top.filter((c) => c.local).map((c) => c.scannedFrames);
+    expect(behind).toHaveLength(2);
+    expect(behind.every((f) => f?.sampled === 8)).toBe(true);
+    expect(detail.explanation.top.find((c) => c.label === 'sexual')?.scannedFrames?.frames).toEqual([expect.objectContaining({ seconds: 3.5, label: 'sexual' })]);
+    const explained = await runCli(['explain', `sha256:${body.hashes.sha256}`, '--server', b.url], { VOUCH_ADMIN_TOKEN: TOKEN });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/frames behind it \(of 8 sampled\): 3\.5 s sexual/);
+
+    // The same video again is decided from our own scan: no second scan.
+    const again = await fetch(`${b.url}/api/v1/media?wait=1`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' }, body: video });
+    const againBody = (await again.json()) as Record<string, unknown>;
+    expect(againBody).toMatchObject({ outcome: body.outcome, label: 'sexual', scanned: false, scan_pending: false });
+    expect(await scansOf(b)).toBe(scansBefore + 2);
   }, 180_000);
 
   it('a video A\'s moderator judged reaches B, which decides a re-encoded copy from it without a scan', async () => {
@@ -127,6 +211,7 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
 
     // Another codec (VP9 in WebM), another size, another bitrate: other bytes, near frames.
     const copy = await readFile(await reencode(original, scratch.dir, 'copy', { codec: 'vp9', width: 480, height: 270, bitrate: '300k' }));
+    const scansBefore = await scansOf(b);
     const res = await pictrs(b, copy);
     const body = (await res.json()) as Record<string, unknown>;
     expect(res.status, JSON.stringify(body)).toBe(406);
@@ -135,6 +220,8 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     const detail = (await admin(b, 'GET', `/decisions/${body.decision_id}`)).body as { explanation: { decidedBy: string; top: Array<{ issuer: string; tier: string }> } };
     expect(detail.explanation.decidedBy).toBe('peers');
     expect(detail.explanation.top[0]).toMatchObject({ issuer: a.actor, tier: 'strict' });
+    // B has a scanner, and did not call it.
+    expect(await scansOf(b)).toBe(scansBefore);
   }, 240_000);
 
   it('refuses truncated, malformed and over-long videos with a 4xx and keeps nothing', async () => {
@@ -154,6 +241,7 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     }
     // Nothing kept: no decision (no media decided), no quarantine item, no temporary file.
     expect(await counts(b)).toEqual(before);
-    expect(await readdir(b.tmp)).toEqual([]);
+    // (B's scanner's ONNX Runtime keeps files of its own in TMPDIR: only video hashing's are checked.)
+    expect((await readdir(b.tmp)).filter((name) => name.startsWith('vouch-video-'))).toEqual([]);
   }, 180_000);
 });
