@@ -142,10 +142,11 @@ export class VerdictGroupCommit {
         const after = await this.store(batch.filter((p) => claimed.has(p.activityId)).map((p) => p.item), trx);
         return { claimed, after };
       });
-    } catch {
+    } catch (err) {
       // One activity's failure (an ownership refusal), a deadlock, a lost connection: each is
       // tried again alone, so only what fails alone is refused.
-      await Promise.all(batch.map((p) => this.commitAlone(p)));
+      if (batch.length === 1) batch[0].reject(err);
+      else await Promise.all(batch.map((p) => this.commitAlone(p)));
       return;
     }
     await this.afterCommit(outcome.after, batch.length);

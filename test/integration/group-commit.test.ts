@@ -133,6 +133,8 @@ for (const backend of STORE_BACKENDS) {
         expect(await stored(item.verdict.id)).toBe(1);
         expect(await claimed(id)).toBe(1);
       }
+      // Alone, it is refused the same way.
+      await expect(groupCommit.submit(hijackId, { ...hijacked, verdict: { ...hijacked.verdict, label: 'ok', updated: new Date().toISOString() } })).rejects.toBeInstanceOf(VerdictOwnershipError);
       // Refused, so not recorded as received, and the stored verdict is unchanged.
       expect(await claimed(hijackId)).toBe(0);
       const [row] = (await sql<{ label: string; issuer: string }>`SELECT label, issuer FROM verdicts WHERE uri = ${hijacked.verdict.id}`.execute(store.db)).rows;
