@@ -28,7 +28,7 @@ import { Quarantine, parseQuarantineKey } from './scanning/quarantine.js';
 import { mediaQuery } from './scanning/media.js';
 import { ReviewQueue } from './review/index.js';
 import type { ScanningServices } from './review/scanning-services.js';
-import { decodeForClassifier, startScanner } from './scanning/scanner.js';
+import { scanMedia, startScanner } from './scanning/scanner.js';
 import { createClassifier, isBundledModel, type Classifier } from './scanning/classifiers/index.js';
 import { CheckpointWitness, LogCheckpoints, TransparencyLog, logOrigin, type CheckpointScheduler } from './log/index.js';
 import { PeerCheckpointWitnessing } from './log/peer-witnessing.js';
@@ -163,15 +163,12 @@ export function loadClassifiers(config: Config): Promise<Classifier[]> {
   return classifierLoader(config)();
 }
 
-/** Classifies one image file with each classifier, as a scanner node would (same decoding). */
-export async function classifyFile(classifiers: Classifier[], path: string) {
-  const image = await decodeForClassifier(await readFile(path));
-  return Promise.all(
-    classifiers.map(async (classifier) => {
-      const [result] = await classifier.classify([image]);
-      return { label: result.label, confidence: result.confidence, classifier: { name: classifier.info.name, version: classifier.info.version } };
-    }),
-  );
+/**
+ * Classifies one file with each classifier, as a scanner node would (same decoding): an image
+ * whole, a video by frames sampled under the configuration's video limits (videoScanOptions).
+ */
+export async function classifyFile(classifiers: Classifier[], path: string, config: Config) {
+  return scanMedia(await readFile(path), classifiers, videoScanOptions(config));
 }
 
 /** VOUCH_CLASSIFIER's list, loaded once (all or none: one that fails to load closes the others). */

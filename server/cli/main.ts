@@ -250,7 +250,7 @@ program
   .option('--delete-matches', 'DELETE files decided block (destroys evidence; review is left in place)')
   .option('--threads <n>', 'hashing threads (default: all cores)', positiveInteger)
   .option('--source <name>', 'source name recorded with each media row')
-  .option('--classify', 'classify images the decision leaves unknown or disputed (VOUCH_CLASSIFIER; recorded as local verdicts), then decide again')
+  .option('--classify', 'classify images and videos (by sampled frames) the decision leaves unknown or disputed (VOUCH_CLASSIFIER; recorded as local verdicts), then decide again')
   // Checked below: `--quarantine DIR` was the old form, and deserves more than "too many arguments".
   .allowExcessArguments()
   .action(async (dir: string, opts: { report?: string; quarantine?: boolean; deleteMatches?: boolean; threads?: number; source?: string; classify?: boolean }, command: Command) => {
@@ -299,10 +299,10 @@ program
       const quarantine = quarantineKey
         ? new Quarantine({ db: core.store.db, dataDir: config.dataDir, key: quarantineKey, retentionDays: () => trust.policy.quarantineRetentionDays ?? config.quarantine.retentionDays })
         : undefined;
-      const sweeper = new Sweeper(core.store.db, core.verdicts, new Decider(core.verdicts, trust), pool);
+      const sweeper = new Sweeper(core.store.db, core.verdicts, new Decider(core.verdicts, trust), pool, videoHashOptions(config));
       const classifiers = opts.classify ? await loadClassifiers(config) : undefined;
       const summary = await sweeper.sweep({
-        classify: classifiers ? (path) => classifyFile(classifiers, path) : undefined,
+        classify: classifiers ? (path) => classifyFile(classifiers, path, config) : undefined,
         root: dir,
         quarantine,
         deleteBlocked: opts.deleteMatches,

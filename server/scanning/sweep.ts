@@ -1,6 +1,7 @@
 // Directory sweep: hashes every file under a root (a pict-rs files directory, say), records it,
 // decides about it through the decider (trust, policy and weights, exactly as the server decides)
-// and reports one JSON line per file. On request, what is decided `block` or `review` is kept in
+// and reports one JSON line per file. Videos (told by content) are hashed as videos (MD5, SHA-256,
+// vPDQ) under the server's video limits, and classified by sampled frames. On request, what is decided `block` or `review` is kept in
 // the encrypted quarantine and only then removed from the tree. Resumable: a file already handled
 // with the same size and mtime is skipped, so an interrupted sweep continues where it stopped.
 import { createHash } from 'node:crypto';
@@ -10,11 +11,13 @@ import type { Db } from '../store/index.js';
 import type { VerdictService, VerdictMatch } from '../verdicts/index.js';
 import type { Decided, Decider } from '../verdicts/decider.js';
 import type { Label } from '../../shared/vocab/verdict.js';
-import type { Outcome } from '../trust/decide.js';
-import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
-import type { HashPool, HashOutcome } from './hash-pool.js';
-import { lookupQuery, recordMedia } from './media.js';
+import type { Outcome, ScannedFrames } from '../trust/decide.js';
+import type { MatchQuery } from '../matching/matcher.js';
+import type { HashPool } from './hash-pool.js';
+import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
+import { hashVideoFile, isVideoFile, isVideoRejectedError, type VideoHashOptions } from '../video/index.js';
+import { videoSubjects } from '../../shared/algorithms/index.js';
 
 export interface SweepOptions {
   root: string;
@@ -35,7 +38,20 @@ export interface SweepOptions {
    * and records one local classifier verdict per model (offline: recorded, not signed or published;
    * the server publishes what its scanner finds). The file is then decided again.
    */
-  classify?: (path: string) => Promise<Array<{ label: Label; confidence: number; classifier: { name: string; version: string } }>>;
+  classify?: (path: string) => Promise<Array<{ label: Label; confidence: number; classifier: { name: string; version: string }; scannedFrames?: ScannedFrames }>>;
+}
+
+/** A swept file, hashed and recorded: what deciding and acting on it need. */
+interface SweptMedia {
+  mediaId: number;
+  sha256: string;
+  /** The subjects of our verdicts about it (an image's SHA-256, PDQ, pHash-64; a video's SHA-256, MD5, frames). */
+  subjects: Array<{ algorithm: string; digest: string; quality?: number; seconds?: number }>;
+  query: MatchQuery;
+  pdq?: string;
+  format?: string;
+  /** The report's hash fields. */
+  reported: Pick<SweepReportLine, 'sha256' | 'pdq' | 'pdq_quality' | 'md5' | 'vpdq_frames'>;
 }
 
 export interface SweepReportLine {
@@ -50,6 +66,9 @@ export interface SweepReportLine {
   sha256?: string;
   pdq?: string;
   pdq_quality?: number;
+  /** A video's MD5 and how many vPDQ frames it has (instead of the PDQ). */
+  md5?: string;
+  vpdq_frames?: number;
   /** Every verdict that matched, whether or not it counted (the decision says what did). */
   matches?: Array<{ id: string; issuer: string; label: string; confidence: number; distance: number; matched_by: string }>;
   /** One entry per model (VOUCH_CLASSIFIER may list several). */
@@ -95,6 +114,8 @@ export class Sweeper {
     private readonly verdicts: VerdictService,
     private readonly decider: Decider,
     private readonly pool: HashPool,
+    /** Video hashing's limits, frame rate and ffmpeg (the server's: config videoHashOptions). */
+    private readonly video: VideoHashOptions = {},
   ) {}
 
   async sweep(options: SweepOptions): Promise<SweepSummary> {
@@ -127,9 +148,8 @@ export class Sweeper {
         options.progress?.(++done, total);
         continue;
       }
-      const task = this.pool
-        .hashFile(path)
-        .then((outcome) => this.handle(root, rel, path, info, outcome, options, source, summary))
+      const task = this.hashAndRecord(path, source)
+        .then((outcome) => this.handle(root, rel, info, path, outcome, options, source, summary))
         .then(() => {
           inFlight.delete(task);
           options.progress?.(++done, total);
@@ -150,12 +170,54 @@ export class Sweeper {
     return new Map(rows.map((r) => [r.path, { size: r.byte_size, mtimeMs: r.mtime_ms }]));
   }
 
+  /** Hashes a file (a video as a video, by content) and records it; a refused file is its error code and message. */
+  private async hashAndRecord(path: string, source: string): Promise<{ ok: true; media: SweptMedia } | { ok: false; code: string; message: string }> {
+    if (await isVideoFile(path)) {
+      try {
+        const h = await hashVideoFile(path, this.video);
+        return {
+          ok: true,
+          media: {
+            mediaId: await recordVideoMedia(this.db, h, source),
+            sha256: h.sha256,
+            subjects: videoSubjects(h),
+            query: videoLookupQuery(h),
+            format: h.container,
+            reported: { sha256: h.sha256, md5: h.md5, vpdq_frames: h.frames.length },
+          },
+        };
+      } catch (err) {
+        if (isVideoRejectedError(err)) return { ok: false, code: err.code, message: err.message };
+        throw err;
+      }
+    }
+    const outcome = await this.pool.hashFile(path);
+    if (!outcome.ok) return outcome;
+    const h = outcome.hashes;
+    return {
+      ok: true,
+      media: {
+        mediaId: await recordMedia(this.db, h, outcome.byteSize, source),
+        sha256: h.sha256,
+        subjects: [
+          { algorithm: 'sha256', digest: h.sha256 },
+          { algorithm: 'pdq', digest: h.pdq, quality: h.pdqQuality },
+          { algorithm: 'phash64', digest: h.phash64 },
+        ],
+        query: lookupQuery(h),
+        pdq: h.pdq,
+        format: h.format,
+        reported: { sha256: h.sha256, pdq: h.pdq, pdq_quality: h.pdqQuality },
+      },
+    };
+  }
+
   private async handle(
     root: string,
     rel: string,
-    path: string,
     info: { size: number; mtimeMs: number } | undefined,
-    outcome: HashOutcome,
+    path: string,
+    outcome: Awaited<ReturnType<Sweeper['hashAndRecord']>>,
     options: SweepOptions,
     source: string,
     summary: SweepSummary,
@@ -167,36 +229,42 @@ export class Sweeper {
       await options.report(line);
       return;
     }
-    const h = outcome.hashes;
-    const mediaId = await recordMedia(this.db, h, outcome.byteSize, source);
-    const query = lookupQuery(h);
+    const media = outcome.media;
+    const { query } = media;
     const matches = await this.verdicts.find(query);
     let decision = this.decider.decideFrom(matches, query);
     const line: SweepReportLine = {
       file: rel,
       status: matches.length > 0 ? 'match' : 'unknown',
-      sha256: h.sha256,
-      pdq: h.pdq,
-      pdq_quality: h.pdqQuality,
+      ...media.reported,
       matches: matches.map(matchJson),
     };
     if (matches.length > 0) summary.matched++;
     else summary.unknown++;
     if (decision.scan && options.classify) {
-      const results = await options.classify(path);
+      let results: Awaited<ReturnType<NonNullable<SweepOptions['classify']>>>;
+      try {
+        results = await options.classify(path);
+      } catch (err) {
+        // A video its frames cannot be sampled from (the decoder's limits, say): reported like a
+        // file that cannot be hashed, and left where it is.
+        if (!isVideoRejectedError(err)) throw err;
+        summary.errors++;
+        Object.assign(line, { status: 'error', error: { code: err.code, message: `cannot classify it: ${err.message}` } });
+        await this.markHandled(root, rel, info, line);
+        await options.report(line);
+        return;
+      }
       line.classified = results.map((r) => ({ label: r.label, confidence: r.confidence, classifier: `${r.classifier.name}@${r.classifier.version}` }));
       await this.verdicts.recordLocal(
         results.map((r) => ({
-          subjects: [
-            { algorithm: 'sha256' as const, digest: h.sha256 },
-            { algorithm: 'pdq' as const, digest: h.pdq, quality: h.pdqQuality },
-            { algorithm: 'phash64' as const, digest: h.phash64 },
-          ],
+          subjects: media.subjects,
           label: r.label,
           confidence: r.confidence,
           method: 'classifier' as const,
           classifier: r.classifier,
           source,
+          ...(r.scannedFrames ? { scannedFrames: r.scannedFrames } : {}),
         })),
       );
       // Our scanner's verdicts are evidence like any other: decide again with them.
@@ -204,9 +272,9 @@ export class Sweeper {
     }
     Object.assign(line, { outcome: decision.outcome, label: decision.label, reason: decision.explanation.reason });
     if (decision.outcome === 'block' || decision.outcome === 'review' || decision.outcome === 'allow') summary[decision.outcome]++;
-    await this.recordDecision(mediaId, decision, source);
+    await this.recordDecision(media.mediaId, decision, source);
     try {
-      await this.act(path, h, decision, options, source, line, summary);
+      await this.act(path, media, decision, options, source, line, summary);
     } catch (err) {
       if (!(err instanceof SweepActionError)) throw err;
       summary.errors++;
@@ -231,7 +299,7 @@ export class Sweeper {
   /** Quarantines (block, review) or deletes (block) the file, as the operator asked; nothing otherwise. */
   private async act(
     path: string,
-    h: ImageHashesWithDihedral,
+    media: SweptMedia,
     decision: Decided,
     options: SweepOptions,
     source: string,
@@ -248,14 +316,14 @@ export class Sweeper {
     const bytes = await readFile(path).catch((err: Error) => {
       throw new SweepActionError(`cannot read it again to quarantine it: ${err.message}`);
     });
-    if (createHash('sha256').update(bytes).digest('hex') !== h.sha256) {
+    if (createHash('sha256').update(bytes).digest('hex') !== media.sha256) {
       throw new SweepActionError('it changed while it was being swept: left in place, sweep again');
     }
     const item = await options.quarantine.put({
       bytes,
-      sha256: h.sha256,
-      pdq: h.pdq,
-      format: h.format,
+      sha256: media.sha256,
+      pdq: media.pdq,
+      format: media.format,
       source,
       decision: summarizeDecision(decision),
       actor: 'vouch scan',

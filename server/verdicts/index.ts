@@ -278,6 +278,7 @@ export class VerdictService {
               supersedes: null,
               retracted_at: null,
               document: null,
+              scanned_frames: v.scannedFrames ? JSON.stringify(v.scannedFrames) : null,
             })),
           )
           .returning('id')

@@ -12,6 +12,9 @@ import { FakePeer } from '../helpers/fake-peer.js';
 import { syntheticJpeg, syntheticPng } from '../helpers/images.js';
 import { LOCAL_FEDERATION_ENV, VOUCH_BIN, eventually, freePort, runCli, startServerProcess, startVouch, type CliResult } from '../helpers/process.js';
 import { tempDir } from '../helpers/services.js';
+import { HAVE_FFMPEG, distinctFrames, videoOfFrames } from '../helpers/videos.js';
+import { meanColourConfig, meanColourModel } from '../helpers/models.js';
+import { syntheticPixels } from '../helpers/images.js';
 
 const TESTDATA = new URL('../fixtures/pdq/', import.meta.url);
 /** The key `vouch scan --quarantine` encrypts with (VOUCH_QUARANTINE_KEY). */
@@ -220,6 +223,77 @@ describe('vouch scan and import-hashes', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/invalid configuration:\n\s+databaseUrl: must be a postgres/);
   });
+});
+
+// Videos in a swept folder, told by content: hashed as videos under the configured limits, decided
+// by their MD5, SHA-256 and frames, classified by sampled frames. The classifier is the generated
+// mean-colour model (test/helpers/models.ts), which a red-tinted video steers to `sexual`.
+describe.skipIf(!HAVE_FFMPEG)('vouch scan on videos', () => {
+  const W = 160;
+  const H = 120;
+  let root: string;
+
+  beforeAll(() => {
+    root = tempDir();
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('decides a video by a listed frame, classifies an unknown one by its frames, and reports refused ones', async () => {
+    const media = join(root, 'files');
+    mkdirSync(media);
+    const env = { VOUCH_DATA_DIR: join(root, 'data'), VOUCH_VIDEO_MAX_SECONDS: '10', VOUCH_VIDEO_SCAN_FRAMES: '4' };
+    // A 6 s video whose 3rd second is an image on our list.
+    const reference = syntheticPixels(9_001, W, H);
+    const referencePng = join(root, 'reference.png');
+    writeFileSync(referencePng, await sharp(reference, { raw: { width: W, height: H, channels: 3 } }).png().toBuffer());
+    const listed = distinctFrames(9_100, 6, W, H);
+    listed[2] = reference;
+    writeFileSync(join(media, 'listed.mp4'), readFileSync(await videoOfFrames(root, 'listed', listed, W, H, { codec: 'h264' })));
+    // 4 s of red-tinted frames: `sexual` to the mean-colour model.
+    const red = distinctFrames(9_200, 4, W, H).map((f) => {
+      for (let i = 0; i < f.length; i += 3) f[i] = 200 + (f[i] >> 3);
+      return f;
+    });
+    const redVideo = readFileSync(await videoOfFrames(root, 'red', red, W, H, { codec: 'vp9' }));
+    writeFileSync(join(media, 'red.bin'), redVideo);
+    writeFileSync(join(media, 'truncated.mp4'), readFileSync(join(media, 'listed.mp4')).subarray(0, 2_000));
+    writeFileSync(join(media, 'long.mp4'), readFileSync(await videoOfFrames(root, 'long', distinctFrames(9_300, 12, W, H), W, H, { codec: 'h264' })));
+    writeFileSync(join(media, 'still.png'), await syntheticPng(9_400));
+
+    const hashed = JSON.parse((await runCli(['hash', referencePng], env)).stdout) as { pdq: string };
+    const list = join(root, 'list.csv');
+    writeFileSync(list, `pdq:${hashed.pdq},csam,1\n`);
+    expect((await runCli(['import-hashes', list], env)).code).toBe(0);
+    writeFileSync(join(root, 'mean-nchw.onnx'), meanColourModel('NCHW', 'batch'));
+    writeFileSync(join(root, 'colour.json'), JSON.stringify(meanColourConfig()));
+
+    const report = join(root, 'report.jsonl');
+    const result = await runCli(['scan', media, '--report', report, '--classify'], { ...env, VOUCH_CLASSIFIER: join(root, 'colour.json') });
+    expect(result.code, result.stderr).toBe(0);
+    const byFile = Object.fromEntries(readFileSync(report, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((l) => [l.file, l]));
+    const md5 = (file: string) => createHash('md5').update(readFileSync(join(media, file))).digest('hex');
+    expect(byFile['listed.mp4']).toMatchObject({ status: 'match', outcome: 'block', label: 'csam', md5: md5('listed.mp4'), vpdq_frames: 6, matches: [{ label: 'csam', matched_by: 'pdq' }] });
+    expect(byFile['listed.mp4'].pdq).toBeUndefined();
+    expect(byFile['listed.mp4'].classified).toBeUndefined();
+    // Told by content, not by name; classified by its frames, then decided with that verdict.
+    expect(byFile['red.bin']).toMatchObject({ status: 'unknown', md5: md5('red.bin'), classified: [{ label: 'sexual', classifier: 'test-mean-colour@1' }] });
+    expect(byFile['red.bin'].outcome).not.toBe('unknown');
+    expect(byFile['truncated.mp4']).toMatchObject({ status: 'error', error: { code: 'corrupt' } });
+    expect(byFile['long.mp4']).toMatchObject({ status: 'error', error: { code: 'too_long' } });
+    expect(byFile['still.png'].pdq).toEqual(expect.any(String));
+
+    // The classifier's verdict names the video by MD5 and carries the frames behind it.
+    const explained = await (async () => {
+      const store = await openStore(loadConfig(env));
+      try {
+        return await store.db.selectFrom('verdicts').select(['label', 'scanned_frames']).where('classifier', '=', 'test-mean-colour@1').where('label', '=', 'sexual').execute();
+      } finally {
+        await store.close();
+      }
+    })();
+    expect(explained).toHaveLength(1);
+    expect(explained[0].scanned_frames).toMatchObject({ sampled: 4, frames: expect.arrayContaining([expect.objectContaining({ label: 'sexual' })]) });
+  }, 180_000);
 });
 
 describe('vouch scan decides with trust and policy, as the server does', () => {
