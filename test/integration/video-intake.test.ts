@@ -8,11 +8,10 @@
 // B's in-process scanner runs two generated ONNX models (test/helpers/models.ts): the mean-colour
 // model, which generated frames steer (a red-tinted frame is `sexual`, a green-tinted one `ok`),
 // and a second one that says `ok` to everything. A runs no scanner: its moderator is the judge.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, freePort, runCli, startServerProcess, type ServerProcess, LOCAL_FEDERATION_ENV } from '../helpers/process.js';
@@ -21,6 +20,7 @@ import { adminApi, type Peer } from '../helpers/admin-api.js';
 import { syntheticPixels } from '../helpers/images.js';
 import { HAVE_FFMPEG, distinctFrames, lavfiVideo, reencode, videoOfFrames, videoScratch } from '../helpers/videos.js';
 import { meanColourConfig, meanColourModel } from '../helpers/models.js';
+import { FakePeer } from '../helpers/fake-peer.js';
 
 const TOKEN = randomBytes(32).toString('hex');
 const { admin, follow } = adminApi(TOKEN);
@@ -223,6 +223,35 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     // B has a scanner, and did not call it.
     expect(await scansOf(b)).toBe(scansBefore);
   }, 240_000);
+
+  it('pull on miss asks a followed peer about an unknown video by SHA-256 and MD5, and its verdict spares the scan', async () => {
+    const peer = new FakePeer();
+    await peer.start('127.0.0.73');
+    cleanups.push(() => peer.stop());
+    expect((await admin(b, 'POST', '/peers/follow', { target: peer.actor })).status).toBe(202);
+    const followed = await eventually(async () => peer.received.find((activity) => activity.type === 'Follow'), 15_000, 'the Follow');
+    expect((await peer.post(`${b.url}/actor/inbox`, peer.activity('Accept', followed))).status).toBe(202);
+    expect((await admin(b, 'PUT', '/trust', { peer: peer.actor, abuse: 0.9, ok: 0.9 })).status).toBe(200);
+    expect((await admin(b, 'POST', '/peers/pull', { actor: peer.actor, enabled: true })).status).toBe(200);
+    // No random spot check (2 % by default) in this deterministic test.
+    const { policy } = (await admin(b, 'GET', '/policy')).body as { policy: Record<string, unknown> };
+    expect((await admin(b, 'PUT', '/policy', { ...policy, version: 'no-spot-checks', spotCheckShare: 0 })).status).toBe(200);
+
+    const video = await readFile(await videoOfFrames(scratch.dir, 'pulled', distinctFrames(7_900, 4, W, H), W, H, { codec: 'vp9' }));
+    const md5 = createHash('md5').update(video).digest('hex');
+    const sha256 = createHash('sha256').update(video).digest('hex');
+    // The peer knows the file by its MD5 only, as an HMA hash list would name it.
+    peer.lookupVerdicts = [peer.signObject(peer.verdict([{ algorithm: 'md5', digest: md5 }], { label: 'spam', method: 'human', confidence: 0.95 }))];
+    const scansBefore = await scansOf(b);
+    const res = await fetch(`${b.url}/api/v1/media?wait=1`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' }, body: video });
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(peer.lookups).toHaveLength(1);
+    const asked = new URLSearchParams(peer.lookups[0].split('?')[1]);
+    expect(Object.fromEntries(asked)).toEqual({ sha256, md5 });
+    expect(body).toMatchObject({ outcome: 'block', label: 'spam', scanned: false, scan_pending: false, explanation: { decidedBy: 'peers' } });
+    expect(await scansOf(b)).toBe(scansBefore);
+  }, 120_000);
 
   it('refuses truncated, malformed and over-long videos with a 4xx and keeps nothing', async () => {
     const before = await counts(b);
