@@ -6,7 +6,7 @@ import type { VerdictService, Verdict, VerdictMatch } from '../verdicts/index.js
 import type { ReviewQueue } from '../review/index.js';
 import type { Quarantine } from '../scanning/quarantine.js';
 import type { MediaIntake } from '../scanning/intake.js';
-import type { Explanation, ScannedFrames } from '../trust/decide.js';
+import type { Explanation, ScannedFrames, VideoMatchShares } from '../trust/decide.js';
 import { html, type SafeHtml } from './html.js';
 import { formatTime, page } from './layout.js';
 import { requireRole } from './session.js';
@@ -43,12 +43,18 @@ function scannedFramesHtml(s: ScannedFrames | undefined): SafeHtml | string {
   return html`<div class="scanned-frames"><small>frames behind it (of ${s.sampled} sampled): ${s.frames.map((f, i) => html`${i > 0 ? ', ' : ''}${f.seconds} s ${f.label} ${num(f.confidence)}`)}</small></div>`;
 }
 
+/** A match between two videos: the shares of frames found each way (HMA's vPDQ rule). */
+function videoMatchHtml(v: VideoMatchShares | undefined): SafeHtml | string {
+  if (!v) return '';
+  return html`<div class="video-match"><small>video match: ${v.queryMatchPercent.toFixed(1)}% of this video's frames, ${v.comparedMatchPercent.toFixed(1)}% of that one's</small></div>`;
+}
+
 export function explanationHtml(e: Explanation): SafeHtml {
   const lv = e.localVerdict;
   return html`<section class="explanation">
 <p class="verdict-line"><strong class="outcome outcome-${e.outcome}">${e.outcome}</strong> ${e.label ?? ''} — ${e.reason}</p>
 <p>Decided by ${DECIDED_BY[e.decidedBy] ?? e.decidedBy} under policy ${e.policy.version} (${e.policy.hash.slice(0, 12)}…). Verdicts: ${e.verdicts.local} local, ${e.verdicts.peer} from peers, ${e.verdicts.ignored} ignored.</p>
-${lv ? html`<p>Our verdict: ${lv.label} (confidence ${num(lv.confidence)}, ${lv.method}${lv.classifier ? ` ${lv.classifier}` : ''}), distance ${lv.distance}, <span class="uri">${lv.uri}</span></p>${scannedFramesHtml(lv.scannedFrames)}` : ''}
+${lv ? html`<p>Our verdict: ${lv.label} (confidence ${num(lv.confidence)}, ${lv.method}${lv.classifier ? ` ${lv.classifier}` : ''}), distance ${lv.distance}, <span class="uri">${lv.uri}</span></p>${scannedFramesHtml(lv.scannedFrames)}${videoMatchHtml(lv.videoMatch)}` : ''}
 ${
   e.labels.length
     ? html`<table class="evidence"><caption>Evidence per label</caption><thead><tr><th>label</th><th>for (r)</th><th>against: ok (s)</th><th>ok on the same file</th><th>probability</th><th>uncertainty</th><th>block at</th><th>min evidence</th><th>ok classifiers</th><th>ok human</th><th>closest evidence</th><th>could not see it</th></tr></thead><tbody>
@@ -64,7 +70,7 @@ ${
   e.top.length
     ? html`<table class="contributions"><caption>Top verdicts (${e.omitted} more not shown)</caption><thead><tr><th>issuer</th><th>label</th><th>confidence</th><th>method</th><th>distance</th><th>match</th><th>weight</th><th>contribution</th><th>trust paths</th></tr></thead><tbody>
 ${e.top.map(
-  (c) => html`<tr class="${c.deduplicated || c.notCounted ? 'deduplicated' : ''}"><td class="uri">${c.issuer}${c.local ? html` <small>(ours)</small>` : ''}</td><td>${c.label}</td><td>${num(c.confidence)}</td><td>${c.method}${c.classifier ? html`<br><small>${c.classifier}</small>` : ''}${scannedFramesHtml(c.scannedFrames)}</td><td>${c.distance}${c.tier ? html`<br><small>${c.tier}</small>` : ''}</td><td>${num(c.match)}</td><td>${num(c.weight)}</td><td>${c.deduplicated ? html`counted once: repeat of <span class="uri">${c.repeatOf ?? ''}</span>` : c.notCounted ? NOT_COUNTED[c.notCounted] : num(c.contribution)}</td><td>${(c.paths ?? []).map(
+  (c) => html`<tr class="${c.deduplicated || c.notCounted ? 'deduplicated' : ''}"><td class="uri">${c.issuer}${c.local ? html` <small>(ours)</small>` : ''}</td><td>${c.label}</td><td>${num(c.confidence)}</td><td>${c.method}${c.classifier ? html`<br><small>${c.classifier}</small>` : ''}${scannedFramesHtml(c.scannedFrames)}</td><td>${c.distance}${c.tier ? html`<br><small>${c.tier}</small>` : ''}${videoMatchHtml(c.videoMatch)}</td><td>${num(c.match)}</td><td>${num(c.weight)}</td><td>${c.deduplicated ? html`counted once: repeat of <span class="uri">${c.repeatOf ?? ''}</span>` : c.notCounted ? NOT_COUNTED[c.notCounted] : num(c.contribution)}</td><td>${(c.paths ?? []).map(
     (p) => html`<div class="path">you → ${p.via.join(' → ')} <small>(${num(p.contribution)})</small></div>`,
   )}</td></tr>`,
 )}

@@ -66,6 +66,15 @@ export interface ScannedFrames {
   frames: Array<{ seconds: number; label: Label; confidence: number }>;
 }
 
+/**
+ * A match between two videos' frame lists (vPDQ, HMA's rule): the share of the media's good frames
+ * found in the verdict's video, and the reverse, 0..100 (docs/video.md, "Matching").
+ */
+export interface VideoMatchShares {
+  queryMatchPercent: number;
+  comparedMatchPercent: number;
+}
+
 export interface MatchedVerdict {
   uri: string;
   issuer: string;
@@ -93,6 +102,8 @@ export interface MatchedVerdict {
   expires?: string | Date | null;
   /** Our scanner's verdict about a video: the frames behind it (shown in the explanation). */
   scannedFrames?: ScannedFrames | null;
+  /** A video matched through a verdict about another video: HMA's shares that let the match count. */
+  videoMatch?: VideoMatchShares;
 }
 
 export interface TrustPath {
@@ -411,6 +422,8 @@ export interface ContributionExplanation {
   repeatOf?: string;
   /** Our scanner's verdict about a video: the frames behind it. */
   scannedFrames?: ScannedFrames;
+  /** A verdict about another video: the shares of frames matched each way. */
+  videoMatch?: VideoMatchShares;
   /**
    * Why an `ok` did not count against the focus label: its issuer's own human verdict outranks it,
    * it matches more loosely than the evidence for the label, or its classifier cannot see the label.
@@ -429,6 +442,8 @@ export interface LocalVerdictExplanation {
   published: string;
   /** Our scanner's verdict about a video: the frames behind it. */
   scannedFrames?: ScannedFrames;
+  /** A verdict about another video: the shares of frames matched each way. */
+  videoMatch?: VideoMatchShares;
 }
 
 export interface Explanation {
@@ -773,6 +788,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
       distance: v.distance,
       published: typeof v.published === 'string' ? v.published : v.published.toISOString(),
       ...(v.scannedFrames ? { scannedFrames: v.scannedFrames } : {}),
+      ...(v.videoMatch ? { videoMatch: v.videoMatch } : {}),
     };
     const own = `our own ${v.method} verdict '${v.label}' at ${authority.tier} match (${localVerdict.published})`;
     if (v.label === 'ok') {
@@ -885,6 +901,7 @@ export function decide(verdicts: readonly MatchedVerdict[], weight: WeightFn, po
     if (relays) row.relays = { issuer: relays.issuer, method: relays.method, classifier: relays.classifier ? sourceText(relays) : null };
     if (entry?.capped) row.capped = true;
     if (v.scannedFrames) row.scannedFrames = v.scannedFrames;
+    if (v.videoMatch) row.videoMatch = v.videoMatch;
     if (entry?.paths && entry.paths.length > 0) {
       row.paths = entry.paths.slice(0, MAX_PATHS).map((p) => ({ via: p.via, contribution: round(p.contribution) }));
     }

@@ -6,7 +6,7 @@
 // the decision rules (server/trust/decide.ts).
 // Intake, the platform hooks, re-attestation, spot checks and the CLI all decide through it, so a
 // decision is made one way everywhere and can be recorded, acted on and re-attested as one object.
-import { decide, type Decision, type MatchedVerdict, type Policy } from '../trust/decide.js';
+import { decide, type Decision, type MatchedVerdict, type Policy, type VideoMatchShares } from '../trust/decide.js';
 import { matchVpdq, type VpdqFrame } from '../../shared/hashing/vpdq.js';
 import type { TrustService } from '../trust/service.js';
 import type { MatchQuery } from '../matching/matcher.js';
@@ -45,10 +45,11 @@ function secondHashAgrees(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, ra
 /**
  * Whether a match found through a frame of a frame-list algorithm (vPDQ) is a match of the video:
  * when the media is itself a video (it has frames of that algorithm), HMA's rule must hold between
- * the two frame lists at the policy's shares (policy.video); a single image matching a frame of a
- * known video counts as the frame's match. Other algorithms' matches always stand.
+ * the two frame lists at the policy's shares (policy.video), and the shares are returned for the
+ * explanation; a single image matching a frame of a known video counts as the frame's match.
+ * Other algorithms' matches always stand. False: the match does not count.
  */
-function videoMatchHolds(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, policy: Policy): boolean {
+function videoMatchHolds(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, policy: Policy): VideoMatchShares | boolean {
   if (!ALGORITHM_REGISTRY.has(m.matchedBy)) return true;
   const algorithm = ALGORITHM_REGISTRY.get(m.matchedBy);
   if (!algorithm.frameList) return true;
@@ -61,7 +62,10 @@ function videoMatchHolds(m: VerdictMatch, query: Pick<MatchQuery, 'hashes'>, pol
     theirs,
     { distance: algorithm.maxDistance, minQuality: algorithm.minQuality, ...policy.video },
   );
-  return result.isMatch;
+  if (!result.isMatch) return false;
+  // One decimal: what an explanation shows.
+  const share = (percent: number) => Math.round(percent * 10) / 10;
+  return { queryMatchPercent: share(result.queryMatchPercent), comparedMatchPercent: share(result.comparedMatchPercent) };
 }
 
 export class Decider {
@@ -78,8 +82,10 @@ export class Decider {
   /** The same rules over verdicts already looked up for `query`. */
   decideFrom(matches: readonly VerdictMatch[], query: Pick<MatchQuery, 'hashes'>): Decided {
     const { policy } = this.trust;
-    const matched = matches.filter((m) => videoMatchHolds(m, query, policy)).map(
-      (m): MatchedVerdict => ({
+    const matched = matches.flatMap((m): MatchedVerdict[] => {
+      const video = videoMatchHolds(m, query, policy);
+      if (video === false) return [];
+      return [{
         uri: m.uri,
         issuer: m.issuer,
         local: m.local,
@@ -94,8 +100,9 @@ export class Decider {
         basis: m.basis,
         expires: m.expires,
         scannedFrames: m.scannedFrames,
-      }),
-    );
+        ...(typeof video === 'object' ? { videoMatch: video } : {}),
+      }];
+    });
     const decision = decide(matched, this.trust.weightFn, policy, { self: this.verdicts.issuer });
     return { ...decision, issuers: matches.filter((m) => !m.local).map((m) => m.issuer) };
   }

@@ -217,9 +217,14 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     expect(res.status, JSON.stringify(body)).toBe(406);
     // Decided from A's verdict: no scan ran and none is pending on B.
     expect(body).toMatchObject({ outcome: 'block', label: 'sexual', scanned: false, scan_pending: false });
-    const detail = (await admin(b, 'GET', `/decisions/${body.decision_id}`)).body as { explanation: { decidedBy: string; top: Array<{ issuer: string; tier: string }> } };
+    const detail = (await admin(b, 'GET', `/decisions/${body.decision_id}`)).body as {
+      explanation: { decidedBy: string; top: Array<{ issuer: string; tier: string; videoMatch?: { queryMatchPercent: number; comparedMatchPercent: number } }> };
+    };
     expect(detail.explanation.decidedBy).toBe('peers');
     expect(detail.explanation.top[0]).toMatchObject({ issuer: a.actor, tier: 'strict' });
+    // The explanation shows HMA's shares: most of the copy's frames are the original's, and back.
+    expect(detail.explanation.top[0].videoMatch?.queryMatchPercent).toBeGreaterThanOrEqual(80);
+    expect(detail.explanation.top[0].videoMatch?.comparedMatchPercent).toBeGreaterThan(0);
     // B has a scanner, and did not call it.
     expect(await scansOf(b)).toBe(scansBefore);
   }, 240_000);
