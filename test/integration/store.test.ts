@@ -69,14 +69,14 @@ for (const backend of STORE_BACKENDS) {
     it('rebuilds the same index from the database, without retracted verdicts', async () => {
       const fresh = new VerdictService(store.db, ISSUER, 'http://127.0.0.1:8080');
       await fresh.loadIndex();
-      expect(fresh.matcher.size).toEqual({ pdq: 1, sha256: 1, md5: 0 });
+      expect(fresh.matcher.size).toEqual({ pdq: 1, sha256: 1, md5: 0, vpdq: 0 });
       const [hit] = await fresh.find({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(sha, 'hex') }] });
       expect(await fresh.retract(hit.id)).toBe(true);
       expect(await fresh.retract(hit.id)).toBe(false);
       expect(await fresh.find({ hashes: [{ algorithm: 'sha256', digest: Buffer.from(sha, 'hex') }] })).toEqual([]);
       const reloaded = new VerdictService(store.db, ISSUER, 'http://127.0.0.1:8080');
       await reloaded.loadIndex();
-      expect(reloaded.matcher.size).toEqual({ pdq: 1, sha256: 0, md5: 0 });
+      expect(reloaded.matcher.size).toEqual({ pdq: 1, sha256: 0, md5: 0, vpdq: 0 });
       // Retracted, not deleted: the row stays as evidence.
       const row = await store.db.selectFrom('verdicts').select('retracted_at').where('id', '=', hit.id).executeTakeFirstOrThrow();
       expect(row.retracted_at).toBeInstanceOf(Date);

@@ -3,7 +3,7 @@
 // garbage, over the limits, giant declared frames, playlists naming other files) are refused with
 // a typed error, quickly, leaving no temporary file.
 import { execFile } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,8 +45,15 @@ async function expectRefused(bytes: Buffer, code: VideoRejectionCode, options?: 
   return err;
 }
 
+/**
+ * This file's own temporary folder (TMPDIR, which os.tmpdir() reads at each call): other test files
+ * running at the same time make and remove `vouch-video-*` folders in the shared one.
+ */
+let privateTmp = '';
+const sharedTmp = tmpdir();
+
 async function leftoverTempDirs(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith('vouch-video-'));
+  return (await readdir(privateTmp)).filter((name) => name.startsWith('vouch-video-'));
 }
 
 async function pngPdq(pixels: Buffer, width: number, height: number): Promise<{ pdq: string; quality: number }> {
@@ -62,6 +69,8 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
   let tempBefore: string[];
 
   beforeAll(async () => {
+    privateTmp = await mkdtemp(join(sharedTmp, 'vouch-test-tmp-'));
+    process.env.TMPDIR = privateTmp;
     tempBefore = await leftoverTempDirs();
     scratch = await videoScratch();
     frames = distinctFrames(1700, 20, W, H);
@@ -69,6 +78,8 @@ describe.skipIf(!HAVE_FFMPEG)('vPDQ video hashing through ffmpeg', () => {
   });
   afterAll(async () => {
     await scratch?.remove();
+    process.env.TMPDIR = sharedTmp;
+    if (privateTmp) await rm(privateTmp, { recursive: true, force: true });
   });
 
   it('hashes each frame of a lossless video exactly as the image it shows (known answers)', async () => {
