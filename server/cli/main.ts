@@ -514,28 +514,37 @@ trustCommand
 
 program
   .command('explain')
-  .description('what Vouch decides about an image or hash now, and why (verdicts, issuers, trust paths, weights, thresholds)')
-  .argument('<hash-or-file>', 'a SHA-256 or PDQ hex hash (prefix sha256: or pdq:), or an image file')
+  .description('what Vouch decides about an image, a video or a hash now, and why (verdicts, issuers, trust paths, weights, thresholds)')
+  .argument('<hash-or-file>', 'a SHA-256, PDQ or MD5 hex hash (prefix sha256:, pdq: or md5:), or an image or video file (a video by SHA-256 and MD5, and by its frames when the server has seen it)')
   .addOption(serverOption())
   .option('--json', 'print the raw explanation')
   .action(async (target: string, opts: { json?: boolean }, command: Command) => {
     let query: string;
-    const prefixed = /^(sha256|pdq):([0-9a-f]{64})$/i.exec(target);
-    if (prefixed) query = `${prefixed[1].toLowerCase()}=${prefixed[2].toLowerCase()}`;
+    const prefixed = /^(?:(sha256|pdq):([0-9a-f]{64})|(md5):([0-9a-f]{32}))$/i.exec(target);
+    if (prefixed) query = prefixed[1] ? `${prefixed[1].toLowerCase()}=${prefixed[2].toLowerCase()}` : `md5=${prefixed[4].toLowerCase()}`;
     else if (/^[0-9a-f]{64}$/i.test(target)) query = `sha256=${target.toLowerCase()}`;
     else {
       const isFile = await stat(target).then((s) => s.isFile(), () => false);
       if (!isFile) {
-        throw new CliError(`${target} is neither a file nor a PDQ/SHA-256 digest (64 hex characters, optionally prefixed pdq: or sha256:)`);
+        throw new CliError(`${target} is neither a file nor a PDQ/SHA-256 digest (64 hex characters, optionally prefixed pdq: or sha256:) or md5:HEX`);
       }
       const config = configOf(command);
-      const pool = new HashPool(imageLimits(config), 1);
-      try {
-        const outcome = await pool.hashFile(target);
-        if (!outcome.ok) throw new CliError(`${target}: ${outcome.message}`);
-        query = `sha256=${outcome.hashes.sha256}&pdq=${outcome.hashes.pdq}&phash64=${outcome.hashes.phash64}`;
-      } finally {
-        await pool.close();
+      const { hashVideoFile, isVideoFile, isVideoRejectedError } = await import('../video/index.js');
+      if (await isVideoFile(target)) {
+        // By SHA-256 and MD5: the server adds the frames of a video it has recorded.
+        const video = await hashVideoFile(target, videoHashOptions(config)).catch((err: unknown) => {
+          throw isVideoRejectedError(err) ? new CliError(`${target}: ${err.message}`) : err;
+        });
+        query = `sha256=${video.sha256}&md5=${video.md5}`;
+      } else {
+        const pool = new HashPool(imageLimits(config), 1);
+        try {
+          const outcome = await pool.hashFile(target);
+          if (!outcome.ok) throw new CliError(`${target}: ${outcome.message}`);
+          query = `sha256=${outcome.hashes.sha256}&pdq=${outcome.hashes.pdq}&phash64=${outcome.hashes.phash64}`;
+        } finally {
+          await pool.close();
+        }
       }
     }
     const result = (await adminRequest(command, 'GET', `/api/v1/admin/explain?${query}`)) as { outcome: string; label: string | null; explanation: Explanation };

@@ -85,10 +85,17 @@ export function reviewRoutes(deps: {
     const sha256 = typeof req.query.sha256 === 'string' ? req.query.sha256 : undefined;
     const pdq = typeof req.query.pdq === 'string' ? req.query.pdq : undefined;
     const phash64 = typeof req.query.phash64 === 'string' ? req.query.phash64 : undefined;
-    if ((sha256 && !/^[0-9a-f]{64}$/.test(sha256)) || (pdq && !/^[0-9a-f]{64}$/.test(pdq)) || (!sha256 && !pdq) || (phash64 && !/^[0-9a-f]{16}$/.test(phash64))) {
-      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters), and optionally phash64=HEX (16)');
+    const md5 = typeof req.query.md5 === 'string' ? req.query.md5 : undefined;
+    if (
+      (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) ||
+      (pdq && !/^[0-9a-f]{64}$/.test(pdq)) ||
+      (md5 && !/^[0-9a-f]{32}$/.test(md5)) ||
+      (!sha256 && !pdq && !md5) ||
+      (phash64 && !/^[0-9a-f]{16}$/.test(phash64))
+    ) {
+      throw new HttpError(400, 'bad_query', 'give sha256=HEX and/or pdq=HEX (64 lower-case hex characters) or md5=HEX (32), and optionally phash64=HEX (16)');
     }
-    const decision = await deps.scanning.intake.explain({ sha256, pdq, phash64 });
+    const decision = await deps.scanning.intake.explain({ sha256, pdq, phash64, md5 });
     res.json({ outcome: decision.outcome, label: decision.label, scan: decision.scan, explanation: decision.explanation });
   });
 

@@ -225,8 +225,20 @@ export class MediaIntake {
     return { mediaId: await recordVideoMedia(this.db, hashes, source), media: hashedVideo(hashes) };
   }
 
-  /** What would be decided now about these hashes (hex), with the explanation; nothing is recorded. */
-  async explain(hashes: { sha256?: string; pdq?: string; phash64?: string }): Promise<Decision> {
+  /**
+   * What would be decided now about these hashes (hex), with the explanation; nothing is recorded.
+   * A video we have recorded, named by its SHA-256, is decided from all its hashes (MD5 and
+   * frames from its media row), as intake decides about it.
+   */
+  async explain(hashes: { sha256?: string; pdq?: string; phash64?: string; md5?: string }): Promise<Decision> {
+    if (hashes.sha256) {
+      const video = await this.db
+        .selectFrom('media')
+        .select(['md5', 'vpdq', 'pipeline'])
+        .where('sha256', '=', Buffer.from(hashes.sha256, 'hex'))
+        .executeTakeFirst();
+      if (video?.md5 && video.vpdq) return this.decider.decide(storedVideo(hashes.sha256, { md5: video.md5, vpdq: video.vpdq, pipeline: video.pipeline }).query);
+    }
     return this.decider.decide(queryOf(Object.entries(hashes).flatMap(([algorithm, digest]) => (digest === undefined ? [] : [{ algorithm, digest }]))));
   }
 

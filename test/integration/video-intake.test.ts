@@ -210,7 +210,8 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     }, 30_000, 'A\'s verdict to reach B');
 
     // Another codec (VP9 in WebM), another size, another bitrate: other bytes, near frames.
-    const copy = await readFile(await reencode(original, scratch.dir, 'copy', { codec: 'vp9', width: 480, height: 270, bitrate: '300k' }));
+    const copyPath = await reencode(original, scratch.dir, 'copy', { codec: 'vp9', width: 480, height: 270, bitrate: '300k' });
+    const copy = await readFile(copyPath);
     const scansBefore = await scansOf(b);
     const res = await pictrs(b, copy);
     const body = (await res.json()) as Record<string, unknown>;
@@ -225,6 +226,11 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     // The explanation shows HMA's shares: most of the copy's frames are the original's, and back.
     expect(detail.explanation.top[0].videoMatch?.queryMatchPercent).toBeGreaterThanOrEqual(80);
     expect(detail.explanation.top[0].videoMatch?.comparedMatchPercent).toBeGreaterThan(0);
+    // `vouch explain` on the file: B has recorded it, so its frames are looked up too.
+    const explained = await runCli(['explain', copyPath, '--server', b.url], { VOUCH_ADMIN_TOKEN: TOKEN });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/^BLOCK \(sexual\)/);
+    expect(explained.stdout).toMatch(/video match: \d+\.\d% of this video's frames, \d+\.\d% of that one's/);
     // B has a scanner, and did not call it.
     expect(await scansOf(b)).toBe(scansBefore);
   }, 240_000);
@@ -256,6 +262,10 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     expect(Object.fromEntries(asked)).toEqual({ sha256, md5 });
     expect(body).toMatchObject({ outcome: 'block', label: 'spam', scanned: false, scan_pending: false, explanation: { decidedBy: 'peers' } });
     expect(await scansOf(b)).toBe(scansBefore);
+    // Asked by MD5 alone, B explains the same decision.
+    const explained = await runCli(['explain', `md5:${md5}`, '--server', b.url, '--json'], { VOUCH_ADMIN_TOKEN: TOKEN });
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(JSON.parse(explained.stdout)).toMatchObject({ outcome: 'block', label: 'spam' });
   }, 120_000);
 
   it('refuses truncated, malformed and over-long videos with a 4xx and keeps nothing', async () => {
