@@ -1,7 +1,8 @@
 // Video end to end (issue 17's done-means) on real servers, the real ffmpeg and generated videos:
 // a 20 s video whose 3rd second is a known-abuse image is refused by the pict-rs hook; a video
 // nobody judged is scanned by sampled frames, one verdict per model naming it by MD5, SHA-256 and
-// vPDQ with the frames behind it, and its re-upload is decided from that scan; a video A's
+// vPDQ with the frames behind it, and its re-upload is decided from that scan (another instance's
+// video is scanned late, after its deferral); pull on miss asks by SHA-256 and MD5; a video A's
 // moderator judged reaches B, and B decides a re-encoded copy (other codec, bitrate, size) from
 // A's verdict without a scan; truncated, malformed and over-limit videos get a 4xx and leave
 // nothing behind. A is on PGlite, B on the real PostgreSQL; delivery through the real Redis.
@@ -266,6 +267,26 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS || !HAVE_FFMPEG)('video through in
     const explained = await runCli(['explain', `md5:${md5}`, '--server', b.url, '--json'], { VOUCH_ADMIN_TOKEN: TOKEN });
     expect(explained.code, explained.stderr).toBe(0);
     expect(JSON.parse(explained.stdout)).toMatchObject({ outcome: 'block', label: 'spam' });
+    peer.lookupVerdicts = [];
+  }, 120_000);
+
+  it('a video from another instance nobody waits on is scanned late, and the decision after it recorded', async () => {
+    const { policy } = (await admin(b, 'GET', '/policy')).body as { policy: Record<string, unknown> };
+    expect((await admin(b, 'PUT', '/policy', { ...policy, version: 'defer-1s', deferScanSeconds: 1 })).status).toBe(200);
+    const frames = tinted(distinctFrames(8_100, 4, W, H), GREEN);
+    frames[1] = tinted([syntheticPixels(8_110, W, H)], RED)[0];
+    const video = await readFile(await videoOfFrames(scratch.dir, 'remote', frames, W, H, { codec: 'h264' }));
+    const scansBefore = await scansOf(b);
+    const res = await fetch(`${b.url}/api/v1/media?remote=1`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' }, body: video });
+    const body = (await res.json()) as { outcome: string; scan_pending: boolean; hashes: { sha256: string } };
+    expect(body).toMatchObject({ outcome: 'unknown', scan_pending: true });
+    // Due a second later, re-checked against peers' verdicts (none), then scanned.
+    await eventually(async () => (await scansOf(b)) === scansBefore + 2, 60_000, 'the deferred scan');
+    const after = await eventually(async () => {
+      const { decisions } = (await admin(b, 'GET', '/decisions')).body as { decisions: Array<{ sha256: string; label: string | null; outcome: string }> };
+      return decisions.find((d) => d.sha256 === body.hashes.sha256 && d.label === 'sexual');
+    }, 30_000, 'the decision after the scan');
+    expect(after.outcome).not.toBe('unknown');
   }, 120_000);
 
   it('refuses truncated, malformed and over-long videos with a 4xx and keeps nothing', async () => {
