@@ -1,11 +1,12 @@
 // The review queue: decisions a human should look at (disputed media, and blocked media that is
 // quarantined), and what a moderator does with them. The admin API and the web console both act
 // through here, so a review means the same thing whichever way it was made.
-import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
+import { MEDIA_KEY_ALGORITHM } from '../../shared/algorithms/index.js';
 import { sql } from 'kysely';
 import type { Db, HourlyCount } from '../store/index.js';
 import type { VerdictService } from '../verdicts/index.js';
 import type { Quarantine } from '../scanning/quarantine.js';
+import { mediaSubjects } from '../scanning/media.js';
 import type { Explanation } from '../trust/decide.js';
 import type { Label } from '../../shared/vocab/verdict.js';
 import { queryOf } from '../matching/matcher.js';
@@ -162,18 +163,10 @@ export class ReviewQueue {
 
   /** Corrects our own verdict about the media (an Update goes out), or issues a human one. */
   private async correctVerdict(decision: DecisionDetail, label: Label, actor: string): Promise<string> {
-    const sha256 = Buffer.from(decision.sha256, 'hex');
-    const ours = (await this.verdicts.find(queryOf([{ algorithm: 'sha256', digest: decision.sha256 }]))).find((v) => v.local && v.method !== 'hashlist');
+    const ours = (await this.verdicts.find(queryOf([{ algorithm: MEDIA_KEY_ALGORITHM, digest: decision.sha256 }]))).find((v) => v.local && v.method !== 'hashlist');
     if (ours) return (await this.verdicts.updateLocal(ours.uri, { label, confidence: 1 })).uri;
-    const media = await this.db.selectFrom('media').select(['pdq', 'pdq_quality', 'md5', 'vpdq']).where('sha256', '=', sha256).executeTakeFirst();
-    // A video's verdict carries its MD5 and vPDQ frames, an image's its PDQ.
-    const subjects =
-      media?.md5 && media.vpdq
-        ? videoSubjects({ sha256: decision.sha256, md5: hex(media.md5)!, frames: parseFrames(media.vpdq) })
-        : [
-            { algorithm: 'sha256', digest: decision.sha256 },
-            ...(media?.pdq ? [{ algorithm: 'pdq' as const, digest: hex(media.pdq)!, quality: media.pdq_quality ?? undefined }] : []),
-          ];
+    // A video's verdict carries its MD5 and vPDQ frames, an image's its PDQ and pHash-64.
+    const subjects = (await mediaSubjects(this.db, decision.sha256)) ?? [{ algorithm: MEDIA_KEY_ALGORITHM, digest: decision.sha256 }];
     const issued = await this.verdicts.issue({
       subjects,
       label,

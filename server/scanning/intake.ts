@@ -16,9 +16,9 @@ import type { TrustService } from '../trust/service.js';
 import { labelsAtStake, type Decision, type Explanation, type MatchedVerdict, type ScannedFrames } from '../trust/decide.js';
 import type { ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import type { HashPool } from './hash-pool.js';
-import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
+import { lookupQuery, mediaSubjects, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
 import { hashVideoBytes, isVideo, isVideoRejectedError, type VideoHashOptions, type VideoHashes } from '../video/index.js';
-import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
+import { imageSubjects, parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 import { queryOf, type MatchQuery } from '../matching/matcher.js';
 
@@ -78,7 +78,8 @@ interface HashedMedia {
 function hashedImage(hashes: ImageHashesWithDihedral): HashedMedia {
   return {
     sha256: hashes.sha256,
-    subjects: subjectsOf(hashes),
+    // Its SHA-256, PDQ and pHash-64, so that peers can tell a near-duplicate from a crafted PDQ collision.
+    subjects: imageSubjects({ sha256: hashes.sha256, pdq: [hashes.pdq], pdqQuality: hashes.pdqQuality, phash64: hashes.phash64 }),
     query: lookupQuery(hashes),
     pdq: hashes.pdq,
     format: hashes.format,
@@ -119,18 +120,6 @@ export interface IntakeOptions {
   scannerAvailable: boolean;
   /** Video hashing's limits, frame rate and ffmpeg (config videoHashOptions); default: server/video's. */
   video?: VideoHashOptions;
-}
-
-/**
- * The subjects a verdict of ours about media gets: its SHA-256, its PDQ (with the quality) and its
- * pHash-64, so that peers can tell a near-duplicate from a crafted PDQ collision.
- */
-function subjectsOf(hashes: { sha256: string; pdq?: string; pdqQuality?: number; phash64?: string }): Subject[] {
-  return [
-    { algorithm: 'sha256', digest: hashes.sha256 },
-    ...(hashes.pdq ? [{ algorithm: 'pdq' as const, digest: hashes.pdq, ...(hashes.pdqQuality === undefined ? {} : { quality: hashes.pdqQuality }) }] : []),
-    ...(hashes.phash64 ? [{ algorithm: 'phash64' as const, digest: hashes.phash64 }] : []),
-  ];
 }
 
 /** A scanner node as the server has seen it (since this server process started). */
@@ -270,21 +259,9 @@ export class MediaIntake {
   }
 
   private async recordScanResult(job: ScanJob, results: ScanResult[], node: string): Promise<void> {
-    const media = await this.db
-      .selectFrom('media')
-      .select(['pdq', 'pdq_quality', 'phash64', 'md5', 'vpdq', 'pipeline'])
-      .where('sha256', '=', Buffer.from(job.sha256, 'hex'))
-      .executeTakeFirst();
-    if (!media) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
     // A video's verdicts name it by MD5, SHA-256 and its frames, as our other verdicts about it do.
-    const subjects = media.md5 && media.vpdq
-      ? storedVideo(job.sha256, { md5: media.md5, vpdq: media.vpdq, pipeline: media.pipeline }).subjects
-      : subjectsOf({
-          sha256: job.sha256,
-          pdq: media.pdq ? Buffer.from(media.pdq).toString('hex') : undefined,
-          pdqQuality: media.pdq_quality ?? undefined,
-          phash64: media.phash64 ? Buffer.from(media.phash64).toString('hex') : undefined,
-        });
+    const subjects = await mediaSubjects(this.db, job.sha256);
+    if (!subjects) throw new MediaRejectedError('unknown_media', `no media with SHA-256 ${job.sha256}`);
     // A scanner posts again when it did not get our answer: what this scan already issued is not
     // issued twice. One scan, one instant (a retry's included): among local verdicts published
     // together abuse wins over ok, so the newest-local rule does not let the last model decide.

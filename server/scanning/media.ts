@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Db } from '../store/index.js';
 import type { ImageHashes, ImageHashesWithDihedral } from '../../shared/hashing/index.js';
 import { queryOf, type MatchQuery } from '../matching/matcher.js';
-import { parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
+import { imageSubjects, parseFrames, videoSubjects } from '../../shared/algorithms/index.js';
 import { encodeVpdq } from '../../shared/hashing/vpdq.js';
 import type { VideoHashes } from '../video/index.js';
 
@@ -92,12 +92,28 @@ export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | u
   const pdq: string[] = [];
   if (row.pdq_dihedral) for (let i = 0; i + PDQ_BYTES <= row.pdq_dihedral.length; i += PDQ_BYTES) pdq.push(hex(row.pdq_dihedral.subarray(i, i + PDQ_BYTES)));
   else if (row.pdq) pdq.push(hex(row.pdq));
-  const quality = row.pdq_quality ?? undefined;
-  return queryOf([
-    { algorithm: 'sha256', digest: sha256 },
-    ...pdq.map((digest) => ({ algorithm: 'pdq', digest, quality })),
-    ...(row.phash64 ? [{ algorithm: 'phash64', digest: hex(row.phash64) }] : []),
-  ]);
+  return queryOf(imageSubjects({ sha256, pdq, pdqQuality: row.pdq_quality ?? undefined, phash64: row.phash64 ? hex(row.phash64) : undefined }));
+}
+
+/**
+ * The subjects our verdicts about recorded media carry: a video's SHA-256, MD5 and distinct frames;
+ * an image's SHA-256, PDQ (with its quality) and pHash-64, so that peers can tell a near-duplicate
+ * from a crafted PDQ collision. Undefined for media never seen.
+ */
+export async function mediaSubjects(db: Db, sha256: string): Promise<Array<{ algorithm: string; digest: string; quality?: number }> | undefined> {
+  const row = await db
+    .selectFrom('media')
+    .select(['pdq', 'pdq_quality', 'phash64', 'md5', 'vpdq'])
+    .where('sha256', '=', Buffer.from(sha256, 'hex'))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  if (row.md5 && row.vpdq) return videoSubjects({ sha256, md5: hex(row.md5), frames: parseFrames(row.vpdq) });
+  return imageSubjects({
+    sha256,
+    pdq: row.pdq ? [hex(row.pdq)] : [],
+    pdqQuality: row.pdq_quality ?? undefined,
+    phash64: row.phash64 ? hex(row.phash64) : undefined,
+  });
 }
 
 /**
@@ -105,9 +121,5 @@ export async function mediaQuery(db: Db, sha256: string): Promise<MatchQuery | u
  * mirrors; its pHash-64 is the second hash the decider checks near-duplicate matches with.
  */
 export function lookupQuery(hashes: ImageHashesWithDihedral): MatchQuery {
-  return queryOf([
-    { algorithm: 'sha256', digest: hashes.sha256 },
-    ...Object.values(hashes.pdqDihedral).map((digest) => ({ algorithm: 'pdq', digest, quality: hashes.pdqQuality })),
-    { algorithm: 'phash64', digest: hashes.phash64 },
-  ]);
+  return queryOf(imageSubjects({ sha256: hashes.sha256, pdq: Object.values(hashes.pdqDihedral), pdqQuality: hashes.pdqQuality, phash64: hashes.phash64 }));
 }

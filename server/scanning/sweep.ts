@@ -17,7 +17,7 @@ import type { HashPool } from './hash-pool.js';
 import { lookupQuery, recordMedia, recordVideoMedia, videoLookupQuery } from './media.js';
 import { summarizeDecision, type Quarantine } from './quarantine.js';
 import { hashVideoFile, isVideoFile, isVideoRejectedError, type VideoHashOptions } from '../video/index.js';
-import { videoSubjects } from '../../shared/algorithms/index.js';
+import { imageSubjects, videoSubjects } from '../../shared/algorithms/index.js';
 
 export interface SweepOptions {
   root: string;
@@ -199,11 +199,7 @@ export class Sweeper {
       media: {
         mediaId: await recordMedia(this.db, h, outcome.byteSize, source),
         sha256: h.sha256,
-        subjects: [
-          { algorithm: 'sha256', digest: h.sha256 },
-          { algorithm: 'pdq', digest: h.pdq, quality: h.pdqQuality },
-          { algorithm: 'phash64', digest: h.phash64 },
-        ],
+        subjects: imageSubjects({ sha256: h.sha256, pdq: [h.pdq], pdqQuality: h.pdqQuality, phash64: h.phash64 }),
         query: lookupQuery(h),
         pdq: h.pdq,
         format: h.format,

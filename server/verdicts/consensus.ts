@@ -13,6 +13,7 @@ import type { TrustChange, TrustService } from '../trust/service.js';
 import type { Logger } from '../config/logger.js';
 import type { Metrics } from '../config/metrics.js';
 import { queryOf, type MatchQuery } from '../matching/matcher.js';
+import { MEDIA_KEY_ALGORITHM } from '../../shared/algorithms/index.js';
 import type { Subject, VerdictMatch, VerdictService } from './index.js';
 import { PerKeySerial } from '../per-key-serial.js';
 import { PROCESS_LOCAL, type KeyLock } from '../store/advisory-lock.js';
@@ -144,12 +145,12 @@ export class Reattestation {
    * its `stamp()`, when it would be stale. Never throws: false when it failed (logged).
    */
   async reconcile(subjects: readonly Subject[], given?: MatchQuery, decided?: { decision: Decided; stamp: string }): Promise<boolean> {
-    const key = subjects.find((s) => s.algorithm === 'sha256') ?? subjects[0];
+    const key = subjects.find((s) => s.algorithm === MEDIA_KEY_ALGORITHM) ?? subjects[0];
     if (key === undefined) return true;
     const id = `${key.algorithm}:${key.digest}`;
     return this.reconciling
       .run(id, () => this.crossProcess.run(`reattest ${id}`, async () => {
-        const query = given ?? (key.algorithm === 'sha256' ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
+        const query = given ?? (key.algorithm === MEDIA_KEY_ALGORITHM ? await this.mediaQuery?.(key.digest) : undefined) ?? queryOf(subjects);
         for (let round = 0; round < MAX_REDECISIONS; round++) {
           const version = this.trust.version;
           const decision = round === 0 && decided?.stamp === this.stamp() ? decided.decision : await this.decider.decide(query);
@@ -386,8 +387,8 @@ export class Reattestation {
     let matches = await this.verdicts.find(query);
     const own = () => matches.filter((m) => m.local && m.method !== 'hashlist');
     if (own().length === 0 && hashes.sha256 && this.trust.policy.reattest) {
-      const exact: Subject[] = [{ algorithm: 'sha256', digest: hashes.sha256 }];
-      if (this.decider.decideFrom(matches.filter((m) => m.matchedBy === 'sha256'), { hashes: [] }).basis.length > 0) {
+      const exact: Subject[] = [{ algorithm: MEDIA_KEY_ALGORITHM, digest: hashes.sha256 }];
+      if (this.decider.decideFrom(matches.filter((m) => m.matchedBy === MEDIA_KEY_ALGORITHM), { hashes: [] }).basis.length > 0) {
         await this.reconcile(exact);
         matches = await this.verdicts.find(query);
       }

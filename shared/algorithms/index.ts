@@ -8,8 +8,15 @@ import { sha256 } from './sha256.js';
 import { vpdq } from './vpdq.js';
 import { DigestFormatError, type HashAlgorithm } from './types.js';
 
+export { imageSubjects } from './pdq.js';
 export { frameSubjects, framesOfSubjects, parseFrames, videoSubjects, type FrameSubject } from './vpdq.js';
 export { DigestFormatError, type ContentKind, type HashAlgorithm, type IndexKind, type MatchTier } from './types.js';
+
+/**
+ * The algorithm that keys the media table, re-attestation and the console's explain links: the
+ * SHA-256 of the original bytes, which every medium (image or video) has.
+ */
+export const MEDIA_KEY_ALGORITHM = sha256.name;
 
 /** A subject of a verdict or a query: an algorithm's name and the wire text of a digest. */
 export interface HashSubject {
