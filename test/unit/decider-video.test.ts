@@ -9,7 +9,7 @@ import { Decider } from '../../server/verdicts/decider.js';
 import type { VerdictMatch, VerdictService } from '../../server/verdicts/index.js';
 import type { TrustService } from '../../server/trust/service.js';
 import { DEFAULT_POLICY, parsePolicy, type Policy } from '../../server/trust/decide.js';
-import { queryOf } from '../../server/matching/matcher.js';
+import { Matcher, queryOf } from '../../server/matching/matcher.js';
 import { frameSubjects, videoSubjects } from '../../shared/algorithms/index.js';
 import type { VpdqFrame } from '../../shared/hashing/vpdq.js';
 
@@ -95,5 +95,55 @@ describe('the decider and vPDQ matches', () => {
       { algorithm: 'vpdq', digest: f[0].pdq, quality: 100, seconds: 0 },
       { algorithm: 'vpdq', digest: f[1].pdq, quality: f[1].quality, seconds: 6 },
     ]);
+  });
+});
+
+// A hostile peer chooses every frame of its verdict and every quality it claims; our uploads' frames
+// and their qualities are ours. These pin what one such verdict can reach.
+describe('hostile frame lists', () => {
+  const known = frames(10);
+  /** What the matcher indexes of a verdict's subjects, as the verdict store feeds it. */
+  const indexed = (subjects: ReturnType<typeof videoSubjects>) =>
+    subjects.map((s) => ({ algorithm: s.algorithm, digest: Buffer.from(s.digest, 'hex'), quality: s.quality ?? null }));
+
+  it('1,800 copies of one image\'s PDQ are one index entry, and match a video only when mostly that image', () => {
+    const popular = frames(1)[0];
+    const copies = Array.from({ length: 1800 }, (_, i) => ({ ...popular, seconds: i }));
+    const verdict = videoVerdict(copies);
+    const matcher = new Matcher();
+    matcher.add(verdict.id, indexed(verdict.subjects));
+    expect(matcher.size.vpdq).toBe(1);
+    // A video showing the image for one second among nine others: a candidate, not a match.
+    expect(decider().decideFrom([verdict], query([popular, ...frames(9, 1)])).outcome).toBe('unknown');
+    // A video that is that image throughout is judged as a verdict on the image would judge it.
+    expect(decider().decideFrom([verdict], query([popular, { ...popular, seconds: 1 }])).outcome).toBe('block');
+  });
+
+  it('a claimed quality does not make blank frames match: a mostly blank upload is judged by its own good frames', () => {
+    // The attacker lists near-flat frames' PDQs at quality 100; we hash those frames at quality 0.
+    // Counted at the claimed quality they would be 4 of the upload's 5 distinct frames (80 %).
+    const blank = frames(4, 7).map((f) => ({ ...f, quality: 100 }));
+    const verdict = videoVerdict([...blank, ...frames(3, 2)]);
+    const matcher = new Matcher();
+    matcher.add(verdict.id, indexed(verdict.subjects));
+    const ownGood = frames(1, 4)[0];
+    const upload = [...blank.map((f, i) => ({ ...f, quality: 0, seconds: i })), { ...ownGood, seconds: 4 }];
+    expect(matcher.match(query(upload))).toEqual([]);
+    // Even handed the verdict, HMA's share counts our good frame only: 0 of 1.
+    expect(decider().decideFrom([verdict], query(upload)).outcome).toBe('unknown');
+    // An upload with no good frame at all matches no video.
+    expect(decider().decideFrom([verdict], query(upload.slice(0, 4))).outcome).toBe('unknown');
+  });
+
+  it('an image meeting a frame of ok verdicts is never allowed, even where near-duplicates may allow', () => {
+    const policy = parsePolicy({ ...DEFAULT_POLICY, match: { ...DEFAULT_POLICY.match, nearDuplicateAllows: true } });
+    const ok = (n: number): VerdictMatch => ({ ...videoVerdict(known), uri: `https://peer.example/verdicts/ok-${n}`, label: 'ok', method: 'human' });
+    const image = queryOf([
+      { algorithm: 'pdq', digest: known[2].pdq, quality: 99 },
+      { algorithm: 'phash64', digest: randomBytes(8).toString('hex') },
+    ]);
+    const d = decider(policy).decideFrom([ok(1), ok(2), ok(3)], image);
+    expect(d.outcome).not.toBe('allow');
+    expect(d.explanation.top.every((c) => !c.sameImage)).toBe(true);
   });
 });
