@@ -12,7 +12,7 @@ import { formatTime, page } from './layout.js';
 import { requireRole } from './session.js';
 import { HttpError } from '../http/errors.js';
 import { decisionId } from './review-pages.js';
-import { ALGORITHM_REGISTRY, MEDIA_KEY_ALGORITHM } from '../../shared/algorithms/index.js';
+import { ALGORITHM_REGISTRY, IMAGE_SIMILARITY_ALGORITHM, MEDIA_KEY_ALGORITHM } from '../../shared/algorithms/index.js';
 import { queryOf } from '../matching/matcher.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -83,7 +83,7 @@ ${e.top.map(
 
 function verdictRow(v: Verdict | VerdictMatch): SafeHtml {
   const sha = v.subjects.find((s) => s.algorithm === MEDIA_KEY_ALGORITHM)?.digest;
-  const pdq = v.subjects.find((s) => s.algorithm === 'pdq')?.digest;
+  const pdq = v.subjects.find((s) => s.algorithm === IMAGE_SIMILARITY_ALGORITHM)?.digest;
   const explain = sha ? `/console/explain?sha256=${sha}` : pdq ? `/console/explain?pdq=${pdq}` : undefined;
   return html`<tr class="${v.retracted ? 'retracted' : ''}"><td>${formatTime(v.published)}</td><td class="uri">${v.issuer}${v.local ? html` <small>(ours)</small>` : ''}</td><td>${v.label}</td><td>${num(v.confidence)}</td><td>${v.method}${v.classifier ? html`<br><small>${v.classifier}</small>` : ''}</td><td>${'distance' in v ? v.distance : ''}</td><td class="hash">${v.subjects.map((s) => html`<div>${s.algorithm} ${s.digest}</div>`)}</td><td>${v.retracted ? `retracted ${formatTime(v.retracted)}` : explain ? html`<a href="${explain}">explain</a>` : ''}</td></tr>`;
 }

@@ -17,6 +17,8 @@ export { DigestFormatError, type ContentKind, type HashAlgorithm, type IndexKind
  * SHA-256 of the original bytes, which every medium (image or video) has.
  */
 export const MEDIA_KEY_ALGORITHM = sha256.name;
+/** The near-duplicate hash of an image, which explanations take when a verdict names no media key. */
+export const IMAGE_SIMILARITY_ALGORITHM = pdq.name;
 
 /** A subject of a verdict or a query: an algorithm's name and the wire text of a digest. */
 export interface HashSubject {
