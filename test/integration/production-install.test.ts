@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { photoLikeRgb } from '../helpers/images.js';
-import { freePort } from '../helpers/process.js';
+import { eventually, freePort } from '../helpers/process.js';
 
 const GUIDE = readFileSync(join(PROJECT_ROOT, 'docs/getting-started.md'), 'utf8');
 const HEADING = '## A lean install for production';
@@ -119,8 +119,9 @@ describe('docs/getting-started.md: a lean install for production', () => {
       const favicon = await fetch(`http://${host}:${port}/favicon.ico`);
       expect(favicon.status).toBe(204);
       expect(favicon.headers.get('cache-control')).toMatch(/max-age=\d+/);
-      // Not a terminal: JSON lines, and no compiling (dist/ matches the sources).
-      expect(output).toContain('"msg":"vouch listening"');
+      // Not a terminal: JSON lines, and no compiling (dist/ matches the sources). The line may
+      // still be on its way through npm's pipe when /healthz first answers.
+      await eventually(async () => output.includes('"msg":"vouch listening"'), 10_000, "the \"vouch listening\" log line");
       expect(output).not.toContain('compiling');
     } finally {
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
