@@ -4,7 +4,7 @@
 // commit costs a round trip and a WAL flush whatever it holds, so sharing it is what lets a busy
 // inbox keep up. Every activity is answered only after the transaction holding it has committed.
 import type { Logger } from '../config/logger.js';
-import type { Db } from '../store/index.js';
+import { isStoreUnavailable, type Db } from '../store/index.js';
 import type { VerdictObject } from '../../shared/vocab/objects.js';
 
 /** What a handler does once the transaction it stored into has committed (index, re-decisions). */
@@ -143,9 +143,10 @@ export class VerdictGroupCommit {
         return { claimed, after };
       });
     } catch (err) {
-      // One activity's failure (an ownership refusal), a deadlock, a lost connection: each is
-      // tried again alone, so only what fails alone is refused.
-      if (batch.length === 1) batch[0].reject(err);
+      // One activity's failure (an ownership refusal), a deadlock: each is tried again alone, so
+      // only what fails alone is refused. The database out of reach would fail each alone too,
+      // after another connection wait apiece: all are answered at once (503), not queued behind.
+      if (batch.length === 1 || isStoreUnavailable(err)) for (const p of batch) p.reject(err);
       else await Promise.all(batch.map((p) => this.commitAlone(p)));
       return;
     }

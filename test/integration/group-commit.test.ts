@@ -140,5 +140,28 @@ for (const backend of STORE_BACKENDS) {
       const [row] = (await sql<{ label: string; issuer: string }>`SELECT label, issuer FROM verdicts WHERE uri = ${hijacked.verdict.id}`.execute(store.db)).rows;
       expect(row).toEqual({ label: 'spam', issuer: 'https://peer.example/other-actor' });
     });
+
+    it('answers a whole batch at once when the database is out of reach, without trying each activity again alone', async () => {
+      // A stand-in for PostgreSQL going away mid-batch: the store throws node-postgres's lost-connection
+      // error (stopping the real server would take the other test files' database with it).
+      let calls = 0;
+      const lost = new VerdictGroupCommit(
+        store.db,
+        async () => {
+          calls++;
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: '08006' });
+        },
+        createLogger({ logLevel: 'silent' }),
+        { maxBatch: 16, maxInFlight: 1 },
+      );
+      const items = Array.from({ length: 5 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
+      const results = await Promise.allSettled(items.map(({ id, item }) => lost.submit(id, item)));
+      expect(results.map((r) => r.status)).toEqual(items.map(() => 'rejected'));
+      expect(calls).toBe(1);
+      for (const { id, item } of items) {
+        expect(await stored(item.verdict.id)).toBe(0);
+        expect(await claimed(id)).toBe(0);
+      }
+    });
   });
 }
