@@ -166,7 +166,7 @@ export function createApp(deps: AppDeps): express.Express {
   // under load they would flood the log.
   const shedAnswers = new Counter({
     name: 'vouch_http_shed_total',
-    help: 'Requests answered 503 because the hashing queue was full (busy) or the database was unreachable',
+    help: 'Requests answered 503 because the hashing queue or the inbox\'s group commit was full (busy) or the database was unreachable',
     labelNames: ['reason'],
     registers: [metrics.registry],
   });
@@ -425,7 +425,10 @@ export function createApp(deps: AppDeps): express.Express {
     let status = 500;
     let code = 'internal';
     let message = 'internal error';
-    if (err instanceof HttpError || err instanceof FederationError) {
+    if (err instanceof FederationError && err.status === 503 && err.code === 'busy') {
+      // The inbox's group commit has too many activities waiting (server/federation/group-commit.ts).
+      return shed(req, res, 'busy', err.message, err);
+    } else if (err instanceof HttpError || err instanceof FederationError) {
       ({ status, code, message } = err);
     } else if (err instanceof VerdictNotFoundError) {
       status = 404;

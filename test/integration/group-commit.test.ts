@@ -47,7 +47,7 @@ for (const backend of STORE_BACKENDS) {
       store = await openStore(handle.config);
       verdicts = new VerdictService(store.db, 'https://here.example/actor', 'https://here.example');
       const index = (received: readonly InboundVerdict[], trx: typeof store.db) => verdicts.receiveWithin(trx, received).then((add) => async () => add());
-      groupCommit = new VerdictGroupCommit(store.db, index, createLogger({ logLevel: 'warn' }), { maxBatch: 16, maxInFlight: 1 });
+      groupCommit = new VerdictGroupCommit(store.db, index, createLogger({ logLevel: 'warn' }), { maxBatch: 16, maxInFlight: 1, maxPending: 1_000 });
     });
 
     afterAll(async () => {
@@ -152,7 +152,7 @@ for (const backend of STORE_BACKENDS) {
           throw Object.assign(new Error('Connection terminated unexpectedly'), { code: '08006' });
         },
         createLogger({ logLevel: 'silent' }),
-        { maxBatch: 16, maxInFlight: 1 },
+        { maxBatch: 16, maxInFlight: 1, maxPending: 1_000 },
       );
       const items = Array.from({ length: 5 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
       const results = await Promise.allSettled(items.map(({ id, item }) => lost.submit(id, item)));
@@ -162,6 +162,33 @@ for (const backend of STORE_BACKENDS) {
         expect(await stored(item.verdict.id)).toBe(0);
         expect(await claimed(id)).toBe(0);
       }
+    });
+
+    it('refuses an activity at once (503 busy) while the most allowed are waiting for a transaction, and stores those', async () => {
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const slow = new VerdictGroupCommit(
+        store.db,
+        async (received, trx) => {
+          await gate;
+          return verdicts.receiveWithin(trx, received).then((add) => async () => add());
+        },
+        createLogger({ logLevel: 'silent' }),
+        { maxBatch: 2, maxInFlight: 1, maxPending: 3 },
+      );
+      // The first two are taken into a transaction at the end of this turn; 3 more fill the waiting list.
+      const first = Array.from({ length: 2 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
+      const firstDone = first.map(({ id, item }) => slow.submit(id, item));
+      await new Promise((resolve) => setImmediate(resolve));
+      const waiting = Array.from({ length: 3 }, () => ({ id: activityId(), item: verdictFrom(PEER) }));
+      const waitingDone = waiting.map(({ id, item }) => slow.submit(id, item));
+      const refusedId = activityId();
+      const refused = verdictFrom(PEER);
+      await expect(slow.submit(refusedId, refused)).rejects.toMatchObject({ status: 503, code: 'busy' });
+      release();
+      expect(await Promise.all([...firstDone, ...waitingDone])).toEqual([...first, ...waiting].map(() => 'applied'));
+      expect(await stored(refused.verdict.id)).toBe(0);
+      expect(await claimed(refusedId)).toBe(0);
     });
   });
 }
