@@ -225,7 +225,8 @@ class UpperNodes {
  * read their lower nodes from the database until the fill has caught up. Stored nodes never
  * change, so a node once read is right for ever, in any process. When the log outgrows the
  * budget, the lowest level is dropped, then the next. A missing or malformed stored node stops
- * the filling for good: proofs then read the database and report the damage as before.
+ * the filling for good: proofs then read the database and report the damage as before. A failed
+ * read (the database out of reach) is tried again with the next catch-up (the log growing).
  */
 class LowerNodes {
   /** Lowest level kept; CACHED_LEVEL means none. */
@@ -234,7 +235,8 @@ class LowerNodes {
   private readonly counts: number[] = new Array<number>(CACHED_LEVEL).fill(0);
   /** Size (leaves) the filling works towards: a size the database had committed. */
   private target = 0;
-  private filling: Promise<void> | null = null;
+  /** The fill under way; resolves false when it failed. */
+  private filling: Promise<boolean> | null = null;
   private stopped = false;
 
   constructor(private readonly budgetBytes: number) {}
@@ -252,13 +254,19 @@ class LowerNodes {
     this.fitBudget();
     while (!this.stopped && this.behind() !== undefined) {
       this.filling ??= this.fill(db)
-        .catch(() => {
-          this.stopped = true;
-        })
+        .then(
+          () => true,
+          (err: unknown) => {
+            // A damaged table stops the filling for good; another failure (the database out of
+            // reach a moment) ends this catch-up only, and the next one tries again.
+            if (err instanceof LogIntegrityError) this.stopped = true;
+            return false;
+          },
+        )
         .finally(() => {
           this.filling = null;
         });
-      await this.filling;
+      if (!(await this.filling)) return;
     }
   }
 

@@ -119,6 +119,34 @@ for (const backend of STORE_BACKENDS) {
       expect(queries).toBe(0);
     });
 
+    it('fills the lower levels again after a failed read (the database out of reach a moment), stopping for good only on a damaged table', async () => {
+      // A stand-in for a lost connection: the fill's level reads (rows of idx and hash only) fail
+      // while `outage` holds; every other query goes through.
+      let outage = true;
+      let queries = 0;
+      const flaky = store.db.withPlugin({
+        transformQuery: (args) => args.node,
+        transformResult: async (args) => {
+          queries++;
+          const row = args.result.rows[0] as Record<string, unknown> | undefined;
+          if (outage && row && 'hash' in row && !('part' in row)) throw Object.assign(new Error('Connection terminated unexpectedly'), { code: '08006' });
+          return args.result;
+        },
+      });
+      await new TransparencyLog(store.db).append(Array.from({ length: 600 }, () => new Uint8Array(randomBytes(40))));
+      const log = new TransparencyLog(flaky);
+      await log.warmProofCache();
+      const size = await log.size();
+      queries = 0;
+      await log.inclusionProof(500, size);
+      expect(queries).toBe(1); // its lower siblings: not cached, the fill failed
+      outage = false;
+      await log.warmProofCache();
+      queries = 0;
+      await log.inclusionProof(500, size);
+      expect(queries).toBe(0);
+    });
+
     // PGlite has no named statements to look at: the test exists for PostgreSQL only (not skipped elsewhere).
     if (backend.name === 'postgres')
       it('reads proof nodes through a named prepared statement, planned once per connection', async () => {
