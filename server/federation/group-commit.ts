@@ -8,7 +8,11 @@ import { isStoreUnavailable, type Db } from '../store/index.js';
 import type { VerdictObject } from '../../shared/vocab/objects.js';
 import { FederationError } from './peers.js';
 
-/** What a handler does once the transaction it stored into has committed (index, re-decisions). */
+/**
+ * What a handler does once the transaction it stored into has committed (index, re-decisions).
+ * Its synchronous start (the index update) runs in commit order; what it awaits may overlap
+ * later transactions.
+ */
 export type AfterCommit = () => Promise<void>;
 
 /** A peer's verdict as the inbox accepted it: the parsed object, the signed document, its sender. */
@@ -113,10 +117,14 @@ export class VerdictGroupCommit {
     while (this.inFlight < this.options.maxInFlight && this.pending.length > 0) {
       const batch = this.takeBatch();
       this.inFlight++;
-      void this.commit(batch).finally(() => {
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
         this.inFlight--;
         this.schedule();
-      });
+      };
+      void this.commit(batch, release).finally(release);
     }
   }
 
@@ -144,7 +152,8 @@ export class VerdictGroupCommit {
     return batch;
   }
 
-  private async commit(batch: Pending[]): Promise<void> {
+  /** Commits `batch`; calls `release` once the next transaction may start. */
+  private async commit(batch: Pending[], release: () => void): Promise<void> {
     let outcome: { claimed: Set<string>; after: AfterCommit };
     try {
       outcome = await this.db.transaction().execute(async (trx) => {
@@ -160,7 +169,12 @@ export class VerdictGroupCommit {
       else await Promise.all(batch.map((p) => this.commitAlone(p)));
       return;
     }
-    await this.afterCommit(outcome.after, batch.length);
+    // The next transaction starts without waiting for the work after this one (a re-decision may
+    // take long, and would hold up every peer's deliveries); its synchronous start, the index
+    // update, has run by then, so updates of one verdict reach the index in commit order.
+    const after = this.afterCommit(outcome.after, batch.length);
+    release();
+    await after;
     for (const p of batch) p.resolve(outcome.claimed.has(p.activityId) ? 'applied' : 'replayed');
   }
 

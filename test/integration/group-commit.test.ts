@@ -190,5 +190,37 @@ for (const backend of STORE_BACKENDS) {
       expect(await stored(refused.verdict.id)).toBe(0);
       expect(await claimed(refusedId)).toBe(0);
     });
+
+    it('starts the next transaction without waiting for the work after the previous one', async () => {
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let batches = 0;
+      const slowAfter = new VerdictGroupCommit(
+        store.db,
+        async (received, trx) => {
+          const add = await verdicts.receiveWithin(trx, received);
+          const first = batches++ === 0;
+          return async () => {
+            add();
+            if (first) await gate; // a re-decision that takes long
+          };
+        },
+        createLogger({ logLevel: 'silent' }),
+        { maxBatch: 16, maxInFlight: 1, maxPending: 1_000 },
+      );
+      const early = { id: activityId(), item: verdictFrom(PEER) };
+      const earlyDone = slowAfter.submit(early.id, early.item);
+      await new Promise((resolve) => setImmediate(resolve));
+      const late = { id: activityId(), item: verdictFrom(PEER) };
+      expect(await slowAfter.submit(late.id, late.item)).toBe('applied');
+      expect(await stored(late.item.verdict.id)).toBe(1);
+      // Answered only once its own work after committing has run.
+      let earlyAnswered = false;
+      void earlyDone.then(() => (earlyAnswered = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(earlyAnswered).toBe(false);
+      release();
+      expect(await earlyDone).toBe('applied');
+    });
   });
 }
