@@ -48,6 +48,18 @@ export interface GroupCommitOptions {
  */
 export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxBatch: 64, maxInFlight: 1, maxPending: 4_096 };
 
+/**
+ * Subject rows one transaction inserts at most: each is 5 bind parameters of the set insert, which
+ * PostgreSQL caps at 65,535 a statement and PGlite fails on well below (45,000 failed, measured);
+ * a video's verdict alone may carry 1,800 frames.
+ */
+const MAX_BATCH_SUBJECT_ROWS = 5_000;
+
+/** Subject rows a verdict stores: one per frame of a frame list (at most), one per other subject. */
+function subjectRows(item: InboundVerdict): number {
+  return item.verdict.subject.reduce((n, s) => n + (s.frames?.length ?? 1), 0);
+}
+
 interface Pending {
   activityId: string;
   item: InboundVerdict;
@@ -129,7 +141,7 @@ export class VerdictGroupCommit {
   }
 
   /**
-   * The oldest pending activities, at most maxBatch, no two with one activity id or one verdict
+   * The oldest pending activities, at most maxBatch (and MAX_BATCH_SUBJECT_ROWS), no two with one activity id or one verdict
    * id: a second delivery of an activity, or a second activity about one verdict, waits for the
    * next transaction and then meets the first as committed (a replay, an update), as when alone.
    */
@@ -138,9 +150,13 @@ export class VerdictGroupCommit {
     const activities = new Set<string>();
     const verdicts = new Set<string>();
     let kept = 0;
+    let rows = 0;
     for (const entry of this.pending) {
-      const free = batch.length < this.options.maxBatch && !activities.has(entry.activityId) && !verdicts.has(entry.item.verdict.id);
+      const weight = subjectRows(entry.item);
+      const fits = batch.length === 0 || (batch.length < this.options.maxBatch && rows + weight <= MAX_BATCH_SUBJECT_ROWS);
+      const free = fits && !activities.has(entry.activityId) && !verdicts.has(entry.item.verdict.id);
       if (free) {
+        rows += weight;
         batch.push(entry);
         activities.add(entry.activityId);
         verdicts.add(entry.item.verdict.id);

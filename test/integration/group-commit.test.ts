@@ -10,6 +10,7 @@ import { VerdictService, VerdictOwnershipError } from '../../server/verdicts/ind
 import { VerdictGroupCommit, type InboundVerdict } from '../../server/federation/group-commit.js';
 import { createLogger } from '../../server/config/logger.js';
 import type { VerdictObject } from '../../shared/vocab/objects.js';
+import { encodeVpdq, VPDQ_MAX_FRAMES } from '../../shared/hashing/vpdq.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
 
 const PEER = 'https://peer.example/actor';
@@ -221,6 +222,18 @@ for (const backend of STORE_BACKENDS) {
       expect(earlyAnswered).toBe(false);
       release();
       expect(await earlyDone).toBe('applied');
+    });
+
+    it('stores video verdicts of the most frames arriving together (more subject rows than one statement can bind)', async () => {
+      const videos = Array.from({ length: 10 }, () => ({
+        id: activityId(),
+        item: verdictFrom(PEER, {
+          subject: [{ algorithm: 'vpdq', frames: encodeVpdq(Array.from({ length: VPDQ_MAX_FRAMES }, (_, i) => ({ pdq: randomBytes(32).toString('hex'), quality: 90, seconds: i }))) }],
+        }),
+      }));
+      const outcomes = await Promise.all(videos.map(({ id, item }) => groupCommit.submit(id, item)));
+      expect(outcomes).toEqual(videos.map(() => 'applied'));
+      for (const { item } of videos) expect(await stored(item.verdict.id)).toBe(1);
     });
   });
 }
