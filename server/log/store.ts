@@ -7,7 +7,7 @@
  * nodes, read with ONE query. Appends are batched: one transaction locks the one-row `log_head`
  * (so appenders in any number of processes serialise), reads the ≤ log₂ n frontier nodes,
  * computes every new row in memory (`appendBatch`) and bulk-inserts entries and nodes with
- * multi-row INSERTs chunked under PostgreSQL's 65,535 bind-parameter limit.
+ * multi-row INSERTs chunked under the stores' bind-parameter limit (`MAX_BIND_PARAMETERS`).
  *
  * There is no update or delete API, and the migration refuses UPDATE/DELETE/TRUNCATE on these
  * tables with triggers: corrections and retractions are new entries.
@@ -33,6 +33,7 @@ import {
 } from '../../shared/merkle/tree.js';
 import { prepared } from '../store/prepared.js';
 import type { Database } from '../store/schema.js';
+import { MAX_BIND_PARAMETERS } from '../store/index.js';
 
 type Db = Kysely<Database>;
 type Executor = Db | Transaction<Database>;
@@ -94,8 +95,8 @@ const DEFAULT_PROOF_CACHE_BYTES = 64 * 2 ** 20;
 /** Nodes read per query while the lower levels are filled. */
 const FILL_CHUNK = 20_000;
 
-/** PostgreSQL's limit on bind parameters in one statement is 65,535. */
-const MAX_PARAMS = 60_000;
+/** Bind parameters per statement: under PGlite's limit, which is below PostgreSQL's 65,535. */
+const MAX_PARAMS = MAX_BIND_PARAMETERS;
 const DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024;
 
 function bytes(v: Uint8Array): Uint8Array {

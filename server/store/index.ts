@@ -125,6 +125,31 @@ function lockDataDir(dir: string): () => void {
   throw new StoreLockedError(`cannot lock ${dir}`);
 }
 
+/**
+ * Most bind parameters one statement may carry, on either store. PGlite (as installed) takes a
+ * statement with 32,767 or more without an error and then answers every later query with no rows,
+ * so bulk inserts chunk under this, and the PGlite connection refuses anything above it.
+ */
+export const MAX_BIND_PARAMETERS = 30_000;
+
+/** The PGlite handle the dialect uses, refusing a statement PGlite would silently mishandle. */
+function guardedPglite(pglite: PGlite): PGlite {
+  return new Proxy(pglite, {
+    get(target, prop) {
+      if (prop === 'query') {
+        return (text: string, params?: unknown[], options?: Parameters<PGlite['query']>[2]) => {
+          if (params && params.length > MAX_BIND_PARAMETERS) {
+            return Promise.reject(new RangeError(`a statement with ${params.length} bind parameters (at most ${MAX_BIND_PARAMETERS} on PGlite)`));
+          }
+          return target.query(text, params, options);
+        };
+      }
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 /** Opens the store, applies pending migrations and registers this build's hash algorithms. */
 export async function openStore(config: StoreConfig): Promise<Store> {
   let dialect: Dialect;
@@ -155,7 +180,7 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       unlock();
       throw err;
     }
-    dialect = new PGliteDialect(pglite);
+    dialect = new PGliteDialect(guardedPglite(pglite));
   }
   const db = new Kysely<Database>({ dialect });
   try {

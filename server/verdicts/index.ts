@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { sql } from 'kysely';
-import type { Db, HourlyCount } from '../store/index.js';
+import { MAX_BIND_PARAMETERS, type Db, type HourlyCount } from '../store/index.js';
 import { Matcher, type IndexedSubject, type Match, type MatchQuery } from '../matching/matcher.js';
 import type { HashListEntry } from './hash-list.js';
 import type { BasisSource, ScannedFrames } from '../trust/decide.js';
@@ -133,6 +133,8 @@ interface RemoteRow {
 }
 
 const INSERT_BATCH = 1_000;
+/** `verdict_subjects` rows per INSERT statement (five bind parameters each). */
+const SUBJECT_ROWS_PER_INSERT = Math.floor(MAX_BIND_PARAMETERS / 5);
 const LOAD_PAGE = 20_000;
 /** Outbox rows the repair pass matches to log entries per read. */
 const REPAIR_PAGE = 500;
@@ -292,8 +294,9 @@ export class VerdictService {
             seconds: s.seconds ?? null,
           })),
         );
-        if (subjects.length > 0) {
-          await trx.insertInto('verdict_subjects').values(subjects).onConflict((oc) => oc.doNothing()).execute();
+        // Five parameters a row: a few video verdicts (up to 1,800 frame rows each) would pass the limit.
+        for (let at = 0; at < subjects.length; at += SUBJECT_ROWS_PER_INSERT) {
+          await trx.insertInto('verdict_subjects').values(subjects.slice(at, at + SUBJECT_ROWS_PER_INSERT)).onConflict((oc) => oc.doNothing()).execute();
         }
         return rows.map((r) => r.id);
       });

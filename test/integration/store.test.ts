@@ -1,7 +1,9 @@
 // The store and the verdicts over it, on both backends: embedded PGlite and the real PostgreSQL.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../server/store/index.js';
+import { sql } from 'kysely';
+import { MAX_BIND_PARAMETERS, openStore, type Store } from '../../server/store/index.js';
+import { videoSubjects } from '../../shared/algorithms/index.js';
 import { VerdictService } from '../../server/verdicts/index.js';
 import { parseHashList } from '../../server/verdicts/hash-list.js';
 import { STORE_BACKENDS } from '../helpers/services.js';
@@ -98,5 +100,32 @@ for (const backend of STORE_BACKENDS) {
           .execute(),
       ).rejects.toThrow(/check constraint/);
     });
+
+    it('records video verdicts whose frames together pass one statement\'s bind-parameter limit', async () => {
+      // 8 videos of 1,800 frames: 14,416 subject rows, 72,080 parameters in one INSERT (PostgreSQL
+      // refuses more than 65,535; PGlite took 32,767 and more silently and then answered nothing).
+      const videos = Array.from({ length: 8 }, () => ({
+        sha256: randomBytes(32).toString('hex'),
+        md5: randomBytes(16).toString('hex'),
+        frames: Array.from({ length: 1_800 }, (_, i) => ({ pdq: randomBytes(32).toString('hex'), quality: 90, seconds: i })),
+      }));
+      const ids = await verdicts.recordLocal(videos.map((v) => ({ subjects: videoSubjects(v), label: 'csam' as const, confidence: 1, method: 'human' as const })));
+      expect(ids).toHaveLength(8);
+      const stored = await store.db.selectFrom('verdict_subjects').select((eb) => eb.fn.countAll<string>().as('n')).where('verdict_id', 'in', ids).executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(8 * 1_802);
+      const reloaded = new VerdictService(store.db, ISSUER, 'http://127.0.0.1:8080');
+      await reloaded.loadIndex();
+      expect(reloaded.matcher.size.vpdq).toBe(8 * 1_800);
+      expect((await reloaded.find({ hashes: [{ algorithm: 'md5', digest: Buffer.from(videos[7].md5, 'hex') }] })).map((m) => m.id)).toEqual([ids[7]]);
+    });
+
+    // Only PGlite mishandles an oversized statement; PostgreSQL takes up to 65,535 parameters.
+    if (backend.name === 'pglite')
+      it('refuses a statement with more bind parameters than PGlite handles, and keeps answering', async () => {
+        const values = Array.from({ length: MAX_BIND_PARAMETERS + 1 }, (_, i) => i);
+        await expect(sql`SELECT ${sql.join(values)} IS NOT NULL AS big`.execute(store.db)).rejects.toThrow(/bind parameters/);
+        const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+        expect(rows).toEqual([{ one: 1 }]);
+      });
   });
 }
