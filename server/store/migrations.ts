@@ -42,10 +42,24 @@ export async function migrateToLatest(db: Kysely<any>, schema?: string): Promise
     // deployment's tables in the same database would otherwise be mistaken for ours.
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
-  const failed = results?.find((r) => r.status === 'Error');
-  if (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${detail}`);
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (error && attempt < 5 && otherSchemaVanished(error, schema)) continue;
+    const failed = results?.find((r) => r.status === 'Error');
+    if (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${detail}`);
+    }
+    return;
   }
+}
+
+/**
+ * Kysely's migrator lists the tables of every schema the role may use; another deployment (or
+ * test) dropping its own schema during that listing fails it with 3F000 naming that schema.
+ * Nothing was applied then, so the migration is simply tried again.
+ */
+function otherSchemaVanished(error: unknown, ours: string | undefined): boolean {
+  if (!(error instanceof Error) || (error as { code?: unknown }).code !== '3F000') return false;
+  return ours === undefined || !error.message.includes(`"${ours}"`);
 }
