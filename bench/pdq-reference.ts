@@ -11,14 +11,19 @@
 //   machine. Also the reference with --pdqdih (8 PDQs, as we do).
 // - Agreement: the PDQ distance between the two on every image (max, p50, p95), and every image
 //   outside PDQ's cross-implementation rule (distance <= 10 where both qualities are >= 80) listed.
+// - The image-scaling attack on both (decision 20): a phone-sized photo with a second photo written
+//   into the pixels the reference's nearest-neighbour shrink reads; each hasher's distance from its
+//   hash of the crafted image to its hashes of the visible and of the hidden photo.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { HashPool } from '../server/scanning/hash-pool.js';
 import { DEFAULT_IMAGE_LIMITS, hexHammingDistance } from '../shared/hashing/index.js';
+import { plantForNearestNeighbour, rgbAt } from '../test/helpers/image-scaling-attack.js';
 import { tempDir } from '../test/helpers/services.js';
 import { photoLikeJpeg } from './hashing.js';
 import { percentile, round, type BenchResult } from './result.js';
@@ -106,6 +111,36 @@ const medianOf = (runs: Timed[], key: keyof Timed) => {
   return values.length === runs.length ? median(values) : undefined;
 };
 
+/** The scaling attack at 4032x3024 (2 % of the pixels planted), against the reference and us. */
+async function scalingAttack(bin: string, dir: string, pool: HashPool): Promise<BenchResult[]> {
+  const [width, height] = [4032, 3024];
+  const visible = await rgbAt(await readFile(join(FIXTURES, 'dih_bridge-1-original.jpg')), width, height);
+  const hidden = await rgbAt(await readFile(join(FIXTURES, 'labelme-subset_q2821.jpg')), width, height);
+  const images = { visible, hidden, crafted: plantForNearestNeighbour(visible, hidden, width, height) };
+  const files = await Promise.all(
+    Object.entries(images).map(async ([name, rgb]) => {
+      const path = join(dir, `scaling-attack-${name}.png`);
+      await writeFile(path, await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
+      return path;
+    }),
+  );
+  const theirs = (await runReference(bin, files)).lines.map((line) => line.pdq);
+  const ours = await Promise.all(
+    files.map(async (file) => {
+      const outcome = await pool.hashFile(file);
+      if (!outcome.ok) throw new Error(outcome.message);
+      return outcome.hashes.pdq;
+    }),
+  );
+  const [VISIBLE, HIDDEN, CRAFTED] = [0, 1, 2];
+  return [
+    { name: 'pdq_reference_scaling_attack_distance_to_visible', value: hexHammingDistance(theirs[CRAFTED], theirs[VISIBLE]), unit: 'bits' },
+    { name: 'pdq_reference_scaling_attack_distance_to_hidden', value: hexHammingDistance(theirs[CRAFTED], theirs[HIDDEN]), unit: 'bits' },
+    { name: 'hash_scaling_attack_distance_to_visible', value: hexHammingDistance(ours[CRAFTED], ours[VISIBLE]), unit: 'bits' },
+    { name: 'hash_scaling_attack_distance_to_hidden', value: hexHammingDistance(ours[CRAFTED], ours[HIDDEN]), unit: 'bits' },
+  ];
+}
+
 export async function benchPdqReference(): Promise<BenchResult[]> {
   const bin = process.env.PDQ_REFERENCE_BIN;
   if (!bin) {
@@ -182,6 +217,7 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
       }
       return out;
     };
+    const attack = await scalingAttack(bin, dir, pool);
     return [
       ...figures('1024x768', await rates(generated)),
       ...figures('fixture_photos', await rates(fixtures)),
@@ -191,6 +227,7 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
       { name: 'pdq_distance_vs_reference_p95', value: percentile(distances, 0.95), unit: 'bits' },
       { name: 'pdq_vs_reference_outside_rule', value: outsideRule, unit: 'images' },
       { name: 'pdq_reference_corpus_images', value: corpus.length, unit: 'images' },
+      ...attack,
     ];
   } finally {
     await pool.close();
