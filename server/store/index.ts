@@ -66,8 +66,10 @@ function postgresDialect(url: string, schema: string | undefined): Dialect {
   return new PostgresDialect({ pool });
 }
 
-// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown, starting up).
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3])/;
+// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown, starting up),
+// less 08P01: a protocol violation is what PostgreSQL answers to a malformed message (a statement
+// over 65,535 bind parameters), a wrong query on a live connection.
+const UNAVAILABLE_SQLSTATE = /^(08(?!P01)|57P0[1-3])/;
 const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 // node-postgres reports a lost or unobtainable connection with these messages and no code.
 const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|not queryable|Client was closed/i;

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
-import { MAX_BIND_PARAMETERS, openStore, type Store } from '../../server/store/index.js';
+import { MAX_BIND_PARAMETERS, isStoreUnavailable, openStore, type Store } from '../../server/store/index.js';
 import { videoSubjects } from '../../shared/algorithms/index.js';
 import { VerdictService } from '../../server/verdicts/index.js';
 import { parseHashList } from '../../server/verdicts/hash-list.js';
@@ -118,6 +118,19 @@ for (const backend of STORE_BACKENDS) {
       expect(reloaded.matcher.size.vpdq).toBe(8 * 1_800);
       expect((await reloaded.find({ hashes: [{ algorithm: 'md5', digest: Buffer.from(videos[7].md5, 'hex') }] })).map((m) => m.id)).toEqual([ids[7]]);
     });
+
+    // node-postgres sends the parameter count in 16 bits: PostgreSQL then reports a protocol
+    // violation (08P01, SQLSTATE class 08). That is a wrong query, not a lost server: callers that
+    // retry an unreachable database (the inbox's group commit) must not retry it forever.
+    if (backend.name === 'postgres')
+      it('a statement over PostgreSQL\'s bind-parameter limit is a query error, not an unreachable database', async () => {
+        const values = Array.from({ length: 65_536 }, (_, i) => i);
+        const err: unknown = await sql`SELECT 1 WHERE -1 IN (${sql.join(values)})`.execute(store.db).then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(Error);
+        expect(isStoreUnavailable(err)).toBe(false);
+        const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(store.db);
+        expect(rows).toEqual([{ one: 1 }]);
+      });
 
     // Only PGlite mishandles an oversized statement; PostgreSQL takes up to 65,535 parameters.
     if (backend.name === 'pglite')
