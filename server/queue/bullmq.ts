@@ -10,7 +10,7 @@
 //   the job to delayed (`moveToDelayed` + DelayedError), which does not count an attempt.
 // - Dead letters are BullMQ's failed set (kept until retried); completed jobs are kept up to
 //   keepCompleted. A crashed worker's jobs come back through BullMQ's stalled-job check once their
-//   lock (leaseMs) runs out.
+//   lock (leaseMs) runs out, up to `attempts` times.
 // - Ids: BullMQ refuses custom ids that are integers or contain ':', so ids are escaped on the way
 //   in (`%` and `:` as %XX, and the first character of an integer-looking id) and unescaped on the
 //   way out: callers see exactly the id they gave.
@@ -229,6 +229,9 @@ class BullmqQueue<T> implements JobQueue<T> {
         concurrency,
         lockDuration: settings.leaseMs,
         stalledInterval: settings.leaseMs,
+        // BullMQ fails a job that stalls twice (default 1), attempts left or not: a delivery whose
+        // process died twice mid-send was lost. As in the store backend, a crash costs one attempt.
+        maxStalledCount: policy.attempts,
         removeOnComplete: settings.keepCompleted === 0 ? { count: 0 } : { count: settings.keepCompleted },
         settings: {
           backoffStrategy: (attemptsMade: number) => backoffDelay(policy, attemptsMade),

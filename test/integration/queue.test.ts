@@ -1,6 +1,8 @@
 // The job queues: one behavioural suite, run on BullMQ over the real Redis and on the store backend
 // over PGlite and the real PostgreSQL.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +19,7 @@ import {
 import { decodeId, encodeId } from '../../server/queue/bullmq.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import type { Database } from '../../server/store/schema.js';
+import { PROJECT_ROOT } from '../../server/config/paths.js';
 import { HAVE_REDIS, REDIS_URL, STORE_BACKENDS } from '../helpers/services.js';
 
 const POLICY: QueuePolicy = { attempts: 3, backoffBaseMs: 20, backoffMaxMs: 80 };
@@ -67,8 +70,7 @@ function storeHarness(backend: (typeof STORE_BACKENDS)[number]): Harness {
   };
 }
 
-function redisHarness(): Harness {
-  const prefix = `vouchtest_${randomBytes(6).toString('hex')}`;
+function redisHarness(prefix = `vouchtest_${randomBytes(6).toString('hex')}`): Harness {
   return {
     name: 'BullMQ on Redis',
     available: HAVE_REDIS,
@@ -421,3 +423,52 @@ for (const harness of HARNESSES) {
     });
   });
 }
+
+// BullMQ takes a crashed worker's job back through its stalled-job check, and by default fails a
+// job that stalls twice, whatever its attempts: a delivery whose process was killed twice while
+// sending it was lost. Real worker processes, killed with SIGKILL mid-job.
+describe.skipIf(!HAVE_REDIS)('job queue: BullMQ, a job whose worker process is killed', () => {
+  const prefix = `vouchtest_${randomBytes(6).toString('hex')}`;
+  const harness = redisHarness(prefix);
+  const LEASE_MS = 400;
+  afterAll(() => harness.teardown());
+
+  /** A worker process on `name` that takes a job and hangs in it; killed with SIGKILL once it has. */
+  const crashMidJob = async (name: string): Promise<string> => {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/test/helpers/queue-worker.js')], {
+      env: { ...process.env, REDIS_URL, QUEUE_PREFIX: prefix, QUEUE_NAME: name, QUEUE_LEASE_MS: String(LEASE_MS), QUEUE_ATTEMPTS: String(POLICY.attempts) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const started = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /started (\S+)\n/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`worker exited (${code}) before taking a job`)));
+    });
+    child.kill('SIGKILL');
+    await exited;
+    return started;
+  };
+
+  it('runs a job whose worker was killed mid-job twice (within its attempts), once to completion', async () => {
+    const name = `crash_${randomBytes(3).toString('hex')}`;
+    const queues = harness.open({ leaseMs: LEASE_MS });
+    try {
+      const queue = queues.queue<string>(name, POLICY);
+      await queue.add('deliver', 'to a follower', { jobId: 'delivery-1' });
+      expect(await crashMidJob(name)).toBe('delivery-1');
+      expect(await crashMidJob(name)).toBe('delivery-1');
+      const seen: Job<string>[] = [];
+      queue.process(async (job) => void seen.push(job));
+      await waitFor(async () => (await queue.counts()).completed + (await queue.counts()).dead === 1, 'the job to finish', 10_000);
+      expect(await queue.deadLetters()).toEqual([]);
+      expect(seen.map((job) => job.id)).toEqual(['delivery-1']);
+    } finally {
+      await queues.close();
+    }
+  });
+});
