@@ -253,7 +253,7 @@ function wireScanning(
 export async function startScannerNode(config: Config, logger: Logger, serverUrl: string): Promise<{ close(): Promise<void> }> {
   if (!config.redisUrl) throw new ConfigError('a scanner node takes its jobs from Redis: set REDIS_URL (without Redis the server scans in-process)');
   if (!config.scanner.token) throw new ConfigError('set VOUCH_SCANNER_TOKEN to the server\'s scanner token');
-  const queues = createQueues({ redisUrl: config.redisUrl, prefix: queuePrefix(config.publicUrl), logger });
+  const queues = createQueues({ redisUrl: config.redisUrl, prefix: queuePrefix(config.publicUrl), leaseMs: config.queueLeaseMs, logger });
   const loadClassifier = classifierLoader(config);
   const infos = (await loadClassifier()).map((c) => c.info);
   logger.info({ classifiers: infos.map((i) => `${i.name}@${i.version}`), measures: infos.map((i) => i.measures) }, 'scanner node ready');
@@ -310,7 +310,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const locks = config.databaseUrl ? advisoryLocks(config.databaseUrl, config.databaseSchema ?? '') : PROCESS_LOCAL;
     closers.push(() => locks.close());
     const metrics = new Metrics();
-    const queues: Queues = createQueues({ redisUrl: config.redisUrl, db: store.db, prefix: queuePrefix(config.publicUrl), logger });
+    const queues: Queues = createQueues({ redisUrl: config.redisUrl, db: store.db, prefix: queuePrefix(config.publicUrl), leaseMs: config.queueLeaseMs, logger });
     closers.push(() => queues.close());
     const fed = config.federation;
     const federation = await Federation.open({

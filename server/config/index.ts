@@ -92,6 +92,9 @@ const configSchema = z
       .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
       .optional(),
     redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+    /** How long a job (a delivery, a scan) a process took stays its own without a heartbeat: a
+     *  crashed process's jobs run again elsewhere after this (BullMQ: up to twice this). */
+    queueLeaseMs: positiveInt.min(1_000).max(600_000).default(30_000),
     host: z.string().min(1).default('127.0.0.1'),
     port: port.default(8080),
     publicUrl: z.url({ protocol: /^https?$/ }).optional(),
@@ -273,6 +276,7 @@ const ENV_KEYS: Record<string, string[]> = {
   DATABASE_URL: ['databaseUrl'],
   VOUCH_DATABASE_SCHEMA: ['databaseSchema'],
   REDIS_URL: ['redisUrl'],
+  VOUCH_QUEUE_LEASE_MS: ['queueLeaseMs'],
   VOUCH_HOST: ['host'],
   VOUCH_PORT: ['port'],
   VOUCH_PUBLIC_URL: ['publicUrl'],

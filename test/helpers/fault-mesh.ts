@@ -41,6 +41,9 @@ export async function instance(host: string, env: Record<string, string> = {}): 
       VOUCH_SCANNER: 'off',
       ...LOCAL_FEDERATION_ENV,
       VOUCH_DELIVERY_ATTEMPTS: '60',
+      // A killed process's deliveries run again after the lease (BullMQ: up to twice it): 30 s by
+      // default, which left the follower's wait at the mercy of where a kill fell.
+      VOUCH_QUEUE_LEASE_MS: '3000',
       ...env,
     },
     async cleanup() {

@@ -94,7 +94,14 @@ describe.skipIf(!HAVE_POSTGRES || !HAVE_REDIS)('kill -9 of the issuer during iss
     // Every recorded activity gets queued for delivery, those a kill cut off included.
     await eventually(async () => (await count(a, 'SELECT count(*) AS n FROM outbox WHERE NOT queued')) === 0, 15_000, 'the outbox drained into the queue');
     // ...and reaches the follower exactly once: every stored verdict, none twice, nothing else.
-    await eventually(async () => (await count(b, `SELECT count(*) AS n FROM verdicts WHERE issuer = $1`, [a.actor])) === REQUESTS, 60_000, `B holding all ${REQUESTS} verdicts`);
+    let atFollower = 0;
+    await eventually(
+      async () => (atFollower = await count(b, `SELECT count(*) AS n FROM verdicts WHERE issuer = $1`, [a.actor])) === REQUESTS,
+      60_000,
+      `B holding all ${REQUESTS} verdicts`,
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: it holds ${atFollower}; A's deliveries: ${JSON.stringify(await admin(a, 'GET', '/deliveries').then((r) => r.json(), () => 'unreachable'))}`);
+    });
     const atB = (await b.db.query<{ uri: string }>('SELECT uri FROM verdicts WHERE issuer = $1 ORDER BY uri', [a.actor])).rows.map((r) => r.uri);
     expect(atB).toEqual([...uris].sort());
     const creates = (await a.db.query<{ id: string }>(`SELECT id FROM outbox WHERE type = 'Create' AND object_id = ANY($1)`, [uris])).rows.map((r) => r.id);

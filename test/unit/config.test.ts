@@ -24,6 +24,12 @@ describe('config', () => {
     expect(config.databaseUrl).toBeUndefined();
   });
 
+  it('takes the queue lease from VOUCH_QUEUE_LEASE_MS, 30 s by default, and refuses one under a second', () => {
+    expect(loadConfig({}).queueLeaseMs).toBe(30_000);
+    expect(loadConfig({ VOUCH_QUEUE_LEASE_MS: '5000' }).queueLeaseMs).toBe(5_000);
+    expect(() => loadConfig({ VOUCH_QUEUE_LEASE_MS: '50' })).toThrow(/VOUCH_QUEUE_LEASE_MS/);
+  });
+
   it('reads the environment over the file, and flags over both', () => {
     const dir = tempDir();
     const file = join(dir, 'vouch.json');
