@@ -1,9 +1,9 @@
 // Vouch's hashing against Meta's C++ PDQ reference hasher (`pdq-photo-hasher` from ThreatExchange's
 // pdq/cpp, built as docs/benchmarks.md says), when PDQ_REFERENCE_BIN names it; skipped otherwise.
-// One corpus for both: the 24 generated 1024x768 JPEGs of the throughput figure plus the real
-// JPEG photos of test/fixtures/pdq (its RGBA PNG stops the reference: it takes 1 or 3 channels),
-// as files, since the reference reads files.
-// - Rates, for the 1024x768 JPEGs and the photos apart: our warm pool (one thread per core, reading
+// One corpus for both: the 24 generated 1024x768 JPEGs of the throughput figure, 8 generated
+// 1920x1440 ones (a federated photo's size), and the real JPEG photos of test/fixtures/pdq (its
+// RGBA PNG stops the reference: it takes 1 or 3 channels), as files, since the reference reads them.
+// - Rates, for each of the three parts apart: our warm pool (one thread per core, reading
 //   the files, 8 dihedral PDQs + pHash + SHA-256 each) against the reference run as one process per
 //   core on a share of the files each (one PDQ per image; its start is amortised over the share).
 //   Three alternating rounds, medians reported, so a load change hits both sides alike; CPU per
@@ -158,8 +158,17 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
         return path;
       }),
     );
+    // Photos as federated servers pass them on (Mastodon keeps up to 3840x2160; phones make 4:3):
+    // 3.75x the normalised size, where our decoder DCT-scales and the reference decodes in full.
+    const federatedPhotos = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const path = join(dir, `photo-like-1920x1440-${200 + i}.jpg`);
+        await writeFile(path, await photoLikeJpeg(200 + i, 1920, 1440));
+        return path;
+      }),
+    );
     const fixtures = (await readdir(FIXTURES)).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => join(FIXTURES, f));
-    const corpus = [...generated, ...fixtures];
+    const corpus = [...generated, ...federatedPhotos, ...fixtures];
 
     // Agreement, image by image.
     const reference = new Map((await runReference(bin, corpus)).lines.map((line) => [line.file, line]));
@@ -180,8 +189,8 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
     distances.sort((a, b) => a - b);
 
     // Rates, alternating rounds on the same files, for each part of the corpus apart: the 1024x768
-    // JPEGs (the issue's figure; exactly 2x the normalised size) and the photos (1600x1004 and
-    // 256x256), whose sizes favour different decoders.
+    // JPEGs (the issue's figure; exactly 2x the normalised size), the photos (1600x1004 and
+    // 256x256) and the 1920x1440 JPEGs, whose sizes favour different decoders.
     await poolRate(pool, corpus.concat(corpus)); // warm every worker
     const rates = async (files: readonly string[]) => {
       const timed = Array.from({ length: PASSES }, () => files).flat();
@@ -221,6 +230,7 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
     return [
       ...figures('1024x768', await rates(generated)),
       ...figures('fixture_photos', await rates(fixtures)),
+      ...figures('1920x1440', await rates(federatedPhotos)),
       { name: 'pdq_reference_processes', value: cores, unit: 'processes' },
       { name: 'pdq_distance_vs_reference_max', value: distances[distances.length - 1], unit: 'bits' },
       { name: 'pdq_distance_vs_reference_p50', value: percentile(distances, 0.5), unit: 'bits' },
