@@ -10,31 +10,39 @@ const DECIMATED = 512;
 export const rgbAt = async (bytes: Buffer, width: number, height: number): Promise<Buffer> =>
   sharp(bytes).resize(width, height, { fit: 'fill' }).removeAlpha().raw().toBuffer();
 
-/** Column (or row) that CImg's nearest-neighbour resize from `size` to 512 reads for output `i`. */
-const sampled = (i: number, size: number) => Math.floor((i * size) / DECIMATED);
+/** Column (or row) that CImg's nearest-neighbour resize from `size` to `to` reads for output `i`. */
+const sampled = (i: number, size: number, to: number) => Math.floor((i * size) / to);
 
-/** `visible` with `hidden`'s pixels written where nearest-neighbour decimation to 512x512 samples. */
-export function plantForNearestNeighbour(visible: Buffer, hidden: Buffer, width: number, height: number): Buffer {
+/** `visible` with `hidden`'s pixels written where a nearest-neighbour shrink to `to` x `to` samples
+ *  (512: the PDQ reference's squash; 224: a classifier's input). */
+export function plantForNearestNeighbour(visible: Buffer, hidden: Buffer, width: number, height: number, to = DECIMATED): Buffer {
   const crafted = Buffer.from(visible);
-  for (let y = 0; y < DECIMATED; y++) {
-    const row = sampled(y, height);
-    for (let x = 0; x < DECIMATED; x++) {
-      const p = (row * width + sampled(x, width)) * 3;
+  for (let y = 0; y < to; y++) {
+    const row = sampled(y, height, to);
+    for (let x = 0; x < to; x++) {
+      const p = (row * width + sampled(x, width, to)) * 3;
       hidden.copy(crafted, p, p, p + 3);
     }
   }
   return crafted;
 }
 
-/** PDQ as a nearest-neighbour hasher computes it: the sampled 512x512 pixels, BT.601 luma. */
-export function nearestNeighbourPdq(rgb: Buffer, width: number, height: number): string {
-  const luma = new Float32Array(DECIMATED * DECIMATED);
-  for (let y = 0; y < DECIMATED; y++) {
-    for (let x = 0; x < DECIMATED; x++) {
-      const p = (sampled(y, height) * width + sampled(x, width)) * 3;
-      luma[y * DECIMATED + x] = 0.299 * rgb[p] + 0.587 * rgb[p + 1] + 0.114 * rgb[p + 2];
+/** The `to` x `to` RGB pixels a nearest-neighbour shrink reads. */
+export function nearestNeighbourShrink(rgb: Buffer, width: number, height: number, to: number): Buffer {
+  const out = Buffer.alloc(to * to * 3);
+  for (let y = 0; y < to; y++) {
+    for (let x = 0; x < to; x++) {
+      const p = (sampled(y, height, to) * width + sampled(x, width, to)) * 3;
+      rgb.copy(out, (y * to + x) * 3, p, p + 3);
     }
   }
-  return pdqToHex(pdqHash(luma, DECIMATED, DECIMATED).hash);
+  return out;
 }
 
+/** PDQ as a nearest-neighbour hasher computes it: the sampled 512x512 pixels, BT.601 luma. */
+export function nearestNeighbourPdq(rgb: Buffer, width: number, height: number): string {
+  const small = nearestNeighbourShrink(rgb, width, height, DECIMATED);
+  const luma = new Float32Array(DECIMATED * DECIMATED);
+  for (let i = 0; i < luma.length; i++) luma[i] = 0.299 * small[3 * i] + 0.587 * small[3 * i + 1] + 0.114 * small[3 * i + 2];
+  return pdqToHex(pdqHash(luma, DECIMATED, DECIMATED).hash);
+}
