@@ -230,7 +230,8 @@ class BullmqQueue<T> implements JobQueue<T> {
         lockDuration: settings.leaseMs,
         stalledInterval: settings.leaseMs,
         // BullMQ fails a job that stalls twice (default 1), attempts left or not: a delivery whose
-        // process died twice mid-send was lost. As in the store backend, a crash costs one attempt.
+        // process died twice mid-send was lost. A job now survives as many crashes as it has
+        // attempts (the store backend counts a crash as one of its attempts).
         maxStalledCount: policy.attempts,
         removeOnComplete: settings.keepCompleted === 0 ? { count: 0 } : { count: settings.keepCompleted },
         settings: {
