@@ -21,6 +21,7 @@
  */
 
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { FLATTEN_BACKGROUND, NORMALIZED_MAX_SIDE, RESIZE_KERNEL } from './pipeline.js';
 import {
   CorruptImageError,
   EmptyImageError,
@@ -58,28 +59,7 @@ export const DEFAULT_IMAGE_LIMITS: Readonly<ImageLimits> = Object.freeze({
   maxFrames: 1000,
 });
 
-/** Longest side of the normalised image. */
-export const NORMALIZED_MAX_SIDE = 512;
-const RESIZE_KERNEL = 'lanczos3' as const;
-const FLATTEN_BACKGROUND = '#ffffff';
-
-/**
- * Identifies the normalisation, carried next to every perceptual hash so that peers only compare
- * hashes made the same way. The parameters are spelled out (a changed constant changes the id by
- * itself); bump `vouch-norm-N` for any change of the steps or their order.
- *
- * The sharp/libvips version is deliberately not part of it: decoder and resampler releases move
- * pixels by rounding, which moves PDQ by a few bits (inside the match threshold of 31), while a
- * version in the id would split the federation into incomparable groups on every dependency bump.
- * `NORMALIZER_LIBRARIES` is there for diagnostics.
- */
-export const PIPELINE_ID =
-  `vouch-norm-1:frame0:exif-orient:flatten-${FLATTEN_BACKGROUND.slice(1)}` +
-  `:srgb8:inside-${NORMALIZED_MAX_SIDE}-${RESIZE_KERNEL}:luma-bt601`;
-
-/** The steps of PIPELINE_ID applied to any decoded frame (normalizeRawFrame): a video's frame
- *  pipeline id ends with it. */
-export const FRAME_NORMALIZATION = PIPELINE_ID.slice(PIPELINE_ID.indexOf(':flatten-') + 1);
+export { FRAME_NORMALIZATION, NORMALIZED_MAX_SIDE, PIPELINE_ID } from './pipeline.js';
 
 /** Library versions doing the decoding (for logs and bug reports; not part of PIPELINE_ID). */
 export const NORMALIZER_LIBRARIES: Readonly<Record<string, string>> = Object.freeze({

@@ -9,7 +9,7 @@
  * strict parser and the match rule. Making the frames (decoding video) is server/video's.
  */
 
-import { FRAME_NORMALIZATION } from './normalize.js';
+import { FRAME_NORMALIZATION } from './pipeline.js';
 import { PDQ_HASH_BYTES, hammingDistance, hexToBytes } from './pdq.js';
 
 /**
