@@ -6,44 +6,23 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Decider } from '../../server/verdicts/decider.js';
-import type { VerdictMatch, VerdictService } from '../../server/verdicts/index.js';
-import type { TrustService } from '../../server/trust/service.js';
+import type { VerdictMatch } from '../../server/verdicts/index.js';
 import { DEFAULT_POLICY, parsePolicy, type Policy } from '../../server/trust/decide.js';
 import { Matcher, queryOf } from '../../server/matching/matcher.js';
 import { frameSubjects, videoSubjects } from '../../shared/algorithms/index.js';
 import type { VpdqFrame } from '../../shared/hashing/vpdq.js';
+import { standInDecider, verdictMatch } from '../helpers/decider.js';
 
 const PEER = 'https://peer.example/actor';
 const frames = (n: number, seed = 0): VpdqFrame[] =>
   Array.from({ length: n }, (_, i) => ({ pdq: randomBytes(32).toString('hex'), quality: 90 + ((i + seed) % 10), seconds: i }));
 
-function decider(policy: Policy = DEFAULT_POLICY): Decider {
-  const verdicts = { issuer: 'https://us.example/actor' } as unknown as VerdictService;
-  const trust = { policy, weightFn: () => ({ weight: 1 }) } as unknown as TrustService;
-  return new Decider(verdicts, trust);
-}
+const decider = (policy: Policy = DEFAULT_POLICY): Decider => standInDecider('https://us.example/actor', policy);
 
 /** A peer's human `sexual` verdict about a video with these frames, matched through one of them. */
 function videoVerdict(known: VpdqFrame[], matchedBy = 'vpdq'): VerdictMatch {
-  return {
-    id: 1,
-    uri: 'https://peer.example/verdicts/1',
-    issuer: PEER,
-    local: false,
-    subjects: videoSubjects({ sha256: randomBytes(32).toString('hex'), md5: randomBytes(16).toString('hex'), frames: known }),
-    label: 'sexual',
-    confidence: 1,
-    method: 'human',
-    classifier: null,
-    basis: null,
-    source: null,
-    published: '2026-11-01T00:00:00.000Z',
-    expires: null,
-    supersedes: null,
-    retracted: null,
-    matchedBy,
-    distance: 0,
-  };
+  const subjects = videoSubjects({ sha256: randomBytes(32).toString('hex'), md5: randomBytes(16).toString('hex'), frames: known });
+  return verdictMatch({ issuer: PEER, subjects, label: 'sexual', matchedBy });
 }
 
 const query = (video: VpdqFrame[]) => queryOf(videoSubjects({ sha256: randomBytes(32).toString('hex'), md5: randomBytes(16).toString('hex'), frames: video }));

@@ -1,14 +1,13 @@
 // The frames behind our scanner's verdict about a video travel from the verdict into the decision's
 // explanation and are shown by `vouch explain` and the console. The verdict store and the trust
-// engine are stand-ins (plain objects with the members the decider reads).
+// engine are stand-ins (test/helpers/decider.ts).
 import { describe, expect, it } from 'vitest';
-import { Decider } from '../../server/verdicts/decider.js';
-import type { VerdictMatch, VerdictService } from '../../server/verdicts/index.js';
-import type { TrustService } from '../../server/trust/service.js';
-import { DEFAULT_POLICY, type ScannedFrames } from '../../server/trust/decide.js';
+import type { VerdictMatch } from '../../server/verdicts/index.js';
+import type { ScannedFrames } from '../../server/trust/decide.js';
 import { queryOf } from '../../server/matching/matcher.js';
 import { formatExplanation } from '../../server/cli/explain.js';
 import { explanationHtml } from '../../server/console/verdict-pages.js';
+import { standInDecider, verdictMatch } from '../helpers/decider.js';
 
 const US = 'https://us.example/actor';
 const SHA = 'ab'.repeat(32);
@@ -21,9 +20,7 @@ const SCANNED: ScannedFrames = {
 };
 
 function scannerVerdict(scannedFrames?: ScannedFrames): VerdictMatch {
-  return {
-    id: 1,
-    uri: 'https://us.example/verdicts/1',
+  return verdictMatch({
     issuer: US,
     local: true,
     subjects: [{ algorithm: 'sha256', digest: SHA }],
@@ -31,23 +28,12 @@ function scannerVerdict(scannedFrames?: ScannedFrames): VerdictMatch {
     confidence: 0.95,
     method: 'classifier',
     classifier: 'test-mean-colour@1',
-    basis: null,
     source: 'scanner:decision-1',
-    published: '2026-11-01T00:00:00.000Z',
-    expires: null,
-    supersedes: null,
-    retracted: null,
-    matchedBy: 'sha256',
-    distance: 0,
     ...(scannedFrames ? { scannedFrames } : {}),
-  };
+  });
 }
 
-function decide(verdict: VerdictMatch) {
-  const verdicts = { issuer: US } as unknown as VerdictService;
-  const trust = { policy: DEFAULT_POLICY, weightFn: () => ({ weight: 1 }) } as unknown as TrustService;
-  return new Decider(verdicts, trust).decideFrom([verdict], queryOf([{ algorithm: 'sha256', digest: SHA }]));
-}
+const decide = (verdict: VerdictMatch) => standInDecider(US).decideFrom([verdict], queryOf([{ algorithm: 'sha256', digest: SHA }]));
 
 describe('scanned frames in explanations', () => {
   it('a video verdict of our scanner names its frames in the explanation, the CLI text and the console', () => {

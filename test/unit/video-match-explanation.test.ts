@@ -1,15 +1,13 @@
 // A video matched through a verdict about another video: the decider holds the match to HMA's
 // shares (policy.video) and the explanation shows them, in `vouch explain` and the console. The
-// verdict store and the trust engine are stand-ins (plain objects with the members the decider reads).
+// verdict store and the trust engine are stand-ins (test/helpers/decider.ts).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { Decider } from '../../server/verdicts/decider.js';
-import type { VerdictMatch, VerdictService } from '../../server/verdicts/index.js';
-import type { TrustService } from '../../server/trust/service.js';
-import { DEFAULT_POLICY } from '../../server/trust/decide.js';
+import type { VerdictMatch } from '../../server/verdicts/index.js';
 import { queryOf } from '../../server/matching/matcher.js';
 import { formatExplanation } from '../../server/cli/explain.js';
 import { explanationHtml } from '../../server/console/verdict-pages.js';
+import { standInDecider, verdictMatch } from '../helpers/decider.js';
 
 const US = 'https://us.example/actor';
 const PEER = 'https://peer.example/actor';
@@ -18,31 +16,12 @@ const shared = Array.from({ length: 5 }, frame);
 const theirsOnly = Array.from({ length: 5 }, frame);
 
 function verdictAbout(frames: string[], issuer: string): VerdictMatch {
-  return {
-    id: 1,
-    uri: `${issuer.replace('/actor', '')}/verdicts/1`,
-    issuer,
-    local: issuer === US,
-    subjects: frames.map((digest) => ({ algorithm: 'vpdq', digest, quality: 90 })),
-    label: 'csam',
-    confidence: 1,
-    method: 'human',
-    classifier: null,
-    basis: null,
-    source: null,
-    published: '2026-11-01T00:00:00.000Z',
-    expires: null,
-    supersedes: null,
-    retracted: null,
-    matchedBy: 'vpdq',
-    distance: 0,
-  };
+  const subjects = frames.map((digest) => ({ algorithm: 'vpdq', digest, quality: 90 }));
+  return verdictMatch({ issuer, local: issuer === US, subjects, label: 'csam', matchedBy: 'vpdq' });
 }
 
 function decide(ours: string[], verdict: VerdictMatch) {
-  const verdicts = { issuer: US } as unknown as VerdictService;
-  const trust = { policy: DEFAULT_POLICY, weightFn: () => ({ weight: 1 }) } as unknown as TrustService;
-  return new Decider(verdicts, trust).decideFrom([verdict], queryOf(ours.map((digest) => ({ algorithm: 'vpdq', digest, quality: 90 }))));
+  return standInDecider(US).decideFrom([verdict], queryOf(ours.map((digest) => ({ algorithm: 'vpdq', digest, quality: 90 }))));
 }
 
 describe('video-to-video matches in explanations', () => {
@@ -68,7 +47,7 @@ describe('video-to-video matches in explanations', () => {
     const few = decide([...shared.slice(0, 2), ...Array.from({ length: 3 }, frame)], verdictAbout(shared, PEER));
     expect(few.explanation.top).toHaveLength(0);
     expect(few.outcome).toBe('unknown');
-    const exact = new Decider({ issuer: US } as unknown as VerdictService, { policy: DEFAULT_POLICY, weightFn: () => ({ weight: 1 }) } as unknown as TrustService).decideFrom(
+    const exact = standInDecider(US).decideFrom(
       [{ ...verdictAbout([], PEER), subjects: [{ algorithm: 'md5', digest: 'ab'.repeat(16) }], matchedBy: 'md5' }],
       queryOf([{ algorithm: 'md5', digest: 'ab'.repeat(16) }]),
     );
