@@ -16,14 +16,14 @@
 //   hash of the crafted image to its hashes of the visible and of the hidden photo.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { HashPool } from '../server/scanning/hash-pool.js';
 import { DEFAULT_IMAGE_LIMITS, hexHammingDistance } from '../shared/hashing/index.js';
-import { plantForNearestNeighbour, rgbAt } from '../test/helpers/image-scaling-attack.js';
+import { attackPhotos, plantForNearestNeighbour } from '../test/helpers/image-scaling-attack.js';
 import { tempDir } from '../test/helpers/services.js';
 import { photoLikeJpeg } from './hashing.js';
 import { percentile, round, type BenchResult } from './result.js';
@@ -114,8 +114,7 @@ const medianOf = (runs: Timed[], key: keyof Timed) => {
 /** The scaling attack at 4032x3024 (2 % of the pixels planted), against the reference and us. */
 async function scalingAttack(bin: string, dir: string, pool: HashPool): Promise<BenchResult[]> {
   const [width, height] = [4032, 3024];
-  const visible = await rgbAt(await readFile(join(FIXTURES, 'dih_bridge-1-original.jpg')), width, height);
-  const hidden = await rgbAt(await readFile(join(FIXTURES, 'labelme-subset_q2821.jpg')), width, height);
+  const { visible, hidden } = await attackPhotos(width, height);
   const images = { visible, hidden, crafted: plantForNearestNeighbour(visible, hidden, width, height) };
   const files = await Promise.all(
     Object.entries(images).map(async ([name, rgb]) => {

@@ -5,16 +5,14 @@
 // first. Vouch shrinks with filters that weigh every pixel (JPEG DCT scaling, libvips' box shrink,
 // Lanczos-3), so the planted picture cannot take over the hash (decision 20), nor reach a
 // classifier through the scanner's resize (docs/scanner.md).
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { hashImage, hexHammingDistance } from '../../shared/hashing/index.js';
 import { BUNDLED_MODELS, defaultModelConfig, type BundledModel } from '../../server/scanning/classifiers/default-model.js';
 import { onnxClassifierConfigSchema, preprocessInto } from '../../server/scanning/classifiers/onnx.js';
 import { decodeForClassifier } from '../../server/scanning/scanner.js';
-import { nearestNeighbourPdq, nearestNeighbourShrink, plantForNearestNeighbour as plant, rgbAt } from '../helpers/image-scaling-attack.js';
+import { attackPhotos, nearestNeighbourPdq, nearestNeighbourShrink, plantForNearestNeighbour as plant, plantOnGrid } from '../helpers/image-scaling-attack.js';
 
-const fixture = (name: string) => readFile(new URL(`../fixtures/pdq/${name}`, import.meta.url));
 /** Vouch's match radius for PDQ (decisions 2 and 15): within it, two images are the same picture. */
 const MATCH_RADIUS = 31;
 const png = (rgb: Buffer, width: number, height: number) => sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
@@ -25,8 +23,7 @@ describe('image-scaling attack on the normalisation', () => {
     [4032, 3024],
     [2048, 1536],
   ])('a picture planted in the pixels nearest-neighbour decimation reads does not take over the hash (%i x %i)', async (width, height) => {
-    const visible = await rgbAt(await fixture('dih_bridge-1-original.jpg'), width, height);
-    const hidden = await rgbAt(await fixture('labelme-subset_q2821.jpg'), width, height);
+    const { visible, hidden } = await attackPhotos(width, height);
     const crafted = plant(visible, hidden, width, height);
 
     // The attack is real: a nearest-neighbour hasher sees the hidden picture and not the visible one.
@@ -43,16 +40,12 @@ describe('image-scaling attack on the normalisation', () => {
   // 512 x 384) a nearest-neighbour shrink reads one pixel in each 4 x 4 block, at one of 16 offsets.
   it('no offset of a 1-in-16 pixel grid takes the hash over (what any 4x point-sampling decimator reads)', async () => {
     const [width, height, stride] = [2048, 1536, 4];
-    const visible = await rgbAt(await fixture('dih_bridge-1-original.jpg'), width, height);
-    const hidden = await rgbAt(await fixture('labelme-subset_q2821.jpg'), width, height);
+    const { visible, hidden } = await attackPhotos(width, height);
     const ofVisible = (await hashImage(await png(visible, width, height))).pdq;
     const ofHidden = (await hashImage(await png(hidden, width, height))).pdq;
     for (let dy = 0; dy < stride; dy++) {
       for (let dx = 0; dx < stride; dx++) {
-        const crafted = Buffer.from(visible);
-        for (let y = dy; y < height; y += stride) {
-          for (let x = dx; x < width; x += stride) hidden.copy(crafted, (y * width + x) * 3, (y * width + x) * 3, (y * width + x) * 3 + 3);
-        }
+        const crafted = plantOnGrid(visible, hidden, width, height, stride, dx, dy);
         const ofCrafted = (await hashImage(await png(crafted, width, height))).pdq;
         expect({ dx, dy, toVisible: hexHammingDistance(ofCrafted, ofVisible) <= 10, toHidden: hexHammingDistance(ofCrafted, ofHidden) > MATCH_RADIUS }).toEqual({ dx, dy, toVisible: true, toHidden: true });
       }
@@ -63,8 +56,7 @@ describe('image-scaling attack on the normalisation', () => {
   // of both, and our hash (34 bits from the visible photo's) matches neither.
   it('at 1024 x 768, with a third of the pixels planted, the hash is still not the hidden picture\'s', async () => {
     const [width, height] = [1024, 768];
-    const visible = await rgbAt(await fixture('dih_bridge-1-original.jpg'), width, height);
-    const hidden = await rgbAt(await fixture('labelme-subset_q2821.jpg'), width, height);
+    const { visible, hidden } = await attackPhotos(width, height);
     const crafted = plant(visible, hidden, width, height);
     expect(hexHammingDistance(nearestNeighbourPdq(crafted, width, height), nearestNeighbourPdq(hidden, width, height))).toBe(0);
     const ofCrafted = (await hashImage(await png(crafted, width, height))).pdq;
@@ -95,8 +87,7 @@ describe('image-scaling attack on the classifier input', () => {
   it('a phone photo planted for a nearest-neighbour shrink to 224 x 224 reaches the default model as the visible picture', async () => {
     const size = BUNDLED_MODELS.default.size;
     const [width, height] = [4032, 3024];
-    const visible = await rgbAt(await fixture('dih_bridge-1-original.jpg'), width, height);
-    const hidden = await rgbAt(await fixture('labelme-subset_q2821.jpg'), width, height);
+    const { visible, hidden } = await attackPhotos(width, height);
     const crafted = plant(visible, hidden, width, height, size);
     // The attack is real: a nearest-neighbour shrink to the model's input reads only the hidden picture.
     expect(nearestNeighbourShrink(crafted, width, height, size).equals(nearestNeighbourShrink(hidden, width, height, size))).toBe(true);
@@ -114,17 +105,13 @@ describe('image-scaling attack on the classifier input', () => {
     const size = BUNDLED_MODELS[model].size;
     const stride = Math.floor(1024 / size);
     const side = size * stride;
-    const visible = await rgbAt(await fixture('dih_bridge-1-original.jpg'), side, side);
-    const hidden = await rgbAt(await fixture('labelme-subset_q2821.jpg'), side, side);
+    const { visible, hidden } = await attackPhotos(side, side);
     const modelInput = modelInputOf(model);
     const [ofVisible, ofHidden] = await Promise.all([visible, hidden].map((rgb) => modelInput(rgb, side, side)));
     const apart = meanAbsoluteDifference(ofVisible, ofHidden);
     for (let dy = 0; dy < stride; dy++) {
       for (let dx = 0; dx < stride; dx++) {
-        const crafted = Buffer.from(visible);
-        for (let y = dy; y < side; y += stride) {
-          for (let x = dx; x < side; x += stride) hidden.copy(crafted, (y * side + x) * 3, (y * side + x) * 3, (y * side + x) * 3 + 3);
-        }
+        const crafted = plantOnGrid(visible, hidden, side, side, stride, dx, dy);
         const towardHidden = 1 - meanAbsoluteDifference(await modelInput(crafted, side, side), ofHidden) / apart;
         // A point sampler would put this at 1; weighing every pixel keeps it near 1 / stride^2.
         expect({ dx, dy, nearVisible: towardHidden < 2 / stride ** 2 }).toEqual({ dx, dy, nearVisible: true });
