@@ -150,22 +150,19 @@ export async function benchPdqReference(): Promise<BenchResult[]> {
   const cores = availableParallelism();
   const pool = new HashPool(DEFAULT_IMAGE_LIMITS, cores);
   try {
-    const generated = await Promise.all(
-      Array.from({ length: 24 }, async (_, i) => {
-        const path = join(dir, `photo-like-${100 + i}.jpg`);
-        await writeFile(path, await photoLikeJpeg(100 + i));
-        return path;
-      }),
-    );
+    /** `count` generated JPEGs of width x height (seeds from `firstSeed`), written as files. */
+    const writePhotoLike = (count: number, firstSeed: number, width: number, height: number) =>
+      Promise.all(
+        Array.from({ length: count }, async (_, i) => {
+          const path = join(dir, `photo-like-${width}x${height}-${firstSeed + i}.jpg`);
+          await writeFile(path, await photoLikeJpeg(firstSeed + i, width, height));
+          return path;
+        }),
+      );
+    const generated = await writePhotoLike(24, 100, 1024, 768);
     // Photos as federated servers pass them on (Mastodon keeps up to 3840x2160; phones make 4:3):
     // 3.75x the normalised size, where our decoder DCT-scales and the reference decodes in full.
-    const federatedPhotos = await Promise.all(
-      Array.from({ length: 8 }, async (_, i) => {
-        const path = join(dir, `photo-like-1920x1440-${200 + i}.jpg`);
-        await writeFile(path, await photoLikeJpeg(200 + i, 1920, 1440));
-        return path;
-      }),
-    );
+    const federatedPhotos = await writePhotoLike(8, 200, 1920, 1440);
     const fixtures = (await readdir(FIXTURES)).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => join(FIXTURES, f));
     const corpus = [...generated, ...federatedPhotos, ...fixtures];
 
